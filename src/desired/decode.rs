@@ -1,0 +1,733 @@
+//! Decodes document trees into resource specs: checks types and field names, expands short forms,
+//! and reports each problem at its position. It never stops at the first problem.
+
+use super::diag::{did_you_mean, Pos, Sink};
+use super::model::*;
+use super::node::{Key, Node, Value};
+use super::types::{ByteSize, Duration, PortBinding, Protocol, RestartPolicy};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+pub const API_VERSION: &str = "hawser.dev/v1";
+
+/// A decoded resource before cross-resource checks (references are still names as written).
+#[derive(Debug)]
+pub struct Decoded {
+    pub kind: Kind,
+    pub name: String,
+    pub name_pos: Pos,
+    pub origin: Origin,
+    pub spec: DecodedSpec,
+    /// Positions of references to other resources, for error messages: (kind, name, pos).
+    pub refs: Vec<(Kind, String, Pos)>,
+}
+
+#[derive(Debug)]
+pub enum DecodedSpec {
+    Network(NetworkSpec),
+    Volume(VolumeSpec),
+    Image(ImageSpec),
+    Container(Box<ContainerSpec>),
+}
+
+/// The fields of one map, handed out by name; what is never asked for is an unknown field.
+struct Fields<'n> {
+    pos: Pos,
+    entries: &'n [(Key, Node)],
+    asked: Vec<&'static str>,
+}
+
+impl<'n> Fields<'n> {
+    fn of(node: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<Fields<'n>> {
+        match &node.value {
+            Value::Map(entries) => Some(Fields { pos: node.pos, entries, asked: Vec::new() }),
+            Value::Null => Some(Fields { pos: node.pos, entries: &[], asked: Vec::new() }),
+            other => {
+                sink.error(node.pos, format!("{what} must be a map, found {}", other.type_name()));
+                None
+            }
+        }
+    }
+
+    fn get(&mut self, name: &'static str) -> Option<&'n Node> {
+        self.asked.push(name);
+        self.entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v).filter(|v| v.value != Value::Null)
+    }
+
+    fn required(&mut self, name: &'static str, what: &str, sink: &mut Sink<'_>) -> Option<&'n Node> {
+        let v = self.get(name);
+        if v.is_none() {
+            sink.error(self.pos, format!("{what} is missing the required field `{name}`"));
+        }
+        v
+    }
+
+    fn finish(self, what: &str, sink: &mut Sink<'_>) {
+        for (k, _) in self.entries {
+            if !self.asked.contains(&k.name.as_str()) {
+                let hint = match did_you_mean(&k.name, &self.asked) {
+                    Some(s) => format!("; did you mean `{s}`?"),
+                    None => format!("; expected one of: {}", self.asked.join(", ")),
+                };
+                sink.error(k.pos, format!("unknown field `{}` in {what}{hint}", k.name));
+            }
+        }
+    }
+}
+
+fn string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
+    match &n.value {
+        Value::Str(s) => Some(s.clone()),
+        other => {
+            sink.error(n.pos, format!("{what} must be a string, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+/// A string, also accepting numbers and booleans written unquoted (`PORT: 8080`), as compose does.
+fn lenient_string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
+    match &n.value {
+        Value::Str(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        other => {
+            sink.error(n.pos, format!("{what} must be a string, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+fn boolean(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<bool> {
+    match &n.value {
+        Value::Bool(b) => Some(*b),
+        other => {
+            sink.error(n.pos, format!("{what} must be true or false, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+fn integer(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> {
+    match &n.value {
+        Value::Int(i) => Some(*i),
+        other => {
+            sink.error(n.pos, format!("{what} must be an integer, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+fn parsed<T: FromStr<Err = String>>(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<T> {
+    let s = lenient_string(n, what, sink)?;
+    match s.parse() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            sink.error(n.pos, format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+fn duration(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Duration> {
+    if let Value::Int(_) | Value::Float(_) = n.value {
+        sink.error(n.pos, format!("{what} needs a unit, like 5s or 500ms"));
+        return None;
+    }
+    parsed(n, what, sink)
+}
+
+fn seq<'n>(n: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<&'n [Node]> {
+    match &n.value {
+        Value::Seq(items) => Some(items),
+        other => {
+            sink.error(n.pos, format!("{what} must be a list, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+fn string_list(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
+    let items = seq(n, what, sink)?;
+    let out: Vec<Option<String>> = items.iter().map(|i| lenient_string(i, &format!("an item of {what}"), sink)).collect();
+    out.into_iter().collect()
+}
+
+fn string_map(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<BTreeMap<String, String>> {
+    let Value::Map(entries) = &n.value else {
+        sink.error(n.pos, format!("{what} must be a map of strings, found {}", n.value.type_name()));
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (k, v) in entries {
+        match lenient_string(v, &format!("{what}.{}", k.name), sink) {
+            Some(s) => {
+                out.insert(k.name.clone(), s);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `command` and `entrypoint`: a list is exec form; a string runs through `/bin/sh -c`, as compose's shell form.
+fn command(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
+    match &n.value {
+        Value::Str(s) => Some(vec!["/bin/sh".into(), "-c".into(), s.clone()]),
+        Value::Seq(_) => string_list(n, what, sink),
+        other => {
+            sink.error(n.pos, format!("{what} must be a list of strings or a string, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+/// Names the engine accepts for containers, volumes and networks; `.hawser-` is reserved for
+/// the temporary names of replacements.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !first_ok || !rest_ok || name.len() > 128 {
+        return Err(format!(
+            "invalid name `{name}`: use letters, digits, `_`, `.` and `-`, starting with a letter or digit (at most 128)"
+        ));
+    }
+    if name.contains(".hawser-") {
+        return Err(format!("invalid name `{name}`: `.hawser-` is reserved for hawser's temporary names"));
+    }
+    Ok(())
+}
+
+/// Decodes one document (one resource).
+pub fn decode(doc: &Node, sink: &mut Sink<'_>) -> Option<Decoded> {
+    let mut top = Fields::of(doc, "a resource", sink)?;
+    if let Some(v) = top.get("apiVersion") {
+        if let Some(s) = string(v, "apiVersion", sink) {
+            if s != API_VERSION {
+                sink.error(v.pos, format!("unsupported apiVersion `{s}`: expected {API_VERSION}"));
+            }
+        }
+    }
+    let kind = top.required("kind", "a resource", sink).and_then(|k| {
+        let s = string(k, "kind", sink)?;
+        let kind = Kind::parse(&s);
+        if kind.is_none() {
+            let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            let hint = did_you_mean(&s, &known).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+            sink.error(k.pos, format!("unknown kind `{s}`: expected Container, Volume, Network or Image{hint}"));
+        }
+        kind
+    });
+    let mut name = None;
+    let mut name_pos = doc.pos;
+    let mut labels = BTreeMap::new();
+    if let Some(meta) = top.required("metadata", "a resource", sink) {
+        if let Some(mut m) = Fields::of(meta, "metadata", sink) {
+            if let Some(n) = m.required("name", "metadata", sink) {
+                name_pos = n.pos;
+                name = string(n, "metadata.name", sink);
+                if let Some(Err(e)) = name.as_deref().map(check_name) {
+                    sink.error(n.pos, e);
+                    name = None;
+                }
+            }
+            if let Some(l) = m.get("labels") {
+                labels = string_map(l, "metadata.labels", sink).unwrap_or_default();
+                check_labels(&labels, l.pos, sink);
+            }
+            m.finish("metadata", sink);
+        }
+    }
+    let spec_node = top.get("spec");
+    top.finish("a resource", sink);
+    let kind = kind?;
+    let empty = Node { pos: doc.pos, value: Value::Null };
+    let spec_node = spec_node.unwrap_or(&empty);
+    let mut refs = Vec::new();
+    let spec = match kind {
+        Kind::Network => DecodedSpec::Network(network(spec_node, labels, sink)?),
+        Kind::Volume => DecodedSpec::Volume(volume(spec_node, labels, sink)?),
+        Kind::Image => DecodedSpec::Image(image(spec_node, sink)?),
+        Kind::Container => DecodedSpec::Container(Box::new(container(spec_node, labels, &mut refs, sink)?)),
+    };
+    Some(Decoded {
+        kind,
+        name: name?,
+        name_pos,
+        origin: Origin { file: sink.file.to_string(), pos: doc.pos },
+        spec,
+        refs,
+    })
+}
+
+fn check_labels(labels: &BTreeMap<String, String>, pos: Pos, sink: &mut Sink<'_>) {
+    for k in labels.keys() {
+        if k.starts_with("dev.hawser.") {
+            sink.error(pos, format!("label `{k}`: the `dev.hawser.` prefix is reserved for hawser's own labels"));
+        }
+    }
+}
+
+fn network(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> Option<NetworkSpec> {
+    let mut f = Fields::of(n, "Network spec", sink)?;
+    let mut spec = NetworkSpec { driver: "bridge".into(), labels, ..Default::default() };
+    if let Some(v) = f.get("driver") {
+        if let Some(d) = string(v, "driver", sink) {
+            if !["bridge", "overlay", "macvlan", "ipvlan"].contains(&d.as_str()) {
+                sink.error(v.pos, format!("unknown network driver `{d}`: expected bridge, overlay, macvlan or ipvlan"));
+            }
+            spec.driver = d;
+        }
+    }
+    let flag = |f: &mut Fields<'_>, name: &'static str, sink: &mut Sink<'_>| f.get(name).and_then(|v| boolean(v, name, sink)).unwrap_or(false);
+    spec.internal = flag(&mut f, "internal", sink);
+    spec.attachable = flag(&mut f, "attachable", sink);
+    spec.enable_ipv6 = flag(&mut f, "enableIpv6", sink);
+    spec.external = flag(&mut f, "external", sink);
+    if let Some(v) = f.get("driverOpts") {
+        spec.driver_opts = string_map(v, "driverOpts", sink).unwrap_or_default();
+    }
+    if let Some(v) = f.get("ipam") {
+        if let Some(mut i) = Fields::of(v, "ipam", sink) {
+            let mut ipam = Ipam::default();
+            ipam.subnet = i.get("subnet").and_then(|v| string(v, "ipam.subnet", sink));
+            ipam.gateway = i.get("gateway").and_then(|v| string(v, "ipam.gateway", sink));
+            ipam.ip_range = i.get("ipRange").and_then(|v| string(v, "ipam.ipRange", sink));
+            i.finish("ipam", sink);
+            spec.ipam = Some(ipam);
+        }
+    }
+    f.finish("Network spec", sink);
+    Some(spec)
+}
+
+fn volume(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> Option<VolumeSpec> {
+    let mut f = Fields::of(n, "Volume spec", sink)?;
+    let mut spec = VolumeSpec { driver: "local".into(), labels, retain: true, ..Default::default() };
+    if let Some(d) = f.get("driver").and_then(|v| string(v, "driver", sink)) {
+        spec.driver = d;
+    }
+    if let Some(v) = f.get("driverOpts") {
+        spec.driver_opts = string_map(v, "driverOpts", sink).unwrap_or_default();
+    }
+    spec.external = f.get("external").and_then(|v| boolean(v, "external", sink)).unwrap_or(false);
+    spec.retain = f.get("retain").and_then(|v| boolean(v, "retain", sink)).unwrap_or(true);
+    f.finish("Volume spec", sink);
+    Some(spec)
+}
+
+fn image(n: &Node, sink: &mut Sink<'_>) -> Option<ImageSpec> {
+    let mut f = Fields::of(n, "Image spec", sink)?;
+    let reference = f.get("ref").and_then(|v| {
+        let r = string(v, "ref", sink)?;
+        if let Err(e) = check_reference(&r) {
+            sink.error(v.pos, e);
+        }
+        Some(r)
+    });
+    let pull = match f.get("pull") {
+        None => PullPolicy::Missing,
+        Some(v) => match string(v, "pull", sink).as_deref() {
+            Some("missing") => PullPolicy::Missing,
+            Some("always") => PullPolicy::Always,
+            Some("never") => PullPolicy::Never,
+            Some(other) => {
+                sink.error(v.pos, format!("invalid pull policy `{other}`: expected missing, always or never"));
+                PullPolicy::Missing
+            }
+            None => PullPolicy::Missing,
+        },
+    };
+    let build = f.get("build").and_then(|b| {
+        let mut bf = Fields::of(b, "build", sink)?;
+        let context = bf.required("context", "build", sink).and_then(|v| string(v, "build.context", sink));
+        let dockerfile = bf.get("dockerfile").and_then(|v| string(v, "build.dockerfile", sink));
+        let args = bf.get("args").and_then(|v| string_map(v, "build.args", sink)).unwrap_or_default();
+        let target = bf.get("target").and_then(|v| string(v, "build.target", sink));
+        bf.finish("build", sink);
+        Some(BuildSpec { context: context?, dockerfile, args, target })
+    });
+    let pos = f.pos;
+    f.finish("Image spec", sink);
+    if reference.is_none() && build.is_none() {
+        sink.error(pos, "an Image needs `ref`, `build`, or both");
+        return None;
+    }
+    if build.is_some() {
+        sink.error(pos, "Image `build` is not supported yet: give `ref` of an image in a registry");
+        return None;
+    }
+    Some(ImageSpec { reference: reference?, pull, build })
+}
+
+/// A light check of an image reference: `[registry[:port]/]path[:tag][@digest]`, lowercase path.
+pub fn check_reference(r: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("invalid image reference `{r}`: {why}"));
+    if r.is_empty() {
+        return bad("empty");
+    }
+    if r.chars().any(|c| c.is_whitespace()) {
+        return bad("contains whitespace");
+    }
+    let (name, digest) = match r.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (r, None),
+    };
+    if let Some(d) = digest {
+        let Some(hex) = d.strip_prefix("sha256:") else { return bad("a digest must start with sha256:") };
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return bad("a sha256 digest has 64 hex digits");
+        }
+    }
+    let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (path, tag) = match name[last_slash..].rfind(':') {
+        Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
+        None => (name, None),
+    };
+    if let Some(t) = tag {
+        if t.is_empty() || t.len() > 128 || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+            return bad("a tag has letters, digits, `_`, `.` and `-`");
+        }
+    }
+    let mut parts: Vec<&str> = path.split('/').collect();
+    if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
+        parts.remove(0);
+    }
+    for p in parts {
+        let ok = !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+            && p.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            return bad("a repository path has lowercase letters, digits and separators");
+        }
+    }
+    Ok(())
+}
+
+fn container(
+    n: &Node,
+    meta_labels: BTreeMap<String, String>,
+    refs: &mut Vec<(Kind, String, Pos)>,
+    sink: &mut Sink<'_>,
+) -> Option<ContainerSpec> {
+    let mut f = Fields::of(n, "Container spec", sink)?;
+    let mut s = ContainerSpec::default();
+    let image = f.required("image", "Container spec", sink).and_then(|v| {
+        let img = string(v, "image", sink)?;
+        refs.push((Kind::Image, img.clone(), v.pos));
+        Some(img)
+    });
+    s.command = f.get("command").and_then(|v| command(v, "command", sink));
+    s.entrypoint = f.get("entrypoint").and_then(|v| command(v, "entrypoint", sink));
+    if let Some(v) = f.get("env") {
+        s.env = string_map(v, "env", sink).unwrap_or_default();
+    }
+    if let Some(v) = f.get("ports") {
+        for item in seq(v, "ports", sink).unwrap_or_default() {
+            if let Some(p) = port(item, sink) {
+                s.ports.push(p);
+            }
+        }
+    }
+    if let Some(v) = f.get("volumes") {
+        for item in seq(v, "volumes", sink).unwrap_or_default() {
+            if let Some(m) = mount(item, refs, sink) {
+                s.volumes.push(m);
+            }
+        }
+    }
+    if let Some(v) = f.get("networks") {
+        s.networks = networks(v, refs, sink);
+    }
+    if let Some(v) = f.get("networkMode") {
+        if let Some(mode) = string(v, "networkMode", sink) {
+            if let Some(other) = mode.strip_prefix("container:") {
+                refs.push((Kind::Container, other.to_string(), v.pos));
+            } else if mode != "host" && mode != "none" {
+                sink.error(v.pos, format!("invalid networkMode `{mode}`: expected host, none or container:NAME"));
+            }
+            if !s.networks.is_empty() {
+                sink.error(v.pos, "networkMode excludes `networks`: a container with its own network mode joins no networks");
+            }
+            s.network_mode = Some(mode);
+        }
+    }
+    s.restart = f.get("restart").and_then(|v| parsed::<RestartPolicy>(v, "restart", sink));
+    s.healthcheck = f.get("healthcheck").and_then(|v| healthcheck(v, sink));
+    if let Some(v) = f.get("dependsOn") {
+        s.depends_on = depends_on(v, refs, sink);
+    }
+    if let Some(v) = f.get("resources") {
+        if let Some(mut r) = Fields::of(v, "resources", sink) {
+            let mut l = Limits::default();
+            l.memory = r.get("memory").and_then(|v| parsed::<ByteSize>(v, "resources.memory", sink));
+            l.cpus = r.get("cpus").and_then(|v| match v.value {
+                Value::Float(x) if x > 0.0 => Some(x),
+                Value::Int(i) if i > 0 => Some(i as f64),
+                _ => {
+                    sink.error(v.pos, "resources.cpus must be a positive number, like 0.5");
+                    None
+                }
+            });
+            l.pids = r.get("pids").and_then(|v| integer(v, "resources.pids", sink));
+            r.finish("resources", sink);
+            s.resources = Some(l);
+        }
+    }
+    s.user = f.get("user").and_then(|v| lenient_string(v, "user", sink));
+    s.working_dir = f.get("workingDir").and_then(|v| string(v, "workingDir", sink));
+    s.hostname = f.get("hostname").and_then(|v| string(v, "hostname", sink));
+    s.stop_signal = f.get("stopSignal").and_then(|v| string(v, "stopSignal", sink));
+    s.stop_timeout = f.get("stopTimeout").and_then(|v| duration(v, "stopTimeout", sink));
+    s.read_only = f.get("readOnly").and_then(|v| boolean(v, "readOnly", sink));
+    s.init = f.get("init").and_then(|v| boolean(v, "init", sink));
+    s.tty = f.get("tty").and_then(|v| boolean(v, "tty", sink));
+    s.stdin_open = f.get("stdinOpen").and_then(|v| boolean(v, "stdinOpen", sink));
+    s.cap_add = f.get("capAdd").and_then(|v| string_list(v, "capAdd", sink)).unwrap_or_default();
+    s.cap_drop = f.get("capDrop").and_then(|v| string_list(v, "capDrop", sink)).unwrap_or_default();
+    s.privileged = f.get("privileged").and_then(|v| boolean(v, "privileged", sink));
+    s.extra_hosts = f.get("extraHosts").and_then(|v| string_list(v, "extraHosts", sink)).unwrap_or_default();
+    s.labels = meta_labels;
+    if let Some(v) = f.get("labels") {
+        let spec_labels = string_map(v, "labels", sink).unwrap_or_default();
+        check_labels(&spec_labels, v.pos, sink);
+        s.labels.extend(spec_labels);
+    }
+    if let Some(v) = f.get("update") {
+        if let Some(mut u) = Fields::of(v, "update", sink) {
+            let mut up = UpdatePolicy::default();
+            up.strategy = u.get("strategy").and_then(|v| match string(v, "update.strategy", sink).as_deref() {
+                Some("start-first") => Some(Strategy::StartFirst),
+                Some("stop-first") => Some(Strategy::StopFirst),
+                Some(other) => {
+                    sink.error(v.pos, format!("invalid update strategy `{other}`: expected start-first or stop-first"));
+                    None
+                }
+                None => None,
+            });
+            up.health_timeout = u.get("healthTimeout").and_then(|v| duration(v, "update.healthTimeout", sink));
+            u.finish("update", sink);
+            s.update = Some(up);
+        }
+    }
+    f.finish("Container spec", sink);
+    s.image = image?;
+    Some(s)
+}
+
+fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
+    if let Value::Map(_) = n.value {
+        // The long form, as compose's: {target, published, hostIp, protocol}.
+        let mut f = Fields::of(n, "a port", sink)?;
+        let target = f.required("target", "a port", sink).and_then(|v| integer(v, "target", sink));
+        let published = f.get("published").and_then(|v| integer(v, "published", sink));
+        let host_ip = f.get("hostIp").and_then(|v| {
+            let s = string(v, "hostIp", sink)?;
+            let ip = s.parse::<std::net::IpAddr>().ok();
+            if ip.is_none() {
+                sink.error(v.pos, format!("hostIp: `{s}` is not an IP address"));
+            }
+            ip
+        });
+        let protocol = match f.get("protocol").and_then(|v| string(v, "protocol", sink)).as_deref() {
+            None | Some("tcp") => Protocol::Tcp,
+            Some("udp") => Protocol::Udp,
+            Some(other) => {
+                sink.error(n.pos, format!("invalid protocol `{other}`: expected tcp or udp"));
+                Protocol::Tcp
+            }
+        };
+        f.finish("a port", sink);
+        let to_port = |p: i64, sink: &mut Sink<'_>| match u16::try_from(p) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                sink.error(n.pos, format!("`{p}` is not a port number (1-65535)"));
+                None
+            }
+        };
+        let container_port = to_port(target?, sink)?;
+        let host_port = match published {
+            Some(p) => Some(to_port(p, sink)?),
+            None => None,
+        };
+        return Some(PortBinding { host_ip, host_port, container_port, protocol });
+    }
+    parsed::<PortBinding>(n, "port", sink)
+}
+
+fn mount(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> Option<Mount> {
+    let check_target = |t: &str, sink: &mut Sink<'_>| {
+        if !t.starts_with('/') {
+            sink.error(n.pos, format!("mount target `{t}` must be an absolute path in the container"));
+            return false;
+        }
+        true
+    };
+    if let Value::Map(_) = n.value {
+        let mut f = Fields::of(n, "a volume", sink)?;
+        let ty = f.required("type", "a volume", sink).and_then(|v| string(v, "type", sink));
+        let source = f.get("source").and_then(|v| string(v, "source", sink));
+        let target = f.required("target", "a volume", sink).and_then(|v| string(v, "target", sink));
+        let read_only = f.get("readOnly").and_then(|v| boolean(v, "readOnly", sink)).unwrap_or(false);
+        let size = f.get("size").and_then(|v| parsed::<ByteSize>(v, "size", sink));
+        f.finish("a volume", sink);
+        let (ty, target) = (ty?, target?);
+        if !check_target(&target, sink) {
+            return None;
+        }
+        return match ty.as_str() {
+            "tmpfs" => Some(Mount::Tmpfs { target, size }),
+            "volume" | "bind" => {
+                let Some(source) = source else {
+                    sink.error(n.pos, format!("a {ty} mount needs `source`"));
+                    return None;
+                };
+                if ty == "volume" {
+                    refs.push((Kind::Volume, source.clone(), n.pos));
+                    Some(Mount::Volume { source, target, read_only })
+                } else if !source.starts_with('/') {
+                    sink.error(n.pos, format!("bind mount source `{source}` must be an absolute host path"));
+                    None
+                } else {
+                    Some(Mount::Bind { source, target, read_only })
+                }
+            }
+            other => {
+                sink.error(n.pos, format!("invalid mount type `{other}`: expected volume, bind or tmpfs"));
+                None
+            }
+        };
+    }
+    let s = string(n, "a volume", sink)?;
+    let parts: Vec<&str> = s.split(':').collect();
+    let (source, target, read_only) = match parts.as_slice() {
+        [src, tgt] => (*src, *tgt, false),
+        [src, tgt, "ro"] => (*src, *tgt, true),
+        [src, tgt, "rw"] => (*src, *tgt, false),
+        [_, _, mode] => {
+            sink.error(n.pos, format!("invalid mount mode `{mode}` in `{s}`: expected ro or rw"));
+            return None;
+        }
+        _ => {
+            sink.error(n.pos, format!("invalid volume `{s}`: expected VOLUME:/path[:ro] or /host/path:/path[:ro]"));
+            return None;
+        }
+    };
+    if !check_target(target, sink) {
+        return None;
+    }
+    let (source, target) = (source.to_string(), target.to_string());
+    if source.starts_with('/') {
+        Some(Mount::Bind { source, target, read_only })
+    } else if source.starts_with('.') || source.starts_with('~') {
+        sink.error(n.pos, format!("bind mount source `{source}` must be an absolute host path"));
+        None
+    } else {
+        refs.push((Kind::Volume, source.clone(), n.pos));
+        Some(Mount::Volume { source, target, read_only })
+    }
+}
+
+fn networks(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> BTreeMap<String, NetworkAttachment> {
+    let mut out = BTreeMap::new();
+    match &n.value {
+        Value::Seq(items) => {
+            for item in items {
+                if let Some(name) = string(item, "a network name", sink) {
+                    refs.push((Kind::Network, name.clone(), item.pos));
+                    out.insert(name, NetworkAttachment::default());
+                }
+            }
+        }
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                refs.push((Kind::Network, k.name.clone(), k.pos));
+                let mut att = NetworkAttachment::default();
+                if let Some(mut f) = Fields::of(v, "a network attachment", sink) {
+                    att.aliases = f.get("aliases").and_then(|v| string_list(v, "aliases", sink)).unwrap_or_default();
+                    f.finish("a network attachment", sink);
+                }
+                att.aliases.sort();
+                att.aliases.dedup();
+                out.insert(k.name.clone(), att);
+            }
+        }
+        other => sink.error(n.pos, format!("networks must be a list of names or a map, found {}", other.type_name())),
+    }
+    out
+}
+
+fn healthcheck(n: &Node, sink: &mut Sink<'_>) -> Option<Healthcheck> {
+    let mut f = Fields::of(n, "healthcheck", sink)?;
+    if let Some(v) = f.get("disable") {
+        if boolean(v, "disable", sink) == Some(true) {
+            f.finish("healthcheck", sink);
+            return Some(Healthcheck::Disable);
+        }
+    }
+    let test = f.required("test", "healthcheck", sink).and_then(|v| match &v.value {
+        Value::Str(s) => Some(vec!["CMD-SHELL".to_string(), s.clone()]),
+        Value::Seq(_) => {
+            let mut l = string_list(v, "healthcheck.test", sink)?;
+            match l.first().map(String::as_str) {
+                Some("CMD") | Some("CMD-SHELL") => {}
+                Some("NONE") => return Some(vec!["NONE".into()]),
+                None => {
+                    sink.error(v.pos, "healthcheck.test is empty");
+                    return None;
+                }
+                Some(_) => l.insert(0, "CMD".into()),
+            }
+            Some(l)
+        }
+        other => {
+            sink.error(v.pos, format!("healthcheck.test must be a list or a string, found {}", other.type_name()));
+            None
+        }
+    });
+    let interval = f.get("interval").and_then(|v| duration(v, "healthcheck.interval", sink));
+    let timeout = f.get("timeout").and_then(|v| duration(v, "healthcheck.timeout", sink));
+    let retries = f.get("retries").and_then(|v| integer(v, "healthcheck.retries", sink)).map(|r| r.clamp(0, u32::MAX as i64) as u32);
+    let start_period = f.get("startPeriod").and_then(|v| duration(v, "healthcheck.startPeriod", sink));
+    f.finish("healthcheck", sink);
+    let test = test?;
+    if test == ["NONE"] {
+        return Some(Healthcheck::Disable);
+    }
+    Some(Healthcheck::Check { test, interval, timeout, retries, start_period })
+}
+
+fn depends_on(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> BTreeMap<String, DependCondition> {
+    let mut out = BTreeMap::new();
+    match &n.value {
+        Value::Seq(items) => {
+            for item in items {
+                if let Some(name) = string(item, "a dependsOn entry", sink) {
+                    refs.push((Kind::Container, name.clone(), item.pos));
+                    out.insert(name, DependCondition::Started);
+                }
+            }
+        }
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                refs.push((Kind::Container, k.name.clone(), k.pos));
+                let cond = match string(v, "a dependsOn condition", sink).as_deref() {
+                    Some("started") => DependCondition::Started,
+                    Some("healthy") => DependCondition::Healthy,
+                    Some("completed") => DependCondition::Completed,
+                    Some(other) => {
+                        sink.error(v.pos, format!("invalid condition `{other}`: expected started, healthy or completed"));
+                        continue;
+                    }
+                    None => continue,
+                };
+                out.insert(k.name.clone(), cond);
+            }
+        }
+        other => sink.error(n.pos, format!("dependsOn must be a list of names or a map, found {}", other.type_name())),
+    }
+    out
+}

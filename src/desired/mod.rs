@@ -1,0 +1,211 @@
+//! The desired state: manifests of one revision, parsed, normalized and checked as a whole.
+//!
+//! `load` is pure: files in, a [`DesiredState`] or every [`Diagnostic`] out. Nothing here touches
+//! the engine, so a revision with any error can be refused before anything is changed.
+
+pub mod decode;
+pub mod diag;
+pub mod hash;
+pub mod model;
+pub mod node;
+pub mod types;
+
+pub use diag::{Diagnostic, Diagnostics, Pos};
+pub use model::*;
+
+use decode::{Decoded, DecodedSpec};
+use diag::Sink;
+use node::{Node, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One manifest file: its path as shown in messages (relative to the source root) and its text.
+#[derive(Clone, Debug)]
+pub struct ManifestFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// Whether `path` (relative to the manifest folder) is a manifest file.
+pub fn is_manifest(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".toml")) && path != "hawser.toml"
+}
+
+/// Parses, normalizes and checks the manifests of one revision.
+pub fn load(project: &str, revision: &str, files: &[ManifestFile]) -> Result<DesiredState, Diagnostics> {
+    let mut diags = Vec::new();
+    let mut decoded: Vec<Decoded> = Vec::new();
+    let mut files: Vec<&ManifestFile> = files.iter().collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in &files {
+        let mut sink = Sink::new(&f.path, &f.text, &mut diags);
+        let docs = if f.path.ends_with(".toml") {
+            node::parse_toml(&f.text, &mut sink).map(toml_documents).unwrap_or_default()
+        } else {
+            node::parse_yaml(&f.text, &mut sink)
+        };
+        for doc in &docs {
+            if let Some(d) = decode::decode(doc, &mut sink) {
+                decoded.push(d);
+            }
+        }
+    }
+    let text_of = |file: &str| files.iter().find(|f| f.path == file).map(|f| f.text.as_str()).unwrap_or("");
+
+    let mut state = DesiredState { project: project.to_string(), revision: revision.to_string(), ..Default::default() };
+    let mut seen: BTreeMap<(Kind, String), String> = BTreeMap::new();
+    let mut refs = Vec::new();
+    for d in decoded {
+        let key = (d.kind, d.name.clone());
+        if let Some(first) = seen.get(&key) {
+            Sink::new(&d.origin.file, text_of(&d.origin.file), &mut diags)
+                .error(d.name_pos, format!("duplicate {} `{}`: already declared at {first}", d.kind, d.name));
+            continue;
+        }
+        seen.insert(key, format!("{}:{}", d.origin.file, d.name_pos.line));
+        for r in d.refs {
+            refs.push((d.origin.file.clone(), d.name.clone(), r));
+        }
+        let (name, origin) = (d.name, d.origin);
+        match d.spec {
+            DecodedSpec::Network(spec) => {
+                state.networks.insert(name.clone(), Resource { name, origin, spec });
+            }
+            DecodedSpec::Volume(spec) => {
+                state.volumes.insert(name.clone(), Resource { name, origin, spec });
+            }
+            DecodedSpec::Image(spec) => {
+                state.images.insert(name.clone(), Resource { name, origin, spec });
+            }
+            DecodedSpec::Container(spec) => {
+                state.containers.insert(name.clone(), Resource { name, origin, spec: *spec });
+            }
+        }
+    }
+
+    // References between resources.
+    for (file, owner, (kind, target, pos)) in &refs {
+        let mut sink = Sink::new(file, text_of(file), &mut diags);
+        let known = match kind {
+            Kind::Network => state.networks.contains_key(target),
+            Kind::Volume => state.volumes.contains_key(target),
+            Kind::Container => {
+                if target == owner {
+                    sink.error(*pos, format!("Container `{owner}` cannot depend on itself"));
+                    continue;
+                }
+                state.containers.contains_key(target)
+            }
+            Kind::Image => {
+                if let Some(img) = state.images.get(target) {
+                    let reference = img.spec.reference.clone();
+                    if let Some(c) = state.containers.get_mut(owner) {
+                        c.spec.image = reference;
+                    }
+                    true
+                } else if let Err(e) = decode::check_reference(target) {
+                    sink.error(*pos, format!("{e} (and no Image resource has that name)"));
+                    continue;
+                } else {
+                    true
+                }
+            }
+        };
+        if !known {
+            sink.error(*pos, format!("{kind} `{target}` is not declared in this revision"));
+        }
+    }
+
+    check_cycles(&state, &files, &mut diags);
+    check_host_ports(&state, &files, &mut diags);
+
+    if diags.is_empty() {
+        Ok(state)
+    } else {
+        diags.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+        diags.dedup();
+        Err(Diagnostics(diags))
+    }
+}
+
+/// A TOML file holds one resource at its top level, or several as `[[resource]]` tables.
+fn toml_documents(node: Node) -> Vec<Node> {
+    if let Value::Map(entries) = &node.value {
+        if entries.len() == 1 && entries[0].0.name == "resource" {
+            if let Value::Seq(items) = &entries[0].1.value {
+                return items.clone();
+            }
+        }
+    }
+    vec![node]
+}
+
+fn check_cycles(state: &DesiredState, files: &[&ManifestFile], diags: &mut Vec<diag::Diagnostic>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit<'a>(
+        name: &'a str,
+        state: &'a DesiredState,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+        cycles: &mut Vec<Vec<String>>,
+    ) {
+        match marks.get(name) {
+            Some(Mark::Done) => return,
+            Some(Mark::Visiting) => {
+                let start = stack.iter().position(|n| *n == name).unwrap_or(0);
+                let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                cycle.push(name.to_string());
+                cycles.push(cycle);
+                return;
+            }
+            None => {}
+        }
+        let Some(c) = state.containers.get(name) else { return };
+        marks.insert(name, Mark::Visiting);
+        stack.push(name);
+        for dep in c.spec.depends_on.keys() {
+            visit(dep, state, marks, stack, cycles);
+        }
+        stack.pop();
+        marks.insert(name, Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut cycles = Vec::new();
+    for name in state.containers.keys() {
+        visit(name, state, &mut marks, &mut Vec::new(), &mut cycles);
+    }
+    for cycle in cycles {
+        let c = &state.containers[&cycle[0]];
+        let text = files.iter().find(|f| f.path == c.origin.file).map(|f| f.text.as_str()).unwrap_or("");
+        Sink::new(&c.origin.file, text, diags)
+            .error(c.origin.pos, format!("dependsOn cycle: {}", cycle.join(" -> ")));
+    }
+}
+
+fn check_host_ports(state: &DesiredState, files: &[&ManifestFile], diags: &mut Vec<diag::Diagnostic>) {
+    let mut taken: BTreeMap<(u16, types::Protocol), (&str, Option<std::net::IpAddr>)> = BTreeMap::new();
+    for c in state.containers.values() {
+        let mut own = BTreeSet::new();
+        for p in &c.spec.ports {
+            let Some(hp) = p.host_port else { continue };
+            let key = (hp, p.protocol);
+            if let Some((other, ip)) = taken.get(&key) {
+                let overlap = ip.is_none() || p.host_ip.is_none() || *ip == p.host_ip;
+                if overlap && !own.contains(&key) {
+                    let text = files.iter().find(|f| f.path == c.origin.file).map(|f| f.text.as_str()).unwrap_or("");
+                    Sink::new(&c.origin.file, text, diags).error(
+                        c.origin.pos,
+                        format!("host port {hp}/{} is published by both `{other}` and `{}`", p.protocol, c.name),
+                    );
+                }
+            } else {
+                taken.insert(key, (&c.name, p.host_ip));
+            }
+            own.insert(key);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! hawser: a declarative GitOps reconciler for container hosts.
+//!
+//! A revision of a git repository is read ([`source`]) into a desired state ([`desired`]), the
+//! engine is read into an observed state ([`observed`]), a pure function computes the plan
+//! ([`diff`]), and the executor carries it out ([`apply`]) through the engine ([`runtime`]).
+
+pub mod desired;
