@@ -5,3 +5,10 @@
 //! ([`diff`]), and the executor carries it out ([`apply`]) through the engine ([`runtime`]).
 
 pub mod desired;
+pub mod source;
+pub mod labels;
+pub mod observed;
+pub mod runtime;
+pub mod diff;
+pub mod apply;
+pub mod cli;

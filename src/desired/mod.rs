@@ -12,6 +12,7 @@ pub mod types;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use model::*;
+pub use types::{ByteSize, Duration, PortBinding, Protocol, RestartPolicy};
 
 use decode::{Decoded, DecodedSpec};
 use diag::Sink;

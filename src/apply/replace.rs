@@ -1,0 +1,69 @@
+//! Immutable replacement (contract section 5), the one place its sequence is written down.
+//!
+//! Invariant: until the new container has passed its gate, the old one is either still serving
+//! (start-first) or can be started again under its own name (stop-first). Every intermediate
+//! state is recognizable from names and labels alone, so an interrupted run is resumed by the
+//! next plan (`diff` adopts or removes leftovers).
+
+use super::{create_request, gate, ActionError};
+use crate::desired::{DependCondition, DesiredState, Strategy};
+use crate::diff::{candidate_name, retired_name};
+use crate::runtime::Engine;
+
+pub async fn replace<E: Engine>(engine: &E, desired: &DesiredState, name: &str, old_id: &str, strategy: Strategy) -> Result<String, ActionError> {
+    let spec = &desired.containers[name].spec;
+    let stop_timeout = spec.stop_timeout.map(|d| d.as_std());
+    match strategy {
+        Strategy::StartFirst => {
+            // 1. The candidate runs beside the old container under a temporary name, answering to
+            //    the resource name on its networks.
+            let temp = candidate_name(name);
+            let id = engine.create_container(&create_request(desired, name, &temp)).await?;
+            let started = engine.start_container(&id).await;
+            // 2. It must prove itself; if not, it goes and the old one was never touched.
+            let gated = match started {
+                Ok(()) => gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = gated {
+                engine.remove_container(&id).await?;
+                return Err(e);
+            }
+            // 3. Only now does the old one stop; the candidate takes the name.
+            engine.stop_container(old_id, stop_timeout).await?;
+            engine.remove_container(old_id).await?;
+            engine.rename_container(&id, name).await?;
+            Ok("replaced (start-first)".into())
+        }
+        Strategy::StopFirst => {
+            // 1. The old container stops (it holds host ports) and steps aside under a temporary name.
+            let retired = retired_name(name);
+            engine.stop_container(old_id, stop_timeout).await?;
+            engine.rename_container(old_id, &retired).await?;
+            // 2. The new one starts under the name and must prove itself.
+            let attempt = async {
+                let id = engine.create_container(&create_request(desired, name, name)).await?;
+                let r = match engine.start_container(&id).await {
+                    Ok(()) => gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from),
+                    Err(e) => Err(e.into()),
+                };
+                if r.is_err() {
+                    engine.remove_container(&id).await?;
+                }
+                r
+            };
+            match attempt.await {
+                Ok(()) => {
+                    engine.remove_container(old_id).await?;
+                    Ok("replaced (stop-first)".into())
+                }
+                Err(e) => {
+                    // 3. Roll back: the old container gets its name back and serves again.
+                    engine.rename_container(old_id, name).await?;
+                    engine.start_container(old_id).await?;
+                    Err(e)
+                }
+            }
+        }
+    }
+}

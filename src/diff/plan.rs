@@ -1,0 +1,241 @@
+//! The plan: plain data, one action per resource with its cause. Its text form is the dry-run
+//! report and its JSON form is for programs; both are deterministic for the same inputs.
+
+use crate::desired::{Kind, Strategy};
+use serde::Serialize;
+use std::fmt;
+
+/// Bumped whenever the JSON shape changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub format_version: u32,
+    pub project: String,
+    pub revision: String,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    pub kind: Kind,
+    pub name: String,
+    pub op: Op,
+    pub cause: Cause,
+}
+
+/// What is done to the engine. Each is carried out by the executor without further decisions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Op {
+    Create,
+    /// A new container replaces `oldId`; see `apply::replace` for the sequence.
+    #[serde(rename_all = "camelCase")]
+    Replace { old_id: String, strategy: Strategy },
+    /// Start a managed container that was stopped outside hawser.
+    Start { id: String },
+    /// A container left under a temporary name by an interrupted replacement takes the name.
+    #[serde(rename_all = "camelCase")]
+    Adopt { id: String, from_name: String },
+    Remove { id: String },
+    Pull { reference: String },
+    /// Something apply must not or cannot change; apply refuses the whole plan.
+    Conflict,
+    /// Managed but no longer declared; removed only with `--prune`.
+    Orphan,
+    Keep,
+}
+
+/// One declared field that differs between what was applied and what is desired.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<serde_json::Value>,
+}
+
+/// Why an action is planned.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "camelCase")]
+pub enum Cause {
+    /// Declared, not on the engine.
+    Absent,
+    /// The declared spec differs from the applied one.
+    SpecChanged { changes: Vec<FieldChange> },
+    /// The container runs another image than its reference now names.
+    ImageChanged { from: String, to: String },
+    /// The container is not running (stopped or killed outside hawser).
+    Stopped { state: String, #[serde(skip_serializing_if = "Option::is_none")] exit_code: Option<i64> },
+    /// Left over by an interrupted replacement.
+    Leftover { name: String },
+    NotDeclared,
+    /// An object hawser does not manage (or another project's) has the name.
+    #[serde(rename_all = "camelCase")]
+    NameTaken { owner_project: Option<String> },
+    /// An `external: true` object does not exist.
+    ExternalMissing,
+    /// `pull: never` and the image is not on the host.
+    ImageMissing,
+    /// A Network's spec changed; hawser does not replace networks yet.
+    NetworkChanged { changes: Vec<FieldChange> },
+    /// A Volume's spec changed; volumes are never replaced, their data is kept.
+    VolumeChanged,
+    /// A one-shot container that ran to completion.
+    Completed,
+    Unchanged,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.actions.iter().any(|a| !matches!(a.op, Op::Keep | Op::Orphan))
+    }
+
+    pub fn conflicts(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| a.op == Op::Conflict)
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for a in &self.actions {
+            match a.op {
+                Op::Create => s.create += 1,
+                Op::Replace { .. } => s.replace += 1,
+                Op::Start { .. } | Op::Adopt { .. } => s.repair += 1,
+                Op::Remove { .. } => s.remove += 1,
+                Op::Pull { .. } => s.pull += 1,
+                Op::Conflict => s.conflict += 1,
+                Op::Orphan => s.orphan += 1,
+                Op::Keep => s.unchanged += 1,
+            }
+        }
+        s
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub replace: usize,
+    pub repair: usize,
+    pub remove: usize,
+    pub pull: usize,
+    pub conflict: usize,
+    pub orphan: usize,
+    pub unchanged: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = vec![
+            format!("{} to create", self.create),
+            format!("{} to replace", self.replace),
+            format!("{} to repair", self.repair),
+            format!("{} to remove", self.remove),
+        ];
+        if self.pull > 0 {
+            parts.push(format!("{} to pull", self.pull));
+        }
+        if self.conflict > 0 {
+            parts.push(format!("{} conflict{}", self.conflict, if self.conflict == 1 { "" } else { "s" }));
+        }
+        if self.orphan > 0 {
+            parts.push(format!("{} not declared (kept; --prune removes)", self.orphan));
+        }
+        parts.push(format!("{} unchanged", self.unchanged));
+        write!(f, "{}.", parts.join(", "))
+    }
+}
+
+fn value_text(v: &Option<serde_json::Value>) -> String {
+    match v {
+        None => "(unset)".into(),
+        Some(v) => v.to_string(),
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Absent => f.write_str("absent"),
+            Cause::SpecChanged { changes } | Cause::NetworkChanged { changes } => {
+                let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
+                if fields.is_empty() {
+                    f.write_str("spec changed")
+                } else {
+                    write!(f, "changed: {}", fields.join(", "))
+                }
+            }
+            Cause::ImageChanged { from, to } => write!(f, "image changed: {} -> {}", short_id(from), short_id(to)),
+            Cause::Stopped { state, exit_code: Some(c) } => write!(f, "drift: {state} with exit code {c}"),
+            Cause::Stopped { state, exit_code: None } => write!(f, "drift: {state}"),
+            Cause::Leftover { name } => write!(f, "left over from an interrupted replacement as `{name}`"),
+            Cause::NotDeclared => f.write_str("no longer declared"),
+            Cause::NameTaken { owner_project: None } => f.write_str("an object hawser does not manage has this name"),
+            Cause::NameTaken { owner_project: Some(p) } => write!(f, "project `{p}` owns an object with this name"),
+            Cause::ExternalMissing => f.write_str("declared external, but it does not exist"),
+            Cause::ImageMissing => f.write_str("not on the host, and `pull: never`"),
+            Cause::VolumeChanged => f.write_str("spec changed; volumes are never replaced, the existing one is kept"),
+            Cause::Completed => f.write_str("ran to completion"),
+            Cause::Unchanged => f.write_str("unchanged"),
+        }
+        .and_then(|_| match self {
+            Cause::NetworkChanged { .. } => {
+                f.write_str("; replacing a network is not supported yet: remove the containers attached to it first")
+            }
+            _ => Ok(()),
+        })
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Project {} at revision {}", self.project, self.revision)?;
+        let shown: Vec<&Action> = self.actions.iter().filter(|a| a.op != Op::Keep).collect();
+        if !shown.is_empty() {
+            writeln!(f)?;
+        }
+        for a in shown {
+            let (sign, verb) = match &a.op {
+                Op::Create => ("+", "create".to_string()),
+                Op::Replace { strategy, .. } => (
+                    "~",
+                    format!(
+                        "replace ({})",
+                        match strategy {
+                            Strategy::StartFirst => "start-first",
+                            Strategy::StopFirst => "stop-first",
+                        }
+                    ),
+                ),
+                Op::Start { .. } => (">", "start".into()),
+                Op::Adopt { from_name, .. } => (">", format!("rename `{from_name}` back")),
+                Op::Remove { .. } => ("-", "remove".into()),
+                Op::Pull { reference } => ("+", format!("pull {reference}")),
+                Op::Conflict => ("!", "conflict".into()),
+                Op::Orphan => ("?", "not declared".into()),
+                Op::Keep => ("=", "keep".into()),
+            };
+            writeln!(f, "  {sign} {} {}: {verb} ({})", a.kind, a.name, a.cause)?;
+            if let Cause::SpecChanged { changes } | Cause::NetworkChanged { changes } = &a.cause {
+                for c in changes {
+                    writeln!(f, "      {}: {} -> {}", c.field, value_text(&c.old), value_text(&c.new))?;
+                }
+            }
+        }
+        writeln!(f)?;
+        if self.has_changes() {
+            write!(f, "Plan: {}", self.summary())
+        } else {
+            write!(f, "No changes. {}", self.summary())
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The observed state: what the engine has, read in one pass of list calls into plain data, in
+//! the same vocabulary as the desired state. The diff is computed from this snapshot alone.
+
+use crate::labels::Ownership;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Dead,
+    Other,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Created => "created",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Restarting => "restarting",
+            RunState::Exited => "exited",
+            RunState::Dead => "dead",
+            RunState::Other => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Clone, Debug)]
+pub struct ObservedContainer {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub state: RunState,
+    /// The exit code, when the engine's status text tells it (`Exited (1) 3 seconds ago`).
+    pub exit_code: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub owner: Option<Ownership>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ObservedNetwork {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub owner: Option<Ownership>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ObservedVolume {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub owner: Option<Ownership>,
+}
+
+/// Everything the diff needs to know about the host.
+#[derive(Clone, Debug, Default)]
+pub struct ObservedState {
+    pub containers: Vec<ObservedContainer>,
+    pub networks: Vec<ObservedNetwork>,
+    pub volumes: Vec<ObservedVolume>,
+    /// Local images: each tag (`repo:tag`) to its image id.
+    pub images: BTreeMap<String, String>,
+}
+
+/// Parses docker's status text for an exit code: `Exited (137) 2 minutes ago`.
+pub fn exit_code_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.parse().ok()
+}
+
+/// Docker stores `busybox` as `busybox:latest`; the desired reference is compared in that form.
+pub fn normalize_reference(r: &str) -> String {
+    if r.contains('@') {
+        return r.to_string();
+    }
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if last.contains(':') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_from_status_text() {
+        assert_eq!(exit_code_from_status("Exited (137) 2 minutes ago"), Some(137));
+        assert_eq!(exit_code_from_status("Up 3 seconds"), None);
+    }
+
+    #[test]
+    fn references_get_the_default_tag() {
+        assert_eq!(normalize_reference("127.0.0.1:5000/busybox"), "127.0.0.1:5000/busybox:latest");
+        assert_eq!(normalize_reference("127.0.0.1:5000/busybox:1"), "127.0.0.1:5000/busybox:1");
+    }
+}

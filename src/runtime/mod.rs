@@ -1,0 +1,75 @@
+//! The container engine behind two traits: [`EngineRead`] for everything `plan` may do, and
+//! [`Engine`] for the calls that change the host. `plan` only ever holds an `EngineRead`, so it is
+//! read-only by construction. The first backend is the Docker Engine API ([`docker`]).
+
+pub mod docker;
+
+use crate::desired::{ContainerSpec, NetworkSpec, VolumeSpec};
+use crate::observed::{Health, ObservedState, RunState};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    /// The engine can't be reached or timed out.
+    Unavailable,
+    Other,
+}
+
+/// A failed engine call, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("{op}: {message}")]
+pub struct EngineError {
+    pub op: String,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// What a health gate needs to know about one container.
+#[derive(Clone, Debug)]
+pub struct ContainerStatus {
+    pub state: RunState,
+    pub health: Option<Health>,
+    pub exit_code: Option<i64>,
+    pub restart_count: i64,
+    /// The last health check's output, if any.
+    pub health_output: Option<String>,
+}
+
+/// How a container is created: the spec plus what hawser adds.
+#[derive(Clone, Debug)]
+pub struct CreateContainer<'a> {
+    pub name: &'a str,
+    pub spec: &'a ContainerSpec,
+    pub labels: BTreeMap<String, String>,
+    /// Extra DNS aliases on every network (the resource name, so a candidate under a temporary
+    /// name already answers to it).
+    pub aliases: Vec<String>,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait EngineRead {
+    /// Reads containers, networks, volumes and image tags in one pass of list calls.
+    async fn observe(&self) -> Result<ObservedState>;
+    async fn container_status(&self, id: &str) -> Result<ContainerStatus>;
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String>;
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Engine: EngineRead {
+    async fn create_network(&self, name: &str, spec: &NetworkSpec, labels: BTreeMap<String, String>) -> Result<String>;
+    async fn remove_network(&self, id: &str) -> Result<()>;
+    async fn create_volume(&self, name: &str, spec: &VolumeSpec, labels: BTreeMap<String, String>) -> Result<()>;
+    async fn pull_image(&self, reference: &str) -> Result<()>;
+    /// Creates (does not start) a container; returns its id.
+    async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String>;
+    async fn start_container(&self, id: &str) -> Result<()>;
+    async fn stop_container(&self, id: &str, timeout: Option<Duration>) -> Result<()>;
+    /// Removes a container, stopping it if it runs; its named volumes stay.
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()>;
+}

@@ -1,0 +1,42 @@
+//! A plain directory as a source: its files are the desired state, and the revision is a hash of
+//! their paths and contents, so an unchanged folder always has the same revision.
+
+use super::Tree;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+pub fn read(root: &Path) -> std::io::Result<(String, Tree)> {
+    let mut files = Vec::new();
+    walk(root, root, &mut files)?;
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = Sha256::new();
+    for (path, bytes) in &files {
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    Ok((format!("dir:{}", &hex::encode(h.finalize())[..16]), files))
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Tree) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            walk(root, &path, out)?;
+        } else if ty.is_file() || (ty.is_symlink() && path.is_file()) {
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let keep = rel == "hawser.toml" || crate::desired::is_manifest(&rel);
+            if keep {
+                out.push((rel, std::fs::read(&path)?));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Git repositories as sources, through libgit2. Manifests are read from the commit's tree, not
+//! from a work tree, so what is applied is exactly what was committed.
+
+use super::{SourceError, Tree};
+use git2::{ObjectType, Repository, RepositoryOpenFlags, TreeWalkMode, TreeWalkResult};
+use std::path::Path;
+
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("https://")
+        || s.starts_with("http://")
+        || s.starts_with("ssh://")
+        || s.starts_with("file://")
+        || s.starts_with("git://")
+        || (s.contains('@') && s.contains(':') && !s.starts_with('/') && !s.contains("://"))
+}
+
+/// Opens `path` if it is itself a repository (work tree or bare); a folder inside one is not.
+pub fn open(path: &Path) -> Option<Repository> {
+    Repository::open_ext(path, RepositoryOpenFlags::NO_SEARCH, &[] as &[&std::ffi::OsStr]).ok()
+}
+
+pub fn read_local(repo: &Repository, source: &str, reference: Option<&str>) -> Result<(String, Tree), SourceError> {
+    let r = reference.unwrap_or("HEAD");
+    read_commit(repo, source, r, &[r])
+}
+
+fn read_commit(repo: &Repository, source: &str, shown: &str, candidates: &[&str]) -> Result<(String, Tree), SourceError> {
+    let mut last = String::new();
+    for c in candidates {
+        match repo.revparse_single(c).and_then(|o| o.peel_to_commit()) {
+            Ok(commit) => {
+                let tree = commit.tree().map_err(|e| unreadable(source, e))?;
+                return Ok((commit.id().to_string(), files_of(repo, &tree).map_err(|e| unreadable(source, e))?));
+            }
+            Err(e) => last = e.message().to_string(),
+        }
+    }
+    Err(SourceError::UnknownRef { source_name: source.to_string(), reference: shown.to_string(), message: last })
+}
+
+fn unreadable(source: &str, e: git2::Error) -> SourceError {
+    SourceError::Unreadable { source_name: source.to_string(), message: e.message().to_string() }
+}
+
+fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<Tree, git2::Error> {
+    let mut out = Vec::new();
+    let mut err = None;
+    tree.walk(TreeWalkMode::PreOrder, |root, entry| {
+        if entry.kind() != Some(ObjectType::Blob) {
+            return TreeWalkResult::Ok;
+        }
+        let path = format!("{root}{}", entry.name().unwrap_or_default());
+        let wanted = path == "hawser.toml" || crate::desired::is_manifest(&path);
+        if wanted {
+            match repo.find_blob(entry.id()) {
+                Ok(blob) => out.push((path, blob.content().to_vec())),
+                Err(e) => {
+                    err = Some(e);
+                    return TreeWalkResult::Abort;
+                }
+            }
+        }
+        TreeWalkResult::Ok
+    })?;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Fetches a remote repository into the cache and reads `reference` (default: the remote's HEAD).
+pub fn read_remote(url: &str, reference: Option<&str>, cache_dir: &Path) -> Result<(String, Tree), SourceError> {
+    let key = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(url.as_bytes())[..8]);
+    let dir = cache_dir.join("sources").join(key);
+    let repo = match Repository::open_bare(&dir) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(&dir).map_err(|e| SourceError::Unreadable {
+                source_name: url.to_string(),
+                message: format!("cannot create cache {}: {e}", dir.display()),
+            })?;
+            Repository::init_bare(&dir).map_err(|e| unreadable(url, e))?
+        }
+    };
+    let mut remote = repo.remote_anonymous(url).map_err(|e| unreadable(url, e))?;
+    let refspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/remotes/origin/HEAD"];
+    remote.fetch(&refspecs, None, None).map_err(|e| unreadable(url, e))?;
+    drop(remote);
+    match reference {
+        None => read_commit(&repo, url, "HEAD", &["refs/remotes/origin/HEAD"]),
+        Some(r) => {
+            let remote_branch = format!("refs/remotes/origin/{r}");
+            read_commit(&repo, url, r, &[&remote_branch, r])
+        }
+    }
+}
