@@ -4,11 +4,11 @@
 //! engine is read into an observed state ([`observed`]), a pure function computes the plan
 //! ([`diff`]), and the executor carries it out ([`apply`]) through the engine ([`runtime`]).
 
+pub mod apply;
+pub mod cli;
 pub mod desired;
-pub mod source;
+pub mod diff;
 pub mod labels;
 pub mod observed;
 pub mod runtime;
-pub mod diff;
-pub mod apply;
-pub mod cli;
+pub mod source;

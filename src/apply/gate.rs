@@ -22,13 +22,22 @@ fn logs_suffix(logs: &str) -> String {
     if logs.is_empty() {
         String::new()
     } else {
-        format!("; last log lines:\n    {}", logs.lines().collect::<Vec<_>>().join("\n    "))
+        format!(
+            "; last log lines:\n    {}",
+            logs.lines().collect::<Vec<_>>().join("\n    ")
+        )
     }
 }
 
 /// Waits until container `id` satisfies `cond`, or fails with what was seen. `Started` means
 /// healthy if it has a healthcheck, else running for [`MIN_UPTIME`].
-pub async fn wait<E: EngineRead>(engine: &E, id: &str, name: &str, spec: &ContainerSpec, cond: DependCondition) -> Result<(), GateFailure> {
+pub async fn wait<E: EngineRead>(
+    engine: &E,
+    id: &str,
+    name: &str,
+    spec: &ContainerSpec,
+    cond: DependCondition,
+) -> Result<(), GateFailure> {
     let timeout = spec.health_timeout().as_std();
     let deadline = Instant::now() + timeout;
     let mut running_since: Option<Instant> = None;
@@ -45,7 +54,9 @@ pub async fn wait<E: EngineRead>(engine: &E, id: &str, name: &str, spec: &Contai
         match st.state {
             RunState::Exited | RunState::Dead => {
                 let code = st.exit_code.unwrap_or(-1);
-                if code == 0 && (cond == DependCondition::Completed || (one_shot && !spec.has_healthcheck())) {
+                if code == 0
+                    && (cond == DependCondition::Completed || (one_shot && !spec.has_healthcheck()))
+                {
                     return Ok(());
                 }
                 return fail(format!("`{name}` exited with code {code}")).await;
@@ -59,7 +70,8 @@ pub async fn wait<E: EngineRead>(engine: &E, id: &str, name: &str, spec: &Contai
                 }
                 Some(Health::Starting) => {}
                 Some(Health::None) | None => {
-                    let no_check = matches!(spec.healthcheck, Some(Healthcheck::Disable)) || !spec.has_healthcheck();
+                    let no_check = matches!(spec.healthcheck, Some(Healthcheck::Disable))
+                        || !spec.has_healthcheck();
                     if no_check && cond != DependCondition::Healthy {
                         let since = *running_since.get_or_insert_with(Instant::now);
                         if st.restart_count == 0 && since.elapsed() >= MIN_UPTIME {
@@ -67,12 +79,19 @@ pub async fn wait<E: EngineRead>(engine: &E, id: &str, name: &str, spec: &Contai
                         }
                     }
                     if no_check && cond == DependCondition::Healthy {
-                        return fail(format!("`{name}` has no healthcheck, so it can never be healthy")).await;
+                        return fail(format!(
+                            "`{name}` has no healthcheck, so it can never be healthy"
+                        ))
+                        .await;
                     }
                 }
             },
             RunState::Restarting => {
-                return fail(format!("`{name}` is restarting after exiting with code {}", st.exit_code.unwrap_or(-1))).await;
+                return fail(format!(
+                    "`{name}` is restarting after exiting with code {}",
+                    st.exit_code.unwrap_or(-1)
+                ))
+                .await;
             }
             _ => {}
         }
@@ -89,7 +108,11 @@ pub async fn wait<E: EngineRead>(engine: &E, id: &str, name: &str, spec: &Contai
             };
             return fail(format!(
                 "`{name}` did not become {} within {}{health}",
-                if cond == DependCondition::Completed { "completed" } else { "healthy" },
+                if cond == DependCondition::Completed {
+                    "completed"
+                } else {
+                    "healthy"
+                },
                 crate::desired::Duration(timeout)
             ))
             .await;

@@ -45,7 +45,12 @@ pub enum ActionError {
 }
 
 /// Carries out `plan`, reporting progress through `progress` (one line per finished action).
-pub async fn execute<E: Engine>(engine: &E, desired: &DesiredState, plan: &Plan, progress: &mut dyn FnMut(&str)) -> Report {
+pub async fn execute<E: Engine>(
+    engine: &E,
+    desired: &DesiredState,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Report {
     let mut report = Report::default();
     let mut failed: BTreeSet<(Kind, String)> = BTreeSet::new();
     for a in &plan.actions {
@@ -60,12 +65,21 @@ pub async fn execute<E: Engine>(engine: &E, desired: &DesiredState, plan: &Plan,
         match result {
             Ok(verb) => {
                 report.done += 1;
-                progress(&format!("{} {}: {verb} in {:.1}s", a.kind, a.name, started.elapsed().as_secs_f64()));
+                progress(&format!(
+                    "{} {}: {verb} in {:.1}s",
+                    a.kind,
+                    a.name,
+                    started.elapsed().as_secs_f64()
+                ));
             }
             Err(e) => {
                 failed.insert((a.kind, a.name.clone()));
                 progress(&format!("{} {}: FAILED: {e}", a.kind, a.name));
-                report.failures.push(Failure { kind: a.kind, name: a.name.clone(), message: e.to_string() });
+                report.failures.push(Failure {
+                    kind: a.kind,
+                    name: a.name.clone(),
+                    message: e.to_string(),
+                });
             }
         }
     }
@@ -73,7 +87,11 @@ pub async fn execute<E: Engine>(engine: &E, desired: &DesiredState, plan: &Plan,
 }
 
 /// What a container needs that failed earlier in this run, if anything.
-fn blocked_by(desired: &DesiredState, a: &Action, failed: &BTreeSet<(Kind, String)>) -> Option<String> {
+fn blocked_by(
+    desired: &DesiredState,
+    a: &Action,
+    failed: &BTreeSet<(Kind, String)>,
+) -> Option<String> {
     if a.kind != Kind::Container || failed.is_empty() {
         return None;
     }
@@ -87,8 +105,19 @@ fn blocked_by(desired: &DesiredState, a: &Action, failed: &BTreeSet<(Kind, Strin
             crate::desired::Mount::Volume { source, .. } => Some((Kind::Volume, source.clone())),
             _ => None,
         }))
-        .chain(c.spec.depends_on.keys().map(|d| (Kind::Container, d.clone())))
-        .chain(desired.images.iter().filter(|(_, i)| i.spec.reference == c.spec.image).map(|(n, _)| (Kind::Image, n.clone())))
+        .chain(
+            c.spec
+                .depends_on
+                .keys()
+                .map(|d| (Kind::Container, d.clone())),
+        )
+        .chain(
+            desired
+                .images
+                .iter()
+                .filter(|(_, i)| i.spec.reference == c.spec.image)
+                .map(|(n, _)| (Kind::Image, n.clone())),
+        )
         .chain(std::iter::once((Kind::Image, c.spec.image.clone())));
     for need in needs {
         if failed.contains(&need) {
@@ -98,21 +127,41 @@ fn blocked_by(desired: &DesiredState, a: &Action, failed: &BTreeSet<(Kind, Strin
     None
 }
 
-async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Result<String, ActionError> {
+async fn run<E: Engine>(
+    engine: &E,
+    desired: &DesiredState,
+    a: &Action,
+) -> Result<String, ActionError> {
     let project = desired.project.as_str();
     let revision = desired.revision.as_str();
     match (&a.op, a.kind) {
         (Op::Create, Kind::Network) => {
             let r = &desired.networks[&a.name];
             let spec_json = serde_json::to_string(&r.spec).ok();
-            let l = labels::for_object(&r.spec.labels, project, Kind::Network, &a.name, &diff::network_hash(&r.spec), revision, spec_json.as_deref());
+            let l = labels::for_object(
+                &r.spec.labels,
+                project,
+                Kind::Network,
+                &a.name,
+                &diff::network_hash(&r.spec),
+                revision,
+                spec_json.as_deref(),
+            );
             engine.create_network(&a.name, &r.spec, l).await?;
             Ok("created".into())
         }
         (Op::Create, Kind::Volume) => {
             let r = &desired.volumes[&a.name];
             let spec_json = serde_json::to_string(&r.spec).ok();
-            let l = labels::for_object(&r.spec.labels, project, Kind::Volume, &a.name, &diff::volume_hash(&r.spec), revision, spec_json.as_deref());
+            let l = labels::for_object(
+                &r.spec.labels,
+                project,
+                Kind::Volume,
+                &a.name,
+                &diff::volume_hash(&r.spec),
+                revision,
+                spec_json.as_deref(),
+            );
             engine.create_volume(&a.name, &r.spec, l).await?;
             Ok("created".into())
         }
@@ -146,7 +195,11 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
             Ok("renamed back".into())
         }
         (Op::Remove { id }, Kind::Container) => {
-            let timeout = desired.containers.get(&a.name).and_then(|c| c.spec.stop_timeout).map(|d| d.as_std());
+            let timeout = desired
+                .containers
+                .get(&a.name)
+                .and_then(|c| c.spec.stop_timeout)
+                .map(|d| d.as_std());
             engine.stop_container(id, timeout).await?;
             engine.remove_container(id).await?;
             Ok("removed".into())
@@ -160,7 +213,11 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
 }
 
 /// The create request for container `resource` under engine name `name`.
-pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, name: &'d str) -> CreateContainer<'d> {
+pub(crate) fn create_request<'d>(
+    desired: &'d DesiredState,
+    resource: &'d str,
+    name: &'d str,
+) -> CreateContainer<'d> {
     let r = &desired.containers[resource];
     let view = hash::container_view(&r.spec);
     let spec_json = serde_json::to_string(&view).ok();
@@ -173,11 +230,20 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
         &desired.revision,
         spec_json.as_deref(),
     );
-    CreateContainer { name, spec: &r.spec, labels: l, aliases: vec![resource.to_string()] }
+    CreateContainer {
+        name,
+        spec: &r.spec,
+        labels: l,
+        aliases: vec![resource.to_string()],
+    }
 }
 
 /// Holds a container back until what it `dependsOn` is started, healthy or completed.
-async fn wait_for_dependencies<E: Engine>(engine: &E, desired: &DesiredState, name: &str) -> Result<(), ActionError> {
+async fn wait_for_dependencies<E: Engine>(
+    engine: &E,
+    desired: &DesiredState,
+    name: &str,
+) -> Result<(), ActionError> {
     let c = &desired.containers[name];
     if c.spec.depends_on.is_empty() {
         return Ok(());
@@ -188,15 +254,22 @@ async fn wait_for_dependencies<E: Engine>(engine: &E, desired: &DesiredState, na
             continue;
         }
         let Some(found) = observed.containers.iter().find(|o| &o.name == dep) else {
-            return Err(ActionError::Skipped(format!("dependency `{dep}` does not exist")));
+            return Err(ActionError::Skipped(format!(
+                "dependency `{dep}` does not exist"
+            )));
         };
         let spec = &desired.containers[dep].spec;
-        gate::wait(engine, &found.id, dep, spec, *cond).await.map_err(|e| {
-            ActionError::Skipped(format!("dependency `{dep}` is not {}: {e}", match cond {
-                DependCondition::Healthy => "healthy",
-                _ => "completed",
-            }))
-        })?;
+        gate::wait(engine, &found.id, dep, spec, *cond)
+            .await
+            .map_err(|e| {
+                ActionError::Skipped(format!(
+                    "dependency `{dep}` is not {}: {e}",
+                    match cond {
+                        DependCondition::Healthy => "healthy",
+                        _ => "completed",
+                    }
+                ))
+            })?;
     }
     Ok(())
 }

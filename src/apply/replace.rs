@@ -10,7 +10,13 @@ use crate::desired::{DependCondition, DesiredState, Strategy};
 use crate::diff::{candidate_name, retired_name};
 use crate::runtime::Engine;
 
-pub async fn replace<E: Engine>(engine: &E, desired: &DesiredState, name: &str, old_id: &str, strategy: Strategy) -> Result<String, ActionError> {
+pub async fn replace<E: Engine>(
+    engine: &E,
+    desired: &DesiredState,
+    name: &str,
+    old_id: &str,
+    strategy: Strategy,
+) -> Result<String, ActionError> {
     let spec = &desired.containers[name].spec;
     let stop_timeout = spec.stop_timeout.map(|d| d.as_std());
     match strategy {
@@ -18,11 +24,15 @@ pub async fn replace<E: Engine>(engine: &E, desired: &DesiredState, name: &str, 
             // 1. The candidate runs beside the old container under a temporary name, answering to
             //    the resource name on its networks.
             let temp = candidate_name(name);
-            let id = engine.create_container(&create_request(desired, name, &temp)).await?;
+            let id = engine
+                .create_container(&create_request(desired, name, &temp))
+                .await?;
             let started = engine.start_container(&id).await;
             // 2. It must prove itself; if not, it goes and the old one was never touched.
             let gated = match started {
-                Ok(()) => gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from),
+                Ok(()) => gate::wait(engine, &id, name, spec, DependCondition::Started)
+                    .await
+                    .map_err(ActionError::from),
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = gated {
@@ -42,9 +52,13 @@ pub async fn replace<E: Engine>(engine: &E, desired: &DesiredState, name: &str, 
             engine.rename_container(old_id, &retired).await?;
             // 2. The new one starts under the name and must prove itself.
             let attempt = async {
-                let id = engine.create_container(&create_request(desired, name, name)).await?;
+                let id = engine
+                    .create_container(&create_request(desired, name, name))
+                    .await?;
                 let r = match engine.start_container(&id).await {
-                    Ok(()) => gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from),
+                    Ok(()) => gate::wait(engine, &id, name, spec, DependCondition::Started)
+                        .await
+                        .map_err(ActionError::from),
                     Err(e) => Err(e.into()),
                 };
                 if r.is_err() {

@@ -41,20 +41,26 @@ impl Duration {
 impl FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid duration `{s}`: expected a number with a unit, like 500ms, 5s, 2m or 1h30m");
+        let bad = || {
+            format!("invalid duration `{s}`: expected a number with a unit, like 500ms, 5s, 2m or 1h30m")
+        };
         let mut rest = s.trim();
         if rest.is_empty() {
             return Err(bad());
         }
         let mut total_ms: u128 = 0;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit() && c != '.')
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad());
             }
             let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let unit_ms: f64 = match &rest[..unit_len] {
                 "ms" => 1.0,
                 "s" => 1_000.0,
@@ -103,7 +109,9 @@ impl FromStr for ByteSize {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let bad = || format!("invalid size `{s}`: expected a number with an optional unit: Ki, Mi, Gi, Ti (binary) or k, M, G, T (decimal)");
+        let bad = || {
+            format!("invalid size `{s}`: expected a number with an optional unit: Ki, Mi, Gi, Ti (binary) or k, M, G, T (decimal)")
+        };
         let n: u64 = num.parse().map_err(|_| bad())?;
         let mult: u64 = match unit {
             "" | "B" | "b" => 1,
@@ -116,18 +124,27 @@ impl FromStr for ByteSize {
             "G" | "GB" => 1_000_000_000,
             "T" | "TB" => 1_000_000_000_000,
             "m" | "g" => {
-                return Err(format!("ambiguous size unit in `{s}`: write Mi or Gi (binary) or M or G (decimal)"))
+                return Err(format!(
+                    "ambiguous size unit in `{s}`: write Mi or Gi (binary) or M or G (decimal)"
+                ))
             }
             _ => return Err(bad()),
         };
-        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("size `{s}` is too large"))
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{s}` is too large"))
     }
 }
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
-        for (unit, m) in [("Ti", 1u64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+        for (unit, m) in [
+            ("Ti", 1u64 << 40),
+            ("Gi", 1 << 30),
+            ("Mi", 1 << 20),
+            ("Ki", 1 << 10),
+        ] {
             if n >= m && n % m == 0 {
                 return write!(f, "{}{unit}", n / m);
             }
@@ -165,7 +182,9 @@ pub struct PortBinding {
 impl FromStr for PortBinding {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("invalid port `{s}`: {why}; expected HOST:CONTAINER, IP:HOST:CONTAINER or CONTAINER, with an optional /tcp or /udp");
+        let bad = |why: &str| {
+            format!("invalid port `{s}`: {why}; expected HOST:CONTAINER, IP:HOST:CONTAINER or CONTAINER, with an optional /tcp or /udp")
+        };
         let (addr, protocol) = match s.rsplit_once('/') {
             Some((a, "tcp")) => (a, Protocol::Tcp),
             Some((a, "udp")) => (a, Protocol::Udp),
@@ -174,13 +193,25 @@ impl FromStr for PortBinding {
         };
         // An IPv6 host address is written in brackets: [::1]:8080:80.
         let (host_ip, rest) = if let Some(r) = addr.strip_prefix('[') {
-            let (ip, rest) = r.split_once("]:").ok_or_else(|| bad("unclosed IPv6 bracket"))?;
-            (Some(ip.parse::<IpAddr>().map_err(|_| bad("bad IP address"))?), rest)
+            let (ip, rest) = r
+                .split_once("]:")
+                .ok_or_else(|| bad("unclosed IPv6 bracket"))?;
+            (
+                Some(ip.parse::<IpAddr>().map_err(|_| bad("bad IP address"))?),
+                rest,
+            )
         } else {
             let parts: Vec<&str> = addr.split(':').collect();
             match parts.len() {
                 1 | 2 => (None, addr),
-                3 => (Some(parts[0].parse::<IpAddr>().map_err(|_| bad("bad IP address"))?), &addr[parts[0].len() + 1..]),
+                3 => (
+                    Some(
+                        parts[0]
+                            .parse::<IpAddr>()
+                            .map_err(|_| bad("bad IP address"))?,
+                    ),
+                    &addr[parts[0].len() + 1..],
+                ),
                 _ => return Err(bad("too many `:`")),
             }
         };
@@ -195,7 +226,12 @@ impl FromStr for PortBinding {
             Some((h, c)) => (Some(port(h)?), port(c)?),
             None => (None, port(rest)?),
         };
-        Ok(PortBinding { host_ip, host_port, container_port, protocol })
+        Ok(PortBinding {
+            host_ip,
+            host_port,
+            container_port,
+            protocol,
+        })
     }
 }
 
@@ -287,20 +323,39 @@ mod tests {
     #[test]
     fn ports_short_forms() {
         let p: PortBinding = "8080:80".parse().unwrap();
-        assert_eq!((p.host_ip, p.host_port, p.container_port, p.protocol), (None, Some(8080), 80, Protocol::Tcp));
+        assert_eq!(
+            (p.host_ip, p.host_port, p.container_port, p.protocol),
+            (None, Some(8080), 80, Protocol::Tcp)
+        );
         assert_eq!(p.to_string(), "8080:80/tcp");
         let p: PortBinding = "127.0.0.1:53:53/udp".parse().unwrap();
         assert_eq!(p.to_string(), "127.0.0.1:53:53/udp");
-        assert_eq!("[::1]:80:80".parse::<PortBinding>().unwrap().to_string(), "[::1]:80:80/tcp");
+        assert_eq!(
+            "[::1]:80:80".parse::<PortBinding>().unwrap().to_string(),
+            "[::1]:80:80/tcp"
+        );
         assert_eq!("80".parse::<PortBinding>().unwrap().to_string(), "80/tcp");
-        for bad in ["0:80", "70000:80", "a:b", "1.2.3:80:80", "80/sctp", "1:2:3:4"] {
+        for bad in [
+            "0:80",
+            "70000:80",
+            "a:b",
+            "1.2.3:80:80",
+            "80/sctp",
+            "1:2:3:4",
+        ] {
             assert!(bad.parse::<PortBinding>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn restart_policies() {
-        for s in ["no", "always", "unless-stopped", "on-failure", "on-failure:3"] {
+        for s in [
+            "no",
+            "always",
+            "unless-stopped",
+            "on-failure",
+            "on-failure:3",
+        ] {
             assert_eq!(s.parse::<RestartPolicy>().unwrap().to_string(), s);
         }
         assert!("sometimes".parse::<RestartPolicy>().is_err());

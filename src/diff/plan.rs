@@ -33,14 +33,26 @@ pub enum Op {
     Create,
     /// A new container replaces `oldId`; see `apply::replace` for the sequence.
     #[serde(rename_all = "camelCase")]
-    Replace { old_id: String, strategy: Strategy },
+    Replace {
+        old_id: String,
+        strategy: Strategy,
+    },
     /// Start a managed container that was stopped outside hawser.
-    Start { id: String },
+    Start {
+        id: String,
+    },
     /// A container left under a temporary name by an interrupted replacement takes the name.
     #[serde(rename_all = "camelCase")]
-    Adopt { id: String, from_name: String },
-    Remove { id: String },
-    Pull { reference: String },
+    Adopt {
+        id: String,
+        from_name: String,
+    },
+    Remove {
+        id: String,
+    },
+    Pull {
+        reference: String,
+    },
     /// Something apply must not or cannot change; apply refuses the whole plan.
     Conflict,
     /// Managed but no longer declared; removed only with `--prune`.
@@ -65,23 +77,38 @@ pub enum Cause {
     /// Declared, not on the engine.
     Absent,
     /// The declared spec differs from the applied one.
-    SpecChanged { changes: Vec<FieldChange> },
+    SpecChanged {
+        changes: Vec<FieldChange>,
+    },
     /// The container runs another image than its reference now names.
-    ImageChanged { from: String, to: String },
+    ImageChanged {
+        from: String,
+        to: String,
+    },
     /// The container is not running (stopped or killed outside hawser).
-    Stopped { state: String, #[serde(skip_serializing_if = "Option::is_none")] exit_code: Option<i64> },
+    Stopped {
+        state: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i64>,
+    },
     /// Left over by an interrupted replacement.
-    Leftover { name: String },
+    Leftover {
+        name: String,
+    },
     NotDeclared,
     /// An object hawser does not manage (or another project's) has the name.
     #[serde(rename_all = "camelCase")]
-    NameTaken { owner_project: Option<String> },
+    NameTaken {
+        owner_project: Option<String>,
+    },
     /// An `external: true` object does not exist.
     ExternalMissing,
     /// `pull: never` and the image is not on the host.
     ImageMissing,
     /// A Network's spec changed; hawser does not replace networks yet.
-    NetworkChanged { changes: Vec<FieldChange> },
+    NetworkChanged {
+        changes: Vec<FieldChange>,
+    },
     /// A Volume's spec changed; volumes are never replaced, their data is kept.
     VolumeChanged,
     /// A one-shot container that ran to completion.
@@ -91,7 +118,9 @@ pub enum Cause {
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        self.actions.iter().any(|a| !matches!(a.op, Op::Keep | Op::Orphan))
+        self.actions
+            .iter()
+            .any(|a| !matches!(a.op, Op::Keep | Op::Orphan))
     }
 
     pub fn conflicts(&self) -> impl Iterator<Item = &Action> {
@@ -140,10 +169,17 @@ impl fmt::Display for Summary {
             parts.push(format!("{} to pull", self.pull));
         }
         if self.conflict > 0 {
-            parts.push(format!("{} conflict{}", self.conflict, if self.conflict == 1 { "" } else { "s" }));
+            parts.push(format!(
+                "{} conflict{}",
+                self.conflict,
+                if self.conflict == 1 { "" } else { "s" }
+            ));
         }
         if self.orphan > 0 {
-            parts.push(format!("{} not declared (kept; --prune removes)", self.orphan));
+            parts.push(format!(
+                "{} not declared (kept; --prune removes)",
+                self.orphan
+            ));
         }
         parts.push(format!("{} unchanged", self.unchanged));
         write!(f, "{}.", parts.join(", "))
@@ -227,7 +263,13 @@ impl fmt::Display for Plan {
             writeln!(f, "  {sign} {} {}: {verb} ({})", a.kind, a.name, a.cause)?;
             if let Cause::SpecChanged { changes } | Cause::NetworkChanged { changes } = &a.cause {
                 for c in changes {
-                    writeln!(f, "      {}: {} -> {}", c.field, value_text(&c.old), value_text(&c.new))?;
+                    writeln!(
+                        f,
+                        "      {}: {} -> {}",
+                        c.field,
+                        value_text(&c.old),
+                        value_text(&c.new)
+                    )?;
                 }
             }
         }

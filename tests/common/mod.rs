@@ -1,0 +1,201 @@
+//! Helpers for tests against the real engine started by `scripts/engine-up`: a scratch git
+//! repository per test, the hawser binary, and the docker CLI as an independent observer.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const IMAGE: &str = "127.0.0.1:5000/busybox:latest";
+
+pub fn docker_host() -> String {
+    std::env::var("HAWSER_TEST_DOCKER_HOST")
+        .unwrap_or_else(|_| "unix:///run/hawser-engine/docker.sock".into())
+}
+
+/// Runs the docker CLI against the test engine; panics with its stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = docker_raw(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn docker_raw(args: &[&str]) -> Output {
+    Command::new("docker")
+        .arg("-H")
+        .arg(docker_host())
+        .args(args)
+        .output()
+        .expect("the docker CLI runs")
+}
+
+/// The result of one hawser run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A scratch git repository holding one project's manifests, cleaned off the engine on drop.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub state: tempfile::TempDir,
+    pub project: String,
+}
+
+impl Stack {
+    /// `project` must be unique per test: tests run in parallel on one engine.
+    pub fn new(project: &str) -> Stack {
+        let s = Stack {
+            dir: tempfile::tempdir().unwrap(),
+            state: tempfile::tempdir().unwrap(),
+            project: project.to_string(),
+        };
+        s.cleanup();
+        s.git(&["init", "-q", "-b", "main"]);
+        s.write("hawser.toml", &format!("project = \"{project}\"\n"));
+        s
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn remove(&self, rel: &str) {
+        std::fs::remove_file(self.dir.path().join(rel)).unwrap();
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=test",
+                "-c",
+                "user.email=test@localhost",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn commit(&self, msg: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Runs hawser with the arguments, `{src}` standing for the repository's path.
+    pub fn hawser(&self, args: &[&str]) -> Run {
+        let src = self.dir.path().to_string_lossy().to_string();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{src}", &src)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        hawser_in(self.dir.path(), self.state.path(), &args)
+    }
+
+    /// Removes everything of this project from the engine (containers, networks, volumes).
+    pub fn cleanup(&self) {
+        let filter = format!("label=dev.hawser.project={}", self.project);
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.lines());
+            let _ = docker_raw(&args);
+        }
+        for (kind, fmt) in [("network", "{{.Name}}"), ("volume", "{{.Name}}")] {
+            let names = docker(&[kind, "ls", "-q", "--filter", &filter, "--format", fmt]);
+            for n in names.lines().filter(|n| !n.is_empty()) {
+                let _ = docker_raw(&[kind, "rm", n]);
+            }
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+pub fn hawser_in(dir: &Path, state: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(args)
+        .env("DOCKER_HOST", docker_host())
+        .env("HAWSER_STATE_DIR", state)
+        .env_remove("HAWSER_LOG")
+        .current_dir(dir)
+        .output()
+        .expect("hawser runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// The id of the container with exactly this name, if any.
+pub fn container_id(name: &str) -> Option<String> {
+    let out = docker_raw(&[
+        "inspect",
+        "--type",
+        "container",
+        "--format",
+        "{{.Id}}",
+        name,
+    ]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub fn inspect(name: &str, format: &str) -> String {
+    docker(&["inspect", "--format", format, name])
+}
+
+/// Names of all containers (running or not) whose name starts with `prefix`.
+pub fn containers_named(prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = docker(&["ps", "-a", "--format", "{{.Names}}"])
+        .lines()
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn exec(name: &str, cmd: &[&str]) -> Output {
+    let mut args = vec!["exec", name];
+    args.extend(cmd);
+    docker_raw(&args)
+}
+
+pub fn repo_path(s: &Stack) -> PathBuf {
+    s.path().to_path_buf()
+}
