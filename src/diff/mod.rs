@@ -77,7 +77,7 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
     // Networks go after the containers that used them.
     let mut later: Vec<Action> = Vec::new();
     actions.retain(|a| {
-        let is_net_removal = a.kind == Kind::Network && matches!(a.op, Op::Remove { .. });
+        let is_net_removal = a.kind == Kind::Network && a.cause == Cause::NotDeclared;
         if is_net_removal {
             later.push(a.clone());
         }
@@ -446,3 +446,6 @@ pub fn ops_by_name(plan: &Plan) -> BTreeMap<(Kind, String), Vec<Op>> {
     }
     m
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! The diff's decisions, on hand-built observed snapshots: no engine involved.
+
+use super::*;
+use crate::desired::{self, ManifestFile};
+use crate::labels::{self, Ownership};
+use crate::observed::{ObservedNetwork, ObservedVolume};
+
+fn desired(yaml: &str) -> DesiredState {
+    let files = [ManifestFile {
+        path: "stack.yaml".into(),
+        text: yaml.into(),
+    }];
+    desired::load("shop", "rev2", &files).unwrap_or_else(|d| panic!("{d}"))
+}
+
+const STACK: &str = r#"
+kind: Network
+metadata: {name: net}
+---
+kind: Volume
+metadata: {name: data}
+---
+kind: Container
+metadata: {name: db}
+spec:
+  image: reg/db:1
+  volumes: ["data:/var/lib/db"]
+  networks: [net]
+---
+kind: Container
+metadata: {name: web}
+spec:
+  image: reg/web:1
+  env: {GREETING: hello}
+  networks: [net]
+  dependsOn: {db: healthy}
+"#;
+
+/// An observed container as hawser would have created it from `spec`.
+fn applied(name: &str, engine_name: &str, d: &DesiredState, state: RunState) -> ObservedContainer {
+    let spec = &d.containers[name].spec;
+    let view = serde_json::to_string(&hash::container_view(spec)).unwrap();
+    let l = labels::for_object(
+        &spec.labels,
+        &d.project,
+        Kind::Container,
+        name,
+        &hash::container(spec),
+        "rev1",
+        Some(&view),
+    );
+    ObservedContainer {
+        id: format!("id-{engine_name}"),
+        name: engine_name.into(),
+        image_id: format!("sha256:{}", spec.image),
+        state,
+        exit_code: None,
+        owner: Ownership::from_labels(&l),
+        labels: l,
+    }
+}
+
+fn converged(d: &DesiredState) -> ObservedState {
+    let mut o = ObservedState::default();
+    for (name, r) in &d.networks {
+        let l = labels::for_object(
+            &Default::default(),
+            &d.project,
+            Kind::Network,
+            name,
+            &network_hash(&r.spec),
+            "rev1",
+            None,
+        );
+        o.networks.push(ObservedNetwork {
+            id: format!("net-{name}"),
+            name: name.clone(),
+            owner: Ownership::from_labels(&l),
+            labels: l,
+        });
+    }
+    for (name, r) in &d.volumes {
+        let l = labels::for_object(
+            &Default::default(),
+            &d.project,
+            Kind::Volume,
+            name,
+            &volume_hash(&r.spec),
+            "rev1",
+            None,
+        );
+        o.volumes.push(ObservedVolume {
+            name: name.clone(),
+            owner: Ownership::from_labels(&l),
+            labels: l,
+        });
+    }
+    for (name, c) in &d.containers {
+        o.containers.push(applied(name, name, d, RunState::Running));
+        o.images.insert(
+            normalize_reference(&c.spec.image),
+            format!("sha256:{}", c.spec.image),
+        );
+    }
+    o
+}
+
+fn ops(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter(|a| a.op != Op::Keep)
+        .map(|a| format!("{} {} {:?}", a.kind, a.name, a.op))
+        .collect()
+}
+
+fn plan(d: &DesiredState, o: &ObservedState) -> Plan {
+    diff(d, o, &DiffOptions::default())
+}
+
+#[test]
+fn an_empty_host_gets_everything_created_in_dependency_order() {
+    let d = desired(STACK);
+    let p = plan(&d, &ObservedState::default());
+    assert_eq!(
+        ops(&p),
+        [
+            "Network net Create",
+            "Volume data Create",
+            "Image reg/db:1 Pull { reference: \"reg/db:1\" }",
+            "Image reg/web:1 Pull { reference: \"reg/web:1\" }",
+            "Container db Create",
+            "Container web Create",
+        ]
+    );
+    assert!(p.has_changes());
+}
+
+#[test]
+fn a_converged_host_has_an_empty_plan() {
+    let d = desired(STACK);
+    let p = plan(&d, &converged(&d));
+    assert!(!p.has_changes(), "{p}");
+    assert_eq!(p.summary().unchanged, 4);
+}
+
+#[test]
+fn a_changed_env_replaces_only_that_container_and_names_the_field() {
+    let d1 = desired(STACK);
+    let o = converged(&d1);
+    let d2 = desired(&STACK.replace("GREETING: hello", "GREETING: bonjour"));
+    let p = plan(&d2, &o);
+    assert_eq!(
+        ops(&p),
+        ["Container web Replace { old_id: \"id-web\", strategy: StartFirst }"]
+    );
+    let web = p.actions.iter().find(|a| a.name == "web").unwrap();
+    let Cause::SpecChanged { changes } = &web.cause else {
+        panic!("{:?}", web.cause)
+    };
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].field, "env.GREETING");
+    assert_eq!(changes[0].old, Some(serde_json::json!("hello")));
+    assert_eq!(changes[0].new, Some(serde_json::json!("bonjour")));
+}
+
+#[test]
+fn orchestration_only_changes_replace_nothing() {
+    let d1 = desired(STACK);
+    let o = converged(&d1);
+    let d2 = desired(&STACK.replace(
+        "dependsOn: {db: healthy}",
+        "dependsOn: [db]\n  update: {healthTimeout: 5s}",
+    ));
+    assert!(!plan(&d2, &o).has_changes());
+}
+
+#[test]
+fn published_host_ports_make_the_replacement_stop_first() {
+    let d1 = desired(STACK);
+    let o = converged(&d1);
+    let d2 = desired(&STACK.replace(
+        "env: {GREETING: hello}",
+        "env: {GREETING: hello}\n  ports: [\"8080:80\"]",
+    ));
+    let p = plan(&d2, &o);
+    assert_eq!(
+        ops(&p),
+        ["Container web Replace { old_id: \"id-web\", strategy: StopFirst }"]
+    );
+}
+
+#[test]
+fn a_moved_image_replaces_the_container() {
+    let d = desired(STACK);
+    let mut o = converged(&d);
+    o.images.insert("reg/db:1".into(), "sha256:new".into());
+    let p = plan(&d, &o);
+    let db = p.actions.iter().find(|a| a.name == "db").unwrap();
+    assert!(matches!(db.op, Op::Replace { .. }));
+    assert_eq!(
+        db.cause,
+        Cause::ImageChanged {
+            from: "sha256:reg/db:1".into(),
+            to: "sha256:new".into()
+        }
+    );
+}
+
+#[test]
+fn a_stopped_container_is_started_and_a_completed_one_shot_is_kept() {
+    let d = desired(STACK);
+    let mut o = converged(&d);
+    o.containers[0].state = RunState::Exited;
+    o.containers[0].exit_code = Some(137);
+    let p = plan(&d, &o);
+    let db = p.actions.iter().find(|a| a.name == "db").unwrap();
+    assert_eq!(db.op, Op::Start { id: "id-db".into() });
+    assert_eq!(
+        db.cause,
+        Cause::Stopped {
+            state: "exited".into(),
+            exit_code: Some(137)
+        }
+    );
+
+    o.containers[0].exit_code = Some(0);
+    let p = plan(&d, &o);
+    let db = p.actions.iter().find(|a| a.name == "db").unwrap();
+    assert_eq!(
+        (db.op.clone(), db.cause.clone()),
+        (Op::Keep, Cause::Completed)
+    );
+}
+
+#[test]
+fn a_name_held_by_an_unmanaged_or_foreign_object_is_a_conflict() {
+    let d = desired(STACK);
+    let mut o = converged(&d);
+    o.containers.retain(|c| c.name != "web");
+    o.containers.push(ObservedContainer {
+        id: "mine-not".into(),
+        name: "web".into(),
+        image_id: String::new(),
+        state: RunState::Running,
+        exit_code: None,
+        labels: Default::default(),
+        owner: None,
+    });
+    o.networks[0].owner.as_mut().unwrap().project = "other".into();
+    let p = plan(&d, &o);
+    assert_eq!(ops(&p), ["Network net Conflict", "Container web Conflict"]);
+    let net = p.actions.iter().find(|a| a.name == "net").unwrap();
+    assert_eq!(
+        net.cause,
+        Cause::NameTaken {
+            owner_project: Some("other".into())
+        }
+    );
+}
+
+#[test]
+fn leftovers_of_an_interrupted_replacement_are_removed_or_adopted() {
+    let d = desired(STACK);
+    // Crash after the candidate was created: the old one still has the name.
+    let mut o = converged(&d);
+    o.containers.push(applied(
+        "web",
+        &candidate_name("web"),
+        &d,
+        RunState::Running,
+    ));
+    let p = plan(&d, &o);
+    assert_eq!(
+        ops(&p),
+        ["Container web Remove { id: \"id-web.hawser-next\" }"]
+    );
+
+    // Crash after the old one was removed, before the rename: the candidate takes the name.
+    o.containers.retain(|c| c.name != "web");
+    let p = plan(&d, &o);
+    assert_eq!(
+        ops(&p),
+        ["Container web Adopt { id: \"id-web.hawser-next\", from_name: \"web.hawser-next\" }"]
+    );
+}
+
+#[test]
+fn undeclared_objects_are_orphans_until_pruned_and_volumes_are_kept() {
+    let d_all = desired(STACK);
+    let o = converged(&d_all);
+    let d = desired("kind: Container\nmetadata: {name: db}\nspec: {image: reg/db:1}\n");
+    let p = diff(&d, &o, &DiffOptions { prune: false });
+    assert_eq!(
+        ops(&p),
+        [
+            "Container db Replace { old_id: \"id-db\", strategy: StartFirst }",
+            "Container web Orphan",
+            "Network net Orphan"
+        ]
+    );
+    let p = diff(&d, &o, &DiffOptions { prune: true });
+    assert_eq!(
+        ops(&p),
+        [
+            "Container db Replace { old_id: \"id-db\", strategy: StartFirst }",
+            "Container web Remove { id: \"id-web\" }",
+            "Network net Remove { id: \"net-net\" }",
+        ],
+        "the volume is never pruned by default"
+    );
+}
+
+#[test]
+fn a_volume_applied_with_retain_false_can_be_pruned() {
+    let d1 = desired("kind: Volume\nmetadata: {name: cache}\nspec: {retain: false}\n");
+    let mut o = converged(&d1);
+    let spec = serde_json::to_string(&d1.volumes["cache"].spec).unwrap();
+    o.volumes[0].owner.as_mut().unwrap().spec = Some(spec);
+    let d2 = desired("kind: Volume\nmetadata: {name: other}\n");
+    let p = diff(&d2, &o, &DiffOptions { prune: true });
+    assert_eq!(
+        ops(&p),
+        [
+            "Volume other Create",
+            "Volume cache Remove { id: \"cache\" }"
+        ]
+    );
+}
+
+#[test]
+fn a_changed_network_is_reported_and_blocked() {
+    let d1 = desired(STACK);
+    let mut o = converged(&d1);
+    o.networks[0].owner.as_mut().unwrap().spec =
+        Some(serde_json::to_string(&d1.networks["net"].spec).unwrap());
+    let d2 = desired(&STACK.replace(
+        "metadata: {name: net}",
+        "metadata: {name: net}\nspec: {internal: true}",
+    ));
+    let p = plan(&d2, &o);
+    let net = p.actions.iter().find(|a| a.name == "net").unwrap();
+    assert_eq!(net.op, Op::Conflict);
+    let Cause::NetworkChanged { changes } = &net.cause else {
+        panic!()
+    };
+    assert_eq!(changes[0].field, "internal");
+}
+
+#[test]
+fn plan_text_is_stable() {
+    let d1 = desired(STACK);
+    let mut o = converged(&d1);
+    o.containers[0].state = RunState::Exited;
+    o.containers[0].exit_code = Some(1);
+    let d2 = desired(&STACK.replace("GREETING: hello", "GREETING: bonjour"));
+    let text = plan(&d2, &o).to_string();
+    assert_eq!(
+        text,
+        r#"Project shop at revision rev2
+
+  > Container db: start (drift: exited with exit code 1)
+  ~ Container web: replace (start-first) (changed: env.GREETING)
+      env.GREETING: "hello" -> "bonjour"
+
+Plan: 0 to create, 1 to replace, 1 to repair, 0 to remove, 2 unchanged."#
+    );
+}
