@@ -159,7 +159,14 @@ impl From<SourceError> for CliError {
 
 impl From<crate::runtime::EngineError> for CliError {
     fn from(e: crate::runtime::EngineError) -> Self {
-        CliError::Failed(e.to_string())
+        let hint = match e.kind {
+            crate::runtime::ErrorKind::Unavailable => {
+                "\nhint: is the engine running there? Point hawser at it with --host or DOCKER_HOST \
+                 (this project's own engine: scripts/engine-up, DOCKER_HOST=unix:///run/hawser-engine/docker.sock)"
+            }
+            _ => "",
+        };
+        CliError::Failed(format!("{e}{hint}"))
     }
 }
 

@@ -41,7 +41,10 @@ fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
             ErrorKind::Unavailable,
             "the engine did not answer in time".into(),
         ),
-        E::HyperResponseError { .. } | E::IOError { .. } | E::SocketNotFoundError(_) => (
+        E::HyperResponseError { .. }
+        | E::HyperLegacyError { .. }
+        | E::IOError { .. }
+        | E::SocketNotFoundError(_) => (
             ErrorKind::Unavailable,
             format!("cannot reach the engine: {e}"),
         ),
