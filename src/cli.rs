@@ -19,19 +19,10 @@ pub const EXIT_CHANGES: u8 = 2;
 pub const EXIT_INVALID: u8 = 3;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "hawser",
-    version,
-    about = "Declarative GitOps reconciler for container hosts"
-)]
+#[command(name = "hawser", version, about = "Declarative GitOps reconciler for container hosts")]
 pub struct Cli {
     /// Engine endpoint, as the docker CLI's.
-    #[arg(
-        long,
-        global = true,
-        env = "DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock"
-    )]
+    #[arg(long, global = true, env = "DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
     pub host: String,
     /// Git cache, history and lock.
     #[arg(long, global = true, env = "HAWSER_STATE_DIR")]
@@ -172,11 +163,7 @@ impl From<crate::runtime::EngineError> for CliError {
 
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(&cli);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -190,10 +177,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(CliError::Invalid(d)) => {
             eprintln!("{d}");
             let n = d.0.len();
-            eprintln!(
-                "error: the desired state has {n} problem{}; nothing was changed",
-                if n == 1 { "" } else { "s" }
-            );
+            eprintln!("error: the desired state has {n} problem{}; nothing was changed", if n == 1 { "" } else { "s" });
             ExitCode::from(EXIT_INVALID)
         }
         Err(e) => {
@@ -216,9 +200,7 @@ fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HAWSER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match cli.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -226,11 +208,8 @@ fn init_logging(cli: &Cli) {
 }
 
 fn load(src: &SourceArgs, state_dir: &std::path::Path) -> Result<DesiredState, CliError> {
-    let opts = SourceOptions {
-        git_ref: src.git_ref.clone(),
-        path: src.path.clone(),
-        cache_dir: state_dir.to_path_buf(),
-    };
+    let opts =
+        SourceOptions { git_ref: src.git_ref.clone(), path: src.path.clone(), cache_dir: state_dir.to_path_buf() };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
     desired::load(&snap.project, &snap.revision, &snap.files).map_err(CliError::Invalid)
@@ -253,35 +232,19 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             }
             Ok(EXIT_OK)
         }
-        Command::Plan {
-            src,
-            output,
-            exit_code,
-            prune,
-        } => {
+        Command::Plan { src, output, exit_code, prune } => {
             let d = load(src, state_dir)?;
             let engine = DockerEngine::connect(&cli.host).await?;
             let plan = plan(&engine, &d, *prune).await?;
             print_plan(&plan, *output);
-            Ok(if *exit_code && plan.has_changes() {
-                EXIT_CHANGES
-            } else {
-                EXIT_OK
-            })
+            Ok(if *exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
         }
-        Command::Apply {
-            src,
-            prune,
-            yes,
-            allow_empty,
-        } => {
+        Command::Apply { src, prune, yes, allow_empty } => {
             let d = load(src, state_dir)?;
             let engine = DockerEngine::connect(&cli.host).await?;
             apply(&engine, &d, *prune, *yes, *allow_empty, cli.quiet).await
         }
-        Command::Serve { .. } => Err(CliError::Failed(
-            "`hawser serve` is not implemented yet".into(),
-        )),
+        Command::Serve { .. } => Err(CliError::Failed("`hawser serve` is not implemented yet".into())),
         Command::Status { project, output } => {
             let engine = DockerEngine::connect(&cli.host).await?;
             let observed = engine.observe().await?;
@@ -298,10 +261,7 @@ async fn plan<E: EngineRead>(engine: &E, d: &DesiredState, prune: bool) -> Resul
 
 fn print_plan(plan: &Plan, output: Output) {
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(plan).expect("plans serialize")
-        ),
+        Output::Json => println!("{}", serde_json::to_string_pretty(plan).expect("plans serialize")),
         Output::Text | Output::Markdown => println!("{plan}"),
     }
 }
@@ -315,11 +275,7 @@ async fn apply<E: Engine>(
     quiet: bool,
 ) -> Result<u8, CliError> {
     // `pull: always` images are refreshed first, so the plan sees the digest they now have.
-    for img in d
-        .images
-        .values()
-        .filter(|i| i.spec.pull == PullPolicy::Always)
-    {
+    for img in d.images.values().filter(|i| i.spec.pull == PullPolicy::Always) {
         engine
             .pull_image(&img.spec.reference)
             .await
@@ -329,26 +285,15 @@ async fn apply<E: Engine>(
     if !quiet {
         println!("{plan}");
     }
-    let conflicts: Vec<String> = plan
-        .conflicts()
-        .map(|a| format!("{} {}: {}", a.kind, a.name, a.cause))
-        .collect();
+    let conflicts: Vec<String> = plan.conflicts().map(|a| format!("{} {}: {}", a.kind, a.name, a.cause)).collect();
     if !conflicts.is_empty() {
         return Err(CliError::Failed(format!(
             "refusing to apply: the plan has conflicts, and a revision is applied whole or not at all:\n  {}",
             conflicts.join("\n  ")
         )));
     }
-    let removes = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a.op, Op::Remove { .. }))
-        .count();
-    let keeps = plan
-        .actions
-        .iter()
-        .filter(|a| !matches!(a.op, Op::Remove { .. }))
-        .count();
+    let removes = plan.actions.iter().filter(|a| matches!(a.op, Op::Remove { .. })).count();
+    let keeps = plan.actions.iter().filter(|a| !matches!(a.op, Op::Remove { .. })).count();
     if removes > 0 && keeps == 0 && !allow_empty {
         return Err(CliError::Failed(format!(
             "refusing to remove every managed object of project `{}` ({removes}); pass --allow-empty if that is intended",
@@ -376,18 +321,12 @@ async fn apply<E: Engine>(
     let report = apply::execute(engine, d, &plan, &mut progress).await;
     if report.ok() {
         if !quiet {
-            println!(
-                "Applied revision {} of project {}: {} change(s).",
-                d.revision, d.project, report.done
-            );
+            println!("Applied revision {} of project {}: {} change(s).", d.revision, d.project, report.done);
         }
         Ok(EXIT_OK)
     } else {
-        let lines: Vec<String> = report
-            .failures
-            .iter()
-            .map(|f| format!("{} {}: {}", f.kind, f.name, f.message))
-            .collect();
+        let lines: Vec<String> =
+            report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect();
         Err(CliError::Failed(format!(
             "revision {} was not fully applied ({} done, {} failed); what worked before keeps running:\n  {}",
             d.revision,
@@ -444,25 +383,12 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
     rows.retain(|r| project.is_none_or(|p| p == r.project));
     rows.sort_by(|a, b| (a.project, &a.kind, a.name).cmp(&(b.project, &b.kind, b.name)));
     if output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialize")
-        );
+        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
         return;
     }
-    println!(
-        "{:<16} {:<10} {:<24} {:<12} REVISION",
-        "PROJECT", "KIND", "NAME", "STATE"
-    );
+    println!("{:<16} {:<10} {:<24} {:<12} REVISION", "PROJECT", "KIND", "NAME", "STATE");
     for r in rows {
-        let rev = if r.revision.len() > 12 && !r.revision.starts_with("dir:") {
-            &r.revision[..12]
-        } else {
-            r.revision
-        };
-        println!(
-            "{:<16} {:<10} {:<24} {:<12} {}",
-            r.project, r.kind, r.name, r.state, rev
-        );
+        let rev = if r.revision.len() > 12 && !r.revision.starts_with("dir:") { &r.revision[..12] } else { r.revision };
+        println!("{:<16} {:<10} {:<24} {:<12} {}", r.project, r.kind, r.name, r.state, rev);
     }
 }

@@ -58,65 +58,26 @@ fn apply_creates_a_connected_labelled_stack_and_a_second_run_changes_nothing() {
     // Both run, with the ownership labels of the contract.
     for name in [format!("{p}-web"), format!("{p}-app")] {
         assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
-        assert_eq!(
-            inspect(&name, r#"{{index .Config.Labels "dev.hawser.project"}}"#),
-            p
-        );
-        assert_eq!(
-            inspect(&name, r#"{{index .Config.Labels "dev.hawser.kind"}}"#),
-            "Container"
-        );
-        assert_eq!(
-            inspect(&name, r#"{{index .Config.Labels "dev.hawser.name"}}"#),
-            name
-        );
-        assert_eq!(
-            inspect(&name, r#"{{index .Config.Labels "dev.hawser.revision"}}"#),
-            rev
-        );
-        assert_eq!(
-            inspect(&name, r#"{{index .Config.Labels "dev.hawser.spec-hash"}}"#).len(),
-            64
-        );
+        assert_eq!(inspect(&name, r#"{{index .Config.Labels "dev.hawser.project"}}"#), p);
+        assert_eq!(inspect(&name, r#"{{index .Config.Labels "dev.hawser.kind"}}"#), "Container");
+        assert_eq!(inspect(&name, r#"{{index .Config.Labels "dev.hawser.name"}}"#), name);
+        assert_eq!(inspect(&name, r#"{{index .Config.Labels "dev.hawser.revision"}}"#), rev);
+        assert_eq!(inspect(&name, r#"{{index .Config.Labels "dev.hawser.spec-hash"}}"#).len(), 64);
     }
+    assert_eq!(inspect(&format!("{p}-web"), r#"{{index .Config.Labels "tier"}}"#), "front");
     assert_eq!(
-        inspect(&format!("{p}-web"), r#"{{index .Config.Labels "tier"}}"#),
-        "front"
-    );
-    assert_eq!(
-        docker(&[
-            "network",
-            "inspect",
-            "--format",
-            r#"{{index .Labels "dev.hawser.project"}}"#,
-            &format!("{p}-net")
-        ]),
+        docker(&["network", "inspect", "--format", r#"{{index .Labels "dev.hawser.project"}}"#, &format!("{p}-net")]),
         p
     );
     assert_eq!(
-        docker(&[
-            "volume",
-            "inspect",
-            "--format",
-            r#"{{index .Labels "dev.hawser.project"}}"#,
-            &format!("{p}-data")
-        ]),
+        docker(&["volume", "inspect", "--format", r#"{{index .Labels "dev.hawser.project"}}"#, &format!("{p}-data")]),
         p
     );
 
     // Connected: app reaches web by its name and by its alias, and sees the page app wrote.
     let mut body = String::new();
     for _ in 0..50 {
-        let out = exec(
-            &format!("{p}-app"),
-            &[
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                &format!("http://{p}-web:8080/index.html"),
-            ],
-        );
+        let out = exec(&format!("{p}-app"), &["wget", "-q", "-O", "-", &format!("http://{p}-web:8080/index.html")]);
         body = String::from_utf8_lossy(&out.stdout).to_string();
         if body.contains("ready") {
             break;
@@ -124,29 +85,17 @@ fn apply_creates_a_connected_labelled_stack_and_a_second_run_changes_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(body.trim(), "ready");
-    let alias = exec(
-        &format!("{p}-app"),
-        &["wget", "-q", "-O", "-", "http://www:8080/index.html"],
-    );
+    let alias = exec(&format!("{p}-app"), &["wget", "-q", "-O", "-", "http://www:8080/index.html"]);
     assert_eq!(String::from_utf8_lossy(&alias.stdout).trim(), "ready");
 
     // A second plan is empty and a second apply replaces nothing.
-    let ids = (
-        container_id(&format!("{p}-web")),
-        container_id(&format!("{p}-app")),
-    );
+    let ids = (container_id(&format!("{p}-web")), container_id(&format!("{p}-app")));
     let r = s.hawser(&["plan", "{src}", "--exit-code"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("No changes"), "{r:?}");
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        (
-            container_id(&format!("{p}-web")),
-            container_id(&format!("{p}-app"))
-        ),
-        ids
-    );
+    assert_eq!((container_id(&format!("{p}-web")), container_id(&format!("{p}-app"))), ids);
 }
 
 #[test]
@@ -159,10 +108,7 @@ fn an_env_change_replaces_only_that_container_and_volume_data_survives() {
     assert_eq!(r.code, 0, "{r:?}");
     let web_id = container_id(&format!("{p}-web")).unwrap();
     let app_id = container_id(&format!("{p}-app")).unwrap();
-    let sentinel = exec(
-        &format!("{p}-app"),
-        &["sh", "-c", "echo keep-me > /data/sentinel"],
-    );
+    let sentinel = exec(&format!("{p}-app"), &["sh", "-c", "echo keep-me > /data/sentinel"]);
     assert!(sentinel.status.success());
 
     s.write("stack.yaml", &stack(p, "bonjour"));
@@ -173,35 +119,21 @@ fn an_env_change_replaces_only_that_container_and_volume_data_survives() {
 
     let r = s.hawser(&["plan", "{src}", "--exit-code"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stdout.contains(&format!("Container {p}-app: replace")),
-        "{r:?}"
-    );
-    assert!(
-        r.stdout.contains(r#"env.GREETING: "hello" -> "bonjour""#),
-        "{r:?}"
-    );
+    assert!(r.stdout.contains(&format!("Container {p}-app: replace")), "{r:?}");
+    assert!(r.stdout.contains(r#"env.GREETING: "hello" -> "bonjour""#), "{r:?}");
     assert!(!r.stdout.contains(&format!("{p}-web: replace")), "{r:?}");
 
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
     let new_app = container_id(&format!("{p}-app")).unwrap();
     assert_ne!(new_app, app_id, "app was replaced");
-    assert_eq!(
-        container_id(&format!("{p}-web")).unwrap(),
-        web_id,
-        "web was not touched"
-    );
+    assert_eq!(container_id(&format!("{p}-web")).unwrap(), web_id, "web was not touched");
     assert_eq!(inspect(&format!("{p}-app"), "{{.State.Running}}"), "true");
     let env = inspect(&format!("{p}-app"), "{{json .Config.Env}}");
     assert!(env.contains("GREETING=bonjour"), "{env}");
     let data = exec(&format!("{p}-app"), &["cat", "/data/sentinel"]);
     assert_eq!(String::from_utf8_lossy(&data.stdout).trim(), "keep-me");
-    assert_eq!(
-        containers_named(&format!("{p}-")),
-        vec![format!("{p}-app"), format!("{p}-web")],
-        "no leftovers"
-    );
+    assert_eq!(containers_named(&format!("{p}-")), vec![format!("{p}-app"), format!("{p}-web")], "no leftovers");
 }
 
 #[test]
@@ -211,41 +143,28 @@ fn an_invalid_commit_is_refused_whole_and_the_host_is_untouched() {
     s.write("stack.yaml", &stack(p, "hello"));
     s.commit("first");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
-    let before = (
-        container_id(&format!("{p}-web")),
-        container_id(&format!("{p}-app")),
-    );
+    let before = (container_id(&format!("{p}-web")), container_id(&format!("{p}-app")));
 
     // A valid change (new env) together with an unknown field in another file.
     s.write("stack.yaml", &stack(p, "changed"));
-    s.write("extra.yaml", "kind: Container\nmetadata: {name: t-invalid-x}\nspec:\n  image: busybox\n  enviroment: {A: b}\n");
+    s.write(
+        "extra.yaml",
+        "kind: Container\nmetadata: {name: t-invalid-x}\nspec:\n  image: busybox\n  enviroment: {A: b}\n",
+    );
     s.commit("typo");
 
     let r = s.hawser(&["validate", "{src}"]);
     assert_eq!(r.code, 3, "{r:?}");
-    assert!(
-        r.stderr
-            .contains("extra.yaml:5:3: unknown field `enviroment`"),
-        "{r:?}"
-    );
+    assert!(r.stderr.contains("extra.yaml:5:3: unknown field `enviroment`"), "{r:?}");
     assert!(r.stderr.contains("did you mean `env`?"), "{r:?}");
 
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains("extra.yaml:5:3"), "{r:?}");
-    assert_eq!(
-        (
-            container_id(&format!("{p}-web")),
-            container_id(&format!("{p}-app"))
-        ),
-        before
-    );
+    assert_eq!((container_id(&format!("{p}-web")), container_id(&format!("{p}-app"))), before);
     assert!(container_id("t-invalid-x").is_none());
     let env = inspect(&format!("{p}-app"), "{{json .Config.Env}}");
-    assert!(
-        env.contains("GREETING=hello"),
-        "nothing from the bad revision was applied: {env}"
-    );
+    assert!(env.contains("GREETING=hello"), "nothing from the bad revision was applied: {env}");
 }
 
 #[test]
@@ -274,21 +193,10 @@ spec:
     s.commit("a check that always fails");
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(
-        r.stderr.contains(&format!("{p}-svc")) && r.stderr.contains("unhealthy"),
-        "{r:?}"
-    );
-    assert_eq!(
-        container_id(&format!("{p}-svc")).as_deref(),
-        Some(old.as_str()),
-        "the old container is kept"
-    );
+    assert!(r.stderr.contains(&format!("{p}-svc")) && r.stderr.contains("unhealthy"), "{r:?}");
+    assert_eq!(container_id(&format!("{p}-svc")).as_deref(), Some(old.as_str()), "the old container is kept");
     assert_eq!(inspect(&format!("{p}-svc"), "{{.State.Running}}"), "true");
-    assert_eq!(
-        containers_named(&format!("{p}-")),
-        vec![format!("{p}-svc")],
-        "no candidate left behind"
-    );
+    assert_eq!(containers_named(&format!("{p}-")), vec![format!("{p}-svc")], "no candidate left behind");
 }
 
 #[test]
@@ -305,36 +213,21 @@ fn prune_removes_undeclared_containers_and_never_unmanaged_ones() {
 
     // app is gone from git: without --prune it stays and the plan says so.
     let text = stack(p, "hello");
-    let without_app = text
-        .split("\n---\n")
-        .filter(|d| !d.contains(&format!("{p}-app")))
-        .collect::<Vec<_>>()
-        .join("\n---\n");
+    let without_app =
+        text.split("\n---\n").filter(|d| !d.contains(&format!("{p}-app"))).collect::<Vec<_>>().join("\n---\n");
     s.write("stack.yaml", &without_app);
     s.commit("drop app");
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(
-        container_id(&format!("{p}-app")).is_some(),
-        "kept without --prune"
-    );
+    assert!(container_id(&format!("{p}-app")).is_some(), "kept without --prune");
     assert!(r.stdout.contains("not declared"), "{r:?}");
 
     let r = s.hawser(&["apply", "{src}", "--prune"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(
-        container_id(&format!("{p}-app")).is_none(),
-        "removed with --prune"
-    );
+    assert!(container_id(&format!("{p}-app")).is_none(), "removed with --prune");
     assert!(container_id(&format!("{p}-web")).is_some());
-    assert_eq!(
-        inspect(&unmanaged, "{{.State.Running}}"),
-        "true",
-        "unmanaged container untouched"
-    );
+    assert_eq!(inspect(&unmanaged, "{{.State.Running}}"), "true", "unmanaged container untouched");
     // The named volume survives every prune.
-    assert!(docker_raw(&["volume", "inspect", &format!("{p}-data")])
-        .status
-        .success());
+    assert!(docker_raw(&["volume", "inspect", &format!("{p}-data")]).status.success());
     docker(&["rm", "-f", &unmanaged]);
 }

@@ -7,18 +7,12 @@ use std::time::Duration;
 
 /// GET http://127.0.0.1:PORT/ and the body, or None when nothing answers.
 fn http_get(port: u16) -> Option<String> {
-    let mut s = std::net::TcpStream::connect_timeout(
-        &([127, 0, 0, 1], port).into(),
-        Duration::from_secs(1),
-    )
-    .ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
-    buf.split_once("\r\n\r\n")
-        .map(|(_, body)| body.trim().to_string())
+    buf.split_once("\r\n\r\n").map(|(_, body)| body.trim().to_string())
 }
 
 fn http_get_eventually(port: u16, want: &str) -> Option<String> {
@@ -73,10 +67,7 @@ fn stop_first_serves_the_new_container_and_rolls_back_to_the_old_one() {
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains(&format!("Container {p}-web")), "{r:?}");
-    assert_eq!(
-        container_id(&format!("{p}-web")).as_deref(),
-        Some(v2.as_str())
-    );
+    assert_eq!(container_id(&format!("{p}-web")).as_deref(), Some(v2.as_str()));
     assert_eq!(http_get_eventually(port, "v2").as_deref(), Some("v2"));
     assert_eq!(containers_named(&format!("{p}-")), vec![format!("{p}-web")]);
 }
@@ -99,17 +90,9 @@ fn drift_is_shown_with_its_cause_and_repaired() {
     docker(&["stop", "-t", "0", &format!("{p}-svc")]);
     let r = s.hawser(&["plan", "{src}", "--exit-code"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(
-        r.stdout
-            .contains(&format!("Container {p}-svc: start (drift: exited")),
-        "{r:?}"
-    );
+    assert!(r.stdout.contains(&format!("Container {p}-svc: start (drift: exited")), "{r:?}");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
-    assert_eq!(
-        container_id(&format!("{p}-svc")).as_deref(),
-        Some(id.as_str()),
-        "started again, not replaced"
-    );
+    assert_eq!(container_id(&format!("{p}-svc")).as_deref(), Some(id.as_str()), "started again, not replaced");
     assert_eq!(inspect(&format!("{p}-svc"), "{{.State.Running}}"), "true");
 
     docker(&["rm", "-f", &format!("{p}-svc")]);
@@ -117,12 +100,7 @@ fn drift_is_shown_with_its_cause_and_repaired() {
     assert_eq!(r.code, 0, "{r:?}");
     let plan: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
     assert_eq!(plan["formatVersion"], 1);
-    let svc = plan["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == format!("{p}-svc"))
-        .unwrap();
+    let svc = plan["actions"].as_array().unwrap().iter().find(|a| a["name"] == format!("{p}-svc")).unwrap();
     assert_eq!(svc["op"]["type"], "create");
     assert_eq!(svc["cause"]["reason"], "absent");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
@@ -144,23 +122,15 @@ fn a_name_held_by_an_unmanaged_container_is_a_conflict_and_nothing_is_applied() 
     let r = s.hawser(&["plan", "{src}", "--exit-code"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
-        r.stdout.contains(&format!(
-            "! Container {p}-svc: conflict (an object hawser does not manage has this name)"
-        )),
+        r.stdout.contains(&format!("! Container {p}-svc: conflict (an object hawser does not manage has this name)")),
         "{r:?}"
     );
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("refusing to apply"), "{r:?}");
-    assert_eq!(
-        container_id(&squatter).as_deref(),
-        Some(squatter_id.as_str()),
-        "unmanaged container untouched"
-    );
+    assert_eq!(container_id(&squatter).as_deref(), Some(squatter_id.as_str()), "unmanaged container untouched");
     assert!(
-        !docker_raw(&["network", "inspect", &format!("{p}-net")])
-            .status
-            .success(),
+        !docker_raw(&["network", "inspect", &format!("{p}-net")]).status.success(),
         "nothing of the revision applied"
     );
     docker(&["rm", "-f", &squatter]);
@@ -178,32 +148,16 @@ fn a_bare_repository_is_read_at_the_ref_given() {
     s.git(&["checkout", "-q", "main"]);
     let bare = tempfile::tempdir().unwrap();
     let bare_path = bare.path().join(format!("{p}.git"));
-    s.git(&[
-        "clone",
-        "-q",
-        "--bare",
-        s.path().to_str().unwrap(),
-        bare_path.to_str().unwrap(),
-    ]);
+    s.git(&["clone", "-q", "--bare", s.path().to_str().unwrap(), bare_path.to_str().unwrap()]);
     let bare_src = bare_path.to_str().unwrap();
 
     let r = s.hawser(&["apply", bare_src]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(
-        inspect(
-            &format!("{p}-svc"),
-            r#"{{index .Config.Labels "dev.hawser.revision"}}"#
-        ),
-        first
-    );
+    assert_eq!(inspect(&format!("{p}-svc"), r#"{{index .Config.Labels "dev.hawser.revision"}}"#), first);
     let r = s.hawser(&["plan", bare_src, "--ref", "next", "--exit-code"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stdout.contains(&next), "{r:?}");
-    assert!(
-        r.stdout
-            .contains(r#"command: ["sleep","3600"] -> ["sleep","3601"]"#),
-        "{r:?}"
-    );
+    assert!(r.stdout.contains(r#"command: ["sleep","3600"] -> ["sleep","3601"]"#), "{r:?}");
     let r = s.hawser(&["plan", bare_src, "--ref", "nope"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("ref `nope` not found"), "{r:?}");
@@ -243,18 +197,11 @@ spec:
         // 2026-11-23T18:31:20.123456789Z
         let (date, time) = t.trim_end_matches('Z').split_once('T').unwrap();
         let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
-        let (y, m) = if d[1] <= 2 {
-            (d[0] - 1, d[1] + 9)
-        } else {
-            (d[0], d[1] - 3)
-        };
+        let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
         let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * m + 2) / 5 + d[2];
         let parts: Vec<f64> = time.split(':').map(|x| x.parse().unwrap()).collect();
         days as f64 * 86400.0 + parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
     };
     let gap = secs(&app_started) - secs(&db_started);
-    assert!(
-        gap >= 2.0,
-        "app started {gap:.2}s after db, before db could be healthy"
-    );
+    assert!(gap >= 2.0, "app started {gap:.2}s after db, before db could be healthy");
 }

@@ -22,10 +22,7 @@ fn logs_suffix(logs: &str) -> String {
     if logs.is_empty() {
         String::new()
     } else {
-        format!(
-            "; last log lines:\n    {}",
-            logs.lines().collect::<Vec<_>>().join("\n    ")
-        )
+        format!("; last log lines:\n    {}", logs.lines().collect::<Vec<_>>().join("\n    "))
     }
 }
 
@@ -54,9 +51,7 @@ pub async fn wait<E: EngineRead>(
         match st.state {
             RunState::Exited | RunState::Dead => {
                 let code = st.exit_code.unwrap_or(-1);
-                if code == 0
-                    && (cond == DependCondition::Completed || (one_shot && !spec.has_healthcheck()))
-                {
+                if code == 0 && (cond == DependCondition::Completed || (one_shot && !spec.has_healthcheck())) {
                     return Ok(());
                 }
                 return fail(format!("`{name}` exited with code {code}")).await;
@@ -70,8 +65,7 @@ pub async fn wait<E: EngineRead>(
                 }
                 Some(Health::Starting) => {}
                 Some(Health::None) | None => {
-                    let no_check = matches!(spec.healthcheck, Some(Healthcheck::Disable))
-                        || !spec.has_healthcheck();
+                    let no_check = matches!(spec.healthcheck, Some(Healthcheck::Disable)) || !spec.has_healthcheck();
                     if no_check && cond != DependCondition::Healthy {
                         let since = *running_since.get_or_insert_with(Instant::now);
                         if st.restart_count == 0 && since.elapsed() >= MIN_UPTIME {
@@ -79,19 +73,13 @@ pub async fn wait<E: EngineRead>(
                         }
                     }
                     if no_check && cond == DependCondition::Healthy {
-                        return fail(format!(
-                            "`{name}` has no healthcheck, so it can never be healthy"
-                        ))
-                        .await;
+                        return fail(format!("`{name}` has no healthcheck, so it can never be healthy")).await;
                     }
                 }
             },
             RunState::Restarting => {
-                return fail(format!(
-                    "`{name}` is restarting after exiting with code {}",
-                    st.exit_code.unwrap_or(-1)
-                ))
-                .await;
+                return fail(format!("`{name}` is restarting after exiting with code {}", st.exit_code.unwrap_or(-1)))
+                    .await;
             }
             _ => {}
         }
@@ -108,11 +96,7 @@ pub async fn wait<E: EngineRead>(
             };
             return fail(format!(
                 "`{name}` did not become {} within {}{health}",
-                if cond == DependCondition::Completed {
-                    "completed"
-                } else {
-                    "healthy"
-                },
+                if cond == DependCondition::Completed { "completed" } else { "healthy" },
                 crate::desired::Duration(timeout)
             ))
             .await;

@@ -65,21 +65,12 @@ pub async fn execute<E: Engine>(
         match result {
             Ok(verb) => {
                 report.done += 1;
-                progress(&format!(
-                    "{} {}: {verb} in {:.1}s",
-                    a.kind,
-                    a.name,
-                    started.elapsed().as_secs_f64()
-                ));
+                progress(&format!("{} {}: {verb} in {:.1}s", a.kind, a.name, started.elapsed().as_secs_f64()));
             }
             Err(e) => {
                 failed.insert((a.kind, a.name.clone()));
                 progress(&format!("{} {}: FAILED: {e}", a.kind, a.name));
-                report.failures.push(Failure {
-                    kind: a.kind,
-                    name: a.name.clone(),
-                    message: e.to_string(),
-                });
+                report.failures.push(Failure { kind: a.kind, name: a.name.clone(), message: e.to_string() });
             }
         }
     }
@@ -87,11 +78,7 @@ pub async fn execute<E: Engine>(
 }
 
 /// What a container needs that failed earlier in this run, if anything.
-fn blocked_by(
-    desired: &DesiredState,
-    a: &Action,
-    failed: &BTreeSet<(Kind, String)>,
-) -> Option<String> {
+fn blocked_by(desired: &DesiredState, a: &Action, failed: &BTreeSet<(Kind, String)>) -> Option<String> {
     if a.kind != Kind::Container || failed.is_empty() {
         return None;
     }
@@ -105,12 +92,7 @@ fn blocked_by(
             crate::desired::Mount::Volume { source, .. } => Some((Kind::Volume, source.clone())),
             _ => None,
         }))
-        .chain(
-            c.spec
-                .depends_on
-                .keys()
-                .map(|d| (Kind::Container, d.clone())),
-        )
+        .chain(c.spec.depends_on.keys().map(|d| (Kind::Container, d.clone())))
         .chain(
             desired
                 .images
@@ -127,11 +109,7 @@ fn blocked_by(
     None
 }
 
-async fn run<E: Engine>(
-    engine: &E,
-    desired: &DesiredState,
-    a: &Action,
-) -> Result<String, ActionError> {
+async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Result<String, ActionError> {
     let project = desired.project.as_str();
     let revision = desired.revision.as_str();
     match (&a.op, a.kind) {
@@ -195,11 +173,7 @@ async fn run<E: Engine>(
             Ok("renamed back".into())
         }
         (Op::Remove { id }, Kind::Container) => {
-            let timeout = desired
-                .containers
-                .get(&a.name)
-                .and_then(|c| c.spec.stop_timeout)
-                .map(|d| d.as_std());
+            let timeout = desired.containers.get(&a.name).and_then(|c| c.spec.stop_timeout).map(|d| d.as_std());
             engine.stop_container(id, timeout).await?;
             engine.remove_container(id).await?;
             Ok("removed".into())
@@ -213,11 +187,7 @@ async fn run<E: Engine>(
 }
 
 /// The create request for container `resource` under engine name `name`.
-pub(crate) fn create_request<'d>(
-    desired: &'d DesiredState,
-    resource: &'d str,
-    name: &'d str,
-) -> CreateContainer<'d> {
+pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, name: &'d str) -> CreateContainer<'d> {
     let r = &desired.containers[resource];
     let view = hash::container_view(&r.spec);
     let spec_json = serde_json::to_string(&view).ok();
@@ -230,20 +200,11 @@ pub(crate) fn create_request<'d>(
         &desired.revision,
         spec_json.as_deref(),
     );
-    CreateContainer {
-        name,
-        spec: &r.spec,
-        labels: l,
-        aliases: vec![resource.to_string()],
-    }
+    CreateContainer { name, spec: &r.spec, labels: l, aliases: vec![resource.to_string()] }
 }
 
 /// Holds a container back until what it `dependsOn` is started, healthy or completed.
-async fn wait_for_dependencies<E: Engine>(
-    engine: &E,
-    desired: &DesiredState,
-    name: &str,
-) -> Result<(), ActionError> {
+async fn wait_for_dependencies<E: Engine>(engine: &E, desired: &DesiredState, name: &str) -> Result<(), ActionError> {
     let c = &desired.containers[name];
     if c.spec.depends_on.is_empty() {
         return Ok(());
@@ -254,22 +215,18 @@ async fn wait_for_dependencies<E: Engine>(
             continue;
         }
         let Some(found) = observed.containers.iter().find(|o| &o.name == dep) else {
-            return Err(ActionError::Skipped(format!(
-                "dependency `{dep}` does not exist"
-            )));
+            return Err(ActionError::Skipped(format!("dependency `{dep}` does not exist")));
         };
         let spec = &desired.containers[dep].spec;
-        gate::wait(engine, &found.id, dep, spec, *cond)
-            .await
-            .map_err(|e| {
-                ActionError::Skipped(format!(
-                    "dependency `{dep}` is not {}: {e}",
-                    match cond {
-                        DependCondition::Healthy => "healthy",
-                        _ => "completed",
-                    }
-                ))
-            })?;
+        gate::wait(engine, &found.id, dep, spec, *cond).await.map_err(|e| {
+            ActionError::Skipped(format!(
+                "dependency `{dep}` is not {}: {e}",
+                match cond {
+                    DependCondition::Healthy => "healthy",
+                    _ => "completed",
+                }
+            ))
+        })?;
     }
     Ok(())
 }

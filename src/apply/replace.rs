@@ -24,15 +24,13 @@ pub async fn replace<E: Engine>(
             // 1. The candidate runs beside the old container under a temporary name, answering to
             //    the resource name on its networks.
             let temp = candidate_name(name);
-            let id = engine
-                .create_container(&create_request(desired, name, &temp))
-                .await?;
+            let id = engine.create_container(&create_request(desired, name, &temp)).await?;
             let started = engine.start_container(&id).await;
             // 2. It must prove itself; if not, it goes and the old one was never touched.
             let gated = match started {
-                Ok(()) => gate::wait(engine, &id, name, spec, DependCondition::Started)
-                    .await
-                    .map_err(ActionError::from),
+                Ok(()) => {
+                    gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from)
+                }
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = gated {
@@ -52,13 +50,11 @@ pub async fn replace<E: Engine>(
             engine.rename_container(old_id, &retired).await?;
             // 2. The new one starts under the name and must prove itself.
             let attempt = async {
-                let id = engine
-                    .create_container(&create_request(desired, name, name))
-                    .await?;
+                let id = engine.create_container(&create_request(desired, name, name)).await?;
                 let r = match engine.start_container(&id).await {
-                    Ok(()) => gate::wait(engine, &id, name, spec, DependCondition::Started)
-                        .await
-                        .map_err(ActionError::from),
+                    Ok(()) => {
+                        gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from)
+                    }
                     Err(e) => Err(e.into()),
                 };
                 if r.is_err() {

@@ -40,21 +40,10 @@ struct Fields<'n> {
 impl<'n> Fields<'n> {
     fn of(node: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<Fields<'n>> {
         match &node.value {
-            Value::Map(entries) => Some(Fields {
-                pos: node.pos,
-                entries,
-                asked: Vec::new(),
-            }),
-            Value::Null => Some(Fields {
-                pos: node.pos,
-                entries: &[],
-                asked: Vec::new(),
-            }),
+            Value::Map(entries) => Some(Fields { pos: node.pos, entries, asked: Vec::new() }),
+            Value::Null => Some(Fields { pos: node.pos, entries: &[], asked: Vec::new() }),
             other => {
-                sink.error(
-                    node.pos,
-                    format!("{what} must be a map, found {}", other.type_name()),
-                );
+                sink.error(node.pos, format!("{what} must be a map, found {}", other.type_name()));
                 None
             }
         }
@@ -62,27 +51,21 @@ impl<'n> Fields<'n> {
 
     fn get(&mut self, name: &'static str) -> Option<&'n Node> {
         self.asked.push(name);
-        self.entries
-            .iter()
-            .find(|(k, _)| k.name == name)
-            .map(|(_, v)| v)
-            .filter(|v| v.value != Value::Null)
+        self.entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v).filter(|v| v.value != Value::Null)
     }
 
-    fn required(
-        &mut self,
-        name: &'static str,
-        what: &str,
-        sink: &mut Sink<'_>,
-    ) -> Option<&'n Node> {
+    fn required(&mut self, name: &'static str, what: &str, sink: &mut Sink<'_>) -> Option<&'n Node> {
         let v = self.get(name);
-        if v.is_none() {
-            sink.error(
-                self.pos,
-                format!("{what} is missing the required field `{name}`"),
-            );
+        // A misspelt key (`imgae`) is reported once, as unknown with a suggestion, not twice.
+        let misspelt = self.entries.iter().any(|(k, _)| k.name != name && did_you_mean(&k.name, &[name]).is_some());
+        if v.is_none() && !misspelt {
+            sink.error(self.pos, format!("{what} is missing the required field `{name}`"));
         }
         v
+    }
+
+    fn key_pos(&self, name: &str) -> Option<Pos> {
+        self.entries.iter().find(|(k, _)| k.name == name).map(|(k, _)| k.pos)
     }
 
     fn finish(self, what: &str, sink: &mut Sink<'_>) {
@@ -102,10 +85,7 @@ fn string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
     match &n.value {
         Value::Str(s) => Some(s.clone()),
         other => {
-            sink.error(
-                n.pos,
-                format!("{what} must be a string, found {}", other.type_name()),
-            );
+            sink.error(n.pos, format!("{what} must be a string, found {}", other.type_name()));
             None
         }
     }
@@ -119,10 +99,7 @@ fn lenient_string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
         Value::Float(f) => Some(f.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         other => {
-            sink.error(
-                n.pos,
-                format!("{what} must be a string, found {}", other.type_name()),
-            );
+            sink.error(n.pos, format!("{what} must be a string, found {}", other.type_name()));
             None
         }
     }
@@ -132,10 +109,7 @@ fn boolean(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<bool> {
     match &n.value {
         Value::Bool(b) => Some(*b),
         other => {
-            sink.error(
-                n.pos,
-                format!("{what} must be true or false, found {}", other.type_name()),
-            );
+            sink.error(n.pos, format!("{what} must be true or false, found {}", other.type_name()));
             None
         }
     }
@@ -145,10 +119,7 @@ fn integer(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> {
     match &n.value {
         Value::Int(i) => Some(*i),
         other => {
-            sink.error(
-                n.pos,
-                format!("{what} must be an integer, found {}", other.type_name()),
-            );
+            sink.error(n.pos, format!("{what} must be an integer, found {}", other.type_name()));
             None
         }
     }
@@ -177,10 +148,7 @@ fn seq<'n>(n: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<&'n [Node]> {
     match &n.value {
         Value::Seq(items) => Some(items),
         other => {
-            sink.error(
-                n.pos,
-                format!("{what} must be a list, found {}", other.type_name()),
-            );
+            sink.error(n.pos, format!("{what} must be a list, found {}", other.type_name()));
             None
         }
     }
@@ -188,22 +156,14 @@ fn seq<'n>(n: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<&'n [Node]> {
 
 fn string_list(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
     let items = seq(n, what, sink)?;
-    let out: Vec<Option<String>> = items
-        .iter()
-        .map(|i| lenient_string(i, &format!("an item of {what}"), sink))
-        .collect();
+    let out: Vec<Option<String>> =
+        items.iter().map(|i| lenient_string(i, &format!("an item of {what}"), sink)).collect();
     out.into_iter().collect()
 }
 
 fn string_map(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<BTreeMap<String, String>> {
     let Value::Map(entries) = &n.value else {
-        sink.error(
-            n.pos,
-            format!(
-                "{what} must be a map of strings, found {}",
-                n.value.type_name()
-            ),
-        );
+        sink.error(n.pos, format!("{what} must be a map of strings, found {}", n.value.type_name()));
         return None;
     };
     let mut out = BTreeMap::new();
@@ -225,13 +185,7 @@ fn command(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
         Value::Str(s) => Some(vec!["/bin/sh".into(), "-c".into(), s.clone()]),
         Value::Seq(_) => string_list(n, what, sink),
         other => {
-            sink.error(
-                n.pos,
-                format!(
-                    "{what} must be a list of strings or a string, found {}",
-                    other.type_name()
-                ),
-            );
+            sink.error(n.pos, format!("{what} must be a list of strings or a string, found {}", other.type_name()));
             None
         }
     }
@@ -249,9 +203,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     if name.contains(".hawser-") {
-        return Err(format!(
-            "invalid name `{name}`: `.hawser-` is reserved for hawser's temporary names"
-        ));
+        return Err(format!("invalid name `{name}`: `.hawser-` is reserved for hawser's temporary names"));
     }
     Ok(())
 }
@@ -262,10 +214,7 @@ pub fn decode(doc: &Node, sink: &mut Sink<'_>) -> Option<Decoded> {
     if let Some(v) = top.get("apiVersion") {
         if let Some(s) = string(v, "apiVersion", sink) {
             if s != API_VERSION {
-                sink.error(
-                    v.pos,
-                    format!("unsupported apiVersion `{s}`: expected {API_VERSION}"),
-                );
+                sink.error(v.pos, format!("unsupported apiVersion `{s}`: expected {API_VERSION}"));
             }
         }
     }
@@ -274,20 +223,17 @@ pub fn decode(doc: &Node, sink: &mut Sink<'_>) -> Option<Decoded> {
         let kind = Kind::parse(&s);
         if kind.is_none() {
             let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-            let hint = did_you_mean(&s, &known)
-                .map(|h| format!("; did you mean `{h}`?"))
-                .unwrap_or_default();
-            sink.error(
-                k.pos,
-                format!("unknown kind `{s}`: expected Container, Volume, Network or Image{hint}"),
-            );
+            let hint = did_you_mean(&s, &known).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+            sink.error(k.pos, format!("unknown kind `{s}`: expected Container, Volume, Network or Image{hint}"));
         }
         kind
     });
     let mut name = None;
     let mut name_pos = doc.pos;
     let mut labels = BTreeMap::new();
-    if let Some(meta) = top.required("metadata", "a resource", sink) {
+    let meta_at = top.key_pos("metadata");
+    if let Some(meta) = top.required("metadata", "a resource", sink).map(|m| at_key(m, meta_at)) {
+        let meta = &meta;
         if let Some(mut m) = Fields::of(meta, "metadata", sink) {
             if let Some(n) = m.required("name", "metadata", sink) {
                 name_pos = n.pos;
@@ -304,73 +250,57 @@ pub fn decode(doc: &Node, sink: &mut Sink<'_>) -> Option<Decoded> {
             m.finish("metadata", sink);
         }
     }
-    let spec_node = top.get("spec");
+    let spec_at = top.key_pos("spec");
+    let spec_node = top.get("spec").map(|s| at_key(s, spec_at));
     top.finish("a resource", sink);
     let kind = kind?;
-    let empty = Node {
-        pos: doc.pos,
-        value: Value::Null,
-    };
-    let spec_node = spec_node.unwrap_or(&empty);
+    let spec_node = &spec_node.unwrap_or(Node { pos: doc.pos, value: Value::Null });
     let mut refs = Vec::new();
     let spec = match kind {
         Kind::Network => DecodedSpec::Network(network(spec_node, labels, sink)?),
         Kind::Volume => DecodedSpec::Volume(volume(spec_node, labels, sink)?),
         Kind::Image => DecodedSpec::Image(image(spec_node, sink)?),
-        Kind::Container => {
-            DecodedSpec::Container(Box::new(container(spec_node, labels, &mut refs, sink)?))
-        }
+        Kind::Container => DecodedSpec::Container(Box::new(container(spec_node, labels, &mut refs, sink)?)),
     };
     Some(Decoded {
         kind,
         name: name?,
         name_pos,
-        origin: Origin {
-            file: sink.file.to_string(),
-            pos: doc.pos,
-        },
+        origin: Origin { file: sink.file.to_string(), pos: doc.pos },
         spec,
         refs,
     })
 }
 
+/// A map positioned at the key that holds it, so "missing field" errors point at `spec:`.
+fn at_key(node: &Node, key: Option<Pos>) -> Node {
+    match (&node.value, key) {
+        (Value::Map(_), Some(pos)) => Node { pos, value: node.value.clone() },
+        _ => node.clone(),
+    }
+}
+
 fn check_labels(labels: &BTreeMap<String, String>, pos: Pos, sink: &mut Sink<'_>) {
     for k in labels.keys() {
         if k.starts_with("dev.hawser.") {
-            sink.error(
-                pos,
-                format!(
-                    "label `{k}`: the `dev.hawser.` prefix is reserved for hawser's own labels"
-                ),
-            );
+            sink.error(pos, format!("label `{k}`: the `dev.hawser.` prefix is reserved for hawser's own labels"));
         }
     }
 }
 
 fn network(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> Option<NetworkSpec> {
     let mut f = Fields::of(n, "Network spec", sink)?;
-    let mut spec = NetworkSpec {
-        driver: "bridge".into(),
-        labels,
-        ..Default::default()
-    };
+    let mut spec = NetworkSpec { driver: "bridge".into(), labels, ..Default::default() };
     if let Some(v) = f.get("driver") {
         if let Some(d) = string(v, "driver", sink) {
             if !["bridge", "overlay", "macvlan", "ipvlan"].contains(&d.as_str()) {
-                sink.error(
-                    v.pos,
-                    format!(
-                        "unknown network driver `{d}`: expected bridge, overlay, macvlan or ipvlan"
-                    ),
-                );
+                sink.error(v.pos, format!("unknown network driver `{d}`: expected bridge, overlay, macvlan or ipvlan"));
             }
             spec.driver = d;
         }
     }
     let flag = |f: &mut Fields<'_>, name: &'static str, sink: &mut Sink<'_>| {
-        f.get(name)
-            .and_then(|v| boolean(v, name, sink))
-            .unwrap_or(false)
+        f.get(name).and_then(|v| boolean(v, name, sink)).unwrap_or(false)
     };
     spec.internal = flag(&mut f, "internal", sink);
     spec.attachable = flag(&mut f, "attachable", sink);
@@ -383,12 +313,8 @@ fn network(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> O
         if let Some(mut i) = Fields::of(v, "ipam", sink) {
             let mut ipam = Ipam::default();
             ipam.subnet = i.get("subnet").and_then(|v| string(v, "ipam.subnet", sink));
-            ipam.gateway = i
-                .get("gateway")
-                .and_then(|v| string(v, "ipam.gateway", sink));
-            ipam.ip_range = i
-                .get("ipRange")
-                .and_then(|v| string(v, "ipam.ipRange", sink));
+            ipam.gateway = i.get("gateway").and_then(|v| string(v, "ipam.gateway", sink));
+            ipam.ip_range = i.get("ipRange").and_then(|v| string(v, "ipam.ipRange", sink));
             i.finish("ipam", sink);
             spec.ipam = Some(ipam);
         }
@@ -399,26 +325,15 @@ fn network(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> O
 
 fn volume(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> Option<VolumeSpec> {
     let mut f = Fields::of(n, "Volume spec", sink)?;
-    let mut spec = VolumeSpec {
-        driver: "local".into(),
-        labels,
-        retain: true,
-        ..Default::default()
-    };
+    let mut spec = VolumeSpec { driver: "local".into(), labels, retain: true, ..Default::default() };
     if let Some(d) = f.get("driver").and_then(|v| string(v, "driver", sink)) {
         spec.driver = d;
     }
     if let Some(v) = f.get("driverOpts") {
         spec.driver_opts = string_map(v, "driverOpts", sink).unwrap_or_default();
     }
-    spec.external = f
-        .get("external")
-        .and_then(|v| boolean(v, "external", sink))
-        .unwrap_or(false);
-    spec.retain = f
-        .get("retain")
-        .and_then(|v| boolean(v, "retain", sink))
-        .unwrap_or(true);
+    spec.external = f.get("external").and_then(|v| boolean(v, "external", sink)).unwrap_or(false);
+    spec.retain = f.get("retain").and_then(|v| boolean(v, "retain", sink)).unwrap_or(true);
     f.finish("Volume spec", sink);
     Some(spec)
 }
@@ -439,10 +354,7 @@ fn image(n: &Node, sink: &mut Sink<'_>) -> Option<ImageSpec> {
             Some("always") => PullPolicy::Always,
             Some("never") => PullPolicy::Never,
             Some(other) => {
-                sink.error(
-                    v.pos,
-                    format!("invalid pull policy `{other}`: expected missing, always or never"),
-                );
+                sink.error(v.pos, format!("invalid pull policy `{other}`: expected missing, always or never"));
                 PullPolicy::Missing
             }
             None => PullPolicy::Missing,
@@ -450,26 +362,12 @@ fn image(n: &Node, sink: &mut Sink<'_>) -> Option<ImageSpec> {
     };
     let build = f.get("build").and_then(|b| {
         let mut bf = Fields::of(b, "build", sink)?;
-        let context = bf
-            .required("context", "build", sink)
-            .and_then(|v| string(v, "build.context", sink));
-        let dockerfile = bf
-            .get("dockerfile")
-            .and_then(|v| string(v, "build.dockerfile", sink));
-        let args = bf
-            .get("args")
-            .and_then(|v| string_map(v, "build.args", sink))
-            .unwrap_or_default();
-        let target = bf
-            .get("target")
-            .and_then(|v| string(v, "build.target", sink));
+        let context = bf.required("context", "build", sink).and_then(|v| string(v, "build.context", sink));
+        let dockerfile = bf.get("dockerfile").and_then(|v| string(v, "build.dockerfile", sink));
+        let args = bf.get("args").and_then(|v| string_map(v, "build.args", sink)).unwrap_or_default();
+        let target = bf.get("target").and_then(|v| string(v, "build.target", sink));
         bf.finish("build", sink);
-        Some(BuildSpec {
-            context: context?,
-            dockerfile,
-            args,
-            target,
-        })
+        Some(BuildSpec { context: context?, dockerfile, args, target })
     });
     let pos = f.pos;
     f.finish("Image spec", sink);
@@ -478,17 +376,10 @@ fn image(n: &Node, sink: &mut Sink<'_>) -> Option<ImageSpec> {
         return None;
     }
     if build.is_some() {
-        sink.error(
-            pos,
-            "Image `build` is not supported yet: give `ref` of an image in a registry",
-        );
+        sink.error(pos, "Image `build` is not supported yet: give `ref` of an image in a registry");
         return None;
     }
-    Some(ImageSpec {
-        reference: reference?,
-        pull,
-        build,
-    })
+    Some(ImageSpec { reference: reference?, pull, build })
 }
 
 /// A light check of an image reference: `[registry[:port]/]path[:tag][@digest]`, lowercase path.
@@ -520,24 +411,18 @@ pub fn check_reference(r: &str) -> Result<(), String> {
     if let Some(t) = tag {
         if t.is_empty()
             || t.len() > 128
-            || !t
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         {
             return bad("a tag has letters, digits, `_`, `.` and `-`");
         }
     }
     let mut parts: Vec<&str> = path.split('/').collect();
-    if parts.len() > 1
-        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
-    {
+    if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost") {
         parts.remove(0);
     }
     for p in parts {
         let ok = !p.is_empty()
-            && p.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-')
-            })
+            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
             && p.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
         if !ok {
             return bad("a repository path has lowercase letters, digits and separators");
@@ -560,9 +445,7 @@ fn container(
         Some(img)
     });
     s.command = f.get("command").and_then(|v| command(v, "command", sink));
-    s.entrypoint = f
-        .get("entrypoint")
-        .and_then(|v| command(v, "entrypoint", sink));
+    s.entrypoint = f.get("entrypoint").and_then(|v| command(v, "entrypoint", sink));
     if let Some(v) = f.get("env") {
         s.env = string_map(v, "env", sink).unwrap_or_default();
     }
@@ -588,20 +471,18 @@ fn container(
             if let Some(other) = mode.strip_prefix("container:") {
                 refs.push((Kind::Container, other.to_string(), v.pos));
             } else if mode != "host" && mode != "none" {
-                sink.error(
-                    v.pos,
-                    format!("invalid networkMode `{mode}`: expected host, none or container:NAME"),
-                );
+                sink.error(v.pos, format!("invalid networkMode `{mode}`: expected host, none or container:NAME"));
             }
             if !s.networks.is_empty() {
-                sink.error(v.pos, "networkMode excludes `networks`: a container with its own network mode joins no networks");
+                sink.error(
+                    v.pos,
+                    "networkMode excludes `networks`: a container with its own network mode joins no networks",
+                );
             }
             s.network_mode = Some(mode);
         }
     }
-    s.restart = f
-        .get("restart")
-        .and_then(|v| parsed::<RestartPolicy>(v, "restart", sink));
+    s.restart = f.get("restart").and_then(|v| parsed::<RestartPolicy>(v, "restart", sink));
     s.healthcheck = f.get("healthcheck").and_then(|v| healthcheck(v, sink));
     if let Some(v) = f.get("dependsOn") {
         s.depends_on = depends_on(v, refs, sink);
@@ -609,9 +490,7 @@ fn container(
     if let Some(v) = f.get("resources") {
         if let Some(mut r) = Fields::of(v, "resources", sink) {
             let mut l = Limits::default();
-            l.memory = r
-                .get("memory")
-                .and_then(|v| parsed::<ByteSize>(v, "resources.memory", sink));
+            l.memory = r.get("memory").and_then(|v| parsed::<ByteSize>(v, "resources.memory", sink));
             l.cpus = r.get("cpus").and_then(|v| match v.value {
                 Value::Float(x) if x > 0.0 => Some(x),
                 Value::Int(i) if i > 0 => Some(i as f64),
@@ -620,45 +499,24 @@ fn container(
                     None
                 }
             });
-            l.pids = r
-                .get("pids")
-                .and_then(|v| integer(v, "resources.pids", sink));
+            l.pids = r.get("pids").and_then(|v| integer(v, "resources.pids", sink));
             r.finish("resources", sink);
             s.resources = Some(l);
         }
     }
     s.user = f.get("user").and_then(|v| lenient_string(v, "user", sink));
-    s.working_dir = f
-        .get("workingDir")
-        .and_then(|v| string(v, "workingDir", sink));
+    s.working_dir = f.get("workingDir").and_then(|v| string(v, "workingDir", sink));
     s.hostname = f.get("hostname").and_then(|v| string(v, "hostname", sink));
-    s.stop_signal = f
-        .get("stopSignal")
-        .and_then(|v| string(v, "stopSignal", sink));
-    s.stop_timeout = f
-        .get("stopTimeout")
-        .and_then(|v| duration(v, "stopTimeout", sink));
+    s.stop_signal = f.get("stopSignal").and_then(|v| string(v, "stopSignal", sink));
+    s.stop_timeout = f.get("stopTimeout").and_then(|v| duration(v, "stopTimeout", sink));
     s.read_only = f.get("readOnly").and_then(|v| boolean(v, "readOnly", sink));
     s.init = f.get("init").and_then(|v| boolean(v, "init", sink));
     s.tty = f.get("tty").and_then(|v| boolean(v, "tty", sink));
-    s.stdin_open = f
-        .get("stdinOpen")
-        .and_then(|v| boolean(v, "stdinOpen", sink));
-    s.cap_add = f
-        .get("capAdd")
-        .and_then(|v| string_list(v, "capAdd", sink))
-        .unwrap_or_default();
-    s.cap_drop = f
-        .get("capDrop")
-        .and_then(|v| string_list(v, "capDrop", sink))
-        .unwrap_or_default();
-    s.privileged = f
-        .get("privileged")
-        .and_then(|v| boolean(v, "privileged", sink));
-    s.extra_hosts = f
-        .get("extraHosts")
-        .and_then(|v| string_list(v, "extraHosts", sink))
-        .unwrap_or_default();
+    s.stdin_open = f.get("stdinOpen").and_then(|v| boolean(v, "stdinOpen", sink));
+    s.cap_add = f.get("capAdd").and_then(|v| string_list(v, "capAdd", sink)).unwrap_or_default();
+    s.cap_drop = f.get("capDrop").and_then(|v| string_list(v, "capDrop", sink)).unwrap_or_default();
+    s.privileged = f.get("privileged").and_then(|v| boolean(v, "privileged", sink));
+    s.extra_hosts = f.get("extraHosts").and_then(|v| string_list(v, "extraHosts", sink)).unwrap_or_default();
     s.labels = meta_labels;
     if let Some(v) = f.get("labels") {
         let spec_labels = string_map(v, "labels", sink).unwrap_or_default();
@@ -677,9 +535,7 @@ fn container(
                 }
                 None => None,
             });
-            up.health_timeout = u
-                .get("healthTimeout")
-                .and_then(|v| duration(v, "update.healthTimeout", sink));
+            up.health_timeout = u.get("healthTimeout").and_then(|v| duration(v, "update.healthTimeout", sink));
             u.finish("update", sink);
             s.update = Some(up);
         }
@@ -693,12 +549,8 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
     if let Value::Map(_) = n.value {
         // The long form, as compose's: {target, published, hostIp, protocol}.
         let mut f = Fields::of(n, "a port", sink)?;
-        let target = f
-            .required("target", "a port", sink)
-            .and_then(|v| integer(v, "target", sink));
-        let published = f
-            .get("published")
-            .and_then(|v| integer(v, "published", sink));
+        let target = f.required("target", "a port", sink).and_then(|v| integer(v, "target", sink));
+        let published = f.get("published").and_then(|v| integer(v, "published", sink));
         let host_ip = f.get("hostIp").and_then(|v| {
             let s = string(v, "hostIp", sink)?;
             let ip = s.parse::<std::net::IpAddr>().ok();
@@ -707,18 +559,11 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
             }
             ip
         });
-        let protocol = match f
-            .get("protocol")
-            .and_then(|v| string(v, "protocol", sink))
-            .as_deref()
-        {
+        let protocol = match f.get("protocol").and_then(|v| string(v, "protocol", sink)).as_deref() {
             None | Some("tcp") => Protocol::Tcp,
             Some("udp") => Protocol::Udp,
             Some(other) => {
-                sink.error(
-                    n.pos,
-                    format!("invalid protocol `{other}`: expected tcp or udp"),
-                );
+                sink.error(n.pos, format!("invalid protocol `{other}`: expected tcp or udp"));
                 Protocol::Tcp
             }
         };
@@ -735,12 +580,7 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
             Some(p) => Some(to_port(p, sink)?),
             None => None,
         };
-        return Some(PortBinding {
-            host_ip,
-            host_port,
-            container_port,
-            protocol,
-        });
+        return Some(PortBinding { host_ip, host_port, container_port, protocol });
     }
     parsed::<PortBinding>(n, "port", sink)
 }
@@ -748,30 +588,18 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
 fn mount(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> Option<Mount> {
     let check_target = |t: &str, sink: &mut Sink<'_>| {
         if !t.starts_with('/') {
-            sink.error(
-                n.pos,
-                format!("mount target `{t}` must be an absolute path in the container"),
-            );
+            sink.error(n.pos, format!("mount target `{t}` must be an absolute path in the container"));
             return false;
         }
         true
     };
     if let Value::Map(_) = n.value {
         let mut f = Fields::of(n, "a volume", sink)?;
-        let ty = f
-            .required("type", "a volume", sink)
-            .and_then(|v| string(v, "type", sink));
+        let ty = f.required("type", "a volume", sink).and_then(|v| string(v, "type", sink));
         let source = f.get("source").and_then(|v| string(v, "source", sink));
-        let target = f
-            .required("target", "a volume", sink)
-            .and_then(|v| string(v, "target", sink));
-        let read_only = f
-            .get("readOnly")
-            .and_then(|v| boolean(v, "readOnly", sink))
-            .unwrap_or(false);
-        let size = f
-            .get("size")
-            .and_then(|v| parsed::<ByteSize>(v, "size", sink));
+        let target = f.required("target", "a volume", sink).and_then(|v| string(v, "target", sink));
+        let read_only = f.get("readOnly").and_then(|v| boolean(v, "readOnly", sink)).unwrap_or(false);
+        let size = f.get("size").and_then(|v| parsed::<ByteSize>(v, "size", sink));
         f.finish("a volume", sink);
         let (ty, target) = (ty?, target?);
         if !check_target(&target, sink) {
@@ -786,30 +614,16 @@ fn mount(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> 
                 };
                 if ty == "volume" {
                     refs.push((Kind::Volume, source.clone(), n.pos));
-                    Some(Mount::Volume {
-                        source,
-                        target,
-                        read_only,
-                    })
+                    Some(Mount::Volume { source, target, read_only })
                 } else if !source.starts_with('/') {
-                    sink.error(
-                        n.pos,
-                        format!("bind mount source `{source}` must be an absolute host path"),
-                    );
+                    sink.error(n.pos, format!("bind mount source `{source}` must be an absolute host path"));
                     None
                 } else {
-                    Some(Mount::Bind {
-                        source,
-                        target,
-                        read_only,
-                    })
+                    Some(Mount::Bind { source, target, read_only })
                 }
             }
             other => {
-                sink.error(
-                    n.pos,
-                    format!("invalid mount type `{other}`: expected volume, bind or tmpfs"),
-                );
+                sink.error(n.pos, format!("invalid mount type `{other}`: expected volume, bind or tmpfs"));
                 None
             }
         };
@@ -821,19 +635,11 @@ fn mount(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> 
         [src, tgt, "ro"] => (*src, *tgt, true),
         [src, tgt, "rw"] => (*src, *tgt, false),
         [_, _, mode] => {
-            sink.error(
-                n.pos,
-                format!("invalid mount mode `{mode}` in `{s}`: expected ro or rw"),
-            );
+            sink.error(n.pos, format!("invalid mount mode `{mode}` in `{s}`: expected ro or rw"));
             return None;
         }
         _ => {
-            sink.error(
-                n.pos,
-                format!(
-                    "invalid volume `{s}`: expected VOLUME:/path[:ro] or /host/path:/path[:ro]"
-                ),
-            );
+            sink.error(n.pos, format!("invalid volume `{s}`: expected VOLUME:/path[:ro] or /host/path:/path[:ro]"));
             return None;
         }
     };
@@ -842,32 +648,17 @@ fn mount(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> 
     }
     let (source, target) = (source.to_string(), target.to_string());
     if source.starts_with('/') {
-        Some(Mount::Bind {
-            source,
-            target,
-            read_only,
-        })
+        Some(Mount::Bind { source, target, read_only })
     } else if source.starts_with('.') || source.starts_with('~') {
-        sink.error(
-            n.pos,
-            format!("bind mount source `{source}` must be an absolute host path"),
-        );
+        sink.error(n.pos, format!("bind mount source `{source}` must be an absolute host path"));
         None
     } else {
         refs.push((Kind::Volume, source.clone(), n.pos));
-        Some(Mount::Volume {
-            source,
-            target,
-            read_only,
-        })
+        Some(Mount::Volume { source, target, read_only })
     }
 }
 
-fn networks(
-    n: &Node,
-    refs: &mut Vec<(Kind, String, Pos)>,
-    sink: &mut Sink<'_>,
-) -> BTreeMap<String, NetworkAttachment> {
+fn networks(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> BTreeMap<String, NetworkAttachment> {
     let mut out = BTreeMap::new();
     match &n.value {
         Value::Seq(items) => {
@@ -883,10 +674,7 @@ fn networks(
                 refs.push((Kind::Network, k.name.clone(), k.pos));
                 let mut att = NetworkAttachment::default();
                 if let Some(mut f) = Fields::of(v, "a network attachment", sink) {
-                    att.aliases = f
-                        .get("aliases")
-                        .and_then(|v| string_list(v, "aliases", sink))
-                        .unwrap_or_default();
+                    att.aliases = f.get("aliases").and_then(|v| string_list(v, "aliases", sink)).unwrap_or_default();
                     f.finish("a network attachment", sink);
                 }
                 att.aliases.sort();
@@ -894,13 +682,7 @@ fn networks(
                 out.insert(k.name.clone(), att);
             }
         }
-        other => sink.error(
-            n.pos,
-            format!(
-                "networks must be a list of names or a map, found {}",
-                other.type_name()
-            ),
-        ),
+        other => sink.error(n.pos, format!("networks must be a list of names or a map, found {}", other.type_name())),
     }
     out
 }
@@ -913,66 +695,42 @@ fn healthcheck(n: &Node, sink: &mut Sink<'_>) -> Option<Healthcheck> {
             return Some(Healthcheck::Disable);
         }
     }
-    let test = f
-        .required("test", "healthcheck", sink)
-        .and_then(|v| match &v.value {
-            Value::Str(s) => Some(vec!["CMD-SHELL".to_string(), s.clone()]),
-            Value::Seq(_) => {
-                let mut l = string_list(v, "healthcheck.test", sink)?;
-                match l.first().map(String::as_str) {
-                    Some("CMD") | Some("CMD-SHELL") => {}
-                    Some("NONE") => return Some(vec!["NONE".into()]),
-                    None => {
-                        sink.error(v.pos, "healthcheck.test is empty");
-                        return None;
-                    }
-                    Some(_) => l.insert(0, "CMD".into()),
+    let test = f.required("test", "healthcheck", sink).and_then(|v| match &v.value {
+        Value::Str(s) => Some(vec!["CMD-SHELL".to_string(), s.clone()]),
+        Value::Seq(_) => {
+            let mut l = string_list(v, "healthcheck.test", sink)?;
+            match l.first().map(String::as_str) {
+                Some("CMD") | Some("CMD-SHELL") => {}
+                Some("NONE") => return Some(vec!["NONE".into()]),
+                None => {
+                    sink.error(v.pos, "healthcheck.test is empty");
+                    return None;
                 }
-                Some(l)
+                Some(_) => l.insert(0, "CMD".into()),
             }
-            other => {
-                sink.error(
-                    v.pos,
-                    format!(
-                        "healthcheck.test must be a list or a string, found {}",
-                        other.type_name()
-                    ),
-                );
-                None
-            }
-        });
-    let interval = f
-        .get("interval")
-        .and_then(|v| duration(v, "healthcheck.interval", sink));
-    let timeout = f
-        .get("timeout")
-        .and_then(|v| duration(v, "healthcheck.timeout", sink));
+            Some(l)
+        }
+        other => {
+            sink.error(v.pos, format!("healthcheck.test must be a list or a string, found {}", other.type_name()));
+            None
+        }
+    });
+    let interval = f.get("interval").and_then(|v| duration(v, "healthcheck.interval", sink));
+    let timeout = f.get("timeout").and_then(|v| duration(v, "healthcheck.timeout", sink));
     let retries = f
         .get("retries")
         .and_then(|v| integer(v, "healthcheck.retries", sink))
         .map(|r| r.clamp(0, u32::MAX as i64) as u32);
-    let start_period = f
-        .get("startPeriod")
-        .and_then(|v| duration(v, "healthcheck.startPeriod", sink));
+    let start_period = f.get("startPeriod").and_then(|v| duration(v, "healthcheck.startPeriod", sink));
     f.finish("healthcheck", sink);
     let test = test?;
     if test == ["NONE"] {
         return Some(Healthcheck::Disable);
     }
-    Some(Healthcheck::Check {
-        test,
-        interval,
-        timeout,
-        retries,
-        start_period,
-    })
+    Some(Healthcheck::Check { test, interval, timeout, retries, start_period })
 }
 
-fn depends_on(
-    n: &Node,
-    refs: &mut Vec<(Kind, String, Pos)>,
-    sink: &mut Sink<'_>,
-) -> BTreeMap<String, DependCondition> {
+fn depends_on(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> BTreeMap<String, DependCondition> {
     let mut out = BTreeMap::new();
     match &n.value {
         Value::Seq(items) => {
@@ -991,7 +749,10 @@ fn depends_on(
                     Some("healthy") => DependCondition::Healthy,
                     Some("completed") => DependCondition::Completed,
                     Some(other) => {
-                        sink.error(v.pos, format!("invalid condition `{other}`: expected started, healthy or completed"));
+                        sink.error(
+                            v.pos,
+                            format!("invalid condition `{other}`: expected started, healthy or completed"),
+                        );
                         continue;
                     }
                     None => continue,
@@ -999,13 +760,7 @@ fn depends_on(
                 out.insert(k.name.clone(), cond);
             }
         }
-        other => sink.error(
-            n.pos,
-            format!(
-                "dependsOn must be a list of names or a map, found {}",
-                other.type_name()
-            ),
-        ),
+        other => sink.error(n.pos, format!("dependsOn must be a list of names or a map, found {}", other.type_name())),
     }
     out
 }

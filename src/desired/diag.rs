@@ -12,10 +12,7 @@ pub struct Pos {
 
 impl Pos {
     pub fn new(line: usize, col: usize) -> Self {
-        Pos {
-            line: line as u32,
-            col: col as u32,
-        }
+        Pos { line: line as u32, col: col as u32 }
     }
 
     /// The position of byte `offset` in `text`.
@@ -41,11 +38,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.pos.line, self.pos.col, self.message
-        )?;
+        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.message)?;
         if let Some(line) = &self.source_line {
             let gutter = self.pos.line.to_string();
             write!(f, "\n {gutter} | {line}")?;
@@ -73,17 +66,8 @@ impl<'a> Sink<'a> {
     }
 
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
-        let source_line = self
-            .text
-            .lines()
-            .nth(pos.line.saturating_sub(1) as usize)
-            .map(|l| l.trim_end().to_string());
-        self.diags.push(Diagnostic {
-            file: self.file.to_string(),
-            pos,
-            message: message.into(),
-            source_line,
-        });
+        let source_line = self.text.lines().nth(pos.line.saturating_sub(1) as usize).map(|l| l.trim_end().to_string());
+        self.diags.push(Diagnostic { file: self.file.to_string(), pos, message: message.into(), source_line });
     }
 }
 
@@ -109,12 +93,7 @@ impl std::error::Error for Diagnostics {}
 /// Case, `_` and `-` are ignored (`depends_on` means `dependsOn`), and a known name that starts
 /// the unknown one counts (`environment` means `env`).
 pub fn did_you_mean<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
-    let fold = |s: &str| {
-        s.chars()
-            .filter(|c| *c != '_' && *c != '-')
-            .collect::<String>()
-            .to_ascii_lowercase()
-    };
+    let fold = |s: &str| s.chars().filter(|c| *c != '_' && *c != '-').collect::<String>().to_ascii_lowercase();
     let lower = fold(unknown);
     let close = known
         .iter()
@@ -123,11 +102,7 @@ pub fn did_you_mean<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k);
     close.or_else(|| {
-        known
-            .iter()
-            .copied()
-            .filter(|k| k.len() >= 3 && lower.starts_with(&fold(k)))
-            .max_by_key(|k| k.len())
+        known.iter().copied().filter(|k| k.len() >= 3 && lower.starts_with(&fold(k))).max_by_key(|k| k.len())
     })
 }
 
@@ -159,15 +134,9 @@ mod tests {
 
     #[test]
     fn suggests_close_field_names_only() {
-        assert_eq!(
-            did_you_mean("enviroment", &["env", "environment", "image"]),
-            Some("environment")
-        );
+        assert_eq!(did_you_mean("enviroment", &["env", "environment", "image"]), Some("environment"));
         assert_eq!(did_you_mean("enviroment", &["env", "image"]), Some("env"));
-        assert_eq!(
-            did_you_mean("depends_on", &["env", "dependsOn"]),
-            Some("dependsOn")
-        );
+        assert_eq!(did_you_mean("depends_on", &["env", "dependsOn"]), Some("dependsOn"));
         assert_eq!(did_you_mean("imag", &["env", "image"]), Some("image"));
         assert_eq!(did_you_mean("zzzzzz", &["env", "image"]), None);
     }
@@ -175,15 +144,8 @@ mod tests {
     #[test]
     fn renders_file_line_col_and_caret() {
         let mut diags = Vec::new();
-        let mut sink = Sink::new(
-            "app.yaml",
-            "kind: Container\nspec:\n  imgae: x\n",
-            &mut diags,
-        );
+        let mut sink = Sink::new("app.yaml", "kind: Container\nspec:\n  imgae: x\n", &mut diags);
         sink.error(Pos::new(3, 3), "unknown field `imgae`");
-        assert_eq!(
-            diags[0].to_string(),
-            "app.yaml:3:3: unknown field `imgae`\n 3 |   imgae: x\n   |   ^"
-        );
+        assert_eq!(diags[0].to_string(), "app.yaml:3:3: unknown field `imgae`\n 3 |   imgae: x\n   |   ^");
     }
 }

@@ -19,8 +19,7 @@ pub fn container_view(spec: &ContainerSpec) -> serde_json::Value {
 
 /// sha256 of the canonical JSON (sorted keys) of `value`, in hex.
 pub fn of<T: Serialize>(value: &T) -> String {
-    let json =
-        serde_json::to_vec(&serde_json::to_value(value).expect("specs serialize")).expect("json");
+    let json = serde_json::to_vec(&serde_json::to_value(value).expect("specs serialize")).expect("json");
     hex::encode(Sha256::digest(&json))
 }
 
@@ -35,10 +34,7 @@ mod tests {
 
     #[test]
     fn orchestration_fields_do_not_change_the_hash() {
-        let a = ContainerSpec {
-            image: "x".into(),
-            ..Default::default()
-        };
+        let a = ContainerSpec { image: "x".into(), ..Default::default() };
         let mut b = a.clone();
         b.depends_on.insert("db".into(), DependCondition::Healthy);
         b.update = Some(UpdatePolicy::default());

@@ -29,16 +29,11 @@ pub struct ManifestFile {
 /// Whether `path` (relative to the manifest folder) is a manifest file.
 pub fn is_manifest(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
-    (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".toml"))
-        && path != "hawser.toml"
+    (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".toml")) && path != "hawser.toml"
 }
 
 /// Parses, normalizes and checks the manifests of one revision.
-pub fn load(
-    project: &str,
-    revision: &str,
-    files: &[ManifestFile],
-) -> Result<DesiredState, Diagnostics> {
+pub fn load(project: &str, revision: &str, files: &[ManifestFile]) -> Result<DesiredState, Diagnostics> {
     let mut diags = Vec::new();
     let mut decoded: Vec<Decoded> = Vec::new();
     let mut files: Vec<&ManifestFile> = files.iter().collect();
@@ -46,9 +41,7 @@ pub fn load(
     for f in &files {
         let mut sink = Sink::new(&f.path, &f.text, &mut diags);
         let docs = if f.path.ends_with(".toml") {
-            node::parse_toml(&f.text, &mut sink)
-                .map(toml_documents)
-                .unwrap_or_default()
+            node::parse_toml(&f.text, &mut sink).map(toml_documents).unwrap_or_default()
         } else {
             node::parse_yaml(&f.text, &mut sink)
         };
@@ -58,31 +51,16 @@ pub fn load(
             }
         }
     }
-    let text_of = |file: &str| {
-        files
-            .iter()
-            .find(|f| f.path == file)
-            .map(|f| f.text.as_str())
-            .unwrap_or("")
-    };
+    let text_of = |file: &str| files.iter().find(|f| f.path == file).map(|f| f.text.as_str()).unwrap_or("");
 
-    let mut state = DesiredState {
-        project: project.to_string(),
-        revision: revision.to_string(),
-        ..Default::default()
-    };
+    let mut state = DesiredState { project: project.to_string(), revision: revision.to_string(), ..Default::default() };
     let mut seen: BTreeMap<(Kind, String), String> = BTreeMap::new();
     let mut refs = Vec::new();
     for d in decoded {
         let key = (d.kind, d.name.clone());
         if let Some(first) = seen.get(&key) {
-            Sink::new(&d.origin.file, text_of(&d.origin.file), &mut diags).error(
-                d.name_pos,
-                format!(
-                    "duplicate {} `{}`: already declared at {first}",
-                    d.kind, d.name
-                ),
-            );
+            Sink::new(&d.origin.file, text_of(&d.origin.file), &mut diags)
+                .error(d.name_pos, format!("duplicate {} `{}`: already declared at {first}", d.kind, d.name));
             continue;
         }
         seen.insert(key, format!("{}:{}", d.origin.file, d.name_pos.line));
@@ -92,29 +70,16 @@ pub fn load(
         let (name, origin) = (d.name, d.origin);
         match d.spec {
             DecodedSpec::Network(spec) => {
-                state
-                    .networks
-                    .insert(name.clone(), Resource { name, origin, spec });
+                state.networks.insert(name.clone(), Resource { name, origin, spec });
             }
             DecodedSpec::Volume(spec) => {
-                state
-                    .volumes
-                    .insert(name.clone(), Resource { name, origin, spec });
+                state.volumes.insert(name.clone(), Resource { name, origin, spec });
             }
             DecodedSpec::Image(spec) => {
-                state
-                    .images
-                    .insert(name.clone(), Resource { name, origin, spec });
+                state.images.insert(name.clone(), Resource { name, origin, spec });
             }
             DecodedSpec::Container(spec) => {
-                state.containers.insert(
-                    name.clone(),
-                    Resource {
-                        name,
-                        origin,
-                        spec: *spec,
-                    },
-                );
+                state.containers.insert(name.clone(), Resource { name, origin, spec: *spec });
             }
         }
     }
@@ -148,10 +113,7 @@ pub fn load(
             }
         };
         if !known {
-            sink.error(
-                *pos,
-                format!("{kind} `{target}` is not declared in this revision"),
-            );
+            sink.error(*pos, format!("{kind} `{target}` is not declared in this revision"));
         }
     }
 
@@ -208,7 +170,8 @@ fn check_cycles(state: &DesiredState, files: &[&ManifestFile], diags: &mut Vec<d
         };
         marks.insert(name, Mark::Visiting);
         stack.push(name);
-        for dep in c.spec.depends_on.keys() {
+        // A container naming itself is reported as such where references are checked.
+        for dep in c.spec.depends_on.keys().filter(|d| *d != name) {
             visit(dep, state, marks, stack, cycles);
         }
         stack.pop();
@@ -221,25 +184,13 @@ fn check_cycles(state: &DesiredState, files: &[&ManifestFile], diags: &mut Vec<d
     }
     for cycle in cycles {
         let c = &state.containers[&cycle[0]];
-        let text = files
-            .iter()
-            .find(|f| f.path == c.origin.file)
-            .map(|f| f.text.as_str())
-            .unwrap_or("");
-        Sink::new(&c.origin.file, text, diags).error(
-            c.origin.pos,
-            format!("dependsOn cycle: {}", cycle.join(" -> ")),
-        );
+        let text = files.iter().find(|f| f.path == c.origin.file).map(|f| f.text.as_str()).unwrap_or("");
+        Sink::new(&c.origin.file, text, diags).error(c.origin.pos, format!("dependsOn cycle: {}", cycle.join(" -> ")));
     }
 }
 
-fn check_host_ports(
-    state: &DesiredState,
-    files: &[&ManifestFile],
-    diags: &mut Vec<diag::Diagnostic>,
-) {
-    let mut taken: BTreeMap<(u16, types::Protocol), (&str, Option<std::net::IpAddr>)> =
-        BTreeMap::new();
+fn check_host_ports(state: &DesiredState, files: &[&ManifestFile], diags: &mut Vec<diag::Diagnostic>) {
+    let mut taken: BTreeMap<(u16, types::Protocol), (&str, Option<std::net::IpAddr>)> = BTreeMap::new();
     for c in state.containers.values() {
         let mut own = BTreeSet::new();
         for p in &c.spec.ports {
@@ -248,17 +199,10 @@ fn check_host_ports(
             if let Some((other, ip)) = taken.get(&key) {
                 let overlap = ip.is_none() || p.host_ip.is_none() || *ip == p.host_ip;
                 if overlap && !own.contains(&key) {
-                    let text = files
-                        .iter()
-                        .find(|f| f.path == c.origin.file)
-                        .map(|f| f.text.as_str())
-                        .unwrap_or("");
+                    let text = files.iter().find(|f| f.path == c.origin.file).map(|f| f.text.as_str()).unwrap_or("");
                     Sink::new(&c.origin.file, text, diags).error(
                         c.origin.pos,
-                        format!(
-                            "host port {hp}/{} is published by both `{other}` and `{}`",
-                            p.protocol, c.name
-                        ),
+                        format!("host port {hp}/{} is published by both `{other}` and `{}`", p.protocol, c.name),
                     );
                 }
             } else {

@@ -71,10 +71,7 @@ pub struct DesiredState {
 
 impl DesiredState {
     pub fn is_empty(&self) -> bool {
-        self.networks.is_empty()
-            && self.volumes.is_empty()
-            && self.images.is_empty()
-            && self.containers.is_empty()
+        self.networks.is_empty() && self.volumes.is_empty() && self.images.is_empty() && self.containers.is_empty()
     }
 }
 
@@ -191,9 +188,7 @@ pub enum Mount {
 impl Mount {
     pub fn target(&self) -> &str {
         match self {
-            Mount::Volume { target, .. }
-            | Mount::Bind { target, .. }
-            | Mount::Tmpfs { target, .. } => target,
+            Mount::Volume { target, .. } | Mount::Bind { target, .. } | Mount::Tmpfs { target, .. } => target,
         }
     }
 }
@@ -218,11 +213,7 @@ pub enum Healthcheck {
         timeout: Option<Duration>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retries: Option<u32>,
-        #[serde(
-            default,
-            skip_serializing_if = "Option::is_none",
-            rename = "startPeriod"
-        )]
+        #[serde(default, skip_serializing_if = "Option::is_none", rename = "startPeriod")]
         start_period: Option<Duration>,
     },
 }
@@ -338,10 +329,7 @@ impl ContainerSpec {
     }
 
     pub fn health_timeout(&self) -> Duration {
-        self.update
-            .as_ref()
-            .and_then(|u| u.health_timeout)
-            .unwrap_or(Duration::from_secs(60))
+        self.update.as_ref().and_then(|u| u.health_timeout).unwrap_or(Duration::from_secs(60))
     }
 
     pub fn has_healthcheck(&self) -> bool {

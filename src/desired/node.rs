@@ -50,11 +50,8 @@ const MAX_ALIAS_NODES: usize = 10_000;
 
 /// Parses every YAML document of a file. Errors go to `sink`; the documents that parsed are returned.
 pub fn parse_yaml(text: &str, sink: &mut Sink<'_>) -> Vec<Node> {
-    let mut b = YamlBuilder {
-        parser: Parser::new_from_str(text),
-        anchors: HashMap::new(),
-        alias_budget: MAX_ALIAS_NODES,
-    };
+    let mut b =
+        YamlBuilder { parser: Parser::new_from_str(text), anchors: HashMap::new(), alias_budget: MAX_ALIAS_NODES };
     let mut docs = Vec::new();
     loop {
         match b.parser.next_token() {
@@ -85,10 +82,7 @@ pub fn parse_yaml(text: &str, sink: &mut Sink<'_>) -> Vec<Node> {
 
 fn yaml_error(sink: &mut Sink<'_>, e: &yaml_rust2::ScanError) {
     let m = e.marker();
-    sink.error(
-        Pos::new(m.line(), m.col() + 1),
-        format!("invalid YAML: {}", e.info()),
-    );
+    sink.error(Pos::new(m.line(), m.col() + 1), format!("invalid YAML: {}", e.info()));
 }
 
 struct YamlBuilder<'a> {
@@ -105,11 +99,8 @@ impl YamlBuilder<'_> {
         let pos = Pos::new(mark.line(), mark.col() + 1);
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
-                let value = if style == TScalarStyle::Plain && tag.is_none() {
-                    resolve_plain(&text)
-                } else {
-                    Value::Str(text)
-                };
+                let value =
+                    if style == TScalarStyle::Plain && tag.is_none() { resolve_plain(&text) } else { Value::Str(text) };
                 (Node { pos, value }, anchor)
             }
             Event::SequenceStart(anchor, _) => {
@@ -117,13 +108,10 @@ impl YamlBuilder<'_> {
                 while let Some(item) = self.node(sink)? {
                     items.push(item);
                 }
-                (
-                    Node {
-                        pos,
-                        value: Value::Seq(items),
-                    },
-                    anchor,
-                )
+                {
+                    let pos = items.first().map_or(pos, |i| i.pos.min(pos));
+                    (Node { pos, value: Value::Seq(items) }, anchor)
+                }
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
@@ -137,10 +125,7 @@ impl YamlBuilder<'_> {
                         Value::Float(f) => f.to_string(),
                         Value::Null => String::new(),
                         other => {
-                            sink.error(
-                                k.pos,
-                                format!("a map key must be a string, found {}", other.type_name()),
-                            );
+                            sink.error(k.pos, format!("a map key must be a string, found {}", other.type_name()));
                             continue;
                         }
                     };
@@ -150,13 +135,11 @@ impl YamlBuilder<'_> {
                     }
                     entries.push((Key { name, pos: k.pos }, v));
                 }
-                (
-                    Node {
-                        pos,
-                        value: Value::Map(entries),
-                    },
-                    anchor,
-                )
+                {
+                    // A block mapping's event comes after its first key; the map starts at that key.
+                    let pos = entries.first().map_or(pos, |(k, _)| k.pos.min(pos));
+                    (Node { pos, value: Value::Map(entries) }, anchor)
+                }
             }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id) else {
@@ -165,10 +148,7 @@ impl YamlBuilder<'_> {
                 };
                 let size = count_nodes(target);
                 if size > self.alias_budget {
-                    sink.error(
-                        pos,
-                        format!("YAML aliases expand to more than {MAX_ALIAS_NODES} nodes"),
-                    );
+                    sink.error(pos, format!("YAML aliases expand to more than {MAX_ALIAS_NODES} nodes"));
                     return Err(());
                 }
                 self.alias_budget -= size;
@@ -176,9 +156,7 @@ impl YamlBuilder<'_> {
                 n.pos = pos;
                 (n, 0)
             }
-            Event::SequenceEnd | Event::MappingEnd | Event::DocumentEnd | Event::StreamEnd => {
-                return Ok(None)
-            }
+            Event::SequenceEnd | Event::MappingEnd | Event::DocumentEnd | Event::StreamEnd => return Ok(None),
             Event::Nothing | Event::StreamStart | Event::DocumentStart => return self.node(sink),
         };
         if anchor > 0 {
@@ -191,12 +169,7 @@ impl YamlBuilder<'_> {
 fn count_nodes(n: &Node) -> usize {
     match &n.value {
         Value::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
-        Value::Map(entries) => {
-            1 + entries
-                .iter()
-                .map(|(_, v)| 1 + count_nodes(v))
-                .sum::<usize>()
-        }
+        Value::Map(entries) => 1 + entries.iter().map(|(_, v)| 1 + count_nodes(v)).sum::<usize>(),
         _ => 1,
     }
 }
@@ -212,10 +185,7 @@ fn resolve_plain(text: &str) -> Value {
     if let Ok(i) = text.parse::<i64>() {
         return Value::Int(i);
     }
-    let looks_numeric = text
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_digit() || b == b'-' || b == b'+' || b == b'.');
+    let looks_numeric = text.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'-' || b == b'+' || b == b'.');
     if looks_numeric && !text.contains(':') {
         if let Ok(f) = text.parse::<f64>() {
             if f.is_finite() {
@@ -231,10 +201,7 @@ pub fn parse_toml(text: &str, sink: &mut Sink<'_>) -> Option<Node> {
     match toml_edit::Document::parse(text) {
         Ok(doc) => Some(toml_table(text, doc.as_table(), Pos::new(1, 1))),
         Err(e) => {
-            let pos = e
-                .span()
-                .map(|s| Pos::from_offset(text, s.start))
-                .unwrap_or_default();
+            let pos = e.span().map(|s| Pos::from_offset(text, s.start)).unwrap_or_default();
             let msg = e.message().trim().to_string();
             sink.error(pos, format!("invalid TOML: {msg}"));
             None
@@ -243,8 +210,7 @@ pub fn parse_toml(text: &str, sink: &mut Sink<'_>) -> Option<Node> {
 }
 
 fn span_pos(text: &str, span: Option<std::ops::Range<usize>>, fallback: Pos) -> Pos {
-    span.map(|s| Pos::from_offset(text, s.start))
-        .unwrap_or(fallback)
+    span.map(|s| Pos::from_offset(text, s.start)).unwrap_or(fallback)
 }
 
 fn toml_entries<'t>(
@@ -255,13 +221,7 @@ fn toml_entries<'t>(
     pairs
         .map(|(k, item)| {
             let kpos = span_pos(text, k.span(), fallback);
-            (
-                Key {
-                    name: k.get().to_string(),
-                    pos: kpos,
-                },
-                toml_item(text, item, kpos),
-            )
+            (Key { name: k.get().to_string(), pos: kpos }, toml_item(text, item, kpos))
         })
         .collect()
 }
@@ -270,26 +230,17 @@ fn toml_table(text: &str, t: &toml_edit::Table, fallback: Pos) -> Node {
     let pos = span_pos(text, t.span(), fallback);
     let keys: Vec<&str> = t.iter().map(|(k, _)| k).collect();
     let pairs = keys.into_iter().filter_map(|k| t.get_key_value(k));
-    Node {
-        pos,
-        value: Value::Map(toml_entries(text, pairs, pos)),
-    }
+    Node { pos, value: Value::Map(toml_entries(text, pairs, pos)) }
 }
 
 fn toml_item(text: &str, item: &toml_edit::Item, fallback: Pos) -> Node {
     match item {
-        toml_edit::Item::None => Node {
-            pos: fallback,
-            value: Value::Null,
-        },
+        toml_edit::Item::None => Node { pos: fallback, value: Value::Null },
         toml_edit::Item::Value(v) => toml_value(text, v, fallback),
         toml_edit::Item::Table(t) => toml_table(text, t, fallback),
         toml_edit::Item::ArrayOfTables(a) => {
             let pos = span_pos(text, a.span(), fallback);
-            Node {
-                pos,
-                value: Value::Seq(a.iter().map(|t| toml_table(text, t, pos)).collect()),
-            }
+            Node { pos, value: Value::Seq(a.iter().map(|t| toml_table(text, t, pos)).collect()) }
         }
     }
 }
@@ -328,14 +279,10 @@ mod tests {
     fn yaml_positions_point_at_keys_and_values() {
         let (docs, diags) = yaml("kind: Container\nspec:\n  image: x\n");
         assert!(diags.is_empty(), "{diags:?}");
-        let Value::Map(top) = &docs[0].value else {
-            panic!()
-        };
+        let Value::Map(top) = &docs[0].value else { panic!() };
         assert_eq!(top[1].0.name, "spec");
         assert_eq!(top[1].0.pos, Pos::new(2, 1));
-        let Value::Map(spec) = &top[1].1.value else {
-            panic!()
-        };
+        let Value::Map(spec) = &top[1].1.value else { panic!() };
         assert_eq!(spec[0].0.pos, Pos::new(3, 3));
         assert_eq!(spec[0].1.pos, Pos::new(3, 10));
     }
@@ -344,9 +291,7 @@ mod tests {
     fn yaml_multi_documents_and_scalars() {
         let (docs, _) = yaml("a: 1\n---\nb: true\nc: '1'\nd: ~\n");
         assert_eq!(docs.len(), 2);
-        let Value::Map(m) = &docs[1].value else {
-            panic!()
-        };
+        let Value::Map(m) = &docs[1].value else { panic!() };
         assert_eq!(m[0].1.value, Value::Bool(true));
         assert_eq!(m[1].1.value, Value::Str("1".into()));
         assert_eq!(m[2].1.value, Value::Null);
@@ -368,10 +313,7 @@ mod tests {
             text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
         }
         let (_, diags) = yaml(&text);
-        assert!(
-            diags.iter().any(|d| d.message.contains("aliases expand")),
-            "{diags:?}"
-        );
+        assert!(diags.iter().any(|d| d.message.contains("aliases expand")), "{diags:?}");
     }
 
     #[test]
@@ -386,13 +328,9 @@ mod tests {
         let text = "kind = \"Volume\"\n[metadata]\nname = \"data\"\n";
         let mut diags = Vec::new();
         let node = parse_toml(text, &mut Sink::new("t.toml", text, &mut diags)).unwrap();
-        let Value::Map(top) = &node.value else {
-            panic!()
-        };
+        let Value::Map(top) = &node.value else { panic!() };
         assert_eq!(top[0].0.pos, Pos::new(1, 1));
-        let Value::Map(meta) = &top[1].1.value else {
-            panic!()
-        };
+        let Value::Map(meta) = &top[1].1.value else { panic!() };
         assert_eq!(meta[0].0.pos, Pos::new(3, 1));
         assert_eq!(meta[0].1.value, Value::Str("data".into()));
     }

@@ -41,26 +41,20 @@ impl Duration {
 impl FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("invalid duration `{s}`: expected a number with a unit, like 500ms, 5s, 2m or 1h30m")
-        };
+        let bad = || format!("invalid duration `{s}`: expected a number with a unit, like 500ms, 5s, 2m or 1h30m");
         let mut rest = s.trim();
         if rest.is_empty() {
             return Err(bad());
         }
         let mut total_ms: u128 = 0;
         while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit() && c != '.')
-                .unwrap_or(rest.len());
+            let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad());
             }
             let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
+            let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
             let unit_ms: f64 = match &rest[..unit_len] {
                 "ms" => 1.0,
                 "s" => 1_000.0,
@@ -124,27 +118,18 @@ impl FromStr for ByteSize {
             "G" | "GB" => 1_000_000_000,
             "T" | "TB" => 1_000_000_000_000,
             "m" | "g" => {
-                return Err(format!(
-                    "ambiguous size unit in `{s}`: write Mi or Gi (binary) or M or G (decimal)"
-                ))
+                return Err(format!("ambiguous size unit in `{s}`: write Mi or Gi (binary) or M or G (decimal)"))
             }
             _ => return Err(bad()),
         };
-        n.checked_mul(mult)
-            .map(ByteSize)
-            .ok_or_else(|| format!("size `{s}` is too large"))
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("size `{s}` is too large"))
     }
 }
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
-        for (unit, m) in [
-            ("Ti", 1u64 << 40),
-            ("Gi", 1 << 30),
-            ("Mi", 1 << 20),
-            ("Ki", 1 << 10),
-        ] {
+        for (unit, m) in [("Ti", 1u64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
             if n >= m && n % m == 0 {
                 return write!(f, "{}{unit}", n / m);
             }
@@ -193,25 +178,15 @@ impl FromStr for PortBinding {
         };
         // An IPv6 host address is written in brackets: [::1]:8080:80.
         let (host_ip, rest) = if let Some(r) = addr.strip_prefix('[') {
-            let (ip, rest) = r
-                .split_once("]:")
-                .ok_or_else(|| bad("unclosed IPv6 bracket"))?;
-            (
-                Some(ip.parse::<IpAddr>().map_err(|_| bad("bad IP address"))?),
-                rest,
-            )
+            let (ip, rest) = r.split_once("]:").ok_or_else(|| bad("unclosed IPv6 bracket"))?;
+            (Some(ip.parse::<IpAddr>().map_err(|_| bad("bad IP address"))?), rest)
         } else {
             let parts: Vec<&str> = addr.split(':').collect();
             match parts.len() {
                 1 | 2 => (None, addr),
-                3 => (
-                    Some(
-                        parts[0]
-                            .parse::<IpAddr>()
-                            .map_err(|_| bad("bad IP address"))?,
-                    ),
-                    &addr[parts[0].len() + 1..],
-                ),
+                3 => {
+                    (Some(parts[0].parse::<IpAddr>().map_err(|_| bad("bad IP address"))?), &addr[parts[0].len() + 1..])
+                }
                 _ => return Err(bad("too many `:`")),
             }
         };
@@ -226,12 +201,7 @@ impl FromStr for PortBinding {
             Some((h, c)) => (Some(port(h)?), port(c)?),
             None => (None, port(rest)?),
         };
-        Ok(PortBinding {
-            host_ip,
-            host_port,
-            container_port,
-            protocol,
-        })
+        Ok(PortBinding { host_ip, host_port, container_port, protocol })
     }
 }
 
@@ -323,39 +293,20 @@ mod tests {
     #[test]
     fn ports_short_forms() {
         let p: PortBinding = "8080:80".parse().unwrap();
-        assert_eq!(
-            (p.host_ip, p.host_port, p.container_port, p.protocol),
-            (None, Some(8080), 80, Protocol::Tcp)
-        );
+        assert_eq!((p.host_ip, p.host_port, p.container_port, p.protocol), (None, Some(8080), 80, Protocol::Tcp));
         assert_eq!(p.to_string(), "8080:80/tcp");
         let p: PortBinding = "127.0.0.1:53:53/udp".parse().unwrap();
         assert_eq!(p.to_string(), "127.0.0.1:53:53/udp");
-        assert_eq!(
-            "[::1]:80:80".parse::<PortBinding>().unwrap().to_string(),
-            "[::1]:80:80/tcp"
-        );
+        assert_eq!("[::1]:80:80".parse::<PortBinding>().unwrap().to_string(), "[::1]:80:80/tcp");
         assert_eq!("80".parse::<PortBinding>().unwrap().to_string(), "80/tcp");
-        for bad in [
-            "0:80",
-            "70000:80",
-            "a:b",
-            "1.2.3:80:80",
-            "80/sctp",
-            "1:2:3:4",
-        ] {
+        for bad in ["0:80", "70000:80", "a:b", "1.2.3:80:80", "80/sctp", "1:2:3:4"] {
             assert!(bad.parse::<PortBinding>().is_err(), "{bad}");
         }
     }
 
     #[test]
     fn restart_policies() {
-        for s in [
-            "no",
-            "always",
-            "unless-stopped",
-            "on-failure",
-            "on-failure:3",
-        ] {
+        for s in ["no", "always", "unless-stopped", "on-failure", "on-failure:3"] {
             assert_eq!(s.parse::<RestartPolicy>().unwrap().to_string(), s);
         }
         assert!("sometimes".parse::<RestartPolicy>().is_err());

@@ -35,12 +35,7 @@ pub fn volume_hash(spec: &crate::desired::VolumeSpec) -> String {
 }
 
 fn action(kind: Kind, name: &str, op: Op, cause: Cause) -> Action {
-    Action {
-        kind,
-        name: name.to_string(),
-        op,
-        cause,
-    }
+    Action { kind, name: name.to_string(), op, cause }
 }
 
 /// Computes the plan that takes the host from `observed` to `desired`.
@@ -59,19 +54,13 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
         .iter()
         .filter(|c| {
             c.owner.as_ref().is_some_and(|o| {
-                o.project == project
-                    && o.kind == Some(Kind::Container)
-                    && !desired.containers.contains_key(&o.name)
+                o.project == project && o.kind == Some(Kind::Container) && !desired.containers.contains_key(&o.name)
             })
         })
         .collect();
     undeclared.sort_by(|a, b| a.name.cmp(&b.name));
     for c in undeclared {
-        let op = if opts.prune {
-            Op::Remove { id: c.id.clone() }
-        } else {
-            Op::Orphan
-        };
+        let op = if opts.prune { Op::Remove { id: c.id.clone() } } else { Op::Orphan };
         actions.push(action(Kind::Container, &c.name, op, Cause::NotDeclared));
     }
     // Networks go after the containers that used them.
@@ -84,12 +73,7 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
         !is_net_removal
     });
     actions.extend(later);
-    Plan {
-        format_version: FORMAT_VERSION,
-        project: project.to_string(),
-        revision: desired.revision.clone(),
-        actions,
-    }
+    Plan { format_version: FORMAT_VERSION, project: project.to_string(), revision: desired.revision.clone(), actions }
 }
 
 fn owned_by<'a>(
@@ -97,17 +81,10 @@ fn owned_by<'a>(
     project: &str,
     kind: Kind,
 ) -> Option<&'a crate::labels::Ownership> {
-    owner
-        .as_ref()
-        .filter(|o| o.project == project && o.kind == Some(kind))
+    owner.as_ref().filter(|o| o.project == project && o.kind == Some(kind))
 }
 
-fn networks(
-    desired: &DesiredState,
-    observed: &ObservedState,
-    opts: &DiffOptions,
-    out: &mut Vec<Action>,
-) {
+fn networks(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions, out: &mut Vec<Action>) {
     let project = desired.project.as_str();
     for (name, r) in &desired.networks {
         let existing = observed.networks.iter().find(|n| &n.name == name);
@@ -116,21 +93,11 @@ fn networks(
             None => (Op::Create, Cause::Absent),
             Some(_) if r.spec.external => (Op::Keep, Cause::Unchanged),
             Some(n) => match owned_by(&n.owner, project, Kind::Network) {
-                None => (
-                    Op::Conflict,
-                    Cause::NameTaken {
-                        owner_project: n.owner.as_ref().map(|o| o.project.clone()),
-                    },
-                ),
+                None => (Op::Conflict, Cause::NameTaken { owner_project: n.owner.as_ref().map(|o| o.project.clone()) }),
                 Some(o) if o.spec_hash == network_hash(&r.spec) => (Op::Keep, Cause::Unchanged),
                 Some(o) => {
                     let new = serde_json::to_value(&r.spec).unwrap_or_default();
-                    (
-                        Op::Conflict,
-                        Cause::NetworkChanged {
-                            changes: field_changes(o.spec.as_deref(), &new),
-                        },
-                    )
+                    (Op::Conflict, Cause::NetworkChanged { changes: field_changes(o.spec.as_deref(), &new) })
                 }
             },
         };
@@ -139,28 +106,16 @@ fn networks(
     let mut stale: Vec<_> = observed
         .networks
         .iter()
-        .filter(|n| {
-            owned_by(&n.owner, project, Kind::Network)
-                .is_some_and(|o| !desired.networks.contains_key(&o.name))
-        })
+        .filter(|n| owned_by(&n.owner, project, Kind::Network).is_some_and(|o| !desired.networks.contains_key(&o.name)))
         .collect();
     stale.sort_by(|a, b| a.name.cmp(&b.name));
     for n in stale {
-        let op = if opts.prune {
-            Op::Remove { id: n.id.clone() }
-        } else {
-            Op::Orphan
-        };
+        let op = if opts.prune { Op::Remove { id: n.id.clone() } } else { Op::Orphan };
         out.push(action(Kind::Network, &n.name, op, Cause::NotDeclared));
     }
 }
 
-fn volumes(
-    desired: &DesiredState,
-    observed: &ObservedState,
-    opts: &DiffOptions,
-    out: &mut Vec<Action>,
-) {
+fn volumes(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions, out: &mut Vec<Action>) {
     let project = desired.project.as_str();
     for (name, r) in &desired.volumes {
         let existing = observed.volumes.iter().find(|v| &v.name == name);
@@ -169,12 +124,7 @@ fn volumes(
             None => (Op::Create, Cause::Absent),
             Some(_) if r.spec.external => (Op::Keep, Cause::Unchanged),
             Some(v) => match owned_by(&v.owner, project, Kind::Volume) {
-                None => (
-                    Op::Conflict,
-                    Cause::NameTaken {
-                        owner_project: v.owner.as_ref().map(|o| o.project.clone()),
-                    },
-                ),
+                None => (Op::Conflict, Cause::NameTaken { owner_project: v.owner.as_ref().map(|o| o.project.clone()) }),
                 Some(o) if o.spec_hash == volume_hash(&r.spec) => (Op::Keep, Cause::Unchanged),
                 Some(_) => (Op::Keep, Cause::VolumeChanged),
             },
@@ -185,10 +135,7 @@ fn volumes(
     let mut stale: Vec<_> = observed
         .volumes
         .iter()
-        .filter(|v| {
-            owned_by(&v.owner, project, Kind::Volume)
-                .is_some_and(|o| !desired.volumes.contains_key(&o.name))
-        })
+        .filter(|v| owned_by(&v.owner, project, Kind::Volume).is_some_and(|o| !desired.volumes.contains_key(&o.name)))
         .collect();
     stale.sort_by(|a, b| a.name.cmp(&b.name));
     for v in stale {
@@ -199,11 +146,7 @@ fn volumes(
             .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
             .is_some_and(|s| s.get("retain") == Some(&serde_json::Value::Bool(false)));
         if disposable {
-            let op = if opts.prune {
-                Op::Remove { id: v.name.clone() }
-            } else {
-                Op::Orphan
-            };
+            let op = if opts.prune { Op::Remove { id: v.name.clone() } } else { Op::Orphan };
             out.push(action(Kind::Volume, &v.name, op, Cause::NotDeclared));
         }
     }
@@ -219,12 +162,7 @@ fn images(desired: &DesiredState, observed: &ObservedState, out: &mut Vec<Action
         }
         let (op, cause) = match r.spec.pull {
             crate::desired::PullPolicy::Never => (Op::Conflict, Cause::ImageMissing),
-            _ => (
-                Op::Pull {
-                    reference: r.spec.reference.clone(),
-                },
-                Cause::Absent,
-            ),
+            _ => (Op::Pull { reference: r.spec.reference.clone() }, Cause::Absent),
         };
         out.push(action(Kind::Image, name, op, cause));
     }
@@ -232,14 +170,7 @@ fn images(desired: &DesiredState, observed: &ObservedState, out: &mut Vec<Action
     for c in desired.containers.values() {
         let reference = normalize_reference(&c.spec.image);
         if seen.insert(reference.clone()) && !observed.images.contains_key(&reference) {
-            out.push(action(
-                Kind::Image,
-                &c.spec.image,
-                Op::Pull {
-                    reference: c.spec.image.clone(),
-                },
-                Cause::Absent,
-            ));
+            out.push(action(Kind::Image, &c.spec.image, Op::Pull { reference: c.spec.image.clone() }, Cause::Absent));
         }
     }
 }
@@ -274,36 +205,21 @@ pub fn container_order(desired: &DesiredState) -> Vec<&str> {
     order
 }
 
-fn container(
-    r: &Resource<ContainerSpec>,
-    project: &str,
-    observed: &ObservedState,
-    out: &mut Vec<Action>,
-) {
+fn container(r: &Resource<ContainerSpec>, project: &str, observed: &ObservedState, out: &mut Vec<Action>) {
     let name = r.name.as_str();
     let mine: Vec<&ObservedContainer> = observed
         .containers
         .iter()
         .filter(|c| owned_by(&c.owner, project, Kind::Container).is_some_and(|o| o.name == name))
         .collect();
-    if let Some(other) = observed
-        .containers
-        .iter()
-        .find(|c| c.name == name && !mine.iter().any(|m| m.id == c.id))
-    {
+    if let Some(other) = observed.containers.iter().find(|c| c.name == name && !mine.iter().any(|m| m.id == c.id)) {
         let owner_project = other.owner.as_ref().map(|o| o.project.clone());
-        out.push(action(
-            Kind::Container,
-            name,
-            Op::Conflict,
-            Cause::NameTaken { owner_project },
-        ));
+        out.push(action(Kind::Container, name, Op::Conflict, Cause::NameTaken { owner_project }));
         return;
     }
     let want_hash = hash::container(&r.spec);
     let mut primary = mine.iter().copied().find(|c| c.name == name);
-    let mut leftovers: Vec<&ObservedContainer> =
-        mine.iter().copied().filter(|c| c.name != name).collect();
+    let mut leftovers: Vec<&ObservedContainer> = mine.iter().copied().filter(|c| c.name != name).collect();
     leftovers.sort_by(|a, b| a.name.cmp(&b.name));
     if primary.is_none() && !leftovers.is_empty() {
         // An interrupted replacement left no container under the name: the best leftover takes it
@@ -312,21 +228,12 @@ fn container(
             let matches = c.owner.as_ref().is_some_and(|o| o.spec_hash == want_hash);
             (matches, c.state == RunState::Running)
         };
-        let best = leftovers
-            .iter()
-            .copied()
-            .max_by_key(|c| rank(c))
-            .expect("non-empty");
+        let best = leftovers.iter().copied().max_by_key(|c| rank(c)).expect("non-empty");
         out.push(action(
             Kind::Container,
             name,
-            Op::Adopt {
-                id: best.id.clone(),
-                from_name: best.name.clone(),
-            },
-            Cause::Leftover {
-                name: best.name.clone(),
-            },
+            Op::Adopt { id: best.id.clone(), from_name: best.name.clone() },
+            Cause::Leftover { name: best.name.clone() },
         ));
         leftovers.retain(|c| c.id != best.id);
         primary = Some(best);
@@ -336,9 +243,7 @@ fn container(
             Kind::Container,
             name,
             Op::Remove { id: l.id.clone() },
-            Cause::Leftover {
-                name: l.name.clone(),
-            },
+            Cause::Leftover { name: l.name.clone() },
         ));
     }
     let Some(current) = primary else {
@@ -346,50 +251,31 @@ fn container(
         return;
     };
     let owner = current.owner.as_ref().expect("managed");
-    let replace = Op::Replace {
-        old_id: current.id.clone(),
-        strategy: r.spec.strategy(),
-    };
+    let replace = Op::Replace { old_id: current.id.clone(), strategy: r.spec.strategy() };
     if owner.spec_hash != want_hash {
         let changes = field_changes(owner.spec.as_deref(), &hash::container_view(&r.spec));
-        out.push(action(
-            Kind::Container,
-            name,
-            replace,
-            Cause::SpecChanged { changes },
-        ));
+        out.push(action(Kind::Container, name, replace, Cause::SpecChanged { changes }));
         return;
     }
     if let Some(want_image) = observed.images.get(&normalize_reference(&r.spec.image)) {
         if !current.image_id.is_empty() && &current.image_id != want_image {
-            let cause = Cause::ImageChanged {
-                from: current.image_id.clone(),
-                to: want_image.clone(),
-            };
+            let cause = Cause::ImageChanged { from: current.image_id.clone(), to: want_image.clone() };
             out.push(action(Kind::Container, name, replace, cause));
             return;
         }
     }
     match current.state {
-        RunState::Running | RunState::Restarting => {
-            out.push(action(Kind::Container, name, Op::Keep, Cause::Unchanged))
-        }
+        RunState::Running | RunState::Restarting => out.push(action(Kind::Container, name, Op::Keep, Cause::Unchanged)),
         RunState::Exited
-            if current.exit_code == Some(0)
-                && matches!(r.spec.restart, None | Some(RestartPolicy::No)) =>
+            if current.exit_code == Some(0) && matches!(r.spec.restart, None | Some(RestartPolicy::No)) =>
         {
             out.push(action(Kind::Container, name, Op::Keep, Cause::Completed))
         }
         state => out.push(action(
             Kind::Container,
             name,
-            Op::Start {
-                id: current.id.clone(),
-            },
-            Cause::Stopped {
-                state: state.as_str().to_string(),
-                exit_code: current.exit_code,
-            },
+            Op::Start { id: current.id.clone() },
+            Cause::Stopped { state: state.as_str().to_string(), exit_code: current.exit_code },
         )),
     }
 }
@@ -420,19 +306,11 @@ fn compare(
         (Some(V::Object(a)), Some(V::Object(b))) if depth < 2 => {
             let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for k in keys {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
                 compare(&p, a.get(k), b.get(k), depth + 1, out);
             }
         }
-        _ => out.push(FieldChange {
-            field: path.to_string(),
-            old: old.cloned(),
-            new: new.cloned(),
-        }),
+        _ => out.push(FieldChange { field: path.to_string(), old: old.cloned(), new: new.cloned() }),
     }
 }
 
@@ -440,9 +318,7 @@ fn compare(
 pub fn ops_by_name(plan: &Plan) -> BTreeMap<(Kind, String), Vec<Op>> {
     let mut m: BTreeMap<(Kind, String), Vec<Op>> = BTreeMap::new();
     for a in &plan.actions {
-        m.entry((a.kind, a.name.clone()))
-            .or_default()
-            .push(a.op.clone());
+        m.entry((a.kind, a.name.clone())).or_default().push(a.op.clone());
     }
     m
 }

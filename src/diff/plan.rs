@@ -118,9 +118,7 @@ pub enum Cause {
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        self.actions
-            .iter()
-            .any(|a| !matches!(a.op, Op::Keep | Op::Orphan))
+        self.actions.iter().any(|a| !matches!(a.op, Op::Keep | Op::Orphan))
     }
 
     pub fn conflicts(&self) -> impl Iterator<Item = &Action> {
@@ -169,17 +167,10 @@ impl fmt::Display for Summary {
             parts.push(format!("{} to pull", self.pull));
         }
         if self.conflict > 0 {
-            parts.push(format!(
-                "{} conflict{}",
-                self.conflict,
-                if self.conflict == 1 { "" } else { "s" }
-            ));
+            parts.push(format!("{} conflict{}", self.conflict, if self.conflict == 1 { "" } else { "s" }));
         }
         if self.orphan > 0 {
-            parts.push(format!(
-                "{} not declared (kept; --prune removes)",
-                self.orphan
-            ));
+            parts.push(format!("{} not declared (kept; --prune removes)", self.orphan));
         }
         parts.push(format!("{} unchanged", self.unchanged));
         write!(f, "{}.", parts.join(", "))
@@ -263,13 +254,7 @@ impl fmt::Display for Plan {
             writeln!(f, "  {sign} {} {}: {verb} ({})", a.kind, a.name, a.cause)?;
             if let Cause::SpecChanged { changes } | Cause::NetworkChanged { changes } = &a.cause {
                 for c in changes {
-                    writeln!(
-                        f,
-                        "      {}: {} -> {}",
-                        c.field,
-                        value_text(&c.old),
-                        value_text(&c.new)
-                    )?;
+                    writeln!(f, "      {}: {} -> {}", c.field, value_text(&c.old), value_text(&c.new))?;
                 }
             }
         }

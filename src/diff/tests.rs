@@ -6,10 +6,7 @@ use crate::labels::{self, Ownership};
 use crate::observed::{ObservedNetwork, ObservedVolume};
 
 fn desired(yaml: &str) -> DesiredState {
-    let files = [ManifestFile {
-        path: "stack.yaml".into(),
-        text: yaml.into(),
-    }];
+    let files = [ManifestFile { path: "stack.yaml".into(), text: yaml.into() }];
     desired::load("shop", "rev2", &files).unwrap_or_else(|d| panic!("{d}"))
 }
 
@@ -89,28 +86,17 @@ fn converged(d: &DesiredState) -> ObservedState {
             "rev1",
             None,
         );
-        o.volumes.push(ObservedVolume {
-            name: name.clone(),
-            owner: Ownership::from_labels(&l),
-            labels: l,
-        });
+        o.volumes.push(ObservedVolume { name: name.clone(), owner: Ownership::from_labels(&l), labels: l });
     }
     for (name, c) in &d.containers {
         o.containers.push(applied(name, name, d, RunState::Running));
-        o.images.insert(
-            normalize_reference(&c.spec.image),
-            format!("sha256:{}", c.spec.image),
-        );
+        o.images.insert(normalize_reference(&c.spec.image), format!("sha256:{}", c.spec.image));
     }
     o
 }
 
 fn ops(plan: &Plan) -> Vec<String> {
-    plan.actions
-        .iter()
-        .filter(|a| a.op != Op::Keep)
-        .map(|a| format!("{} {} {:?}", a.kind, a.name, a.op))
-        .collect()
+    plan.actions.iter().filter(|a| a.op != Op::Keep).map(|a| format!("{} {} {:?}", a.kind, a.name, a.op)).collect()
 }
 
 fn plan(d: &DesiredState, o: &ObservedState) -> Plan {
@@ -149,14 +135,9 @@ fn a_changed_env_replaces_only_that_container_and_names_the_field() {
     let o = converged(&d1);
     let d2 = desired(&STACK.replace("GREETING: hello", "GREETING: bonjour"));
     let p = plan(&d2, &o);
-    assert_eq!(
-        ops(&p),
-        ["Container web Replace { old_id: \"id-web\", strategy: StartFirst }"]
-    );
+    assert_eq!(ops(&p), ["Container web Replace { old_id: \"id-web\", strategy: StartFirst }"]);
     let web = p.actions.iter().find(|a| a.name == "web").unwrap();
-    let Cause::SpecChanged { changes } = &web.cause else {
-        panic!("{:?}", web.cause)
-    };
+    let Cause::SpecChanged { changes } = &web.cause else { panic!("{:?}", web.cause) };
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].field, "env.GREETING");
     assert_eq!(changes[0].old, Some(serde_json::json!("hello")));
@@ -167,10 +148,7 @@ fn a_changed_env_replaces_only_that_container_and_names_the_field() {
 fn orchestration_only_changes_replace_nothing() {
     let d1 = desired(STACK);
     let o = converged(&d1);
-    let d2 = desired(&STACK.replace(
-        "dependsOn: {db: healthy}",
-        "dependsOn: [db]\n  update: {healthTimeout: 5s}",
-    ));
+    let d2 = desired(&STACK.replace("dependsOn: {db: healthy}", "dependsOn: [db]\n  update: {healthTimeout: 5s}"));
     assert!(!plan(&d2, &o).has_changes());
 }
 
@@ -178,15 +156,9 @@ fn orchestration_only_changes_replace_nothing() {
 fn published_host_ports_make_the_replacement_stop_first() {
     let d1 = desired(STACK);
     let o = converged(&d1);
-    let d2 = desired(&STACK.replace(
-        "env: {GREETING: hello}",
-        "env: {GREETING: hello}\n  ports: [\"8080:80\"]",
-    ));
+    let d2 = desired(&STACK.replace("env: {GREETING: hello}", "env: {GREETING: hello}\n  ports: [\"8080:80\"]"));
     let p = plan(&d2, &o);
-    assert_eq!(
-        ops(&p),
-        ["Container web Replace { old_id: \"id-web\", strategy: StopFirst }"]
-    );
+    assert_eq!(ops(&p), ["Container web Replace { old_id: \"id-web\", strategy: StopFirst }"]);
 }
 
 #[test]
@@ -197,13 +169,7 @@ fn a_moved_image_replaces_the_container() {
     let p = plan(&d, &o);
     let db = p.actions.iter().find(|a| a.name == "db").unwrap();
     assert!(matches!(db.op, Op::Replace { .. }));
-    assert_eq!(
-        db.cause,
-        Cause::ImageChanged {
-            from: "sha256:reg/db:1".into(),
-            to: "sha256:new".into()
-        }
-    );
+    assert_eq!(db.cause, Cause::ImageChanged { from: "sha256:reg/db:1".into(), to: "sha256:new".into() });
 }
 
 #[test]
@@ -215,21 +181,12 @@ fn a_stopped_container_is_started_and_a_completed_one_shot_is_kept() {
     let p = plan(&d, &o);
     let db = p.actions.iter().find(|a| a.name == "db").unwrap();
     assert_eq!(db.op, Op::Start { id: "id-db".into() });
-    assert_eq!(
-        db.cause,
-        Cause::Stopped {
-            state: "exited".into(),
-            exit_code: Some(137)
-        }
-    );
+    assert_eq!(db.cause, Cause::Stopped { state: "exited".into(), exit_code: Some(137) });
 
     o.containers[0].exit_code = Some(0);
     let p = plan(&d, &o);
     let db = p.actions.iter().find(|a| a.name == "db").unwrap();
-    assert_eq!(
-        (db.op.clone(), db.cause.clone()),
-        (Op::Keep, Cause::Completed)
-    );
+    assert_eq!((db.op.clone(), db.cause.clone()), (Op::Keep, Cause::Completed));
 }
 
 #[test]
@@ -250,12 +207,7 @@ fn a_name_held_by_an_unmanaged_or_foreign_object_is_a_conflict() {
     let p = plan(&d, &o);
     assert_eq!(ops(&p), ["Network net Conflict", "Container web Conflict"]);
     let net = p.actions.iter().find(|a| a.name == "net").unwrap();
-    assert_eq!(
-        net.cause,
-        Cause::NameTaken {
-            owner_project: Some("other".into())
-        }
-    );
+    assert_eq!(net.cause, Cause::NameTaken { owner_project: Some("other".into()) });
 }
 
 #[test]
@@ -263,25 +215,14 @@ fn leftovers_of_an_interrupted_replacement_are_removed_or_adopted() {
     let d = desired(STACK);
     // Crash after the candidate was created: the old one still has the name.
     let mut o = converged(&d);
-    o.containers.push(applied(
-        "web",
-        &candidate_name("web"),
-        &d,
-        RunState::Running,
-    ));
+    o.containers.push(applied("web", &candidate_name("web"), &d, RunState::Running));
     let p = plan(&d, &o);
-    assert_eq!(
-        ops(&p),
-        ["Container web Remove { id: \"id-web.hawser-next\" }"]
-    );
+    assert_eq!(ops(&p), ["Container web Remove { id: \"id-web.hawser-next\" }"]);
 
     // Crash after the old one was removed, before the rename: the candidate takes the name.
     o.containers.retain(|c| c.name != "web");
     let p = plan(&d, &o);
-    assert_eq!(
-        ops(&p),
-        ["Container web Adopt { id: \"id-web.hawser-next\", from_name: \"web.hawser-next\" }"]
-    );
+    assert_eq!(ops(&p), ["Container web Adopt { id: \"id-web.hawser-next\", from_name: \"web.hawser-next\" }"]);
 }
 
 #[test]
@@ -318,31 +259,19 @@ fn a_volume_applied_with_retain_false_can_be_pruned() {
     o.volumes[0].owner.as_mut().unwrap().spec = Some(spec);
     let d2 = desired("kind: Volume\nmetadata: {name: other}\n");
     let p = diff(&d2, &o, &DiffOptions { prune: true });
-    assert_eq!(
-        ops(&p),
-        [
-            "Volume other Create",
-            "Volume cache Remove { id: \"cache\" }"
-        ]
-    );
+    assert_eq!(ops(&p), ["Volume other Create", "Volume cache Remove { id: \"cache\" }"]);
 }
 
 #[test]
 fn a_changed_network_is_reported_and_blocked() {
     let d1 = desired(STACK);
     let mut o = converged(&d1);
-    o.networks[0].owner.as_mut().unwrap().spec =
-        Some(serde_json::to_string(&d1.networks["net"].spec).unwrap());
-    let d2 = desired(&STACK.replace(
-        "metadata: {name: net}",
-        "metadata: {name: net}\nspec: {internal: true}",
-    ));
+    o.networks[0].owner.as_mut().unwrap().spec = Some(serde_json::to_string(&d1.networks["net"].spec).unwrap());
+    let d2 = desired(&STACK.replace("metadata: {name: net}", "metadata: {name: net}\nspec: {internal: true}"));
     let p = plan(&d2, &o);
     let net = p.actions.iter().find(|a| a.name == "net").unwrap();
     assert_eq!(net.op, Op::Conflict);
-    let Cause::NetworkChanged { changes } = &net.cause else {
-        panic!()
-    };
+    let Cause::NetworkChanged { changes } = &net.cause else { panic!() };
     assert_eq!(changes[0].field, "internal");
 }
 

@@ -99,22 +99,13 @@ mod tests {
 
     #[test]
     fn exit_codes_from_status_text() {
-        assert_eq!(
-            exit_code_from_status("Exited (137) 2 minutes ago"),
-            Some(137)
-        );
+        assert_eq!(exit_code_from_status("Exited (137) 2 minutes ago"), Some(137));
         assert_eq!(exit_code_from_status("Up 3 seconds"), None);
     }
 
     #[test]
     fn references_get_the_default_tag() {
-        assert_eq!(
-            normalize_reference("127.0.0.1:5000/busybox"),
-            "127.0.0.1:5000/busybox:latest"
-        );
-        assert_eq!(
-            normalize_reference("127.0.0.1:5000/busybox:1"),
-            "127.0.0.1:5000/busybox:1"
-        );
+        assert_eq!(normalize_reference("127.0.0.1:5000/busybox"), "127.0.0.1:5000/busybox:latest");
+        assert_eq!(normalize_reference("127.0.0.1:5000/busybox:1"), "127.0.0.1:5000/busybox:1");
     }
 }

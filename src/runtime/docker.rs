@@ -5,8 +5,7 @@ use super::{ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, E
 use crate::desired::{Healthcheck, Mount, NetworkSpec, RestartPolicy, VolumeSpec};
 use crate::labels::Ownership;
 use crate::observed::{
-    exit_code_from_status, Health, ObservedContainer, ObservedNetwork, ObservedState,
-    ObservedVolume, RunState,
+    exit_code_from_status, Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, RunState,
 };
 use bollard::models as m;
 use bollard::query_parameters as q;
@@ -26,10 +25,7 @@ pub struct DockerEngine {
 fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
     use bollard::errors::Error as E;
     let (kind, message) = match &e {
-        E::DockerResponseServerError {
-            status_code,
-            message,
-        } => {
+        E::DockerResponseServerError { status_code, message } => {
             let kind = match status_code {
                 404 => ErrorKind::NotFound,
                 409 => ErrorKind::Conflict,
@@ -37,31 +33,16 @@ fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
             };
             (kind, message.clone())
         }
-        E::RequestTimeoutError => (
-            ErrorKind::Unavailable,
-            "the engine did not answer in time".into(),
-        ),
-        E::HyperResponseError { .. }
-        | E::HyperLegacyError { .. }
-        | E::IOError { .. }
-        | E::SocketNotFoundError(_) => (
-            ErrorKind::Unavailable,
-            format!("cannot reach the engine: {e}"),
-        ),
+        E::RequestTimeoutError => (ErrorKind::Unavailable, "the engine did not answer in time".into()),
+        E::HyperResponseError { .. } | E::HyperLegacyError { .. } | E::IOError { .. } | E::SocketNotFoundError(_) => {
+            (ErrorKind::Unavailable, format!("cannot reach the engine: {e}"))
+        }
         _ => (ErrorKind::Other, e.to_string()),
     };
-    EngineError {
-        op: op.into(),
-        kind,
-        message,
-    }
+    EngineError { op: op.into(), kind, message }
 }
 
-async fn deadline<T>(
-    op: &str,
-    limit: Duration,
-    f: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
+async fn deadline<T>(op: &str, limit: Duration, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r,
         Err(_) => Err(EngineError {
@@ -89,10 +70,9 @@ impl DockerEngine {
             });
         }
         .map_err(|e| err(&op, e))?;
-        let docker = deadline(&op, Duration::from_secs(10), async {
-            docker.negotiate_version().await.map_err(|e| err(&op, e))
-        })
-        .await?;
+        let docker =
+            deadline(&op, Duration::from_secs(10), async { docker.negotiate_version().await.map_err(|e| err(&op, e)) })
+                .await?;
         Ok(DockerEngine { docker })
     }
 }
@@ -117,22 +97,16 @@ fn run_state(s: Option<m::ContainerSummaryStateEnum>) -> RunState {
 impl EngineRead for DockerEngine {
     async fn observe(&self) -> Result<ObservedState> {
         let op = "list engine objects";
-        let containers = self.docker.list_containers(Some(q::ListContainersOptions {
-            all: true,
-            ..Default::default()
-        }));
+        let containers =
+            self.docker.list_containers(Some(q::ListContainersOptions { all: true, ..Default::default() }));
         let networks = self.docker.list_networks(None::<q::ListNetworksOptions>);
         let volumes = self.docker.list_volumes(None::<q::ListVolumesOptions>);
         let mut filters = HashMap::new();
         filters.insert("dangling".to_string(), vec!["false".to_string()]);
-        let images = self.docker.list_images(Some(q::ListImagesOptions {
-            filters: Some(filters),
-            ..Default::default()
-        }));
-        let (containers, networks, volumes, images) = deadline(op, CALL_TIMEOUT, async {
-            Ok(tokio::join!(containers, networks, volumes, images))
-        })
-        .await?;
+        let images =
+            self.docker.list_images(Some(q::ListImagesOptions { filters: Some(filters), ..Default::default() }));
+        let (containers, networks, volumes, images) =
+            deadline(op, CALL_TIMEOUT, async { Ok(tokio::join!(containers, networks, volumes, images)) }).await?;
         let containers = containers.map_err(|e| err("list containers", e))?;
         let networks = networks.map_err(|e| err("list networks", e))?;
         let volumes = volumes.map_err(|e| err("list volumes", e))?;
@@ -141,12 +115,8 @@ impl EngineRead for DockerEngine {
         let mut state = ObservedState::default();
         for c in containers {
             let labels = to_btree(c.labels);
-            let name = c
-                .names
-                .unwrap_or_default()
-                .first()
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default();
+            let name =
+                c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
             let status = c.status.unwrap_or_default();
             state.containers.push(ObservedContainer {
                 id: c.id.unwrap_or_default(),
@@ -169,11 +139,7 @@ impl EngineRead for DockerEngine {
         }
         for v in volumes.volumes.unwrap_or_default() {
             let labels: BTreeMap<String, String> = v.labels.into_iter().collect();
-            state.volumes.push(ObservedVolume {
-                name: v.name,
-                owner: Ownership::from_labels(&labels),
-                labels,
-            });
+            state.volumes.push(ObservedVolume { name: v.name, owner: Ownership::from_labels(&labels), labels });
         }
         for i in images {
             for tag in i.repo_tags {
@@ -186,10 +152,7 @@ impl EngineRead for DockerEngine {
     async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
         let op = format!("inspect container {}", short(id));
         let c = deadline(&op, CALL_TIMEOUT, async {
-            self.docker
-                .inspect_container(id, None::<q::InspectContainerOptions>)
-                .await
-                .map_err(|e| err(&op, e))
+            self.docker.inspect_container(id, None::<q::InspectContainerOptions>).await.map_err(|e| err(&op, e))
         })
         .await?;
         let st = c.state.unwrap_or_default();
@@ -213,10 +176,7 @@ impl EngineRead for DockerEngine {
                     Some(H::UNHEALTHY) => Some(Health::Unhealthy),
                     _ => None,
                 };
-                let out = h
-                    .log
-                    .and_then(|l| l.last().and_then(|r| r.output.clone()))
-                    .map(|s| s.trim().to_string());
+                let out = h.log.and_then(|l| l.last().and_then(|r| r.output.clone())).map(|s| s.trim().to_string());
                 (health, out)
             }
         };
@@ -231,12 +191,7 @@ impl EngineRead for DockerEngine {
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
         let op = format!("read logs of {}", short(id));
-        let opts = q::LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: lines.to_string(),
-            ..Default::default()
-        };
+        let opts = q::LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
         deadline(&op, CALL_TIMEOUT, async {
             let mut out = String::new();
             let mut stream = self.docker.logs(id, Some(opts));
@@ -261,15 +216,10 @@ fn restart_policy(r: RestartPolicy) -> m::RestartPolicy {
         RestartPolicy::UnlessStopped => (N::UNLESS_STOPPED, None),
         RestartPolicy::OnFailure(n) => (N::ON_FAILURE, n.map(i64::from)),
     };
-    m::RestartPolicy {
-        name: Some(name),
-        maximum_retry_count: max,
-    }
+    m::RestartPolicy { name: Some(name), maximum_retry_count: max }
 }
 
-fn create_body(
-    req: &CreateContainer<'_>,
-) -> (m::ContainerCreateBody, Vec<(String, m::EndpointSettings)>) {
+fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(String, m::EndpointSettings)>) {
     let s = req.spec;
     let mut exposed = Vec::new();
     let mut port_map: HashMap<String, Option<Vec<m::PortBinding>>> = HashMap::new();
@@ -278,35 +228,23 @@ fn create_body(
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
-        port_map
-            .entry(key)
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(m::PortBinding {
-                host_ip: p.host_ip.map(|ip| ip.to_string()),
-                host_port: p.host_port.map(|h| h.to_string()),
-            });
+        port_map.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(m::PortBinding {
+            host_ip: p.host_ip.map(|ip| ip.to_string()),
+            host_port: p.host_port.map(|h| h.to_string()),
+        });
     }
     let mounts: Vec<m::Mount> = s
         .volumes
         .iter()
         .map(|v| match v {
-            Mount::Volume {
-                source,
-                target,
-                read_only,
-            } => m::Mount {
+            Mount::Volume { source, target, read_only } => m::Mount {
                 typ: Some(m::MountType::VOLUME),
                 source: Some(source.clone()),
                 target: Some(target.clone()),
                 read_only: Some(*read_only),
                 ..Default::default()
             },
-            Mount::Bind {
-                source,
-                target,
-                read_only,
-            } => m::Mount {
+            Mount::Bind { source, target, read_only } => m::Mount {
                 typ: Some(m::MountType::BIND),
                 source: Some(source.clone()),
                 target: Some(target.clone()),
@@ -316,26 +254,15 @@ fn create_body(
             Mount::Tmpfs { target, size } => m::Mount {
                 typ: Some(m::MountType::TMPFS),
                 target: Some(target.clone()),
-                tmpfs_options: size.map(|sz| m::MountTmpfsOptions {
-                    size_bytes: Some(sz.0 as i64),
-                    ..Default::default()
-                }),
+                tmpfs_options: size
+                    .map(|sz| m::MountTmpfsOptions { size_bytes: Some(sz.0 as i64), ..Default::default() }),
                 ..Default::default()
             },
         })
         .collect();
     let healthcheck = s.healthcheck.as_ref().map(|h| match h {
-        Healthcheck::Disable => m::HealthConfig {
-            test: Some(vec!["NONE".into()]),
-            ..Default::default()
-        },
-        Healthcheck::Check {
-            test,
-            interval,
-            timeout,
-            retries,
-            start_period,
-        } => m::HealthConfig {
+        Healthcheck::Disable => m::HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() },
+        Healthcheck::Check { test, interval, timeout, retries, start_period } => m::HealthConfig {
             test: Some(test.clone()),
             interval: interval.map(|d| d.as_nanos_i64()),
             timeout: timeout.map(|d| d.as_nanos_i64()),
@@ -345,10 +272,7 @@ fn create_body(
         },
     });
     let limits = s.resources.clone().unwrap_or_default();
-    let network_mode = s
-        .network_mode
-        .clone()
-        .or_else(|| s.networks.keys().next().cloned());
+    let network_mode = s.network_mode.clone().or_else(|| s.networks.keys().next().cloned());
     let mut endpoints = Vec::new();
     for (net, att) in &s.networks {
         let mut aliases = att.aliases.clone();
@@ -357,13 +281,7 @@ fn create_body(
                 aliases.push(a.clone());
             }
         }
-        endpoints.push((
-            net.clone(),
-            m::EndpointSettings {
-                aliases: Some(aliases),
-                ..Default::default()
-            },
-        ));
+        endpoints.push((net.clone(), m::EndpointSettings { aliases: Some(aliases), ..Default::default() }));
     }
     let host_config = m::HostConfig {
         port_bindings: (!port_map.is_empty()).then_some(port_map),
@@ -399,21 +317,14 @@ fn create_body(
         tty: s.tty,
         open_stdin: s.stdin_open,
         host_config: Some(host_config),
-        networking_config: first.map(|(n, e)| m::NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(n, e)])),
-        }),
+        networking_config: first.map(|(n, e)| m::NetworkingConfig { endpoints_config: Some(HashMap::from([(n, e)])) }),
         ..Default::default()
     };
     (body, endpoints.into_iter().skip(1).collect())
 }
 
 impl Engine for DockerEngine {
-    async fn create_network(
-        &self,
-        name: &str,
-        spec: &NetworkSpec,
-        labels: BTreeMap<String, String>,
-    ) -> Result<String> {
+    async fn create_network(&self, name: &str, spec: &NetworkSpec, labels: BTreeMap<String, String>) -> Result<String> {
         let op = format!("create network {name}");
         let ipam = spec.ipam.as_ref().map(|i| m::Ipam {
             config: Some(vec![m::IpamConfig {
@@ -435,33 +346,17 @@ impl Engine for DockerEngine {
             labels: Some(labels.into_iter().collect()),
             ..Default::default()
         };
-        let r = deadline(&op, CALL_TIMEOUT, async {
-            self.docker
-                .create_network(req)
-                .await
-                .map_err(|e| err(&op, e))
-        })
-        .await?;
+        let r = deadline(&op, CALL_TIMEOUT, async { self.docker.create_network(req).await.map_err(|e| err(&op, e)) })
+            .await?;
         Ok(r.id)
     }
 
     async fn remove_network(&self, id: &str) -> Result<()> {
         let op = format!("remove network {}", short(id));
-        deadline(&op, CALL_TIMEOUT, async {
-            self.docker
-                .remove_network(id)
-                .await
-                .map_err(|e| err(&op, e))
-        })
-        .await
+        deadline(&op, CALL_TIMEOUT, async { self.docker.remove_network(id).await.map_err(|e| err(&op, e)) }).await
     }
 
-    async fn create_volume(
-        &self,
-        name: &str,
-        spec: &VolumeSpec,
-        labels: BTreeMap<String, String>,
-    ) -> Result<()> {
+    async fn create_volume(&self, name: &str, spec: &VolumeSpec, labels: BTreeMap<String, String>) -> Result<()> {
         let op = format!("create volume {name}");
         let req = m::VolumeCreateRequest {
             name: Some(name.to_string()),
@@ -470,32 +365,19 @@ impl Engine for DockerEngine {
             labels: Some(labels.into_iter().collect()),
             ..Default::default()
         };
-        deadline(&op, CALL_TIMEOUT, async {
-            self.docker
-                .create_volume(req)
-                .await
-                .map(|_| ())
-                .map_err(|e| err(&op, e))
-        })
-        .await
+        deadline(&op, CALL_TIMEOUT, async { self.docker.create_volume(req).await.map(|_| ()).map_err(|e| err(&op, e)) })
+            .await
     }
 
     async fn pull_image(&self, reference: &str) -> Result<()> {
         let op = format!("pull {reference}");
-        let opts = q::CreateImageOptions {
-            from_image: Some(reference.to_string()),
-            ..Default::default()
-        };
+        let opts = q::CreateImageOptions { from_image: Some(reference.to_string()), ..Default::default() };
         deadline(&op, PULL_TIMEOUT, async {
             let mut stream = self.docker.create_image(Some(opts), None, None);
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| err(&op, e))?;
                 if let Some(e) = info.error_detail.and_then(|d| d.message) {
-                    return Err(EngineError {
-                        op: op.clone(),
-                        kind: ErrorKind::Other,
-                        message: e,
-                    });
+                    return Err(EngineError { op: op.clone(), kind: ErrorKind::Other, message: e });
                 }
             }
             Ok(())
@@ -506,29 +388,16 @@ impl Engine for DockerEngine {
     async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String> {
         let op = format!("create container {}", req.name);
         let (body, more_networks) = create_body(req);
-        let opts = q::CreateContainerOptions {
-            name: Some(req.name.to_string()),
-            ..Default::default()
-        };
+        let opts = q::CreateContainerOptions { name: Some(req.name.to_string()), ..Default::default() };
         let id = deadline(&op, CALL_TIMEOUT, async {
-            self.docker
-                .create_container(Some(opts), body)
-                .await
-                .map(|r| r.id)
-                .map_err(|e| err(&op, e))
+            self.docker.create_container(Some(opts), body).await.map(|r| r.id).map_err(|e| err(&op, e))
         })
         .await?;
         for (net, endpoint) in more_networks {
             let op = format!("connect {} to network {net}", req.name);
-            let connect = m::NetworkConnectRequest {
-                container: id.clone(),
-                endpoint_config: Some(endpoint),
-            };
+            let connect = m::NetworkConnectRequest { container: id.clone(), endpoint_config: Some(endpoint) };
             let r = deadline(&op, CALL_TIMEOUT, async {
-                self.docker
-                    .connect_network(&net, connect)
-                    .await
-                    .map_err(|e| err(&op, e))
+                self.docker.connect_network(&net, connect).await.map_err(|e| err(&op, e))
             })
             .await;
             if let Err(e) = r {
@@ -543,28 +412,18 @@ impl Engine for DockerEngine {
     async fn start_container(&self, id: &str) -> Result<()> {
         let op = format!("start container {}", short(id));
         deadline(&op, CALL_TIMEOUT, async {
-            self.docker
-                .start_container(id, None::<q::StartContainerOptions>)
-                .await
-                .map_err(|e| err(&op, e))
+            self.docker.start_container(id, None::<q::StartContainerOptions>).await.map_err(|e| err(&op, e))
         })
         .await
     }
 
     async fn stop_container(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
         let op = format!("stop container {}", short(id));
-        let opts = q::StopContainerOptions {
-            t: timeout.map(|t| t.as_secs() as i32),
-            ..Default::default()
-        };
+        let opts = q::StopContainerOptions { t: timeout.map(|t| t.as_secs() as i32), ..Default::default() };
         let limit = CALL_TIMEOUT + timeout.unwrap_or(Duration::from_secs(10));
-        let r = deadline(&op, limit, async {
-            self.docker
-                .stop_container(id, Some(opts))
-                .await
-                .map_err(|e| err(&op, e))
-        })
-        .await;
+        let r =
+            deadline(&op, limit, async { self.docker.stop_container(id, Some(opts)).await.map_err(|e| err(&op, e)) })
+                .await;
         match r {
             // 304: already stopped.
             Err(e) if e.message.is_empty() || e.message.contains("not modified") => Ok(()),
@@ -574,16 +433,9 @@ impl Engine for DockerEngine {
 
     async fn remove_container(&self, id: &str) -> Result<()> {
         let op = format!("remove container {}", short(id));
-        let opts = q::RemoveContainerOptions {
-            force: true,
-            v: false,
-            ..Default::default()
-        };
+        let opts = q::RemoveContainerOptions { force: true, v: false, ..Default::default() };
         let r = deadline(&op, CALL_TIMEOUT, async {
-            self.docker
-                .remove_container(id, Some(opts))
-                .await
-                .map_err(|e| err(&op, e))
+            self.docker.remove_container(id, Some(opts)).await.map_err(|e| err(&op, e))
         })
         .await;
         match r {
@@ -594,15 +446,8 @@ impl Engine for DockerEngine {
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         let op = format!("rename container {} to {new_name}", short(id));
-        let opts = q::RenameContainerOptions {
-            name: new_name.to_string(),
-        };
-        deadline(&op, CALL_TIMEOUT, async {
-            self.docker
-                .rename_container(id, opts)
-                .await
-                .map_err(|e| err(&op, e))
-        })
-        .await
+        let opts = q::RenameContainerOptions { name: new_name.to_string() };
+        deadline(&op, CALL_TIMEOUT, async { self.docker.rename_container(id, opts).await.map_err(|e| err(&op, e)) })
+            .await
     }
 }

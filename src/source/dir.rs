@@ -31,11 +31,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree) -> std::io::Result<()> {
         if ty.is_dir() {
             walk(root, &path, out)?;
         } else if ty.is_file() || (ty.is_symlink() && path.is_file()) {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
             let keep = rel == "hawser.toml" || crate::desired::is_manifest(&rel);
             if keep {
                 out.push((rel, std::fs::read(&path)?));

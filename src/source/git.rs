@@ -16,19 +16,10 @@ pub fn is_url(s: &str) -> bool {
 
 /// Opens `path` if it is itself a repository (work tree or bare); a folder inside one is not.
 pub fn open(path: &Path) -> Option<Repository> {
-    Repository::open_ext(
-        path,
-        RepositoryOpenFlags::NO_SEARCH,
-        &[] as &[&std::ffi::OsStr],
-    )
-    .ok()
+    Repository::open_ext(path, RepositoryOpenFlags::NO_SEARCH, &[] as &[&std::ffi::OsStr]).ok()
 }
 
-pub fn read_local(
-    repo: &Repository,
-    source: &str,
-    reference: Option<&str>,
-) -> Result<(String, Tree), SourceError> {
+pub fn read_local(repo: &Repository, source: &str, reference: Option<&str>) -> Result<(String, Tree), SourceError> {
     let r = reference.unwrap_or("HEAD");
     read_commit(repo, source, r, &[r])
 }
@@ -44,26 +35,16 @@ fn read_commit(
         match repo.revparse_single(c).and_then(|o| o.peel_to_commit()) {
             Ok(commit) => {
                 let tree = commit.tree().map_err(|e| unreadable(source, e))?;
-                return Ok((
-                    commit.id().to_string(),
-                    files_of(repo, &tree).map_err(|e| unreadable(source, e))?,
-                ));
+                return Ok((commit.id().to_string(), files_of(repo, &tree).map_err(|e| unreadable(source, e))?));
             }
             Err(e) => last = e.message().to_string(),
         }
     }
-    Err(SourceError::UnknownRef {
-        source_name: source.to_string(),
-        reference: shown.to_string(),
-        message: last,
-    })
+    Err(SourceError::UnknownRef { source_name: source.to_string(), reference: shown.to_string(), message: last })
 }
 
 fn unreadable(source: &str, e: git2::Error) -> SourceError {
-    SourceError::Unreadable {
-        source_name: source.to_string(),
-        message: e.message().to_string(),
-    }
+    SourceError::Unreadable { source_name: source.to_string(), message: e.message().to_string() }
 }
 
 fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<Tree, git2::Error> {
@@ -93,11 +74,7 @@ fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<Tree, git2::Erro
 }
 
 /// Fetches a remote repository into the cache and reads `reference` (default: the remote's HEAD).
-pub fn read_remote(
-    url: &str,
-    reference: Option<&str>,
-    cache_dir: &Path,
-) -> Result<(String, Tree), SourceError> {
+pub fn read_remote(url: &str, reference: Option<&str>, cache_dir: &Path) -> Result<(String, Tree), SourceError> {
     let key = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(url.as_bytes())[..8]);
     let dir = cache_dir.join("sources").join(key);
     let repo = match Repository::open_bare(&dir) {
@@ -111,14 +88,9 @@ pub fn read_remote(
         }
     };
     let mut remote = repo.remote_anonymous(url).map_err(|e| unreadable(url, e))?;
-    let refspecs = [
-        "+refs/heads/*:refs/remotes/origin/*",
-        "+refs/tags/*:refs/tags/*",
-        "+HEAD:refs/remotes/origin/HEAD",
-    ];
-    remote
-        .fetch(&refspecs, None, None)
-        .map_err(|e| unreadable(url, e))?;
+    let refspecs =
+        ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/remotes/origin/HEAD"];
+    remote.fetch(&refspecs, None, None).map_err(|e| unreadable(url, e))?;
     drop(remote);
     match reference {
         None => read_commit(&repo, url, "HEAD", &["refs/remotes/origin/HEAD"]),

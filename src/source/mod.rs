@@ -33,17 +33,10 @@ pub struct SourceOptions {
 pub enum SourceError {
     /// The source does not exist or can't be read.
     #[error("cannot read source `{source_name}`: {message}")]
-    Unreadable {
-        source_name: String,
-        message: String,
-    },
+    Unreadable { source_name: String, message: String },
     /// `--ref` names nothing in the repository.
     #[error("ref `{reference}` not found in `{source_name}`: {message}")]
-    UnknownRef {
-        source_name: String,
-        reference: String,
-        message: String,
-    },
+    UnknownRef { source_name: String, reference: String, message: String },
     /// `hawser.toml` is invalid.
     #[error("{0}")]
     Invalid(Diagnostics),
@@ -62,30 +55,14 @@ pub(crate) type Tree = Vec<(String, Vec<u8>)>;
 
 /// Reads one revision of `source`.
 pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError> {
-    let unreadable = |m: String| SourceError::Unreadable {
-        source_name: source.to_string(),
-        message: m,
-    };
+    let unreadable = |m: String| SourceError::Unreadable { source_name: source.to_string(), message: m };
     let (default_project, revision, tree) = if git::is_url(source) {
         let (rev, tree) = git::read_remote(source, opts.git_ref.as_deref(), &opts.cache_dir)?;
-        (
-            name_of(
-                source
-                    .trim_end_matches('/')
-                    .rsplit(['/', ':'])
-                    .next()
-                    .unwrap_or("default"),
-            ),
-            rev,
-            tree,
-        )
+        (name_of(source.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("default")), rev, tree)
     } else {
         let path = Path::new(source);
         let abs = std::fs::canonicalize(path).map_err(|e| unreadable(e.to_string()))?;
-        let base = abs
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "default".into());
+        let base = abs.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "default".into());
         match git::open(&abs) {
             Some(repo) => {
                 let (rev, tree) = git::read_local(&repo, source, opts.git_ref.as_deref())?;
@@ -93,9 +70,7 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
             }
             None => {
                 if opts.git_ref.is_some() {
-                    return Err(unreadable(
-                        "`--ref` needs a git repository, and this is a plain directory".into(),
-                    ));
+                    return Err(unreadable("`--ref` needs a git repository, and this is a plain directory".into()));
                 }
                 let (rev, tree) = dir::read(&abs).map_err(|e| unreadable(e.to_string()))?;
                 (name_of(&base), rev, tree)
@@ -108,16 +83,8 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
 /// A project name from a folder or repository name: `shop.git` is project `shop`.
 fn name_of(base: &str) -> String {
     let base = base.strip_suffix(".git").unwrap_or(base);
-    let cleaned: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let cleaned: String =
+        base.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' }).collect();
     let cleaned = cleaned.trim_start_matches(['.', '-', '_']).to_string();
     if cleaned.is_empty() {
         "default".into()
@@ -139,10 +106,7 @@ fn snapshot(
             Ok(c) => config = c,
             Err(e) => {
                 let mut diags = Vec::new();
-                let pos = e
-                    .span()
-                    .map(|s| Pos::from_offset(&text, s.start))
-                    .unwrap_or(Pos::new(1, 1));
+                let pos = e.span().map(|s| Pos::from_offset(&text, s.start)).unwrap_or(Pos::new(1, 1));
                 Sink::new("hawser.toml", &text, &mut diags).error(pos, e.message().to_string());
                 return Err(SourceError::Invalid(Diagnostics(diags)));
             }
@@ -158,19 +122,9 @@ fn snapshot(
         };
         return Err(SourceError::Invalid(Diagnostics(vec![diag])));
     }
-    let folder = path_flag
-        .map(str::to_string)
-        .or(config.path)
-        .unwrap_or_else(|| ".".into());
-    let folder = folder
-        .trim_start_matches("./")
-        .trim_end_matches('/')
-        .to_string();
-    let prefix = if folder.is_empty() || folder == "." {
-        String::new()
-    } else {
-        format!("{folder}/")
-    };
+    let folder = path_flag.map(str::to_string).or(config.path).unwrap_or_else(|| ".".into());
+    let folder = folder.trim_start_matches("./").trim_end_matches('/').to_string();
+    let prefix = if folder.is_empty() || folder == "." { String::new() } else { format!("{folder}/") };
     let mut files = Vec::new();
     for (path, bytes) in tree {
         let Some(rel) = path.strip_prefix(&prefix) else {
@@ -194,11 +148,7 @@ fn snapshot(
         files.push(ManifestFile { path, text });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Snapshot {
-        project,
-        revision,
-        files,
-    })
+    Ok(Snapshot { project, revision, files })
 }
 
 #[cfg(test)]
@@ -206,10 +156,7 @@ mod tests {
     use super::*;
 
     fn tree(files: &[(&str, &str)]) -> Tree {
-        files
-            .iter()
-            .map(|(p, t)| (p.to_string(), t.as_bytes().to_vec()))
-            .collect()
+        files.iter().map(|(p, t)| (p.to_string(), t.as_bytes().to_vec())).collect()
     }
 
     #[test]
@@ -229,11 +176,7 @@ mod tests {
 
     #[test]
     fn path_flag_overrides_and_hawser_toml_is_not_a_manifest() {
-        let t = tree(&[
-            ("hawser.toml", "path = \"deploy\"\n"),
-            ("a.yaml", "x"),
-            ("deploy/b.yaml", "x"),
-        ]);
+        let t = tree(&[("hawser.toml", "path = \"deploy\"\n"), ("a.yaml", "x"), ("deploy/b.yaml", "x")]);
         let s = snapshot("repo".into(), "abc".into(), t, Some(".")).unwrap();
         assert_eq!(s.project, "repo");
         let paths: Vec<_> = s.files.iter().map(|f| f.path.as_str()).collect();
@@ -243,9 +186,7 @@ mod tests {
     #[test]
     fn bad_hawser_toml_is_positioned() {
         let t = tree(&[("hawser.toml", "project = \"x\"\nflavour = 1\n")]);
-        let Err(SourceError::Invalid(d)) = snapshot("r".into(), "a".into(), t, None) else {
-            panic!()
-        };
+        let Err(SourceError::Invalid(d)) = snapshot("r".into(), "a".into(), t, None) else { panic!() };
         assert_eq!(d.0[0].pos.line, 2);
         assert!(d.0[0].message.contains("flavour"), "{}", d.0[0].message);
     }

@@ -8,28 +8,18 @@ use std::process::{Command, Output};
 pub const IMAGE: &str = "127.0.0.1:5000/busybox:latest";
 
 pub fn docker_host() -> String {
-    std::env::var("HAWSER_TEST_DOCKER_HOST")
-        .unwrap_or_else(|_| "unix:///run/hawser-engine/docker.sock".into())
+    std::env::var("HAWSER_TEST_DOCKER_HOST").unwrap_or_else(|_| "unix:///run/hawser-engine/docker.sock".into())
 }
 
 /// Runs the docker CLI against the test engine; panics with its stderr on failure.
 pub fn docker(args: &[&str]) -> String {
     let out = docker_raw(args);
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 pub fn docker_raw(args: &[&str]) -> Output {
-    Command::new("docker")
-        .arg("-H")
-        .arg(docker_host())
-        .args(args)
-        .output()
-        .expect("the docker CLI runs")
+    Command::new("docker").arg("-H").arg(docker_host()).args(args).output().expect("the docker CLI runs")
 }
 
 /// The result of one hawser run.
@@ -41,11 +31,7 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
+        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
 }
 
@@ -86,23 +72,12 @@ impl Stack {
 
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
-            .args([
-                "-c",
-                "user.name=test",
-                "-c",
-                "user.email=test@localhost",
-                "-c",
-                "commit.gpgsign=false",
-            ])
+            .args(["-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "commit.gpgsign=false"])
             .args(args)
             .current_dir(self.dir.path())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -162,17 +137,8 @@ pub fn hawser_in(dir: &Path, state: &Path, args: &[&str]) -> Run {
 
 /// The id of the container with exactly this name, if any.
 pub fn container_id(name: &str) -> Option<String> {
-    let out = docker_raw(&[
-        "inspect",
-        "--type",
-        "container",
-        "--format",
-        "{{.Id}}",
-        name,
-    ]);
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = docker_raw(&["inspect", "--type", "container", "--format", "{{.Id}}", name]);
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 pub fn inspect(name: &str, format: &str) -> String {
