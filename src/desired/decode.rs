@@ -540,9 +540,30 @@ fn container(
             s.update = Some(up);
         }
     }
+    let f_pos = f.pos;
     f.finish("Container spec", sink);
+    normalize_order(&mut s, f_pos, sink);
     s.image = image?;
     Some(s)
+}
+
+/// Order does not matter for ports, mounts and capabilities: sorted, a reordering is no change.
+fn normalize_order(s: &mut ContainerSpec, pos: Pos, sink: &mut Sink<'_>) {
+    s.ports.sort();
+    s.ports.dedup();
+    s.volumes.sort_by(|a, b| a.target().cmp(b.target()));
+    for w in s.volumes.windows(2) {
+        if w[0].target() == w[1].target() {
+            sink.error(pos, format!("two volumes are mounted at `{}`", w[0].target()));
+        }
+    }
+    for caps in [&mut s.cap_add, &mut s.cap_drop] {
+        for c in caps.iter_mut() {
+            *c = c.trim_start_matches("CAP_").to_ascii_uppercase();
+        }
+        caps.sort();
+        caps.dedup();
+    }
 }
 
 fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {

@@ -212,3 +212,6 @@ fn check_host_ports(state: &DesiredState, files: &[&ManifestFile], diags: &mut V
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

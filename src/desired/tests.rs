@@ -1,0 +1,173 @@
+//! The manifest language as a whole: one meaning in YAML and TOML, short and long forms alike.
+
+use super::*;
+
+fn load_one(path: &str, text: &str) -> DesiredState {
+    let files = [ManifestFile { path: path.into(), text: text.into() }];
+    load("p", "r", &files).unwrap_or_else(|d| panic!("{d}"))
+}
+
+#[test]
+fn a_container_means_the_same_in_yaml_and_toml() {
+    let yaml = load_one(
+        "c.yaml",
+        r#"
+apiVersion: hawser.dev/v1
+kind: Container
+metadata: {name: web, labels: {tier: front}}
+spec:
+  image: reg/web:1
+  command: "echo hi"
+  entrypoint: [/bin/sh, -c]
+  env: {PORT: 8080, DEBUG: "false"}
+  ports: ["8080:80", {target: 53, published: 5353, protocol: udp, hostIp: 127.0.0.1}]
+  volumes: ["/srv/conf:/conf:ro", {type: tmpfs, target: /tmp, size: 64Mi}]
+  restart: on-failure:3
+  healthcheck: {test: "wget -qO- localhost", interval: 5s, timeout: 1s, retries: 3, startPeriod: 10s}
+  resources: {memory: 256Mi, cpus: 0.5, pids: 100}
+  user: "1000"
+  workingDir: /app
+  hostname: web
+  stopSignal: SIGINT
+  stopTimeout: 1m30s
+  readOnly: true
+  init: true
+  tty: false
+  stdinOpen: false
+  capAdd: [NET_BIND_SERVICE]
+  capDrop: [ALL]
+  privileged: false
+  extraHosts: ["db:10.0.0.5"]
+  labels: {team: shop}
+  update: {strategy: stop-first, healthTimeout: 30s}
+"#,
+    );
+    let toml = load_one(
+        "c.toml",
+        r#"
+apiVersion = "hawser.dev/v1"
+kind = "Container"
+[metadata]
+name = "web"
+labels = { tier = "front" }
+[spec]
+image = "reg/web:1"
+command = "echo hi"
+entrypoint = ["/bin/sh", "-c"]
+env = { PORT = 8080, DEBUG = "false" }
+ports = ["8080:80", { target = 53, published = 5353, protocol = "udp", hostIp = "127.0.0.1" }]
+volumes = ["/srv/conf:/conf:ro", { type = "tmpfs", target = "/tmp", size = "64Mi" }]
+restart = "on-failure:3"
+healthcheck = { test = "wget -qO- localhost", interval = "5s", timeout = "1s", retries = 3, startPeriod = "10s" }
+resources = { memory = "256Mi", cpus = 0.5, pids = 100 }
+user = "1000"
+workingDir = "/app"
+hostname = "web"
+stopSignal = "SIGINT"
+stopTimeout = "90s"
+readOnly = true
+init = true
+tty = false
+stdinOpen = false
+capAdd = ["NET_BIND_SERVICE"]
+capDrop = ["ALL"]
+privileged = false
+extraHosts = ["db:10.0.0.5"]
+labels = { team = "shop" }
+update = { strategy = "stop-first", healthTimeout = "30s" }
+"#,
+    );
+    let (y, t) = (&yaml.containers["web"], &toml.containers["web"]);
+    assert_eq!(y.spec, t.spec);
+    assert_eq!(hash::container(&y.spec), hash::container(&t.spec));
+    // And the normalization is what it should be.
+    let s = &y.spec;
+    assert_eq!(s.command.as_deref(), Some(&["/bin/sh".to_string(), "-c".into(), "echo hi".into()][..]));
+    assert_eq!(s.env["PORT"], "8080");
+    assert_eq!(s.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["8080:80/tcp", "127.0.0.1:5353:53/udp"]);
+    assert_eq!(s.stop_timeout.unwrap().to_string(), "1m30s");
+    assert_eq!(s.labels.get("tier").map(String::as_str), Some("front"));
+    assert_eq!(s.labels.get("team").map(String::as_str), Some("shop"));
+    assert_eq!(
+        s.healthcheck,
+        Some(Healthcheck::Check {
+            test: vec!["CMD-SHELL".into(), "wget -qO- localhost".into()],
+            interval: Some("5s".parse().unwrap()),
+            timeout: Some("1s".parse().unwrap()),
+            retries: Some(3),
+            start_period: Some("10s".parse().unwrap()),
+        })
+    );
+}
+
+#[test]
+fn networks_volumes_and_images_mean_the_same_in_yaml_and_toml() {
+    let yaml = load_one(
+        "r.yaml",
+        r#"
+kind: Network
+metadata: {name: net}
+spec: {driver: bridge, internal: true, attachable: true, enableIpv6: false, ipam: {subnet: 10.9.0.0/24, gateway: 10.9.0.1}, driverOpts: {mtu: "1400"}}
+---
+kind: Volume
+metadata: {name: data, labels: {backup: daily}}
+spec: {driver: local, driverOpts: {type: tmpfs}, retain: false}
+---
+kind: Image
+metadata: {name: app}
+spec: {ref: "reg/app:2", pull: always}
+"#,
+    );
+    let toml = load_one(
+        "r.toml",
+        r#"
+[[resource]]
+kind = "Network"
+metadata = { name = "net" }
+spec = { driver = "bridge", internal = true, attachable = true, enableIpv6 = false, ipam = { subnet = "10.9.0.0/24", gateway = "10.9.0.1" }, driverOpts = { mtu = "1400" } }
+
+[[resource]]
+kind = "Volume"
+metadata = { name = "data", labels = { backup = "daily" } }
+spec = { driver = "local", driverOpts = { type = "tmpfs" }, retain = false }
+
+[[resource]]
+kind = "Image"
+metadata = { name = "app" }
+spec = { ref = "reg/app:2", pull = "always" }
+"#,
+    );
+    assert_eq!(yaml.networks["net"].spec, toml.networks["net"].spec);
+    assert_eq!(yaml.volumes["data"].spec, toml.volumes["data"].spec);
+    assert_eq!(yaml.images["app"].spec, toml.images["app"].spec);
+    assert!(!yaml.volumes["data"].spec.retain);
+    assert_eq!(yaml.images["app"].spec.pull, PullPolicy::Always);
+}
+
+#[test]
+fn short_and_long_forms_normalize_to_one_model() {
+    let short = load_one(
+        "s.yaml",
+        "kind: Volume\nmetadata: {name: v}\n---\nkind: Network\nmetadata: {name: n}\n---\nkind: Container\nmetadata: {name: c}\nspec: {image: busybox, networks: [n], volumes: [\"v:/data\"], dependsOn: [d]}\n---\nkind: Container\nmetadata: {name: d}\nspec: {image: busybox}\n",
+    );
+    let long = load_one(
+        "l.yaml",
+        "kind: Volume\nmetadata: {name: v}\n---\nkind: Network\nmetadata: {name: n}\n---\nkind: Container\nmetadata: {name: c}\nspec: {image: busybox, networks: {n: {}}, volumes: [{type: volume, source: v, target: /data}], dependsOn: {d: started}}\n---\nkind: Container\nmetadata: {name: d}\nspec: {image: busybox}\n",
+    );
+    assert_eq!(short.containers["c"].spec, long.containers["c"].spec);
+}
+
+#[test]
+fn an_image_resource_name_resolves_to_its_reference() {
+    let d = load_one(
+        "i.yaml",
+        "kind: Image\nmetadata: {name: app}\nspec: {ref: \"reg/app:2\"}\n---\nkind: Container\nmetadata: {name: c}\nspec: {image: app}\n",
+    );
+    assert_eq!(d.containers["c"].spec.image, "reg/app:2");
+}
+
+#[test]
+fn undeclared_fields_stay_out_of_the_canonical_form() {
+    let d = load_one("c.yaml", "kind: Container\nmetadata: {name: c}\nspec: {image: busybox}\n");
+    assert_eq!(hash::container_view(&d.containers["c"].spec), serde_json::json!({"image": "busybox"}));
+}
