@@ -1,6 +1,6 @@
 //! The health gate: decides whether a freshly started container works, before the old one goes.
 
-use crate::desired::{ContainerSpec, DependCondition, Healthcheck, RestartPolicy};
+use crate::desired::{ContainerSpec, DependCondition, RestartPolicy};
 use crate::observed::{Health, RunState};
 use crate::runtime::EngineRead;
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ pub async fn wait<E: EngineRead>(
                 }
                 Some(Health::Starting) => {}
                 Some(Health::None) | None => {
-                    let no_check = matches!(spec.healthcheck, Some(Healthcheck::Disable)) || !spec.has_healthcheck();
+                    let no_check = !spec.has_healthcheck();
                     if no_check && cond != DependCondition::Healthy {
                         let since = *running_since.get_or_insert_with(Instant::now);
                         if st.restart_count == 0 && since.elapsed() >= MIN_UPTIME {

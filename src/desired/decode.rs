@@ -713,7 +713,7 @@ fn healthcheck(n: &Node, sink: &mut Sink<'_>) -> Option<Healthcheck> {
     if let Some(v) = f.get("disable") {
         if boolean(v, "disable", sink) == Some(true) {
             f.finish("healthcheck", sink);
-            return Some(Healthcheck::Disable);
+            return Some(Healthcheck::disabled());
         }
     }
     let test = f.required("test", "healthcheck", sink).and_then(|v| match &v.value {
@@ -746,9 +746,9 @@ fn healthcheck(n: &Node, sink: &mut Sink<'_>) -> Option<Healthcheck> {
     f.finish("healthcheck", sink);
     let test = test?;
     if test == ["NONE"] {
-        return Some(Healthcheck::Disable);
+        return Some(Healthcheck::disabled());
     }
-    Some(Healthcheck::Check { test, interval, timeout, retries, start_period })
+    Some(Healthcheck { test, interval, timeout, retries, start_period })
 }
 
 fn depends_on(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> BTreeMap<String, DependCondition> {

@@ -200,22 +200,29 @@ pub struct NetworkAttachment {
     pub aliases: Vec<String>,
 }
 
+/// A healthcheck in docker's form; `test: ["NONE"]` disables the image's own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub enum Healthcheck {
-    Disable,
-    Check {
-        /// Docker's form: `["CMD", ...]` or `["CMD-SHELL", "..."]`.
-        test: Vec<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        interval: Option<Duration>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout: Option<Duration>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        retries: Option<u32>,
-        #[serde(default, skip_serializing_if = "Option::is_none", rename = "startPeriod")]
-        start_period: Option<Duration>,
-    },
+pub struct Healthcheck {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<Duration>,
+}
+
+impl Healthcheck {
+    pub fn disabled() -> Self {
+        Healthcheck { test: vec!["NONE".into()], interval: None, timeout: None, retries: None, start_period: None }
+    }
+    pub fn is_disabled(&self) -> bool {
+        self.test.first().map(String::as_str) == Some("NONE")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,6 +340,6 @@ impl ContainerSpec {
     }
 
     pub fn has_healthcheck(&self) -> bool {
-        matches!(self.healthcheck, Some(Healthcheck::Check { .. }))
+        self.healthcheck.as_ref().is_some_and(|h| !h.is_disabled())
     }
 }

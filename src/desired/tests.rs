@@ -90,7 +90,7 @@ update = { strategy = "stop-first", healthTimeout = "30s" }
     assert_eq!(s.labels.get("team").map(String::as_str), Some("shop"));
     assert_eq!(
         s.healthcheck,
-        Some(Healthcheck::Check {
+        Some(Healthcheck {
             test: vec!["CMD-SHELL".into(), "wget -qO- localhost".into()],
             interval: Some("5s".parse().unwrap()),
             timeout: Some("1s".parse().unwrap()),

@@ -2,7 +2,7 @@
 //! engine's wire types; everything else speaks the desired and observed models.
 
 use super::{ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, ErrorKind, Result};
-use crate::desired::{Healthcheck, Mount, NetworkSpec, RestartPolicy, VolumeSpec};
+use crate::desired::{Mount, NetworkSpec, RestartPolicy, VolumeSpec};
 use crate::labels::Ownership;
 use crate::observed::{
     exit_code_from_status, Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, RunState,
@@ -260,16 +260,13 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
             },
         })
         .collect();
-    let healthcheck = s.healthcheck.as_ref().map(|h| match h {
-        Healthcheck::Disable => m::HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() },
-        Healthcheck::Check { test, interval, timeout, retries, start_period } => m::HealthConfig {
-            test: Some(test.clone()),
-            interval: interval.map(|d| d.as_nanos_i64()),
-            timeout: timeout.map(|d| d.as_nanos_i64()),
-            retries: retries.map(i64::from),
-            start_period: start_period.map(|d| d.as_nanos_i64()),
-            ..Default::default()
-        },
+    let healthcheck = s.healthcheck.as_ref().map(|h| m::HealthConfig {
+        test: Some(h.test.clone()),
+        interval: h.interval.map(|d| d.as_nanos_i64()),
+        timeout: h.timeout.map(|d| d.as_nanos_i64()),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period.map(|d| d.as_nanos_i64()),
+        ..Default::default()
     });
     let limits = s.resources.clone().unwrap_or_default();
     let network_mode = s.network_mode.clone().or_else(|| s.networks.keys().next().cloned());
