@@ -8,6 +8,7 @@ pub mod diag;
 pub mod hash;
 pub mod model;
 pub mod node;
+pub mod render;
 pub mod types;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};
