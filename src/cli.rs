@@ -2,7 +2,7 @@
 //! what is printed, and the exit codes. The work itself lives in the library modules.
 
 use crate::apply;
-use crate::desired::{self, DesiredState, Diagnostics, PullPolicy};
+use crate::desired::{self, DesiredState, Diagnostics, Policy, PullPolicy};
 use crate::diff::{self, DiffOptions, Op, Plan};
 use crate::observed::ObservedState;
 use crate::runtime::docker::DockerEngine;
@@ -35,6 +35,11 @@ pub struct Cli {
     pub quiet: bool,
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Host policy (TOML): what manifests may ask of this host. Default: /etc/hawser/policy.toml if
+    /// it exists, else the built-in policy (no privileged, no host network, no dangerous
+    /// capabilities, binds only under /srv and /opt, never the engine socket).
+    #[arg(long, global = true, env = "HAWSER_POLICY")]
+    pub policy: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,6 +55,12 @@ pub enum Output {
     Text,
     Json,
     Markdown,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+pub enum RenderOutput {
+    Yaml,
+    Json,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -68,6 +79,13 @@ pub struct SourceArgs {
 pub enum Command {
     /// Parse and check the desired state; touches no engine.
     Validate(SourceArgs),
+    /// Print the normalized desired state, as hawser understood it; touches no engine.
+    Render {
+        #[command(flatten)]
+        src: SourceArgs,
+        #[arg(long, value_enum, default_value = "yaml")]
+        output: RenderOutput,
+    },
     /// Dry-run diff report; read-only against the engine.
     Plan {
         #[command(flatten)]
@@ -207,18 +225,32 @@ fn init_logging(cli: &Cli) {
     };
 }
 
-fn load(src: &SourceArgs, state_dir: &std::path::Path) -> Result<DesiredState, CliError> {
+fn policy(cli: &Cli) -> Result<Policy, CliError> {
+    let default_file = PathBuf::from("/etc/hawser/policy.toml");
+    let file = cli.policy.clone().or_else(|| default_file.exists().then_some(default_file));
+    let mut policy = match file {
+        Some(f) => Policy::from_file(&f).map_err(CliError::Invalid)?,
+        None => Policy::default(),
+    };
+    if let Some(sock) = cli.host.strip_prefix("unix://") {
+        policy.engine_sockets.push(PathBuf::from(sock));
+    }
+    Ok(policy)
+}
+
+fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<DesiredState, CliError> {
+    let policy = policy(cli)?;
     let opts =
         SourceOptions { git_ref: src.git_ref.clone(), path: src.path.clone(), cache_dir: state_dir.to_path_buf() };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
-    desired::load(&snap.project, &snap.revision, &snap.files).map_err(CliError::Invalid)
+    desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(CliError::Invalid)
 }
 
 async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError> {
     match &cli.command {
         Command::Validate(src) => {
-            let d = load(src, state_dir)?;
+            let d = load(cli, src, state_dir)?;
             if !cli.quiet {
                 println!(
                     "valid: project {} at revision {}: {} containers, {} networks, {} volumes, {} images",
@@ -232,15 +264,23 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             }
             Ok(EXIT_OK)
         }
+        Command::Render { src, output } => {
+            let d = load(cli, src, state_dir)?;
+            match output {
+                RenderOutput::Yaml => print!("{}", desired::render::to_yaml(&d)),
+                RenderOutput::Json => println!("{}", desired::render::to_json(&d)),
+            }
+            Ok(EXIT_OK)
+        }
         Command::Plan { src, output, exit_code, prune } => {
-            let d = load(src, state_dir)?;
+            let d = load(cli, src, state_dir)?;
             let engine = DockerEngine::connect(&cli.host).await?;
             let plan = plan(&engine, &d, *prune).await?;
             print_plan(&plan, *output);
             Ok(if *exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
         }
         Command::Apply { src, prune, yes, allow_empty } => {
-            let d = load(src, state_dir)?;
+            let d = load(cli, src, state_dir)?;
             let engine = DockerEngine::connect(&cli.host).await?;
             apply(&engine, &d, *prune, *yes, *allow_empty, cli.quiet).await
         }

@@ -20,6 +20,8 @@ pub struct Decoded {
     pub spec: DecodedSpec,
     /// Positions of references to other resources, for error messages: (kind, name, pos).
     pub refs: Vec<(Kind, String, Pos)>,
+    /// What the host policy rules on (privileged, host network, capabilities, binds).
+    pub sensitive: Vec<(super::policy::Sensitive, Pos)>,
 }
 
 #[derive(Debug)]
@@ -269,6 +271,7 @@ pub fn decode(doc: &Node, sink: &mut Sink<'_>) -> Option<Decoded> {
         origin: Origin { file: sink.file.to_string(), pos: doc.pos },
         spec,
         refs,
+        sensitive: if kind == Kind::Container { super::policy::sensitive_items(spec_node) } else { Vec::new() },
     })
 }
 

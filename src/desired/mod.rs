@@ -8,11 +8,13 @@ pub mod diag;
 pub mod hash;
 pub mod model;
 pub mod node;
+pub mod policy;
 pub mod render;
 pub mod types;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use model::*;
+pub use policy::Policy;
 pub use types::{ByteSize, Duration, PortBinding, Protocol, RestartPolicy};
 
 use decode::{Decoded, DecodedSpec};
@@ -33,8 +35,18 @@ pub fn is_manifest(path: &str) -> bool {
     (name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".toml")) && path != "hawser.toml"
 }
 
-/// Parses, normalizes and checks the manifests of one revision.
+/// Parses, normalizes and checks the manifests of one revision under the default host policy.
 pub fn load(project: &str, revision: &str, files: &[ManifestFile]) -> Result<DesiredState, Diagnostics> {
+    load_with_policy(project, revision, files, &Policy::default())
+}
+
+/// Parses, normalizes and checks the manifests of one revision under `policy`.
+pub fn load_with_policy(
+    project: &str,
+    revision: &str,
+    files: &[ManifestFile],
+    policy: &Policy,
+) -> Result<DesiredState, Diagnostics> {
     let mut diags = Vec::new();
     let mut decoded: Vec<Decoded> = Vec::new();
     let mut files: Vec<&ManifestFile> = files.iter().collect();
@@ -65,6 +77,11 @@ pub fn load(project: &str, revision: &str, files: &[ManifestFile]) -> Result<Des
             continue;
         }
         seen.insert(key, format!("{}:{}", d.origin.file, d.name_pos.line));
+        for (item, pos) in &d.sensitive {
+            if let Err(why) = policy.check(item) {
+                Sink::new(&d.origin.file, text_of(&d.origin.file), &mut diags).error(*pos, why);
+            }
+        }
         for r in d.refs {
             refs.push((d.origin.file.clone(), d.name.clone(), r));
         }

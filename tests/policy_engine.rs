@@ -1,0 +1,111 @@
+//! The host policy, end to end: refused by default with a positioned error and nothing applied,
+//! accepted when the policy file allows it, and bind mounts that really reach the container.
+
+mod common;
+use common::*;
+
+fn container(p: &str, extra: &str) -> String {
+    format!("kind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sleep, \"3600\"]\n  stopTimeout: 1s\n{extra}")
+}
+
+fn policy_file(dir: &std::path::Path, text: &str) -> String {
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn privileged_is_refused_by_default_and_accepted_when_the_policy_allows() {
+    let p = "t-policy-priv";
+    let s = Stack::new(p);
+    s.write("c.yaml", &container(p, "  privileged: true\n"));
+    s.commit("privileged");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("c.yaml:7:15: `privileged: true` is refused by the host policy"), "{r:?}");
+    assert!(container_id(&format!("{p}-c")).is_none());
+
+    // Accepted: this sandboxed engine cannot start privileged containers at all, so the check
+    // stops at the plan.
+    let pol = policy_file(s.state.path(), "allowPrivileged = true\n");
+    let r = s.hawser(&["--policy", &pol, "plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains(&format!("+ Container {p}-c: create")), "{r:?}");
+}
+
+#[test]
+fn a_dangerous_capability_is_refused_by_default_and_applied_when_the_policy_allows() {
+    let p = "t-policy-cap";
+    let s = Stack::new(p);
+    s.write("c.yaml", &container(p, "  capAdd: [NET_BIND_SERVICE, SYS_ADMIN]\n"));
+    s.commit("cap");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("c.yaml:7:30: capability `SYS_ADMIN` is refused by the host policy"), "{r:?}");
+    assert!(!r.stderr.contains("NET_BIND_SERVICE"), "a harmless capability is fine: {r:?}");
+    assert!(container_id(&format!("{p}-c")).is_none());
+
+    let pol = policy_file(s.state.path(), "allowCapabilities = [\"SYS_ADMIN\"]\n");
+    let r = s.hawser(&["--policy", &pol, "apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(inspect(&format!("{p}-c"), "{{json .HostConfig.CapAdd}}").contains("SYS_ADMIN"));
+}
+
+#[test]
+fn binds_escaping_the_roots_or_reaching_the_engine_socket_are_refused_unless_allowed() {
+    let p = "t-policy-bind";
+    let s = Stack::new(p);
+    let root = tempfile::tempdir().unwrap();
+    let allowed = root.path().join("allowed");
+    std::fs::create_dir_all(allowed.join("data")).unwrap();
+    std::os::unix::fs::symlink("/etc", allowed.join("escape")).unwrap();
+    let a = allowed.display();
+    let cases = [
+        ("/var/run/docker.sock:/sock", "exposes the engine socket", "allowEngineSocket = true\n"),
+        (
+            &*format!("{a}/data/../../../../etc:/host-etc:ro"),
+            "is outside the allowed roots",
+            "bindRoots = [\"/etc\"]\n",
+        ),
+        (&*format!("{a}/escape:/host-etc:ro"), "resolved to /etc", "bindRoots = [\"/etc\"]\n"),
+    ];
+    for (bind, refusal, allowing) in cases {
+        s.write("c.yaml", &container(p, &format!("  volumes: [\"{bind}\"]\n")));
+        s.commit(bind);
+        let base = policy_file(s.state.path(), &format!("bindRoots = [\"{a}\"]\n"));
+        let r = s.hawser(&["--policy", &base, "validate", "{src}"]);
+        assert_eq!(r.code, 3, "{bind}: {r:?}");
+        assert!(r.stderr.contains("c.yaml:7:13: bind mount") && r.stderr.contains(refusal), "{bind}: {r:?}");
+        let pol = policy_file(s.state.path(), allowing);
+        let r = s.hawser(&["--policy", &pol, "validate", "{src}"]);
+        assert_eq!(r.code, 0, "{bind} with {allowing}: {r:?}");
+    }
+}
+
+#[test]
+fn an_allowed_bind_mount_reaches_the_container() {
+    let p = "t-policy-mount";
+    let s = Stack::new(p);
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("hello.txt"), "from the host\n").unwrap();
+    s.write("c.yaml", &container(p, &format!("  volumes: [\"{}:/conf:ro\"]\n", host.path().display())));
+    s.commit("bind");
+    let pol = policy_file(s.state.path(), &format!("bindRoots = [\"{}\"]\n", host.path().display()));
+    let r = s.hawser(&["--policy", &pol, "apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let out = exec(&format!("{p}-c"), &["cat", "/conf/hello.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from the host\n");
+    let ro = exec(&format!("{p}-c"), &["touch", "/conf/x"]);
+    assert!(!ro.status.success(), "mounted read-only");
+}
+
+#[test]
+fn a_bad_policy_file_is_reported_with_its_position() {
+    let s = Stack::new("t-policy-file");
+    s.write("c.yaml", &container("t-policy-file", ""));
+    s.commit("c");
+    let pol = policy_file(s.state.path(), "allowPrivileged = true\nallowEverything = true\n");
+    let r = s.hawser(&["--policy", &pol, "validate", "{src}"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains(&format!("{pol}:2:1: policy: unknown field `allowEverything`")), "{r:?}");
+}
