@@ -33,14 +33,14 @@ pub enum DecodedSpec {
 }
 
 /// The fields of one map, handed out by name; what is never asked for is an unknown field.
-struct Fields<'n> {
-    pos: Pos,
+pub(super) struct Fields<'n> {
+    pub(super) pos: Pos,
     entries: &'n [(Key, Node)],
     asked: Vec<&'static str>,
 }
 
 impl<'n> Fields<'n> {
-    fn of(node: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<Fields<'n>> {
+    pub(super) fn of(node: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<Fields<'n>> {
         match &node.value {
             Value::Map(entries) => Some(Fields { pos: node.pos, entries, asked: Vec::new() }),
             Value::Null => Some(Fields { pos: node.pos, entries: &[], asked: Vec::new() }),
@@ -51,12 +51,12 @@ impl<'n> Fields<'n> {
         }
     }
 
-    fn get(&mut self, name: &'static str) -> Option<&'n Node> {
+    pub(super) fn get(&mut self, name: &'static str) -> Option<&'n Node> {
         self.asked.push(name);
         self.entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v).filter(|v| v.value != Value::Null)
     }
 
-    fn required(&mut self, name: &'static str, what: &str, sink: &mut Sink<'_>) -> Option<&'n Node> {
+    pub(super) fn required(&mut self, name: &'static str, what: &str, sink: &mut Sink<'_>) -> Option<&'n Node> {
         let v = self.get(name);
         // A misspelt key (`imgae`) is reported once, as unknown with a suggestion, not twice.
         let misspelt = self.entries.iter().any(|(k, _)| k.name != name && did_you_mean(&k.name, &[name]).is_some());
@@ -66,11 +66,11 @@ impl<'n> Fields<'n> {
         v
     }
 
-    fn key_pos(&self, name: &str) -> Option<Pos> {
+    pub(super) fn key_pos(&self, name: &str) -> Option<Pos> {
         self.entries.iter().find(|(k, _)| k.name == name).map(|(k, _)| k.pos)
     }
 
-    fn finish(self, what: &str, sink: &mut Sink<'_>) {
+    pub(super) fn finish(self, what: &str, sink: &mut Sink<'_>) {
         for (k, _) in self.entries {
             if !self.asked.contains(&k.name.as_str()) {
                 let hint = match did_you_mean(&k.name, &self.asked) {
@@ -83,7 +83,7 @@ impl<'n> Fields<'n> {
     }
 }
 
-fn string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
+pub(super) fn string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
     match &n.value {
         Value::Str(s) => Some(s.clone()),
         other => {
@@ -94,7 +94,7 @@ fn string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
 }
 
 /// A string, also accepting numbers and booleans written unquoted (`PORT: 8080`), as compose does.
-fn lenient_string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
+pub(super) fn lenient_string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
     match &n.value {
         Value::Str(s) => Some(s.clone()),
         Value::Int(i) => Some(i.to_string()),
@@ -107,7 +107,7 @@ fn lenient_string(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
     }
 }
 
-fn boolean(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<bool> {
+pub(super) fn boolean(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<bool> {
     match &n.value {
         Value::Bool(b) => Some(*b),
         other => {
@@ -117,7 +117,7 @@ fn boolean(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<bool> {
     }
 }
 
-fn integer(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> {
+pub(super) fn integer(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> {
     match &n.value {
         Value::Int(i) => Some(*i),
         other => {
@@ -127,7 +127,7 @@ fn integer(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> {
     }
 }
 
-fn parsed<T: FromStr<Err = String>>(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<T> {
+pub(super) fn parsed<T: FromStr<Err = String>>(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<T> {
     let s = lenient_string(n, what, sink)?;
     match s.parse() {
         Ok(v) => Some(v),
@@ -138,7 +138,7 @@ fn parsed<T: FromStr<Err = String>>(n: &Node, what: &str, sink: &mut Sink<'_>) -
     }
 }
 
-fn duration(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Duration> {
+pub(super) fn duration(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Duration> {
     if let Value::Int(_) | Value::Float(_) = n.value {
         sink.error(n.pos, format!("{what} needs a unit, like 5s or 500ms"));
         return None;
@@ -146,7 +146,7 @@ fn duration(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Duration> {
     parsed(n, what, sink)
 }
 
-fn seq<'n>(n: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<&'n [Node]> {
+pub(super) fn seq<'n>(n: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<&'n [Node]> {
     match &n.value {
         Value::Seq(items) => Some(items),
         other => {
@@ -156,14 +156,14 @@ fn seq<'n>(n: &'n Node, what: &str, sink: &mut Sink<'_>) -> Option<&'n [Node]> {
     }
 }
 
-fn string_list(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
+pub(super) fn string_list(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
     let items = seq(n, what, sink)?;
     let out: Vec<Option<String>> =
         items.iter().map(|i| lenient_string(i, &format!("an item of {what}"), sink)).collect();
     out.into_iter().collect()
 }
 
-fn string_map(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<BTreeMap<String, String>> {
+pub(super) fn string_map(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<BTreeMap<String, String>> {
     let Value::Map(entries) = &n.value else {
         sink.error(n.pos, format!("{what} must be a map of strings, found {}", n.value.type_name()));
         return None;
@@ -182,7 +182,7 @@ fn string_map(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<BTreeMap<Stri
 }
 
 /// `command` and `entrypoint`: a list is exec form; a string runs through `/bin/sh -c`, as compose's shell form.
-fn command(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
+pub(super) fn command(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
     match &n.value {
         Value::Str(s) => Some(vec!["/bin/sh".into(), "-c".into(), s.clone()]),
         Value::Seq(_) => string_list(n, what, sink),
@@ -283,7 +283,7 @@ fn at_key(node: &Node, key: Option<Pos>) -> Node {
     }
 }
 
-fn check_labels(labels: &BTreeMap<String, String>, pos: Pos, sink: &mut Sink<'_>) {
+pub(super) fn check_labels(labels: &BTreeMap<String, String>, pos: Pos, sink: &mut Sink<'_>) {
     for k in labels.keys() {
         if k.starts_with("dev.hawser.") {
             sink.error(pos, format!("label `{k}`: the `dev.hawser.` prefix is reserved for hawser's own labels"));
@@ -551,7 +551,7 @@ fn container(
 }
 
 /// Order does not matter for ports, mounts and capabilities: sorted, a reordering is no change.
-fn normalize_order(s: &mut ContainerSpec, pos: Pos, sink: &mut Sink<'_>) {
+pub(super) fn normalize_order(s: &mut ContainerSpec, pos: Pos, sink: &mut Sink<'_>) {
     s.ports.sort();
     s.ports.dedup();
     s.volumes.sort_by(|a, b| a.target().cmp(b.target()));

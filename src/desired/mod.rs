@@ -3,6 +3,7 @@
 //! `load` is pure: files in, a [`DesiredState`] or every [`Diagnostic`] out. Nothing here touches
 //! the engine, so a revision with any error can be refused before anything is changed.
 
+pub mod compose;
 pub mod decode;
 pub mod diag;
 pub mod hash;
@@ -53,6 +54,13 @@ pub fn load_with_policy(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     for f in &files {
         let mut sink = Sink::new(&f.path, &f.text, &mut diags);
+        if compose::is_compose_file(&f.path) {
+            let docs = node::parse_yaml(&f.text, &mut sink);
+            if let Some(doc) = docs.first() {
+                decoded.extend(compose::decode(doc, project, &mut sink));
+            }
+            continue;
+        }
         let docs = if f.path.ends_with(".toml") {
             node::parse_toml(&f.text, &mut sink).map(toml_documents).unwrap_or_default()
         } else {

@@ -1,0 +1,870 @@
+//! docker compose files (`compose.yaml`, `docker-compose.yml`) read as desired state. Services,
+//! volumes and networks map onto the same model as hawser's own manifests; what hawser does not
+//! support is reported at its position, never dropped silently.
+//!
+//! Mapping: a service is a Container named by `container_name` or the service name (so services
+//! reach each other by name, as in compose); services that name no network join the project's
+//! default network, `PROJECT-default`, as compose's `PROJECT_default`. A string `command` is split
+//! into words as compose does (no shell). Sizes like `512m` are binary, as docker's.
+
+use super::decode::{
+    boolean, check_labels, check_name, duration, integer, lenient_string, normalize_order, seq, string, string_list,
+    Decoded, DecodedSpec,
+};
+use super::diag::{Pos, Sink};
+use super::model::*;
+use super::node::{Node, Value};
+use super::policy::Sensitive;
+use super::types::{ByteSize, PortBinding, RestartPolicy};
+use std::collections::BTreeMap;
+
+pub const FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+
+pub fn is_compose_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    FILE_NAMES.contains(&name)
+}
+
+const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks"];
+const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "volumes",
+    "networks",
+    "network_mode",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "container_name",
+    "labels",
+    "user",
+    "working_dir",
+    "hostname",
+    "stop_signal",
+    "stop_grace_period",
+    "read_only",
+    "init",
+    "tty",
+    "stdin_open",
+    "cap_add",
+    "cap_drop",
+    "privileged",
+    "extra_hosts",
+    "mem_limit",
+    "cpus",
+    "pids_limit",
+    "tmpfs",
+    "expose",
+];
+/// Keys of compose that hawser knows and does not support yet; named as such in the error.
+const UNSUPPORTED: &[&str] = &[
+    "env_file",
+    "configs",
+    "secrets",
+    "deploy",
+    "profiles",
+    "devices",
+    "dns",
+    "dns_search",
+    "logging",
+    "ulimits",
+    "sysctls",
+    "security_opt",
+    "pid",
+    "ipc",
+    "links",
+    "external_links",
+    "extends",
+    "scale",
+    "platform",
+    "pull_policy",
+    "volumes_from",
+    "shm_size",
+    "include",
+];
+
+/// Decodes one compose file into resources of `project`.
+pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
+    let mut out = Vec::new();
+    let Value::Map(top) = &doc.value else {
+        sink.error(doc.pos, "a compose file must be a map with `services`");
+        return out;
+    };
+    for (k, _) in top {
+        report_key(&k.name, k.pos, TOP_KEYS, "a compose file", sink);
+    }
+    let get = |name: &str| top.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+    let default_net = format!("{project}-default");
+    let mut network_names: BTreeMap<String, String> = BTreeMap::new();
+    network_names.insert("default".into(), default_net.clone());
+    let mut volume_names: BTreeMap<String, String> = BTreeMap::new();
+
+    if let Some(Node { value: Value::Map(nets), .. }) = get("networks") {
+        for (k, v) in nets {
+            if let Some((name, spec)) = network(k.name.as_str(), v, sink) {
+                let name = if k.name == "default" && name == "default" { default_net.clone() } else { name };
+                network_names.insert(k.name.clone(), name.clone());
+                out.push(resource(Kind::Network, name, k.pos, sink, DecodedSpec::Network(spec)));
+            }
+        }
+    }
+    if let Some(Node { value: Value::Map(vols), .. }) = get("volumes") {
+        for (k, v) in vols {
+            if let Some((name, spec)) = volume(k.name.as_str(), v, sink) {
+                volume_names.insert(k.name.clone(), name.clone());
+                out.push(resource(Kind::Volume, name, k.pos, sink, DecodedSpec::Volume(spec)));
+            }
+        }
+    }
+    let Some(Node { value: Value::Map(services), .. }) = get("services") else {
+        sink.error(doc.pos, "a compose file needs `services`");
+        return out;
+    };
+    // Service names to container names, for depends_on and network_mode: service:NAME.
+    let mut container_names: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in services {
+        let explicit = match &v.value {
+            Value::Map(m) => m.iter().find(|(k, _)| k.name == "container_name").and_then(|(_, v)| match &v.value {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            }),
+            _ => None,
+        };
+        container_names.insert(k.name.clone(), explicit.unwrap_or_else(|| k.name.clone()));
+    }
+    let mut uses_default = false;
+    for (k, v) in services {
+        let names = Names { containers: &container_names, networks: &network_names, volumes: &volume_names };
+        if let Some((mut d, default)) = service(&k.name, k.pos, v, &names, sink) {
+            if default {
+                uses_default = true;
+                d.refs.push((Kind::Network, default_net.clone(), k.pos));
+            }
+            out.push(d);
+        }
+    }
+    let declared_default = out.iter().any(|d| d.kind == Kind::Network && d.name == default_net);
+    if uses_default && !declared_default {
+        let spec = NetworkSpec { driver: "bridge".into(), ..Default::default() };
+        out.push(resource(Kind::Network, default_net, doc.pos, sink, DecodedSpec::Network(spec)));
+    }
+    out
+}
+
+struct Names<'a> {
+    containers: &'a BTreeMap<String, String>,
+    networks: &'a BTreeMap<String, String>,
+    volumes: &'a BTreeMap<String, String>,
+}
+
+fn resource(kind: Kind, name: String, pos: Pos, sink: &mut Sink<'_>, spec: DecodedSpec) -> Decoded {
+    Decoded {
+        kind,
+        name,
+        name_pos: pos,
+        origin: Origin { file: sink.file.to_string(), pos },
+        spec,
+        refs: Vec::new(),
+        sensitive: Vec::new(),
+    }
+}
+
+fn report_key(name: &str, pos: Pos, known: &[&str], what: &str, sink: &mut Sink<'_>) -> bool {
+    if known.contains(&name) || name.starts_with("x-") {
+        return true;
+    }
+    if UNSUPPORTED.contains(&name) {
+        sink.error(pos, format!("compose key `{name}` in {what} is not supported by hawser"));
+    } else {
+        let hint = super::diag::did_you_mean(name, known).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+        sink.error(pos, format!("unknown compose key `{name}` in {what}{hint}"));
+    }
+    false
+}
+
+/// Fields of a compose map, with unknown and unsupported keys reported.
+fn checked<'n>(n: &'n Node, known: &[&str], what: &str, sink: &mut Sink<'_>) -> Option<&'n [(super::node::Key, Node)]> {
+    match &n.value {
+        Value::Map(entries) => {
+            for (k, _) in entries {
+                report_key(&k.name, k.pos, known, what, sink);
+            }
+            Some(entries)
+        }
+        Value::Null => Some(&[]),
+        other => {
+            sink.error(n.pos, format!("{what} must be a map, found {}", other.type_name()));
+            None
+        }
+    }
+}
+
+fn field<'n>(entries: &'n [(super::node::Key, Node)], name: &str) -> Option<&'n Node> {
+    entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v).filter(|v| v.value != Value::Null)
+}
+
+/// `labels`, `environment`, `extra_hosts`: a map, or a list of `KEY=VALUE` (`KEY:VALUE` for hosts).
+fn pairs(n: &Node, what: &str, sep: char, sink: &mut Sink<'_>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match &n.value {
+        Value::Map(entries) => {
+            for (k, v) in entries {
+                let value = if v.value == Value::Null { Some(String::new()) } else { lenient_string(v, what, sink) };
+                if let Some(value) = value {
+                    out.insert(k.name.clone(), value);
+                }
+            }
+        }
+        Value::Seq(items) => {
+            for i in items {
+                let Some(s) = lenient_string(i, what, sink) else { continue };
+                match s.split_once(sep) {
+                    Some((k, v)) => {
+                        out.insert(k.to_string(), v.to_string());
+                    }
+                    None => sink.error(
+                        i.pos,
+                        format!("{what} entry `{s}` has no value: hawser does not read the host's environment"),
+                    ),
+                }
+            }
+        }
+        other => sink.error(n.pos, format!("{what} must be a map or a list, found {}", other.type_name())),
+    }
+    out
+}
+
+fn network(key: &str, n: &Node, sink: &mut Sink<'_>) -> Option<(String, NetworkSpec)> {
+    let known =
+        ["driver", "driver_opts", "internal", "attachable", "enable_ipv6", "ipam", "external", "labels", "name"];
+    let entries = checked(n, &known, &format!("network `{key}`"), sink)?;
+    let mut spec = NetworkSpec { driver: "bridge".into(), ..Default::default() };
+    if let Some(d) = field(entries, "driver").and_then(|v| string(v, "driver", sink)) {
+        spec.driver = d;
+    }
+    if let Some(v) = field(entries, "driver_opts") {
+        spec.driver_opts = pairs(v, "driver_opts", '=', sink);
+    }
+    spec.internal = field(entries, "internal").and_then(|v| boolean(v, "internal", sink)).unwrap_or(false);
+    spec.attachable = field(entries, "attachable").and_then(|v| boolean(v, "attachable", sink)).unwrap_or(false);
+    spec.enable_ipv6 = field(entries, "enable_ipv6").and_then(|v| boolean(v, "enable_ipv6", sink)).unwrap_or(false);
+    spec.external = field(entries, "external").and_then(|v| boolean(v, "external", sink)).unwrap_or(false);
+    if let Some(v) = field(entries, "labels") {
+        spec.labels = pairs(v, "labels", '=', sink);
+        check_labels(&spec.labels, v.pos, sink);
+    }
+    if let Some(ipam) = field(entries, "ipam") {
+        let e = checked(ipam, &["driver", "config"], "ipam", sink)?;
+        if let Some(configs) = field(e, "config").and_then(|c| seq(c, "ipam.config", sink)) {
+            if let Some(first) = configs.first() {
+                let c = checked(first, &["subnet", "gateway", "ip_range"], "ipam.config", sink)?;
+                spec.ipam = Some(Ipam {
+                    subnet: field(c, "subnet").and_then(|v| string(v, "subnet", sink)),
+                    gateway: field(c, "gateway").and_then(|v| string(v, "gateway", sink)),
+                    ip_range: field(c, "ip_range").and_then(|v| string(v, "ip_range", sink)),
+                });
+            }
+        }
+    }
+    let name = field(entries, "name").and_then(|v| string(v, "name", sink)).unwrap_or_else(|| key.to_string());
+    valid_name(&name, n.pos, sink).then_some((name, spec))
+}
+
+fn volume(key: &str, n: &Node, sink: &mut Sink<'_>) -> Option<(String, VolumeSpec)> {
+    let entries =
+        checked(n, &["driver", "driver_opts", "external", "labels", "name"], &format!("volume `{key}`"), sink)?;
+    let mut spec = VolumeSpec { driver: "local".into(), retain: true, ..Default::default() };
+    if let Some(d) = field(entries, "driver").and_then(|v| string(v, "driver", sink)) {
+        spec.driver = d;
+    }
+    if let Some(v) = field(entries, "driver_opts") {
+        spec.driver_opts = pairs(v, "driver_opts", '=', sink);
+    }
+    spec.external = field(entries, "external").and_then(|v| boolean(v, "external", sink)).unwrap_or(false);
+    if let Some(v) = field(entries, "labels") {
+        spec.labels = pairs(v, "labels", '=', sink);
+        check_labels(&spec.labels, v.pos, sink);
+    }
+    let name = field(entries, "name").and_then(|v| string(v, "name", sink)).unwrap_or_else(|| key.to_string());
+    valid_name(&name, n.pos, sink).then_some((name, spec))
+}
+
+fn valid_name(name: &str, pos: Pos, sink: &mut Sink<'_>) -> bool {
+    match check_name(name) {
+        Ok(()) => true,
+        Err(e) => {
+            sink.error(pos, e);
+            false
+        }
+    }
+}
+
+/// Splits a command line into words as compose does: whitespace, quotes and backslashes, no shell.
+pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(x) => cur.push(x),
+                        None => return Err(format!("unclosed ' in `{s}`")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(x @ ('"' | '\\' | '$' | '`')) => cur.push(x),
+                            Some(x) => {
+                                cur.push('\\');
+                                cur.push(x)
+                            }
+                            None => return Err(format!("unclosed \" in `{s}`")),
+                        },
+                        Some(x) => cur.push(x),
+                        None => return Err(format!("unclosed \" in `{s}`")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(x) = chars.next() {
+                    cur.push(x);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+fn words(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
+    match &n.value {
+        Value::Str(s) => match split_words(s) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                sink.error(n.pos, format!("{what}: {e}"));
+                None
+            }
+        },
+        _ => string_list(n, what, sink),
+    }
+}
+
+/// docker's sizes: `512m`, `1g`, `100k` are binary; a plain number is bytes.
+fn docker_size(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<ByteSize> {
+    let s = lenient_string(n, what, sink)?;
+    let lower = s.trim().to_ascii_lowercase();
+    let t = lower.trim_end_matches('b');
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => {
+            sink.error(n.pos, format!("{what}: invalid size `{s}`: expected a number with b, k, m or g"));
+            return None;
+        }
+    };
+    match num.parse::<u64>() {
+        Ok(v) => Some(ByteSize(v * mult)),
+        Err(_) => {
+            sink.error(n.pos, format!("{what}: invalid size `{s}`"));
+            None
+        }
+    }
+}
+
+fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<(Decoded, bool)> {
+    let what = format!("service `{name}`");
+    let e = checked(n, SERVICE_KEYS, &what, sink)?;
+    let cname = names.containers.get(name).cloned().unwrap_or_else(|| name.to_string());
+    let mut refs = Vec::new();
+    let mut sensitive = Vec::new();
+    let mut s = ContainerSpec::default();
+    if let Some(b) = field(e, "build") {
+        sink.error(b.pos, format!("`build` in {what} is not supported yet: give `image` of an image in a registry"));
+    }
+    let image = match field(e, "image") {
+        Some(v) => string(v, "image", sink).inspect(|i| refs.push((Kind::Image, i.clone(), v.pos))),
+        None => {
+            if field(e, "build").is_none() {
+                sink.error(pos, format!("{what} needs `image`"));
+            }
+            None
+        }
+    };
+    s.command = field(e, "command").and_then(|v| words(v, "command", sink));
+    s.entrypoint = field(e, "entrypoint").and_then(|v| words(v, "entrypoint", sink));
+    if let Some(v) = field(e, "environment") {
+        s.env = pairs(v, "environment", '=', sink);
+    }
+    if let Some(v) = field(e, "ports") {
+        for item in seq(v, "ports", sink).unwrap_or_default() {
+            if let Some(p) = port(item, sink) {
+                s.ports.push(p);
+            }
+        }
+    }
+    if let Some(v) = field(e, "volumes") {
+        for item in seq(v, "volumes", sink).unwrap_or_default() {
+            if let Some(m) = mount(item, names, &mut refs, sink) {
+                if let Mount::Bind { source, .. } = &m {
+                    sensitive.push((Sensitive::Bind(source.clone()), item.pos));
+                }
+                s.volumes.push(m);
+            }
+        }
+    }
+    if let Some(v) = field(e, "tmpfs") {
+        let targets = match &v.value {
+            Value::Str(t) => vec![t.clone()],
+            _ => string_list(v, "tmpfs", sink).unwrap_or_default(),
+        };
+        for t in targets {
+            let target = t.split(':').next().unwrap_or(&t).to_string();
+            s.volumes.push(Mount::Tmpfs { target, size: None });
+        }
+    }
+    let mut default_net = false;
+    if let Some(v) = field(e, "networks") {
+        match &v.value {
+            Value::Seq(items) => {
+                for i in items {
+                    if let Some(n) = string(i, "a network name", sink) {
+                        let real = names.networks.get(&n).cloned().unwrap_or(n);
+                        refs.push((Kind::Network, real.clone(), i.pos));
+                        s.networks.insert(real, NetworkAttachment::default());
+                    }
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let real = names.networks.get(&k.name).cloned().unwrap_or(k.name.clone());
+                    refs.push((Kind::Network, real.clone(), k.pos));
+                    let mut att = NetworkAttachment::default();
+                    if let Some(a) = checked(v, &["aliases"], "a service network", sink) {
+                        att.aliases =
+                            field(a, "aliases").and_then(|v| string_list(v, "aliases", sink)).unwrap_or_default();
+                        att.aliases.sort();
+                        att.aliases.dedup();
+                    }
+                    s.networks.insert(real, att);
+                }
+            }
+            other => sink.error(v.pos, format!("networks must be a list or a map, found {}", other.type_name())),
+        }
+    }
+    if let Some(v) = field(e, "network_mode") {
+        if let Some(mode) = string(v, "network_mode", sink) {
+            let mode = match mode.strip_prefix("service:") {
+                Some(svc) => format!("container:{}", names.containers.get(svc).cloned().unwrap_or(svc.to_string())),
+                None => mode,
+            };
+            if let Some(other) = mode.strip_prefix("container:") {
+                refs.push((Kind::Container, other.to_string(), v.pos));
+            } else if mode == "host" {
+                sensitive.push((Sensitive::HostNetwork, v.pos));
+            } else if mode != "none" && mode != "bridge" {
+                sink.error(
+                    v.pos,
+                    format!("invalid network_mode `{mode}`: expected host, none, service:NAME or container:NAME"),
+                );
+            }
+            if mode != "bridge" {
+                s.network_mode = Some(mode);
+            }
+        }
+    } else if s.networks.is_empty() {
+        default_net = true;
+        s.networks.insert(names.networks["default"].clone(), NetworkAttachment::default());
+    }
+    if let Some(v) = field(e, "depends_on") {
+        match &v.value {
+            Value::Seq(items) => {
+                for i in items {
+                    if let Some(svc) = string(i, "a depends_on entry", sink) {
+                        let real = names.containers.get(&svc).cloned().unwrap_or(svc);
+                        refs.push((Kind::Container, real.clone(), i.pos));
+                        s.depends_on.insert(real, DependCondition::Started);
+                    }
+                }
+            }
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let real = names.containers.get(&k.name).cloned().unwrap_or(k.name.clone());
+                    refs.push((Kind::Container, real.clone(), k.pos));
+                    let mut cond = DependCondition::Started;
+                    if let Some(d) = checked(v, &["condition", "restart", "required"], "a depends_on entry", sink) {
+                        if let Some(c) = field(d, "condition") {
+                            cond = match string(c, "condition", sink).as_deref() {
+                                Some("service_started") | None => DependCondition::Started,
+                                Some("service_healthy") => DependCondition::Healthy,
+                                Some("service_completed_successfully") => DependCondition::Completed,
+                                Some(other) => {
+                                    sink.error(c.pos, format!("invalid condition `{other}`: expected service_started, service_healthy or service_completed_successfully"));
+                                    DependCondition::Started
+                                }
+                            };
+                        }
+                    }
+                    s.depends_on.insert(real, cond);
+                }
+            }
+            other => sink.error(v.pos, format!("depends_on must be a list or a map, found {}", other.type_name())),
+        }
+    }
+    if let Some(v) = field(e, "healthcheck") {
+        s.healthcheck = healthcheck(v, sink);
+    }
+    if let Some(v) = field(e, "restart") {
+        if let Some(r) = lenient_string(v, "restart", sink) {
+            match r.parse::<RestartPolicy>() {
+                Ok(p) => s.restart = Some(p),
+                Err(err) => sink.error(v.pos, format!("restart: {err}")),
+            }
+        }
+    }
+    if let Some(v) = field(e, "labels") {
+        s.labels = pairs(v, "labels", '=', sink);
+        check_labels(&s.labels, v.pos, sink);
+    }
+    s.user = field(e, "user").and_then(|v| lenient_string(v, "user", sink));
+    s.working_dir = field(e, "working_dir").and_then(|v| string(v, "working_dir", sink));
+    s.hostname = field(e, "hostname").and_then(|v| string(v, "hostname", sink));
+    s.stop_signal = field(e, "stop_signal").and_then(|v| string(v, "stop_signal", sink));
+    s.stop_timeout = field(e, "stop_grace_period").and_then(|v| duration(v, "stop_grace_period", sink));
+    s.read_only = field(e, "read_only").and_then(|v| boolean(v, "read_only", sink));
+    s.init = field(e, "init").and_then(|v| boolean(v, "init", sink));
+    s.tty = field(e, "tty").and_then(|v| boolean(v, "tty", sink));
+    s.stdin_open = field(e, "stdin_open").and_then(|v| boolean(v, "stdin_open", sink));
+    s.privileged = field(e, "privileged").and_then(|v| boolean(v, "privileged", sink));
+    if s.privileged == Some(true) {
+        sensitive.push((Sensitive::Privileged, field(e, "privileged").map(|v| v.pos).unwrap_or(pos)));
+    }
+    for (key, target) in [("cap_add", &mut s.cap_add), ("cap_drop", &mut s.cap_drop)] {
+        if let Some(v) = field(e, key) {
+            for i in seq(v, key, sink).unwrap_or_default() {
+                if let Some(c) = string(i, key, sink) {
+                    if key == "cap_add" {
+                        let norm = c.trim_start_matches("CAP_").to_ascii_uppercase();
+                        sensitive.push((Sensitive::Capability(norm), i.pos));
+                    }
+                    target.push(c);
+                }
+            }
+        }
+    }
+    if let Some(v) = field(e, "extra_hosts") {
+        let sep = if matches!(v.value, Value::Seq(_)) { ':' } else { '=' };
+        let hosts = pairs(v, "extra_hosts", sep, sink);
+        s.extra_hosts = hosts.into_iter().map(|(h, ip)| format!("{h}:{ip}")).collect();
+    }
+    let memory = field(e, "mem_limit").and_then(|v| docker_size(v, "mem_limit", sink));
+    let cpus = field(e, "cpus").and_then(|v| match &v.value {
+        Value::Float(f) => Some(*f),
+        Value::Int(i) => Some(*i as f64),
+        Value::Str(t) => t.parse().ok(),
+        _ => None,
+    });
+    let pids = field(e, "pids_limit").and_then(|v| integer(v, "pids_limit", sink));
+    if memory.is_some() || cpus.is_some() || pids.is_some() {
+        s.resources = Some(Limits { memory, cpus, pids });
+    }
+    if let Some(cn) = field(e, "container_name") {
+        if let Err(err) = check_name(&cname) {
+            sink.error(cn.pos, err);
+            return None;
+        }
+    } else if let Err(err) = check_name(&cname) {
+        sink.error(pos, err);
+        return None;
+    }
+    normalize_order(&mut s, pos, sink);
+    s.image = image?;
+    let mut d = resource(Kind::Container, cname, pos, sink, DecodedSpec::Container(Box::new(s)));
+    d.refs = refs;
+    d.sensitive = sensitive;
+    Some((d, default_net))
+}
+
+fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
+    if let Value::Map(_) = n.value {
+        let e = checked(
+            n,
+            &["target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"],
+            "a port",
+            sink,
+        )?;
+        let target = field(e, "target").and_then(|v| integer(v, "target", sink));
+        let published = field(e, "published").and_then(|v| lenient_string(v, "published", sink));
+        let host_ip = field(e, "host_ip").and_then(|v| string(v, "host_ip", sink));
+        let proto = field(e, "protocol").and_then(|v| string(v, "protocol", sink)).unwrap_or_else(|| "tcp".into());
+        let Some(target) = target else {
+            sink.error(n.pos, "a port needs `target`");
+            return None;
+        };
+        let mut text = String::new();
+        if let Some(ip) = host_ip {
+            text.push_str(&if ip.contains(':') { format!("[{ip}]:") } else { format!("{ip}:") });
+            if published.is_none() {
+                text.push(':');
+            }
+        }
+        if let Some(p) = published {
+            text.push_str(&format!("{p}:"));
+        }
+        text.push_str(&format!("{target}/{proto}"));
+        return match text.parse() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                sink.error(n.pos, e);
+                None
+            }
+        };
+    }
+    let text = lenient_string(n, "a port", sink)?;
+    if text.contains('-') {
+        sink.error(n.pos, format!("port ranges (`{text}`) are not supported by hawser: list each port"));
+        return None;
+    }
+    match text.parse::<PortBinding>() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            sink.error(n.pos, e);
+            None
+        }
+    }
+}
+
+fn mount(n: &Node, names: &Names<'_>, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> Option<Mount> {
+    let relative = |src: &str, sink: &mut Sink<'_>| {
+        sink.error(
+            n.pos,
+            format!("relative bind mount `{src}` is not supported: the repository is not a folder on the host; use an absolute host path"),
+        )
+    };
+    let (ty, source, target, read_only, size) = match &n.value {
+        Value::Map(_) => {
+            let e = checked(
+                n,
+                &["type", "source", "target", "read_only", "tmpfs", "volume", "bind", "consistency"],
+                "a volume",
+                sink,
+            )?;
+            let ty = field(e, "type").and_then(|v| string(v, "type", sink)).unwrap_or_else(|| "volume".into());
+            let source = field(e, "source").and_then(|v| string(v, "source", sink));
+            let target = field(e, "target").and_then(|v| string(v, "target", sink));
+            let read_only = field(e, "read_only").and_then(|v| boolean(v, "read_only", sink)).unwrap_or(false);
+            let size = field(e, "tmpfs")
+                .and_then(|t| checked(t, &["size", "mode"], "tmpfs", sink))
+                .and_then(|t| field(t, "size"))
+                .and_then(|v| docker_size(v, "tmpfs.size", sink));
+            (ty, source, target?, read_only, size)
+        }
+        _ => {
+            let s = string(n, "a volume", sink)?;
+            let parts: Vec<&str> = s.split(':').collect();
+            match parts.as_slice() {
+                [t] => ("volume".to_string(), None, t.to_string(), false, None),
+                [src, t] => (kind_of(src), Some(src.to_string()), t.to_string(), false, None),
+                [src, t, mode] => {
+                    let ro = mode.split(',').any(|m| m == "ro");
+                    (kind_of(src), Some(src.to_string()), t.to_string(), ro, None)
+                }
+                _ => {
+                    sink.error(n.pos, format!("invalid volume `{s}`"));
+                    return None;
+                }
+            }
+        }
+    };
+    if !target.starts_with('/') {
+        sink.error(n.pos, format!("mount target `{target}` must be an absolute path in the container"));
+        return None;
+    }
+    match (ty.as_str(), source) {
+        ("tmpfs", _) => Some(Mount::Tmpfs { target, size }),
+        ("bind", Some(src)) if src.starts_with('/') => Some(Mount::Bind { source: src, target, read_only }),
+        ("bind", Some(src)) => {
+            relative(&src, sink);
+            None
+        }
+        ("volume", Some(src)) => {
+            let real = names.volumes.get(&src).cloned().unwrap_or(src);
+            refs.push((Kind::Volume, real.clone(), n.pos));
+            Some(Mount::Volume { source: real, target, read_only })
+        }
+        ("volume", None) => {
+            sink.error(n.pos, format!("anonymous volume at `{target}` is not supported: name it, so its data is kept"));
+            None
+        }
+        (other, _) => {
+            sink.error(n.pos, format!("volume type `{other}` is not supported: expected volume, bind or tmpfs"));
+            None
+        }
+    }
+}
+
+fn kind_of(src: &str) -> String {
+    if src.starts_with('/') || src.starts_with('.') || src.starts_with('~') {
+        "bind".into()
+    } else {
+        "volume".into()
+    }
+}
+
+fn healthcheck(n: &Node, sink: &mut Sink<'_>) -> Option<Healthcheck> {
+    let e = checked(
+        n,
+        &["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"],
+        "healthcheck",
+        sink,
+    )?;
+    if field(e, "disable").and_then(|v| boolean(v, "disable", sink)) == Some(true) {
+        return Some(Healthcheck::disabled());
+    }
+    let test = match field(e, "test") {
+        None => {
+            sink.error(n.pos, "healthcheck needs `test`");
+            return None;
+        }
+        Some(v) => match &v.value {
+            Value::Str(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+            _ => string_list(v, "healthcheck.test", sink)?,
+        },
+    };
+    if test.first().map(String::as_str) == Some("NONE") {
+        return Some(Healthcheck::disabled());
+    }
+    Some(Healthcheck {
+        test,
+        interval: field(e, "interval").and_then(|v| duration(v, "interval", sink)),
+        timeout: field(e, "timeout").and_then(|v| duration(v, "timeout", sink)),
+        retries: field(e, "retries")
+            .and_then(|v| integer(v, "retries", sink))
+            .map(|r| r.clamp(0, u32::MAX as i64) as u32),
+        start_period: field(e, "start_period").and_then(|v| duration(v, "start_period", sink)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_strings_split_like_compose() {
+        assert_eq!(split_words(r#"sh -c 'echo "a b"' x\ y"#).unwrap(), ["sh", "-c", "echo \"a b\"", "x y"]);
+        assert!(split_words("echo 'oops").is_err());
+    }
+}
+
+#[cfg(test)]
+mod mapping_tests {
+    use crate::desired::{load, DependCondition, ManifestFile};
+
+    fn load_compose(text: &str) -> Result<crate::desired::DesiredState, crate::desired::Diagnostics> {
+        load("shop", "r", &[ManifestFile { path: "compose.yaml".into(), text: text.into() }])
+    }
+
+    #[test]
+    fn services_volumes_and_networks_map_onto_the_model() {
+        let d = load_compose(
+            r#"
+services:
+  web:
+    image: nginx:1
+    command: nginx -g "daemon off;"
+    ports: ["80:80", {target: 443, published: "8443", host_ip: 127.0.0.1}]
+    environment: {A: "1"}
+    depends_on: {db: {condition: service_healthy}}
+    restart: unless-stopped
+    mem_limit: 512m
+  db:
+    image: postgres:16
+    container_name: shop-db
+    volumes: ["pgdata:/var/lib/postgresql/data", "/srv/init:/docker-entrypoint-initdb.d:ro"]
+    healthcheck: {test: pg_isready, interval: 5s, retries: 5}
+volumes:
+  pgdata: {}
+"#,
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        let web = &d.containers["web"].spec;
+        assert_eq!(web.command.as_deref(), Some(&["nginx".to_string(), "-g".into(), "daemon off;".into()][..]));
+        assert_eq!(
+            web.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            ["80:80/tcp", "127.0.0.1:8443:443/tcp"]
+        );
+        assert_eq!(web.depends_on["shop-db"], DependCondition::Healthy);
+        assert_eq!(web.resources.as_ref().unwrap().memory.unwrap().0, 512 << 20);
+        assert!(web.networks.contains_key("shop-default"), "services without networks join the default network");
+        assert!(d.networks.contains_key("shop-default"));
+        let db = &d.containers["shop-db"].spec;
+        assert_eq!(db.healthcheck.as_ref().unwrap().test, ["CMD-SHELL", "pg_isready"]);
+        assert!(d.volumes.contains_key("pgdata"));
+    }
+
+    #[test]
+    fn the_seeds_typos_and_unsupported_keys_are_reported_not_dropped() {
+        let e = load_compose(
+            r#"
+services:
+  web:
+    image: nginx:latest
+    enviorment:
+      - var_name=value
+    constainer-name: my-py-app
+    env_file: .env
+    volumes:
+      - ./html:/usr/share/nginx/html
+secrets: {}
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "compose.yaml:5:5: unknown compose key `enviorment` in service `web`; did you mean `environment`?"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("compose.yaml:7:5: unknown compose key `constainer-name` in service `web`; did you mean `container_name`?"), "{e}");
+        assert!(
+            e.contains("compose.yaml:8:5: compose key `env_file` in service `web` is not supported by hawser"),
+            "{e}"
+        );
+        assert!(e.contains("compose.yaml:10:9: relative bind mount `./html` is not supported"), "{e}");
+        assert!(
+            e.contains("compose.yaml:11:1: compose key `secrets` in a compose file is not supported by hawser"),
+            "{e}"
+        );
+    }
+}

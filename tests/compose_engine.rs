@@ -1,0 +1,79 @@
+//! A compose file as desired state: the web + db example of the seeds, on the local registry's
+//! image, applied to the real engine.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+
+const COMPOSE: &str = r#"# The seeds' web + db example, with the local registry's busybox standing in for nginx and mysql.
+version: "3.9"
+services:
+  tcompose-web:
+    image: 127.0.0.1:5000/busybox:latest
+    command: httpd -f -p 8080 -h /www
+    ports:
+      - "127.0.0.1:18280:8080"
+    volumes:
+      - tcompose_data:/www:ro
+    depends_on:
+      tcompose-db:
+        condition: service_healthy
+    environment:
+      - var_name=value
+    networks: [backend]
+  tcompose-db:
+    image: 127.0.0.1:5000/busybox:latest
+    command: sh -c "echo db-ready > /var/lib/mysql/index.html && exec sleep 3600"
+    environment:
+      MYSQL_ROOT_PASSWORD: mysecretpassword
+    volumes:
+      - tcompose_data:/var/lib/mysql
+    healthcheck:
+      test: ["CMD", "test", "-f", "/var/lib/mysql/index.html"]
+      interval: 300ms
+      retries: 20
+    stop_grace_period: 1s
+    networks: [backend]
+volumes:
+  tcompose_data:
+networks:
+  backend:
+    name: tcompose-backend
+"#;
+
+fn get(port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.trim().to_string())
+}
+
+#[test]
+fn the_seed_compose_example_is_applied_and_runs() {
+    let s = Stack::new("tcompose");
+    s.write("compose.yaml", COMPOSE);
+    s.commit("compose");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut body = None;
+    for _ in 0..50 {
+        body = get(18280);
+        if body.as_deref() == Some("db-ready") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(body.as_deref(), Some("db-ready"));
+    assert_eq!(inspect("tcompose-db", "{{.State.Health.Status}}"), "healthy");
+    assert_eq!(inspect("tcompose-web", r#"{{index .Config.Labels "dev.hawser.project"}}"#), "tcompose");
+    let nets = inspect("tcompose-web", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}");
+    assert_eq!(nets.trim(), "tcompose-backend");
+    // web came up only after db was healthy.
+    let db_started = inspect("tcompose-db", "{{.State.StartedAt}}");
+    let web_started = inspect("tcompose-web", "{{.State.StartedAt}}");
+    assert!(web_started > db_started, "{web_started} > {db_started}");
+    let r = s.hawser(&["plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 0, "a compose project converges: {r:?}");
+}
