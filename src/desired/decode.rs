@@ -261,7 +261,7 @@ pub fn decode(doc: &Node, sink: &mut Sink<'_>) -> Option<Decoded> {
     let spec = match kind {
         Kind::Network => DecodedSpec::Network(network(spec_node, labels, sink)?),
         Kind::Volume => DecodedSpec::Volume(volume(spec_node, labels, sink)?),
-        Kind::Image => DecodedSpec::Image(image(spec_node, sink)?),
+        Kind::Image => DecodedSpec::Image(image(spec_node, name.as_deref().unwrap_or(""), sink)?),
         Kind::Container => DecodedSpec::Container(Box::new(container(spec_node, labels, &mut refs, sink)?)),
     };
     Some(Decoded {
@@ -341,7 +341,7 @@ fn volume(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> Op
     Some(spec)
 }
 
-fn image(n: &Node, sink: &mut Sink<'_>) -> Option<ImageSpec> {
+fn image(n: &Node, name: &str, sink: &mut Sink<'_>) -> Option<ImageSpec> {
     let mut f = Fields::of(n, "Image spec", sink)?;
     let reference = f.get("ref").and_then(|v| {
         let r = string(v, "ref", sink)?;
@@ -365,7 +365,15 @@ fn image(n: &Node, sink: &mut Sink<'_>) -> Option<ImageSpec> {
     };
     let build = f.get("build").and_then(|b| {
         let mut bf = Fields::of(b, "build", sink)?;
-        let context = bf.required("context", "build", sink).and_then(|v| string(v, "build.context", sink));
+        let context = bf.required("context", "build", sink).and_then(|v| {
+            let c = string(v, "build.context", sink)?;
+            let escapes = c.starts_with('/') || c.split('/').any(|part| part == "..");
+            if escapes {
+                sink.error(v.pos, format!("build.context `{c}` must be a folder inside the repository, without `..`"));
+                return None;
+            }
+            Some(c)
+        });
         let dockerfile = bf.get("dockerfile").and_then(|v| string(v, "build.dockerfile", sink));
         let args = bf.get("args").and_then(|v| string_map(v, "build.args", sink)).unwrap_or_default();
         let target = bf.get("target").and_then(|v| string(v, "build.target", sink));
@@ -373,16 +381,20 @@ fn image(n: &Node, sink: &mut Sink<'_>) -> Option<ImageSpec> {
         Some(BuildSpec { context: context?, dockerfile, args, target })
     });
     let pos = f.pos;
+    let declared = f.key_pos("ref").is_some() || f.key_pos("build").is_some();
     f.finish("Image spec", sink);
-    if reference.is_none() && build.is_none() {
+    if !declared {
         sink.error(pos, "an Image needs `ref`, `build`, or both");
         return None;
     }
-    if build.is_some() {
-        sink.error(pos, "Image `build` is not supported yet: give `ref` of an image in a registry");
-        return None;
-    }
-    Some(ImageSpec { reference: reference?, pull, build })
+    // Without `ref`, a built image gets a local name; its tag (a hash of the context) is given
+    // when it is built.
+    let reference = match (reference, &build) {
+        (Some(r), _) => r,
+        (None, Some(_)) => format!("hawser-build/{}", name.to_ascii_lowercase()),
+        (None, None) => return None,
+    };
+    Some(ImageSpec { reference, pull, build })
 }
 
 /// A light check of an image reference: `[registry[:port]/]path[:tag][@digest]`, lowercase path.

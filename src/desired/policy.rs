@@ -118,8 +118,7 @@ impl Policy {
         let resolved = resolve(Path::new(source));
         let sockets = ENGINE_SOCKETS.iter().map(PathBuf::from).chain(self.engine_sockets.iter().cloned());
         for socket in sockets {
-            let socket = resolve(&socket);
-            if socket.starts_with(&resolved) && !self.allow_engine_socket {
+            if resolve(&socket).starts_with(&resolved) && !self.allow_engine_socket {
                 return Err(format!(
                     "bind mount `{source}` exposes the engine socket {}, which gives the container the host; refused by the host policy (allowEngineSocket)",
                     socket.display()

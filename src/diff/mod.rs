@@ -157,6 +157,10 @@ fn images(desired: &DesiredState, observed: &ObservedState, out: &mut Vec<Action
     for (name, r) in &desired.images {
         let reference = normalize_reference(&r.spec.reference);
         seen.insert(reference.clone());
+        if r.spec.build.is_some() {
+            out.push(action(Kind::Image, name, Op::Conflict, Cause::BuildUnsupported));
+            continue;
+        }
         if observed.images.contains_key(&reference) {
             continue;
         }

@@ -111,6 +111,8 @@ pub enum Cause {
     },
     /// A Volume's spec changed; volumes are never replaced, their data is kept.
     VolumeChanged,
+    /// Building images from the repository is not supported yet.
+    BuildUnsupported,
     /// A one-shot container that ran to completion.
     Completed,
     Unchanged,
@@ -206,6 +208,7 @@ impl fmt::Display for Cause {
             Cause::ExternalMissing => f.write_str("declared external, but it does not exist"),
             Cause::ImageMissing => f.write_str("not on the host, and `pull: never`"),
             Cause::VolumeChanged => f.write_str("spec changed; volumes are never replaced, the existing one is kept"),
+            Cause::BuildUnsupported => f.write_str("building images is not supported yet; give `ref` without `build`"),
             Cause::Completed => f.write_str("ran to completion"),
             Cause::Unchanged => f.write_str("unchanged"),
         }
