@@ -112,6 +112,12 @@ pub enum Command {
         /// Allow a plan that removes every managed object of the project.
         #[arg(long)]
         allow_empty: bool,
+        /// Give up when another apply of the project holds the lock this long (default: wait).
+        #[arg(long, value_parser = parse_duration)]
+        lock_timeout: Option<desired::Duration>,
+        /// Engine calls in flight at most.
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
     },
     /// Continuous reconcile service.
     Serve {
@@ -126,6 +132,10 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+}
+
+fn parse_duration(s: &str) -> Result<desired::Duration, String> {
+    s.parse()
 }
 
 pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
@@ -279,10 +289,15 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             print_plan(&plan, *output);
             Ok(if *exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
         }
-        Command::Apply { src, prune, yes, allow_empty } => {
+        Command::Apply { src, prune, yes, allow_empty, lock_timeout, parallel } => {
             let d = load(cli, src, state_dir)?;
             let engine = DockerEngine::connect(&cli.host).await?;
-            apply(&engine, &d, *prune, *yes, *allow_empty, cli.quiet).await
+            let timeout = lock_timeout.map(|t| t.as_std());
+            let mut waiting = |m: &str| eprintln!("{m}");
+            let _lock = crate::lock::acquire(state_dir, &d.project, timeout, &mut waiting)
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            let limited = apply::limit::Limited::new(&engine, *parallel);
+            apply(&limited, &d, *prune, *yes, *allow_empty, cli.quiet).await
         }
         Command::Serve { .. } => Err(CliError::Failed("`hawser serve` is not implemented yet".into())),
         Command::Status { project, output } => {

@@ -1,18 +1,22 @@
-//! The executor: walks a plan in order and carries out each action through the engine. It makes
-//! no decisions of its own beyond skipping what depends on something that failed; the plan
-//! already says what to do and why.
+//! The executor: carries out a plan's actions through the engine, each as soon as what it waits
+//! for is done (`graph`), with a bounded number of engine calls in flight (`limit`). It makes no
+//! decisions of its own beyond skipping what depends on something that failed; the plan already
+//! says what to do and why.
 
 mod gate;
+mod graph;
+pub mod limit;
 mod replace;
 
 use crate::desired::{hash, DependCondition, DesiredState, Kind};
 use crate::diff::{self, Action, Op, Plan};
 use crate::labels;
 use crate::runtime::{CreateContainer, Engine, EngineError};
-use std::collections::BTreeSet;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::time::Instant;
 
 pub use gate::GateFailure;
+pub use graph::{dependencies, runnable};
 
 /// One action that did not succeed.
 #[derive(Debug)]
@@ -44,31 +48,71 @@ pub enum ActionError {
     Skipped(String),
 }
 
-/// Carries out `plan`, reporting progress through `progress` (one line per finished action).
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Waiting,
+    Running,
+    Done,
+    Failed,
+}
+
+/// Carries out `plan`; `progress` gets one line when an action starts a long step and one when
+/// it ends.
 pub async fn execute<E: Engine>(
     engine: &E,
     desired: &DesiredState,
     plan: &Plan,
     progress: &mut dyn FnMut(&str),
 ) -> Report {
+    let deps = dependencies(desired, plan);
+    let actions = &plan.actions;
+    let mut state: Vec<State> =
+        actions.iter().map(|a| if runnable(a) { State::Waiting } else { State::Done }).collect();
     let mut report = Report::default();
-    let mut failed: BTreeSet<(Kind, String)> = BTreeSet::new();
-    for a in &plan.actions {
-        if matches!(a.op, Op::Keep | Op::Orphan | Op::Conflict) {
-            continue;
+    let mut running = FuturesUnordered::new();
+    loop {
+        // Start everything whose prerequisites are done; skip what waits on a failure.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for i in 0..actions.len() {
+                if state[i] != State::Waiting {
+                    continue;
+                }
+                if let Some(&j) = deps[i].iter().find(|&&j| state[j] == State::Failed) {
+                    let why = format!("{} `{}` failed", actions[j].kind, actions[j].name);
+                    let a = &actions[i];
+                    progress(&format!("{} {}: skipped: {why}", a.kind, a.name));
+                    report.failures.push(Failure {
+                        kind: a.kind,
+                        name: a.name.clone(),
+                        message: format!("skipped: {why}"),
+                    });
+                    state[i] = State::Failed;
+                    changed = true;
+                } else if deps[i].iter().all(|&j| state[j] == State::Done) {
+                    state[i] = State::Running;
+                    let a = &actions[i];
+                    if let Some(note) = starting_note(a) {
+                        progress(&format!("{} {}: {note}", a.kind, a.name));
+                    }
+                    running.push(async move {
+                        let started = Instant::now();
+                        (i, run(engine, desired, a).await, started.elapsed())
+                    });
+                }
+            }
         }
-        let started = Instant::now();
-        let result = match blocked_by(desired, a, &failed) {
-            Some(why) => Err(ActionError::Skipped(why)),
-            None => run(engine, desired, a).await,
-        };
+        let Some((i, result, took)) = running.next().await else { break };
+        let a = &actions[i];
         match result {
             Ok(verb) => {
+                state[i] = State::Done;
                 report.done += 1;
-                progress(&format!("{} {}: {verb} in {:.1}s", a.kind, a.name, started.elapsed().as_secs_f64()));
+                progress(&format!("{} {}: {verb} in {:.1}s", a.kind, a.name, took.as_secs_f64()));
             }
             Err(e) => {
-                failed.insert((a.kind, a.name.clone()));
+                state[i] = State::Failed;
                 progress(&format!("{} {}: FAILED: {e}", a.kind, a.name));
                 report.failures.push(Failure { kind: a.kind, name: a.name.clone(), message: e.to_string() });
             }
@@ -77,67 +121,38 @@ pub async fn execute<E: Engine>(
     report
 }
 
-/// What a container needs that failed earlier in this run, if anything.
-fn blocked_by(desired: &DesiredState, a: &Action, failed: &BTreeSet<(Kind, String)>) -> Option<String> {
-    if a.kind != Kind::Container || failed.is_empty() {
-        return None;
-    }
-    let c = desired.containers.get(&a.name)?;
-    let needs = c
-        .spec
-        .networks
-        .keys()
-        .map(|n| (Kind::Network, n.clone()))
-        .chain(c.spec.volumes.iter().filter_map(|m| match m {
-            crate::desired::Mount::Volume { source, .. } => Some((Kind::Volume, source.clone())),
-            _ => None,
-        }))
-        .chain(c.spec.depends_on.keys().map(|d| (Kind::Container, d.clone())))
-        .chain(
-            desired
-                .images
-                .iter()
-                .filter(|(_, i)| i.spec.reference == c.spec.image)
-                .map(|(n, _)| (Kind::Image, n.clone())),
-        )
-        .chain(std::iter::once((Kind::Image, c.spec.image.clone())));
-    for need in needs {
-        if failed.contains(&need) {
-            return Some(format!("{} `{}` failed", need.0, need.1));
+fn starting_note(a: &Action) -> Option<&'static str> {
+    match a.op {
+        Op::Replace { .. } if a.kind == Kind::Container => {
+            Some("replacing, waiting for the new container to be healthy")
         }
+        Op::Pull { .. } => Some("pulling"),
+        _ => None,
     }
-    None
 }
 
 async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Result<String, ActionError> {
-    let project = desired.project.as_str();
-    let revision = desired.revision.as_str();
     match (&a.op, a.kind) {
         (Op::Create, Kind::Network) => {
-            let r = &desired.networks[&a.name];
-            let spec_json = serde_json::to_string(&r.spec).ok();
-            let l = labels::for_object(
-                &r.spec.labels,
-                project,
-                Kind::Network,
-                &a.name,
-                &diff::network_hash(&r.spec),
-                revision,
-                spec_json.as_deref(),
-            );
-            engine.create_network(&a.name, &r.spec, l).await?;
+            create_network(engine, desired, &a.name).await?;
             Ok("created".into())
+        }
+        (Op::Replace { old_id, .. }, Kind::Network) => {
+            // The containers on it were removed by earlier actions; they are created again after.
+            engine.remove_network(old_id).await?;
+            create_network(engine, desired, &a.name).await?;
+            Ok("replaced".into())
         }
         (Op::Create, Kind::Volume) => {
             let r = &desired.volumes[&a.name];
             let spec_json = serde_json::to_string(&r.spec).ok();
             let l = labels::for_object(
                 &r.spec.labels,
-                project,
+                &desired.project,
                 Kind::Volume,
                 &a.name,
                 &diff::volume_hash(&r.spec),
-                revision,
+                &desired.revision,
                 spec_json.as_deref(),
             );
             engine.create_volume(&a.name, &r.spec, l).await?;
@@ -148,16 +163,13 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
             Ok("pulled".into())
         }
         (Op::Create, Kind::Container) => {
-            let r = &desired.containers[&a.name];
             wait_for_dependencies(engine, desired, &a.name).await?;
-            let req = create_request(desired, &a.name, &a.name);
-            let id = engine.create_container(&req).await?;
+            let id = engine.create_container(&create_request(desired, &a.name, &a.name)).await?;
             if let Err(e) = engine.start_container(&id).await {
                 // A container that cannot start is not left behind half-made.
                 let _ = engine.remove_container(&id).await;
                 return Err(e.into());
             }
-            let _ = r;
             Ok("created".into())
         }
         (Op::Replace { old_id, strategy }, Kind::Container) => {
@@ -182,8 +194,27 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
             engine.remove_network(id).await?;
             Ok("removed".into())
         }
+        (Op::Remove { id }, Kind::Volume) => {
+            engine.remove_volume(id).await?;
+            Ok("removed".into())
+        }
         (op, kind) => Err(ActionError::Skipped(format!("{kind} cannot {op:?}"))),
     }
+}
+
+async fn create_network<E: Engine>(engine: &E, desired: &DesiredState, name: &str) -> Result<String, EngineError> {
+    let r = &desired.networks[name];
+    let spec_json = serde_json::to_string(&r.spec).ok();
+    let l = labels::for_object(
+        &r.spec.labels,
+        &desired.project,
+        Kind::Network,
+        name,
+        &diff::network_hash(&r.spec),
+        &desired.revision,
+        spec_json.as_deref(),
+    );
+    engine.create_network(name, &r.spec, l).await
 }
 
 /// The create request for container `resource` under engine name `name`.
@@ -203,10 +234,11 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
     CreateContainer { name, spec: &r.spec, labels: l, aliases: vec![resource.to_string()] }
 }
 
-/// Holds a container back until what it `dependsOn` is started, healthy or completed.
+/// Holds a container back until what it `dependsOn` is healthy or completed (`started` is
+/// already ensured by the order of actions).
 async fn wait_for_dependencies<E: Engine>(engine: &E, desired: &DesiredState, name: &str) -> Result<(), ActionError> {
     let c = &desired.containers[name];
-    if c.spec.depends_on.is_empty() {
+    if c.spec.depends_on.values().all(|c| *c == DependCondition::Started) {
         return Ok(());
     }
     let observed = engine.observe().await?;
@@ -219,13 +251,8 @@ async fn wait_for_dependencies<E: Engine>(engine: &E, desired: &DesiredState, na
         };
         let spec = &desired.containers[dep].spec;
         gate::wait(engine, &found.id, dep, spec, *cond).await.map_err(|e| {
-            ActionError::Skipped(format!(
-                "dependency `{dep}` is not {}: {e}",
-                match cond {
-                    DependCondition::Healthy => "healthy",
-                    _ => "completed",
-                }
-            ))
+            let what = if *cond == DependCondition::Healthy { "healthy" } else { "completed" };
+            ActionError::Skipped(format!("dependency `{dep}` is not {what}: {e}"))
         })?;
     }
     Ok(())

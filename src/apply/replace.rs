@@ -8,6 +8,7 @@
 use super::{create_request, gate, ActionError};
 use crate::desired::{DependCondition, DesiredState, Strategy};
 use crate::diff::{candidate_name, retired_name};
+use crate::failpoint;
 use crate::runtime::Engine;
 
 pub async fn replace<E: Engine>(
@@ -25,7 +26,9 @@ pub async fn replace<E: Engine>(
             //    the resource name on its networks.
             let temp = candidate_name(name);
             let id = engine.create_container(&create_request(desired, name, &temp)).await?;
+            failpoint::hit(failpoint::CANDIDATE_CREATED);
             let started = engine.start_container(&id).await;
+            failpoint::hit(failpoint::CANDIDATE_STARTED);
             // 2. It must prove itself; if not, it goes and the old one was never touched.
             let gated = match started {
                 Ok(()) => {
@@ -39,7 +42,10 @@ pub async fn replace<E: Engine>(
             }
             // 3. Only now does the old one stop; the candidate takes the name.
             engine.stop_container(old_id, stop_timeout).await?;
+            failpoint::hit(failpoint::OLD_STOPPED);
             engine.remove_container(old_id).await?;
+            failpoint::hit(failpoint::OLD_REMOVED);
+            failpoint::hit(failpoint::BEFORE_RENAME);
             engine.rename_container(&id, name).await?;
             Ok("replaced (start-first)".into())
         }
@@ -47,10 +53,12 @@ pub async fn replace<E: Engine>(
             // 1. The old container stops (it holds host ports) and steps aside under a temporary name.
             let retired = retired_name(name);
             engine.stop_container(old_id, stop_timeout).await?;
+            failpoint::hit(failpoint::OLD_STOPPED);
             engine.rename_container(old_id, &retired).await?;
             // 2. The new one starts under the name and must prove itself.
             let attempt = async {
                 let id = engine.create_container(&create_request(desired, name, name)).await?;
+                failpoint::hit(failpoint::CANDIDATE_CREATED);
                 let r = match engine.start_container(&id).await {
                     Ok(()) => {
                         gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from)

@@ -5,7 +5,7 @@ pub mod plan;
 
 pub use plan::{Action, Cause, FieldChange, Op, Plan, FORMAT_VERSION};
 
-use crate::desired::{hash, ContainerSpec, DesiredState, Kind, Resource, RestartPolicy};
+use crate::desired::{hash, ContainerSpec, DesiredState, Kind, Resource, RestartPolicy, Strategy};
 use crate::observed::{normalize_reference, ObservedContainer, ObservedState, RunState};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,8 +45,13 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
     networks(desired, observed, opts, &mut actions);
     volumes(desired, observed, opts, &mut actions);
     images(desired, observed, &mut actions);
+    let replaced: BTreeSet<String> = actions
+        .iter()
+        .filter(|a| a.kind == Kind::Network && matches!(a.op, Op::Replace { .. }))
+        .map(|a| a.name.clone())
+        .collect();
     for name in container_order(desired) {
-        container(&desired.containers[name], project, observed, &mut actions);
+        container(&desired.containers[name], project, observed, &replaced, &mut actions);
     }
     // Managed containers of this project that are no longer declared.
     let mut undeclared: Vec<&ObservedContainer> = observed
@@ -97,7 +102,19 @@ fn networks(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
                 Some(o) if o.spec_hash == network_hash(&r.spec) => (Op::Keep, Cause::Unchanged),
                 Some(o) => {
                     let new = serde_json::to_value(&r.spec).unwrap_or_default();
-                    (Op::Conflict, Cause::NetworkChanged { changes: field_changes(o.spec.as_deref(), &new) })
+                    // Every container on it must go first; one hawser may not remove blocks it.
+                    let blocker = observed.containers.iter().find(|c| {
+                        c.networks.contains(name)
+                            && !owned_by(&c.owner, project, Kind::Container)
+                                .is_some_and(|o| desired.containers.contains_key(&o.name))
+                    });
+                    match blocker {
+                        Some(c) => (Op::Conflict, Cause::AttachedUnmanaged { container: c.name.clone() }),
+                        None => (
+                            Op::Replace { old_id: n.id.clone(), strategy: Strategy::StopFirst },
+                            Cause::NetworkChanged { changes: field_changes(o.spec.as_deref(), &new) },
+                        ),
+                    }
                 }
             },
         };
@@ -209,7 +226,13 @@ pub fn container_order(desired: &DesiredState) -> Vec<&str> {
     order
 }
 
-fn container(r: &Resource<ContainerSpec>, project: &str, observed: &ObservedState, out: &mut Vec<Action>) {
+fn container(
+    r: &Resource<ContainerSpec>,
+    project: &str,
+    observed: &ObservedState,
+    replaced_networks: &BTreeSet<String>,
+    out: &mut Vec<Action>,
+) {
     let name = r.name.as_str();
     let mine: Vec<&ObservedContainer> = observed
         .containers
@@ -254,6 +277,13 @@ fn container(r: &Resource<ContainerSpec>, project: &str, observed: &ObservedStat
         out.push(action(Kind::Container, name, Op::Create, Cause::Absent));
         return;
     };
+    // A network it is on is replaced: it goes before the network and comes back after.
+    if let Some(net) = current.networks.iter().find(|n| replaced_networks.contains(*n)) {
+        let cause = Cause::NetworkReplaced { network: net.clone() };
+        out.push(action(Kind::Container, name, Op::Remove { id: current.id.clone() }, cause.clone()));
+        out.push(action(Kind::Container, name, Op::Create, cause));
+        return;
+    }
     let owner = current.owner.as_ref().expect("managed");
     let replace = Op::Replace { old_id: current.id.clone(), strategy: r.spec.strategy() };
     if owner.spec_hash != want_hash {

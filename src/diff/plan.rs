@@ -105,9 +105,18 @@ pub enum Cause {
     ExternalMissing,
     /// `pull: never` and the image is not on the host.
     ImageMissing,
-    /// A Network's spec changed; hawser does not replace networks yet.
+    /// A Network's spec changed: it is replaced, with the containers attached to it.
     NetworkChanged {
         changes: Vec<FieldChange>,
+    },
+    /// Recreated because a Network it is attached to is replaced.
+    NetworkReplaced {
+        network: String,
+    },
+    /// A container hawser will not remove is attached to a Network that must be replaced.
+    #[serde(rename_all = "camelCase")]
+    AttachedUnmanaged {
+        container: String,
     },
     /// A Volume's spec changed; volumes are never replaced, their data is kept.
     VolumeChanged,
@@ -209,15 +218,14 @@ impl fmt::Display for Cause {
             Cause::ImageMissing => f.write_str("not on the host, and `pull: never`"),
             Cause::VolumeChanged => f.write_str("spec changed; volumes are never replaced, the existing one is kept"),
             Cause::BuildUnsupported => f.write_str("building images is not supported yet; give `ref` without `build`"),
+            Cause::NetworkReplaced { network } => write!(f, "network `{network}` is replaced"),
+            Cause::AttachedUnmanaged { container } => write!(
+                f,
+                "the network must be replaced, but `{container}`, which hawser will not remove, is attached to it"
+            ),
             Cause::Completed => f.write_str("ran to completion"),
             Cause::Unchanged => f.write_str("unchanged"),
         }
-        .and_then(|_| match self {
-            Cause::NetworkChanged { .. } => {
-                f.write_str("; replacing a network is not supported yet: remove the containers attached to it first")
-            }
-            _ => Ok(()),
-        })
     }
 }
 

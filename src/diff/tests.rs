@@ -54,6 +54,7 @@ fn applied(name: &str, engine_name: &str, d: &DesiredState, state: RunState) -> 
         exit_code: None,
         owner: Ownership::from_labels(&l),
         labels: l,
+        networks: spec.networks.keys().cloned().collect(),
     }
 }
 
@@ -202,6 +203,7 @@ fn a_name_held_by_an_unmanaged_or_foreign_object_is_a_conflict() {
         exit_code: None,
         labels: Default::default(),
         owner: None,
+        networks: Vec::new(),
     });
     o.networks[0].owner.as_mut().unwrap().project = "other".into();
     let p = plan(&d, &o);
@@ -263,16 +265,39 @@ fn a_volume_applied_with_retain_false_can_be_pruned() {
 }
 
 #[test]
-fn a_changed_network_is_reported_and_blocked() {
+fn a_changed_network_is_replaced_with_its_containers() {
     let d1 = desired(STACK);
     let mut o = converged(&d1);
     o.networks[0].owner.as_mut().unwrap().spec = Some(serde_json::to_string(&d1.networks["net"].spec).unwrap());
     let d2 = desired(&STACK.replace("metadata: {name: net}", "metadata: {name: net}\nspec: {internal: true}"));
     let p = plan(&d2, &o);
+    assert_eq!(
+        ops(&p),
+        [
+            "Network net Replace { old_id: \"net-net\", strategy: StopFirst }",
+            "Container db Remove { id: \"id-db\" }",
+            "Container db Create",
+            "Container web Remove { id: \"id-web\" }",
+            "Container web Create",
+        ]
+    );
     let net = p.actions.iter().find(|a| a.name == "net").unwrap();
-    assert_eq!(net.op, Op::Conflict);
     let Cause::NetworkChanged { changes } = &net.cause else { panic!() };
     assert_eq!(changes[0].field, "internal");
+
+    // A container hawser would not remove, attached to it, blocks the replacement.
+    o.containers.push(ObservedContainer {
+        owner: None,
+        name: "stranger".into(),
+        id: "s".into(),
+        ..o.containers[0].clone()
+    });
+    let p = plan(&d2, &o);
+    let net = p.actions.iter().find(|a| a.name == "net").unwrap();
+    assert_eq!(
+        (net.op.clone(), net.cause.clone()),
+        (Op::Conflict, Cause::AttachedUnmanaged { container: "stranger".into() })
+    );
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub struct ObservedContainer {
     pub exit_code: Option<i64>,
     pub labels: BTreeMap<String, String>,
     pub owner: Option<Ownership>,
+    /// Names of the networks it is attached to.
+    pub networks: Vec<String>,
 }
 
 #[derive(Clone, Debug)]

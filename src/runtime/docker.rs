@@ -124,6 +124,15 @@ impl EngineRead for DockerEngine {
                 image_id: c.image_id.unwrap_or_default(),
                 state: run_state(c.state),
                 exit_code: exit_code_from_status(&status),
+                networks: c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .map(|n| {
+                        let mut v: Vec<String> = n.into_keys().collect();
+                        v.sort();
+                        v
+                    })
+                    .unwrap_or_default(),
                 owner: Ownership::from_labels(&labels),
                 labels,
             });
@@ -364,6 +373,14 @@ impl Engine for DockerEngine {
         };
         deadline(&op, CALL_TIMEOUT, async { self.docker.create_volume(req).await.map(|_| ()).map_err(|e| err(&op, e)) })
             .await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        let op = format!("remove volume {name}");
+        deadline(&op, CALL_TIMEOUT, async {
+            self.docker.remove_volume(name, None::<q::RemoveVolumeOptions>).await.map_err(|e| err(&op, e))
+        })
+        .await
     }
 
     async fn pull_image(&self, reference: &str) -> Result<()> {

@@ -64,6 +64,7 @@ pub trait Engine: EngineRead {
     async fn create_network(&self, name: &str, spec: &NetworkSpec, labels: BTreeMap<String, String>) -> Result<String>;
     async fn remove_network(&self, id: &str) -> Result<()>;
     async fn create_volume(&self, name: &str, spec: &VolumeSpec, labels: BTreeMap<String, String>) -> Result<()>;
+    async fn remove_volume(&self, name: &str) -> Result<()>;
     async fn pull_image(&self, reference: &str) -> Result<()>;
     /// Creates (does not start) a container; returns its id.
     async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String>;
