@@ -46,6 +46,8 @@ pub enum ActionError {
     Gate(#[from] GateFailure),
     #[error("skipped: {0}")]
     Skipped(String),
+    #[error("{0}")]
+    Other(String),
 }
 
 #[derive(Clone, Copy, PartialEq)]

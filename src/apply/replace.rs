@@ -37,8 +37,7 @@ pub async fn replace<E: Engine>(
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = gated {
-                engine.remove_container(&id).await?;
-                return Err(e);
+                return Err(discard(engine, &id, e).await);
             }
             // 3. Only now does the old one stop; the candidate takes the name.
             engine.stop_container(old_id, stop_timeout).await?;
@@ -65,10 +64,10 @@ pub async fn replace<E: Engine>(
                     }
                     Err(e) => Err(e.into()),
                 };
-                if r.is_err() {
-                    engine.remove_container(&id).await?;
+                match r {
+                    Err(e) => Err(discard(engine, &id, e).await),
+                    ok => ok,
                 }
-                r
             };
             match attempt.await {
                 Ok(()) => {
@@ -82,6 +81,17 @@ pub async fn replace<E: Engine>(
                     Err(e)
                 }
             }
+        }
+    }
+}
+
+/// Removes a failed candidate; the error says why it failed, and whether it could not be removed
+/// (then the next run removes it).
+async fn discard<E: Engine>(engine: &E, id: &str, why: ActionError) -> ActionError {
+    match engine.remove_container(id).await {
+        Ok(()) => why,
+        Err(e) => {
+            ActionError::Other(format!("{why}; the candidate could not be removed ({e}), the next run removes it"))
         }
     }
 }

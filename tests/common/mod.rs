@@ -89,10 +89,15 @@ impl Stack {
 
     /// Runs hawser with the arguments, `{src}` standing for the repository's path.
     pub fn hawser(&self, args: &[&str]) -> Run {
+        self.hawser_env(args, &[])
+    }
+
+    /// As `hawser`, with extra environment variables.
+    pub fn hawser_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let src = self.dir.path().to_string_lossy().to_string();
         let args: Vec<String> = args.iter().map(|a| a.replace("{src}", &src)).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        hawser_in(self.dir.path(), self.state.path(), &args)
+        hawser_in(self.dir.path(), self.state.path(), &args, env)
     }
 
     /// Removes everything of this project from the engine (containers, networks, volumes).
@@ -119,9 +124,10 @@ impl Drop for Stack {
     }
 }
 
-pub fn hawser_in(dir: &Path, state: &Path, args: &[&str]) -> Run {
+pub fn hawser_in(dir: &Path, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_hawser"))
         .args(args)
+        .envs(env.iter().copied())
         .env("DOCKER_HOST", docker_host())
         .env("HAWSER_STATE_DIR", state)
         .env_remove("HAWSER_LOG")
