@@ -93,17 +93,25 @@ fn lock_timeout_gives_up_with_a_clear_error() {
     assert!(container_id(&format!("{p}-svc")).is_none(), "nothing applied");
 }
 
-/// A dockerd of this test's own (its own socket, data and containerd), so stopping it disturbs
-/// no other test.
+/// A dockerd of this test's own (its own socket, data, containerd and bridge), so stopping it
+/// disturbs no other test. Its bridge is its own: a dockerd started with `--bridge none` would
+/// delete the shared engine's docker0.
 struct PrivateEngine {
     dir: tempfile::TempDir,
+    bridge: String,
     child: Option<std::process::Child>,
 }
 
 impl PrivateEngine {
     fn start() -> PrivateEngine {
         let dir = tempfile::Builder::new().prefix("hd").tempdir_in("/tmp").unwrap();
-        let mut e = PrivateEngine { dir, child: None };
+        let bridge = format!("hd{}", std::process::id() % 100_000);
+        let ip = |args: &[&str]| Command::new("ip").args(args).status().expect("ip (iproute2) runs");
+        let _ = Command::new("ip").args(["link", "del", &bridge]).output();
+        assert!(ip(&["link", "add", &bridge, "type", "bridge"]).success());
+        assert!(ip(&["addr", "add", "172.31.253.1/24", "dev", &bridge]).success());
+        assert!(ip(&["link", "set", &bridge, "up"]).success());
+        let mut e = PrivateEngine { dir, bridge, child: None };
         e.up();
         e
     }
@@ -124,7 +132,7 @@ impl PrivateEngine {
             .arg(d.join("x"))
             .arg("--pidfile")
             .arg(d.join("pid"))
-            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false"])
+            .args(["--bridge", &self.bridge, "--iptables=false", "--ip-masq=false"])
             .args(["--containerd-namespace", "hd-test", "--containerd-plugins-namespace", "hd-test-p"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -167,6 +175,7 @@ impl Drop for PrivateEngine {
             }
         }
         self.down();
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
     }
 }
 
