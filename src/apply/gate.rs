@@ -6,8 +6,8 @@ use crate::runtime::EngineRead;
 use std::time::{Duration, Instant};
 
 /// How long a container without a healthcheck must stay running, without restarting, to pass.
-pub const MIN_UPTIME: Duration = Duration::from_millis(1500);
-const POLL: Duration = Duration::from_millis(150);
+pub const MIN_UPTIME: Duration = Duration::from_millis(1000);
+const POLL: Duration = Duration::from_millis(100);
 
 /// Why a container did not pass its gate: what was seen, with its last log lines.
 #[derive(Debug, thiserror::Error)]

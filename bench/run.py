@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""hawser's benchmark: hawser, docker-compose (the peer) and plain parallel `docker run` (the
+engine's own limit) on the same generated stack, the same engine, in one run. Writes
+BENCHMARKS.md with medians and ratios. Not a test: it asserts nothing and times everything.
+
+Usage: bench/run.py [--sizes 20,100] [--runs 3] [--out BENCHMARKS.md]
+"""
+import argparse, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
+
+IMAGE = "127.0.0.1:5000/busybox:latest"
+HOST = os.environ.get("DOCKER_HOST", "unix:///run/hawser-engine/docker.sock")
+ENV = dict(os.environ, DOCKER_HOST=HOST)
+# A container that stops at once on SIGTERM, so stop time is not what is measured.
+LOOP = "trap 'exit 0' TERM; while true; do sleep 1; done"
+
+
+def sh(cmd, cwd=None, check=True):
+    r = subprocess.run(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def timed(cmd, cwd=None):
+    t = time.perf_counter()
+    sh(cmd, cwd=cwd)
+    return time.perf_counter() - t
+
+
+def docker(*args, check=True):
+    return sh(["docker", "-H", HOST, *args], check=check)
+
+
+def clean(prefix):
+    ids = docker("ps", "-aq", "--filter", f"name=^{prefix}").stdout.split()
+    if ids:
+        docker("rm", "-f", *ids)
+    for kind in ("network", "volume"):
+        names = docker(kind, "ls", "-q", "--filter", f"name={prefix}").stdout.split()
+        if names:
+            docker(kind, "rm", *names, check=False)
+
+
+def hawser_stack(n, prefix, version, count=None):
+    docs = [f"kind: Network\nmetadata: {{name: {prefix}net}}\n"]
+    for i in range(count if count is not None else n):
+        docs.append(f"kind: Volume\nmetadata: {{name: {prefix}v{i}}}\n")
+        docs.append(
+            f"kind: Container\nmetadata: {{name: {prefix}c{i}}}\nspec:\n  image: \"{IMAGE}\"\n"
+            f"  command: {json.dumps(LOOP)}\n  env: {{VERSION: \"{version}\"}}\n"
+            f"  volumes: [\"{prefix}v{i}:/data\"]\n  networks: [{prefix}net]\n"
+        )
+    return "---\n".join(docs)
+
+
+def compose_stack(n, prefix, version, count=None):
+    lines = ["version: '2.4'", "services:"]
+    for i in range(count if count is not None else n):
+        lines += [
+            f"  c{i}:", f"    image: {IMAGE}", f"    container_name: {prefix}c{i}",
+            f"    command: [\"sh\", \"-c\", {json.dumps(LOOP)}]",
+            f"    environment: {{VERSION: \"{version}\"}}",
+            f"    volumes: [\"{prefix}v{i}:/data\"]", f"    networks: [net]",
+        ]
+    lines += ["networks:", f"  net: {{name: {prefix}net}}", "volumes:"]
+    lines += [f"  {prefix}v{i}: {{name: {prefix}v{i}}}" for i in range(count if count is not None else n)]
+    return "\n".join(lines) + "\n"
+
+
+def hawser_runs(hawser, n, runs):
+    prefix = f"bh{n}-"
+    res = {k: [] for k in ("cold apply", "no-op apply", "no-op plan", "change one", "change all", "prune half")}
+    for _ in range(runs):
+        clean(prefix)
+        d = tempfile.mkdtemp()
+        state = tempfile.mkdtemp()
+        run = lambda *a: [hawser, "--state-dir", state, *a]
+        def write(text):
+            open(os.path.join(d, "stack.yaml"), "w").write(text)
+        write(hawser_stack(n, prefix, "1"))
+        open(os.path.join(d, "hawser.toml"), "w").write(f'project = "{prefix}bench"\n')
+        res["cold apply"].append(timed(run("apply", "--yes", d)))
+        res["no-op apply"].append(timed(run("apply", "--yes", d)))
+        res["no-op plan"].append(timed(run("plan", d)))
+        text = hawser_stack(n, prefix, "1").replace(f"name: {prefix}c0}}\nspec:\n  image: \"{IMAGE}\"\n  command: {json.dumps(LOOP)}\n  env: {{VERSION: \"1\"}}", f"name: {prefix}c0}}\nspec:\n  image: \"{IMAGE}\"\n  command: {json.dumps(LOOP)}\n  env: {{VERSION: \"one\"}}")
+        write(text)
+        res["change one"].append(timed(run("apply", "--yes", d)))
+        write(hawser_stack(n, prefix, "2"))
+        res["change all"].append(timed(run("apply", "--yes", d)))
+        write(hawser_stack(n, prefix, "2", count=n // 2))
+        res["prune half"].append(timed(run("apply", "--yes", "--prune", d)))
+        clean(prefix)
+        shutil.rmtree(d); shutil.rmtree(state)
+    return res
+
+
+def compose_runs(n, runs):
+    prefix = f"bc{n}-"
+    res = {k: [] for k in ("cold apply", "no-op apply", "change one", "change all", "prune half")}
+    for _ in range(runs):
+        clean(prefix)
+        d = tempfile.mkdtemp()
+        f = os.path.join(d, "docker-compose.yml")
+        up = ["docker-compose", "-p", f"{prefix}bench", "-f", f, "up", "-d"]
+        open(f, "w").write(compose_stack(n, prefix, "1"))
+        res["cold apply"].append(timed(up))
+        res["no-op apply"].append(timed(up))
+        text = compose_stack(n, prefix, "1").replace("  c0:\n", "  c0:\n", 1)
+        lines = text.split("\n")
+        idx = lines.index(f"    container_name: {prefix}c0") + 2
+        lines[idx] = '    environment: {VERSION: "one"}'
+        open(f, "w").write("\n".join(lines))
+        res["change one"].append(timed(up))
+        open(f, "w").write(compose_stack(n, prefix, "2"))
+        res["change all"].append(timed(up))
+        open(f, "w").write(compose_stack(n, prefix, "2", count=n // 2))
+        res["prune half"].append(timed(up + ["--remove-orphans"]))
+        sh(["docker-compose", "-p", f"{prefix}bench", "-f", f, "down", "-v"], check=False)
+        clean(prefix)
+        shutil.rmtree(d)
+    return res
+
+
+def limit_runs(n, runs):
+    """The engine's own limit: the same objects made with plain docker commands, 8 at a time."""
+    prefix = f"bl{n}-"
+    res = {"cold apply": []}
+    for _ in range(runs):
+        clean(prefix)
+        t = time.perf_counter()
+        docker("network", "create", f"{prefix}net")
+        script = (
+            f"docker -H {HOST} volume create {prefix}v$0 >/dev/null && "
+            f"docker -H {HOST} run -d --name {prefix}c$0 -e VERSION=1 -v {prefix}v$0:/data "
+            f"--network {prefix}net {IMAGE} sh -c {json.dumps(LOOP)} >/dev/null"
+        )
+        p = subprocess.run(["xargs", "-P", "8", "-I{}", "sh", "-c", script, "{}"],
+                           input="\n".join(str(i) for i in range(n)), text=True, env=ENV,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            sys.exit(p.stderr)
+        res["cold apply"].append(time.perf_counter() - t)
+        clean(prefix)
+    return res
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="20,100")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", default="BENCHMARKS.md")
+    ap.add_argument("--hawser", default="target/release/hawser")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = {}
+    for n in sizes:
+        print(f"N={n}: hawser", file=sys.stderr)
+        h = hawser_runs(args.hawser, n, args.runs)
+        print(f"N={n}: docker-compose", file=sys.stderr)
+        c = compose_runs(n, args.runs)
+        print(f"N={n}: docker run limit", file=sys.stderr)
+        l = limit_runs(n, args.runs)
+        results[n] = (h, c, l)
+    extra = {}
+    for line in sh(["target/release/examples/plan_bench"], check=False).stdout.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            extra[k.strip()] = v.strip()
+    write_report(args.out, results, args.runs, extra)
+
+
+def write_report(path, results, runs, extra):
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+    engine = docker("version", "--format", "{{.Server.Version}}").stdout.strip()
+    compose = sh(["docker-compose", "version", "--short"]).stdout.strip()
+    out = [
+        "# Benchmarks",
+        "",
+        "Made by `scripts/bench` (bench/run.py): hawser, `docker-compose` (the peer) and plain parallel",
+        "`docker run` (the engine's own limit, 8 at a time) on the same generated stack and the same",
+        f"engine, in one run; each figure is the median of {runs} runs, in seconds. Ratios below 1 mean",
+        "hawser is faster. The stack: one network, and per container a named volume; containers",
+        "stop at once on SIGTERM, so stop grace periods are not what is measured.",
+        "",
+        f"Machine: {os.cpu_count()} cores ({cpu}), {int(mem)//1024//1024} GiB, {platform.system()} {platform.release()};",
+        f"engine: dockerd {engine}; peer: docker-compose {compose}; date: {time.strftime('%Y-%m-%d')}.",
+        "",
+    ]
+    for n, (h, c, l) in results.items():
+        out += [f"## {n} containers", "", "| step | hawser | docker-compose | ratio | docker run limit | ratio to limit |", "|---|---|---|---|---|---|"]
+        for step in h:
+            hv, cv, lv = median(h[step]), median(c.get(step, [])), median(l.get(step, []))
+            fmt = lambda v: f"{v:.2f}" if v is not None else "n/a"
+            ratio = f"{hv / cv:.2f}x" if cv else "n/a"
+            lratio = f"{hv / lv:.2f}x" if lv else ""
+            out.append(f"| {step} | {fmt(hv)} | {fmt(cv)} | {ratio} | {fmt(lv) if lv else ''} | {lratio} |")
+        out.append("")
+    if extra:
+        out += ["## In process", ""] + [f"- {k}: {v}" for k, v in extra.items()] + [""]
+    open(path, "w").write("\n".join(out))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
