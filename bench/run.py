@@ -32,7 +32,7 @@ def docker(*args, check=True):
 
 
 def clean(prefix):
-    ids = docker("ps", "-aq", "--filter", f"name=^{prefix}").stdout.split()
+    ids = docker("ps", "-aq", "--filter", f"name={prefix}").stdout.split()
     if ids:
         docker("rm", "-f", *ids)
     for kind in ("network", "volume"):

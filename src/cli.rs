@@ -317,8 +317,14 @@ async fn plan<E: EngineRead>(engine: &E, d: &DesiredState, prune: bool) -> Resul
 fn print_plan(plan: &Plan, output: Output) {
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(plan).expect("plans serialize")),
-        Output::Text | Output::Markdown => println!("{plan}"),
+        Output::Markdown => print!("{}", diff::render::markdown(plan)),
+        Output::Text => print!("{}", diff::render::text(plan, color())),
     }
+}
+
+/// Colors on a terminal, unless NO_COLOR is set (no-color.org).
+fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 async fn apply<E: Engine>(
@@ -338,7 +344,7 @@ async fn apply<E: Engine>(
     }
     let plan = plan(engine, d, prune).await?;
     if !quiet {
-        println!("{plan}");
+        print!("{}", diff::render::text(&plan, color()));
     }
     let conflicts: Vec<String> = plan.conflicts().map(|a| format!("{} {}: {}", a.kind, a.name, a.cause)).collect();
     if !conflicts.is_empty() {

@@ -45,6 +45,14 @@ pub fn to_yaml(d: &DesiredState) -> String {
     out
 }
 
+/// A JSON value as block YAML, without the document marker.
+pub fn value_to_yaml(v: &Value) -> String {
+    let mut text = String::new();
+    YamlEmitter::new(&mut text).dump(&to_yaml_node(v)).expect("emit yaml");
+    let body = text.strip_prefix("---\n").unwrap_or(&text).to_string();
+    body + "\n"
+}
+
 fn to_yaml_node(v: &Value) -> Yaml {
     match v {
         Value::Null => Yaml::Null,

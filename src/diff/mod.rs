@@ -2,6 +2,7 @@
 //! No engine calls happen here, so every decision is unit-tested on hand-built snapshots.
 
 pub mod plan;
+pub mod render;
 
 pub use plan::{Action, Cause, FieldChange, Op, Plan, FORMAT_VERSION};
 
@@ -35,7 +36,16 @@ pub fn volume_hash(spec: &crate::desired::VolumeSpec) -> String {
 }
 
 fn action(kind: Kind, name: &str, op: Op, cause: Cause) -> Action {
-    Action { kind, name: name.to_string(), op, cause }
+    Action { kind, name: name.to_string(), op, cause, diff: None }
+}
+
+/// A unified diff of two canonical specs, as YAML; `None` when the applied one is unknown.
+pub fn unified_diff(applied: Option<&str>, desired: &serde_json::Value) -> Option<String> {
+    let old: serde_json::Value = serde_json::from_str(applied?).ok()?;
+    let (a, b) = (crate::desired::render::value_to_yaml(&old), crate::desired::render::value_to_yaml(desired));
+    let diff = similar::TextDiff::from_lines(&a, &b);
+    let text = diff.unified_diff().context_radius(2).to_string();
+    Some(text)
 }
 
 /// Computes the plan that takes the host from `observed` to `desired`.
@@ -118,7 +128,12 @@ fn networks(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
                 }
             },
         };
-        out.push(action(Kind::Network, name, op, cause));
+        let mut a = action(Kind::Network, name, op, cause);
+        if let (Some(n), Cause::NetworkChanged { .. }) = (existing, &a.cause) {
+            let applied = n.owner.as_ref().and_then(|o| o.spec.as_deref());
+            a.diff = unified_diff(applied, &serde_json::to_value(&r.spec).unwrap_or_default());
+        }
+        out.push(a);
     }
     let mut stale: Vec<_> = observed
         .networks
@@ -287,8 +302,11 @@ fn container(
     let owner = current.owner.as_ref().expect("managed");
     let replace = Op::Replace { old_id: current.id.clone(), strategy: r.spec.strategy() };
     if owner.spec_hash != want_hash {
-        let changes = field_changes(owner.spec.as_deref(), &hash::container_view(&r.spec));
-        out.push(action(Kind::Container, name, replace, Cause::SpecChanged { changes }));
+        let view = hash::container_view(&r.spec);
+        let changes = field_changes(owner.spec.as_deref(), &view);
+        let mut a = action(Kind::Container, name, replace, Cause::SpecChanged { changes });
+        a.diff = unified_diff(owner.spec.as_deref(), &view);
+        out.push(a);
         return;
     }
     if let Some(want_image) = observed.images.get(&normalize_reference(&r.spec.image)) {

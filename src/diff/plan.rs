@@ -24,6 +24,9 @@ pub struct Action {
     pub name: String,
     pub op: Op,
     pub cause: Cause,
+    /// For a changed spec: a unified diff of the applied and the desired canonical spec (YAML).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 /// What is done to the engine. Each is carried out by the executor without further decisions.
@@ -188,13 +191,6 @@ impl fmt::Display for Summary {
     }
 }
 
-fn value_text(v: &Option<serde_json::Value>) -> String {
-    match v {
-        None => "(unset)".into(),
-        Some(v) => v.to_string(),
-    }
-}
-
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -229,51 +225,13 @@ impl fmt::Display for Cause {
     }
 }
 
-fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "Project {} at revision {}", self.project, self.revision)?;
-        let shown: Vec<&Action> = self.actions.iter().filter(|a| a.op != Op::Keep).collect();
-        if !shown.is_empty() {
-            writeln!(f)?;
-        }
-        for a in shown {
-            let (sign, verb) = match &a.op {
-                Op::Create => ("+", "create".to_string()),
-                Op::Replace { strategy, .. } => (
-                    "~",
-                    format!(
-                        "replace ({})",
-                        match strategy {
-                            Strategy::StartFirst => "start-first",
-                            Strategy::StopFirst => "stop-first",
-                        }
-                    ),
-                ),
-                Op::Start { .. } => (">", "start".into()),
-                Op::Adopt { from_name, .. } => (">", format!("rename `{from_name}` back")),
-                Op::Remove { .. } => ("-", "remove".into()),
-                Op::Pull { reference } => ("+", format!("pull {reference}")),
-                Op::Conflict => ("!", "conflict".into()),
-                Op::Orphan => ("?", "not declared".into()),
-                Op::Keep => ("=", "keep".into()),
-            };
-            writeln!(f, "  {sign} {} {}: {verb} ({})", a.kind, a.name, a.cause)?;
-            if let Cause::SpecChanged { changes } | Cause::NetworkChanged { changes } = &a.cause {
-                for c in changes {
-                    writeln!(f, "      {}: {} -> {}", c.field, value_text(&c.old), value_text(&c.new))?;
-                }
-            }
-        }
-        writeln!(f)?;
-        if self.has_changes() {
-            write!(f, "Plan: {}", self.summary())
-        } else {
-            write!(f, "No changes. {}", self.summary())
-        }
+        f.write_str(super::render::text(self, false).trim_end())
     }
 }

@@ -300,22 +300,46 @@ fn a_changed_network_is_replaced_with_its_containers() {
     );
 }
 
-#[test]
-fn plan_text_is_stable() {
+/// One plan with every kind of action: create, replace with several fields, drift, leftovers,
+/// remove, conflict and pull.
+fn every_kind_of_action() -> Plan {
     let d1 = desired(STACK);
     let mut o = converged(&d1);
     o.containers[0].state = RunState::Exited;
     o.containers[0].exit_code = Some(1);
-    let d2 = desired(&STACK.replace("GREETING: hello", "GREETING: bonjour"));
-    let text = plan(&d2, &o).to_string();
-    assert_eq!(
-        text,
-        r#"Project shop at revision rev2
-
-  > Container db: start (drift: exited with exit code 1)
-  ~ Container web: replace (start-first) (changed: env.GREETING)
-      env.GREETING: "hello" -> "bonjour"
-
-Plan: 0 to create, 1 to replace, 1 to repair, 0 to remove, 2 unchanged."#
+    o.containers.push(ObservedContainer {
+        owner: None,
+        name: "cache".into(),
+        id: "c".into(),
+        ..o.containers[1].clone()
+    });
+    o.containers.push(applied("web", "old", &d1, RunState::Running));
+    o.containers.last_mut().unwrap().owner.as_mut().unwrap().name = "old".into();
+    let d2 = desired(
+        &(STACK.replace("GREETING: hello", "GREETING: bonjour, LANG: fr").replace("image: reg/web:1", "image: reg/web:2")
+            + "---\nkind: Container\nmetadata: {name: cache}\nspec: {image: reg/cache:1}\n---\nkind: Container\nmetadata: {name: api}\nspec: {image: reg/web:1}\n"),
     );
+    diff(&d2, &o, &DiffOptions { prune: true })
+}
+
+#[test]
+fn plan_renderings_are_stable() {
+    let p = every_kind_of_action();
+    insta::assert_snapshot!("plan_text", render::text(&p, false));
+    insta::assert_snapshot!("plan_markdown", render::markdown(&p));
+    insta::assert_json_snapshot!("plan_json", p);
+    let d = desired(STACK);
+    let empty = plan(&d, &converged(&d));
+    insta::assert_snapshot!("empty_plan_text", render::text(&empty, false));
+    insta::assert_snapshot!("empty_plan_markdown", render::markdown(&empty));
+    insta::assert_json_snapshot!("empty_plan_json", empty);
+}
+
+#[test]
+fn colors_only_when_asked() {
+    let p = every_kind_of_action();
+    assert!(!render::text(&p, false).contains('\x1b'));
+    let colored = render::text(&p, true);
+    assert!(colored.contains("\x1b[31m-  GREETING: hello\x1b[0m"), "{colored}");
+    assert!(colored.contains("\x1b[32m+  GREETING: bonjour\x1b[0m"), "{colored}");
 }
