@@ -98,11 +98,24 @@ pub enum Command {
         /// Show removal of undeclared objects as `apply --prune` would.
         #[arg(long)]
         prune: bool,
+        /// Also save the plan, for `hawser apply --plan FILE`.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Converge the host to the revision.
     Apply {
-        #[command(flatten)]
-        src: SourceArgs,
+        /// A git repository, a git URL, or a plain directory (with --plan: default, the plan's).
+        #[arg(required_unless_present = "plan")]
+        source: Option<String>,
+        /// The commit, branch or tag to read.
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+        /// The folder inside the source that holds the manifests.
+        #[arg(long)]
+        path: Option<String>,
+        /// Apply exactly this saved plan (`hawser plan --out FILE`); refused if it is stale.
+        #[arg(long)]
+        plan: Option<PathBuf>,
         /// Remove managed containers and networks that are no longer declared.
         #[arg(long)]
         prune: bool,
@@ -226,9 +239,16 @@ fn init_logging(cli: &Cli) {
             _ => "trace",
         }
     };
+    // The engine client logs request and response bodies (which hold secretEnv values) at
+    // debug and trace: it stays at info unless HAWSER_LOG says otherwise explicitly.
+    let cap = if matches!(default, "warn" | "error") { default } else { "info" };
+    let default = format!("{default},bollard={cap},hyper={cap},hyper_util={cap}");
     let filter = tracing_subscriber::EnvFilter::try_from_env("HAWSER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = match cli.log_format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -282,22 +302,71 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             }
             Ok(EXIT_OK)
         }
-        Command::Plan { src, output, exit_code, prune } => {
-            let d = load(cli, src, state_dir)?;
+        Command::Plan { src, output, exit_code, prune, out } => {
+            let mut d = load(cli, src, state_dir)?;
+            desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
             let engine = DockerEngine::connect(&cli.host).await?;
-            let plan = plan(&engine, &d, *prune).await?;
+            let observed = engine.observe().await?;
+            let plan = diff::diff(&d, &observed, &DiffOptions { prune: *prune });
+            if let Some(file) = out {
+                let saved = SavedPlan {
+                    format_version: diff::FORMAT_VERSION,
+                    source: std::fs::canonicalize(&src.source)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| src.source.clone()),
+                    git_ref: src.git_ref.clone(),
+                    path: src.path.clone(),
+                    prune: *prune,
+                    host_fingerprint: fingerprint(&observed, &d),
+                    plan: serde_json::to_value(&plan).expect("plans serialize"),
+                };
+                let text = serde_json::to_string_pretty(&saved).expect("plans serialize");
+                std::fs::write(file, text + "\n")
+                    .map_err(|e| CliError::Failed(format!("cannot write the plan to {}: {e}", file.display())))?;
+            }
             print_plan(&plan, *output);
             Ok(if *exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
         }
-        Command::Apply { src, prune, yes, allow_empty, lock_timeout, parallel } => {
-            let d = load(cli, src, state_dir)?;
+        Command::Apply { source, git_ref, path, plan, prune, yes, allow_empty, lock_timeout, parallel } => {
+            let saved = match plan {
+                Some(f) => Some(SavedPlan::read(f)?),
+                None => None,
+            };
+            let src = match &saved {
+                Some(sp) => SourceArgs {
+                    source: source.clone().unwrap_or_else(|| sp.source.clone()),
+                    git_ref: git_ref.clone().or_else(|| sp.git_ref.clone()),
+                    path: path.clone().or_else(|| sp.path.clone()),
+                },
+                None => SourceArgs {
+                    source: source.clone().unwrap_or_default(),
+                    git_ref: git_ref.clone(),
+                    path: path.clone(),
+                },
+            };
+            let prune = saved.as_ref().map_or(*prune, |sp| sp.prune);
+            let mut d = load(cli, &src, state_dir)?;
+            desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
+            if let Some(sp) = &saved {
+                if sp.field("revision") != d.revision || sp.field("project") != d.project {
+                    return Err(CliError::Failed(format!(
+                        "stale plan: it was made for project `{}` at revision {}, and the source is now at {} (project `{}`); run `hawser plan --out` again",
+                        sp.field("project"),
+                        sp.field("revision"),
+                        d.revision,
+                        d.project
+                    )));
+                }
+            }
             let engine = DockerEngine::connect(&cli.host).await?;
             let timeout = lock_timeout.map(|t| t.as_std());
             let mut waiting = |m: &str| eprintln!("{m}");
             let _lock = crate::lock::acquire(state_dir, &d.project, timeout, &mut waiting)
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             let limited = apply::limit::Limited::new(&engine, *parallel);
-            apply(&limited, &d, *prune, *yes, *allow_empty, cli.quiet).await
+            let opts =
+                ApplyOptions { prune, yes: *yes, allow_empty: *allow_empty, quiet: cli.quiet, saved: saved.as_ref() };
+            apply(&limited, &d, &opts).await
         }
         Command::Serve { .. } => Err(CliError::Failed("`hawser serve` is not implemented yet".into())),
         Command::Status { project, output } => {
@@ -307,11 +376,6 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             Ok(EXIT_OK)
         }
     }
-}
-
-async fn plan<E: EngineRead>(engine: &E, d: &DesiredState, prune: bool) -> Result<Plan, CliError> {
-    let observed = engine.observe().await?;
-    Ok(diff::diff(d, &observed, &DiffOptions { prune }))
 }
 
 fn print_plan(plan: &Plan, output: Output) {
@@ -327,22 +391,79 @@ fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-async fn apply<E: Engine>(
-    engine: &E,
-    d: &DesiredState,
+struct ApplyOptions<'a> {
     prune: bool,
     yes: bool,
     allow_empty: bool,
     quiet: bool,
-) -> Result<u8, CliError> {
-    // `pull: always` images are refreshed first, so the plan sees the digest they now have.
-    for img in d.images.values().filter(|i| i.spec.pull == PullPolicy::Always) {
+    saved: Option<&'a SavedPlan>,
+}
+
+/// A plan saved by `hawser plan --out`, applied by `hawser apply --plan`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SavedPlan {
+    format_version: u32,
+    source: String,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    path: Option<String>,
+    prune: bool,
+    /// What the host's relevant objects were when the plan was made.
+    host_fingerprint: String,
+    /// The plan in its JSON form; applying recomputes the plan, which must come out identical.
+    plan: serde_json::Value,
+}
+
+impl SavedPlan {
+    fn field(&self, key: &str) -> &str {
+        self.plan.get(key).and_then(|v| v.as_str()).unwrap_or_default()
+    }
+
+    fn read(path: &std::path::Path) -> Result<SavedPlan, CliError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::Failed(format!("cannot read the plan {}: {e}", path.display())))?;
+        let sp: SavedPlan = serde_json::from_str(&text)
+            .map_err(|e| CliError::Failed(format!("{} is not a saved hawser plan: {e}", path.display())))?;
+        if sp.format_version != diff::FORMAT_VERSION {
+            return Err(CliError::Failed(format!(
+                "{} is a plan of format {}, this hawser reads format {}",
+                path.display(),
+                sp.format_version,
+                diff::FORMAT_VERSION
+            )));
+        }
+        Ok(sp)
+    }
+}
+
+fn fingerprint(observed: &ObservedState, d: &DesiredState) -> String {
+    let names: std::collections::BTreeSet<String> =
+        d.containers.keys().chain(d.networks.keys()).chain(d.volumes.keys()).cloned().collect();
+    crate::observed::fingerprint(observed, &d.project, &names)
+}
+
+async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<u8, CliError> {
+    let ApplyOptions { prune, yes, allow_empty, quiet, saved } = *o;
+    // `pull: always` images are refreshed first, so the plan sees the digest they now have; a
+    // saved plan is applied as it was made.
+    for img in d.images.values().filter(|i| i.spec.pull == PullPolicy::Always && saved.is_none()) {
         engine
             .pull_image(&img.spec.reference)
             .await
             .map_err(|e| CliError::Failed(format!("Image {}: {e}", img.name)))?;
     }
-    let plan = plan(engine, d, prune).await?;
+    let observed = engine.observe().await?;
+    let plan = diff::diff(d, &observed, &DiffOptions { prune });
+    if let Some(sp) = saved {
+        let now = serde_json::to_value(&plan).expect("plans serialize");
+        if fingerprint(&observed, d) != sp.host_fingerprint || sp.plan != now {
+            return Err(CliError::Failed(format!(
+                "stale plan: the managed objects of project `{}` on the host changed since the plan was made; run `hawser plan --out` again",
+                d.project
+            )));
+        }
+    }
     if !quiet {
         print!("{}", diff::render::text(&plan, color()));
     }

@@ -95,6 +95,7 @@ pub async fn execute<E: Engine>(
                 } else if deps[i].iter().all(|&j| state[j] == State::Done) {
                     state[i] = State::Running;
                     let a = &actions[i];
+                    tracing::debug!(kind = %a.kind, name = %a.name, op = ?a.op, "starting action");
                     if let Some(note) = starting_note(a) {
                         progress(&format!("{} {}: {note}", a.kind, a.name));
                     }
@@ -233,7 +234,13 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
         &desired.revision,
         spec_json.as_deref(),
     );
-    CreateContainer { name, spec: &r.spec, labels: l, aliases: vec![resource.to_string()] }
+    let secret_env = r
+        .spec
+        .secret_env
+        .keys()
+        .filter_map(|var| desired.secrets.0.get(&(resource.to_string(), var.clone())).map(|v| (var.clone(), v.clone())))
+        .collect();
+    CreateContainer { name, spec: &r.spec, labels: l, aliases: vec![resource.to_string()], secret_env }
 }
 
 /// Holds a container back until what it `dependsOn` is healthy or completed (`started` is

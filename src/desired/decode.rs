@@ -532,6 +532,18 @@ fn container(
     s.cap_drop = f.get("capDrop").and_then(|v| string_list(v, "capDrop", sink)).unwrap_or_default();
     s.privileged = f.get("privileged").and_then(|v| boolean(v, "privileged", sink));
     s.extra_hosts = f.get("extraHosts").and_then(|v| string_list(v, "extraHosts", sink)).unwrap_or_default();
+    if let Some(v) = f.get("secretEnv") {
+        for (name, file) in string_map(v, "secretEnv", sink).unwrap_or_default() {
+            if !file.starts_with('/') {
+                sink.error(v.pos, format!("secretEnv.{name}: `{file}` must be an absolute path of a file on the host"));
+                continue;
+            }
+            if s.env.contains_key(&name) {
+                sink.error(v.pos, format!("`{name}` is in both env and secretEnv"));
+            }
+            s.secret_env.insert(name, SecretRef { file, sha256: None });
+        }
+    }
     s.labels = meta_labels;
     if let Some(v) = f.get("labels") {
         let spec_labels = string_map(v, "labels", sink).unwrap_or_default();

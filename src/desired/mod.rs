@@ -11,6 +11,7 @@ pub mod model;
 pub mod node;
 pub mod policy;
 pub mod render;
+pub mod secrets;
 pub mod types;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};

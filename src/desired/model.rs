@@ -67,6 +67,28 @@ pub struct DesiredState {
     pub volumes: BTreeMap<String, Resource<VolumeSpec>>,
     pub images: BTreeMap<String, Resource<ImageSpec>>,
     pub containers: BTreeMap<String, Resource<ContainerSpec>>,
+    /// Values of `secretEnv`, read by `secrets::resolve`; never serialized or printed.
+    pub secrets: SecretValues,
+}
+
+/// A `secretEnv` entry: the host file that holds the value, and the digest of what it held when
+/// the revision was resolved (so a changed secret replaces the container).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRef {
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Secret values by (container, variable). Its `Debug` shows no value.
+#[derive(Clone, Default, PartialEq)]
+pub struct SecretValues(pub BTreeMap<(String, String), String>);
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValues({} redacted)", self.0.len())
+    }
 }
 
 impl DesiredState {
@@ -314,6 +336,10 @@ pub struct ContainerSpec {
     pub privileged: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// Environment variables whose values are read from files on the host at apply time. Only
+    /// the path and a digest of the content are ever shown, stored or hashed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, SecretRef>,
     /// `metadata.labels` and `spec.labels` merged; `spec.labels` wins.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,

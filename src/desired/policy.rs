@@ -44,9 +44,16 @@ pub struct Policy {
     pub bind_roots: Vec<PathBuf>,
     #[serde(default)]
     pub allow_engine_socket: bool,
+    /// Host folders `secretEnv` files may be read from.
+    #[serde(default = "default_secret_roots")]
+    pub secret_roots: Vec<PathBuf>,
     /// The socket of the engine hawser drives, added by the CLI from `--host`.
     #[serde(skip)]
     pub engine_sockets: Vec<PathBuf>,
+}
+
+fn default_secret_roots() -> Vec<PathBuf> {
+    vec![PathBuf::from("/etc/hawser/secrets")]
 }
 
 fn default_bind_roots() -> Vec<PathBuf> {
@@ -61,6 +68,7 @@ impl Default for Policy {
             allow_capabilities: Vec::new(),
             bind_roots: default_bind_roots(),
             allow_engine_socket: false,
+            secret_roots: default_secret_roots(),
             engine_sockets: Vec::new(),
         }
     }
@@ -73,6 +81,8 @@ pub enum Sensitive {
     HostNetwork,
     Capability(String),
     Bind(String),
+    /// A `secretEnv` file, which hawser (often root) reads and hands to the container.
+    SecretFile(String),
 }
 
 impl Policy {
@@ -110,6 +120,18 @@ impl Policy {
                 Err(format!("capability `{c}` is refused by the host policy (allowCapabilities)"))
             }
             Sensitive::Bind(source) => self.check_bind(source),
+            Sensitive::SecretFile(file) => {
+                let resolved = resolve(Path::new(file));
+                if self.secret_roots.iter().any(|r| resolved.starts_with(resolve(r))) {
+                    Ok(())
+                } else {
+                    let roots: Vec<String> = self.secret_roots.iter().map(|r| r.display().to_string()).collect();
+                    Err(format!(
+                        "secret file `{file}` is outside the allowed roots ({}); refused by the host policy (secretRoots)",
+                        roots.join(", ")
+                    ))
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -199,6 +221,13 @@ pub fn sensitive_items(spec: &Node) -> Vec<(Sensitive, Pos)> {
                     if let Value::Str(c) = &i.value {
                         let c = c.trim_start_matches("CAP_").to_ascii_uppercase();
                         out.push((Sensitive::Capability(c), i.pos));
+                    }
+                }
+            }
+            ("secretEnv", Value::Map(m)) => {
+                for (_, v) in m {
+                    if let Value::Str(file) = &v.value {
+                        out.push((Sensitive::SecretFile(file.clone()), v.pos));
                     }
                 }
             }

@@ -311,7 +311,9 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
         image: Some(s.image.clone()),
         cmd: s.command.clone(),
         entrypoint: s.entrypoint.clone(),
-        env: (!s.env.is_empty()).then(|| s.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        env: (!s.env.is_empty() || !req.secret_env.is_empty()).then(|| {
+            s.env.iter().chain(req.secret_env.iter().map(|(k, v)| (k, v))).map(|(k, v)| format!("{k}={v}")).collect()
+        }),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         labels: Some(req.labels.clone().into_iter().collect()),
         healthcheck,

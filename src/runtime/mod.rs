@@ -49,6 +49,8 @@ pub struct CreateContainer<'a> {
     /// Extra DNS aliases on every network (the resource name, so a candidate under a temporary
     /// name already answers to it).
     pub aliases: Vec<String>,
+    /// `secretEnv` values, added to the environment; never logged.
+    pub secret_env: Vec<(String, String)>,
 }
 
 #[allow(async_fn_in_trait)]
