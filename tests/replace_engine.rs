@@ -106,6 +106,15 @@ fn drift_is_shown_with_its_cause_and_repaired() {
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
     assert_eq!(inspect(&format!("{p}-svc"), "{{.State.Running}}"), "true");
     assert_eq!(s.hawser(&["plan", "{src}", "--exit-code"]).code, 0);
+
+    // Disconnected from its network outside hawser: seen, said, and repaired by a replacement.
+    docker(&["network", "disconnect", &format!("{p}-net"), &format!("{p}-svc")]);
+    let r = s.hawser(&["plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains(&format!("drift: attached to networks [], declared [{p}-net]")), "{r:?}");
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    let nets = inspect(&format!("{p}-svc"), "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}");
+    assert_eq!(nets, format!("{p}-net"));
 }
 
 #[test]

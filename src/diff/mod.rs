@@ -316,6 +316,16 @@ fn container(
             return;
         }
     }
+    if r.spec.network_mode.is_none() {
+        let declared: Vec<String> =
+            if r.spec.networks.is_empty() { vec!["bridge".into()] } else { r.spec.networks.keys().cloned().collect() };
+        if current.networks != declared {
+            let seen =
+                format!("attached to networks [{}], declared [{}]", current.networks.join(", "), declared.join(", "));
+            out.push(action(Kind::Container, name, replace, Cause::Drift { seen }));
+            return;
+        }
+    }
     match current.state {
         RunState::Running | RunState::Restarting => out.push(action(Kind::Container, name, Op::Keep, Cause::Unchanged)),
         RunState::Exited

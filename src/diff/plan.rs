@@ -94,6 +94,10 @@ pub enum Cause {
         #[serde(skip_serializing_if = "Option::is_none")]
         exit_code: Option<i64>,
     },
+    /// Changed outside hawser in a way only a replacement repairs; `seen` says what was found.
+    Drift {
+        seen: String,
+    },
     /// Left over by an interrupted replacement.
     Leftover {
         name: String,
@@ -206,6 +210,7 @@ impl fmt::Display for Cause {
             Cause::ImageChanged { from, to } => write!(f, "image changed: {} -> {}", short_id(from), short_id(to)),
             Cause::Stopped { state, exit_code: Some(c) } => write!(f, "drift: {state} with exit code {c}"),
             Cause::Stopped { state, exit_code: None } => write!(f, "drift: {state}"),
+            Cause::Drift { seen } => write!(f, "drift: {seen}"),
             Cause::Leftover { name } => write!(f, "left over from an interrupted replacement as `{name}`"),
             Cause::NotDeclared => f.write_str("no longer declared"),
             Cause::NameTaken { owner_project: None } => f.write_str("an object hawser does not manage has this name"),

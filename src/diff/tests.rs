@@ -343,3 +343,14 @@ fn colors_only_when_asked() {
     assert!(colored.contains("\x1b[31m-  GREETING: hello\x1b[0m"), "{colored}");
     assert!(colored.contains("\x1b[32m+  GREETING: bonjour\x1b[0m"), "{colored}");
 }
+
+#[test]
+fn a_container_disconnected_outside_hawser_is_replaced_as_drift() {
+    let d = desired(STACK);
+    let mut o = converged(&d);
+    o.containers[1].networks = vec!["net".into(), "other".into()];
+    let p = plan(&d, &o);
+    let web = p.actions.iter().find(|a| a.name == "web").unwrap();
+    assert!(matches!(web.op, Op::Replace { .. }));
+    assert_eq!(web.cause, Cause::Drift { seen: "attached to networks [net, other], declared [net]".into() });
+}
