@@ -68,9 +68,10 @@ def compose_stack(n, prefix, version, count=None):
 
 
 def hawser_runs(hawser, n, runs):
-    prefix = f"bh{n}-"
     res = {k: [] for k in ("cold apply", "no-op apply", "no-op plan", "change one", "change all", "prune half")}
-    for _ in range(runs):
+    for run_no in range(runs):
+        # A fresh prefix per run: a dockerd that kept a stale endpoint can't block the next run.
+        prefix = f"bh{n}r{run_no}-"
         clean(prefix)
         d = tempfile.mkdtemp()
         state = tempfile.mkdtemp()
@@ -95,9 +96,9 @@ def hawser_runs(hawser, n, runs):
 
 
 def compose_runs(n, runs):
-    prefix = f"bc{n}-"
     res = {k: [] for k in ("cold apply", "no-op apply", "change one", "change all", "prune half")}
-    for _ in range(runs):
+    for run_no in range(runs):
+        prefix = f"bc{n}r{run_no}-"
         clean(prefix)
         d = tempfile.mkdtemp()
         f = os.path.join(d, "docker-compose.yml")
@@ -123,9 +124,9 @@ def compose_runs(n, runs):
 
 def limit_runs(n, runs):
     """The engine's own limit: the same objects made with plain docker commands, 8 at a time."""
-    prefix = f"bl{n}-"
     res = {"cold apply": []}
-    for _ in range(runs):
+    for run_no in range(runs):
+        prefix = f"bl{n}r{run_no}-"
         clean(prefix)
         t = time.perf_counter()
         docker("network", "create", f"{prefix}net")
@@ -138,7 +139,9 @@ def limit_runs(n, runs):
                            input="\n".join(str(i) for i in range(n)), text=True, env=ENV,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if p.returncode != 0:
-            sys.exit(p.stderr)
+            print(f"docker run limit failed: {p.stderr}", file=sys.stderr)
+            clean(prefix)
+            continue
         res["cold apply"].append(time.perf_counter() - t)
         clean(prefix)
     return res

@@ -2,11 +2,13 @@
 //! what is printed, and the exit codes. The work itself lives in the library modules.
 
 use crate::apply;
-use crate::desired::{self, DesiredState, Diagnostics, Policy, PullPolicy};
-use crate::diff::{self, DiffOptions, Op, Plan};
+use crate::desired::{self, DesiredState, Diagnostics, Policy};
+use crate::diff::{self, DiffOptions, Plan};
 use crate::observed::ObservedState;
+use crate::reconcile;
 use crate::runtime::docker::DockerEngine;
 use crate::runtime::{Engine, EngineRead};
+use crate::serve::config::{ServeConfig, SourceConfig};
 use crate::source::{self, SourceError, SourceOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -73,6 +75,9 @@ pub struct SourceArgs {
     /// The folder inside the source that holds the manifests.
     #[arg(long)]
     pub path: Option<String>,
+    /// The project, overriding hawser.toml's `project` and the source's name.
+    #[arg(long)]
+    pub project: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +118,9 @@ pub enum Command {
         /// The folder inside the source that holds the manifests.
         #[arg(long)]
         path: Option<String>,
+        /// The project, overriding hawser.toml's `project` and the source's name.
+        #[arg(long)]
+        project: Option<String>,
         /// Apply exactly this saved plan (`hawser plan --out FILE`); refused if it is stale.
         #[arg(long)]
         plan: Option<PathBuf>,
@@ -134,9 +142,37 @@ pub enum Command {
     },
     /// Continuous reconcile service.
     Serve {
-        #[arg(long)]
+        /// Sources and listener in TOML (see README); or one SOURCE with the flags below.
+        #[arg(long, conflicts_with = "source", required_unless_present = "source")]
         config: Option<PathBuf>,
         source: Option<String>,
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// HTTP listener for /healthz, /status, /metrics and /hooks/NAME.
+        #[arg(long, default_value = "127.0.0.1:9480")]
+        listen: String,
+        /// Resync (local) or poll (remote) period.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        interval: desired::Duration,
+        /// Enables webhooks at /hooks/NAME, authenticated with this secret.
+        #[arg(long)]
+        webhook_secret_file: Option<PathBuf>,
+        /// Do not repair drift on engine events (the interval still resyncs).
+        #[arg(long)]
+        no_self_heal: bool,
+    },
+    /// Create a bare repository that validates pushes and deploys the default branch.
+    InitRemote {
+        path: PathBuf,
+        #[arg(long)]
+        project: Option<String>,
+        /// The branch that deploys.
+        #[arg(long, default_value = "main")]
+        branch: String,
     },
     /// Managed objects, revision applied, state.
     Status {
@@ -185,6 +221,15 @@ impl From<SourceError> for CliError {
         match e {
             SourceError::Invalid(d) => CliError::Invalid(d),
             other => CliError::Source(other),
+        }
+    }
+}
+
+impl From<reconcile::ReconcileError> for CliError {
+    fn from(e: reconcile::ReconcileError) -> Self {
+        match e {
+            reconcile::ReconcileError::Engine(e) => e.into(),
+            other => CliError::Failed(other.to_string()),
         }
     }
 }
@@ -270,8 +315,12 @@ fn policy(cli: &Cli) -> Result<Policy, CliError> {
 
 fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<DesiredState, CliError> {
     let policy = policy(cli)?;
-    let opts =
-        SourceOptions { git_ref: src.git_ref.clone(), path: src.path.clone(), cache_dir: state_dir.to_path_buf() };
+    let opts = SourceOptions {
+        git_ref: src.git_ref.clone(),
+        path: src.path.clone(),
+        project: src.project.clone(),
+        cache_dir: state_dir.to_path_buf(),
+    };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
     desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(CliError::Invalid)
@@ -316,6 +365,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                         .unwrap_or_else(|_| src.source.clone()),
                     git_ref: src.git_ref.clone(),
                     path: src.path.clone(),
+                    project: src.project.clone(),
                     prune: *prune,
                     host_fingerprint: fingerprint(&observed, &d),
                     plan: serde_json::to_value(&plan).expect("plans serialize"),
@@ -327,7 +377,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             print_plan(&plan, *output);
             Ok(if *exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
         }
-        Command::Apply { source, git_ref, path, plan, prune, yes, allow_empty, lock_timeout, parallel } => {
+        Command::Apply { source, git_ref, path, project, plan, prune, yes, allow_empty, lock_timeout, parallel } => {
             let saved = match plan {
                 Some(f) => Some(SavedPlan::read(f)?),
                 None => None,
@@ -337,11 +387,13 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     source: source.clone().unwrap_or_else(|| sp.source.clone()),
                     git_ref: git_ref.clone().or_else(|| sp.git_ref.clone()),
                     path: path.clone().or_else(|| sp.path.clone()),
+                    project: project.clone().or_else(|| sp.project.clone()),
                 },
                 None => SourceArgs {
                     source: source.clone().unwrap_or_default(),
                     git_ref: git_ref.clone(),
                     path: path.clone(),
+                    project: project.clone(),
                 },
             };
             let prune = saved.as_ref().map_or(*prune, |sp| sp.prune);
@@ -368,7 +420,44 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 ApplyOptions { prune, yes: *yes, allow_empty: *allow_empty, quiet: cli.quiet, saved: saved.as_ref() };
             apply(&limited, &d, &opts).await
         }
-        Command::Serve { .. } => Err(CliError::Failed("`hawser serve` is not implemented yet".into())),
+        Command::Serve {
+            config,
+            source,
+            git_ref,
+            path,
+            project,
+            listen,
+            interval,
+            webhook_secret_file,
+            no_self_heal,
+        } => {
+            let cfg = match config {
+                Some(f) => ServeConfig::from_file(f).map_err(CliError::Invalid)?,
+                None => ServeConfig {
+                    listen: listen.clone(),
+                    sources: vec![SourceConfig {
+                        name: None,
+                        repo: source.clone().unwrap_or_default(),
+                        git_ref: git_ref.clone(),
+                        path: path.clone(),
+                        project: project.clone(),
+                        interval: *interval,
+                        webhook_secret_file: webhook_secret_file.clone(),
+                        self_heal: !no_self_heal,
+                        prune: true,
+                    }],
+                },
+            };
+            let engine = DockerEngine::connect(&cli.host).await?;
+            crate::serve::run(engine, cfg, state_dir, policy(cli)?)
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            Ok(EXIT_OK)
+        }
+        Command::InitRemote { path, project, branch } => {
+            crate::remote::init(path, project.as_deref(), branch, cli, state_dir).map_err(CliError::Failed)?;
+            Ok(EXIT_OK)
+        }
         Command::Status { project, output } => {
             let engine = DockerEngine::connect(&cli.host).await?;
             let observed = engine.observe().await?;
@@ -408,6 +497,8 @@ struct SavedPlan {
     #[serde(rename = "ref")]
     git_ref: Option<String>,
     path: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
     prune: bool,
     /// What the host's relevant objects were when the plan was made.
     host_fingerprint: String,
@@ -445,16 +536,9 @@ fn fingerprint(observed: &ObservedState, d: &DesiredState) -> String {
 
 async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<u8, CliError> {
     let ApplyOptions { prune, yes, allow_empty, quiet, saved } = *o;
-    // `pull: always` images are refreshed first, so the plan sees the digest they now have; a
-    // saved plan is applied as it was made.
-    for img in d.images.values().filter(|i| i.spec.pull == PullPolicy::Always && saved.is_none()) {
-        engine
-            .pull_image(&img.spec.reference)
-            .await
-            .map_err(|e| CliError::Failed(format!("Image {}: {e}", img.name)))?;
-    }
-    let observed = engine.observe().await?;
-    let plan = diff::diff(d, &observed, &DiffOptions { prune });
+    // A saved plan is applied as it was made: no refresh of `pull: always` images.
+    let opts = reconcile::Options { prune, allow_empty, refresh_images: saved.is_none() };
+    let (observed, plan) = reconcile::plan(engine, d, &opts).await?;
     if let Some(sp) = saved {
         let now = serde_json::to_value(&plan).expect("plans serialize");
         if fingerprint(&observed, d) != sp.host_fingerprint || sp.plan != now {
@@ -467,21 +551,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
     if !quiet {
         print!("{}", diff::render::text(&plan, color()));
     }
-    let conflicts: Vec<String> = plan.conflicts().map(|a| format!("{} {}: {}", a.kind, a.name, a.cause)).collect();
-    if !conflicts.is_empty() {
-        return Err(CliError::Failed(format!(
-            "refusing to apply: the plan has conflicts, and a revision is applied whole or not at all:\n  {}",
-            conflicts.join("\n  ")
-        )));
-    }
-    let removes = plan.actions.iter().filter(|a| matches!(a.op, Op::Remove { .. })).count();
-    let keeps = plan.actions.iter().filter(|a| !matches!(a.op, Op::Remove { .. })).count();
-    if removes > 0 && keeps == 0 && !allow_empty {
-        return Err(CliError::Failed(format!(
-            "refusing to remove every managed object of project `{}` ({removes}); pass --allow-empty if that is intended",
-            d.project
-        )));
-    }
+    reconcile::check(&plan, d, &opts)?;
     if !plan.has_changes() {
         return Ok(EXIT_OK);
     }
@@ -500,23 +570,11 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
             println!("{line}");
         }
     };
-    let report = apply::execute(engine, d, &plan, &mut progress).await;
-    if report.ok() {
-        if !quiet {
-            println!("Applied revision {} of project {}: {} change(s).", d.revision, d.project, report.done);
-        }
-        Ok(EXIT_OK)
-    } else {
-        let lines: Vec<String> =
-            report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect();
-        Err(CliError::Failed(format!(
-            "revision {} was not fully applied ({} done, {} failed); what worked before keeps running:\n  {}",
-            d.revision,
-            report.done,
-            report.failures.len(),
-            lines.join("\n  ")
-        )))
+    let report = reconcile::execute(engine, d, &plan, &mut progress).await?;
+    if !quiet {
+        println!("Applied revision {} of project {}: {} change(s).", d.revision, d.project, report.done);
     }
+    Ok(EXIT_OK)
 }
 
 fn print_status(observed: &ObservedState, project: Option<&str>, output: Output) {

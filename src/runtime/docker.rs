@@ -213,6 +213,38 @@ impl EngineRead for DockerEngine {
     }
 }
 
+/// A container event of a managed object, as the service needs it.
+#[derive(Clone, Debug)]
+pub struct EngineEvent {
+    pub project: String,
+    pub name: String,
+    pub action: String,
+}
+
+impl DockerEngine {
+    /// die, destroy, oom and health_status events of containers that carry a project label.
+    pub fn container_events(&self) -> impl futures_util::Stream<Item = Result<EngineEvent>> + '_ {
+        let mut filters = HashMap::new();
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        filters.insert("label".to_string(), vec![crate::labels::PROJECT.to_string()]);
+        filters.insert(
+            "event".to_string(),
+            ["die", "destroy", "oom", "health_status", "stop", "kill"].iter().map(|s| s.to_string()).collect(),
+        );
+        let opts = q::EventsOptions { filters: Some(filters), ..Default::default() };
+        self.docker.events(Some(opts)).map(|r| {
+            let m = r.map_err(|e| err("follow engine events", e))?;
+            let actor = m.actor.unwrap_or_default();
+            let attrs = actor.attributes.unwrap_or_default();
+            Ok(EngineEvent {
+                project: attrs.get(crate::labels::PROJECT).cloned().unwrap_or_default(),
+                name: attrs.get("name").cloned().unwrap_or_default(),
+                action: m.action.unwrap_or_default(),
+            })
+        })
+    }
+}
+
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }

@@ -16,6 +16,17 @@ pub fn is_url(s: &str) -> bool {
 
 /// Opens `path` if it is itself a repository (work tree or bare); a folder inside one is not.
 pub fn open(path: &Path) -> Option<Repository> {
+    // Inside a pre-receive hook the pushed objects sit in a quarantine directory that git names
+    // in the environment; libgit2 reads it only when asked to.
+    if std::env::var_os("GIT_QUARANTINE_PATH").is_some() {
+        if let Ok(repo) = Repository::open_from_env() {
+            let same = std::fs::canonicalize(repo.path()).ok() == std::fs::canonicalize(path).ok()
+                || repo.workdir().and_then(|w| std::fs::canonicalize(w).ok()) == std::fs::canonicalize(path).ok();
+            if same {
+                return Some(repo);
+            }
+        }
+    }
     Repository::open_ext(path, RepositoryOpenFlags::NO_SEARCH, &[] as &[&std::ffi::OsStr]).ok()
 }
 

@@ -6,6 +6,8 @@
 mod dir;
 mod git;
 
+pub use git::is_url;
+
 use crate::desired::diag::{Diagnostic, Diagnostics, Pos, Sink};
 use crate::desired::{self, ManifestFile};
 use serde::Deserialize;
@@ -25,6 +27,8 @@ pub struct Snapshot {
 pub struct SourceOptions {
     pub git_ref: Option<String>,
     pub path: Option<String>,
+    /// Overrides `project` of hawser.toml and the default.
+    pub project: Option<String>,
     /// Where remote repositories are cached.
     pub cache_dir: PathBuf,
 }
@@ -77,7 +81,15 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
             }
         }
     };
-    snapshot(default_project, revision, tree, opts.path.as_deref())
+    let mut snap = snapshot(default_project, revision, tree, opts.path.as_deref())?;
+    if let Some(p) = &opts.project {
+        if let Err(e) = desired::decode::check_name(p) {
+            let diag = Diagnostic { file: "--project".into(), pos: Pos::new(1, 1), message: e, source_line: None };
+            return Err(SourceError::Invalid(Diagnostics(vec![diag])));
+        }
+        snap.project = p.clone();
+    }
+    Ok(snap)
 }
 
 /// A project name from a folder or repository name: `shop.git` is project `shop`.

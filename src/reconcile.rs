@@ -1,0 +1,101 @@
+//! One reconcile of a project: refresh `pull: always` images, observe, plan, refuse what must not
+//! be applied, execute. Shared by `hawser apply` (which adds printing and confirmation) and
+//! `hawser serve` (which adds triggers, backoff and history).
+
+use crate::apply::{self, Report};
+use crate::desired::{DesiredState, PullPolicy};
+use crate::diff::{self, DiffOptions, Op, Plan};
+use crate::observed::ObservedState;
+use crate::runtime::{Engine, EngineError};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub prune: bool,
+    pub allow_empty: bool,
+    /// Pull `pull: always` images before planning (not when applying a saved plan).
+    pub refresh_images: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("Image {name}: {source}")]
+    Pull { name: String, source: EngineError },
+    /// Conflicts make the whole revision refused.
+    #[error("refusing to apply: the plan has conflicts, and a revision is applied whole or not at all:\n  {}", .0.join("\n  "))]
+    Conflicts(Vec<String>),
+    #[error("refusing to remove every managed object of project `{project}` ({removes}); pass --allow-empty if that is intended")]
+    WouldEmpty { project: String, removes: usize },
+    #[error("revision {revision} was not fully applied ({done} done, {failed} failed); what worked before keeps running:\n  {}", .lines.join("\n  "))]
+    Failed { revision: String, done: usize, failed: usize, lines: Vec<String> },
+}
+
+/// Observes the host and computes the plan, refreshing `pull: always` images first if asked.
+pub async fn plan<E: Engine>(
+    engine: &E,
+    d: &DesiredState,
+    opts: &Options,
+) -> Result<(ObservedState, Plan), ReconcileError> {
+    if opts.refresh_images {
+        for img in d.images.values().filter(|i| i.spec.pull == PullPolicy::Always) {
+            engine
+                .pull_image(&img.spec.reference)
+                .await
+                .map_err(|source| ReconcileError::Pull { name: img.name.clone(), source })?;
+        }
+    }
+    let observed = engine.observe().await?;
+    let plan = diff::diff(d, &observed, &DiffOptions { prune: opts.prune });
+    Ok((observed, plan))
+}
+
+/// What in a plan forbids applying it at all.
+pub fn check(plan: &Plan, d: &DesiredState, opts: &Options) -> Result<(), ReconcileError> {
+    let conflicts: Vec<String> = plan.conflicts().map(|a| format!("{} {}: {}", a.kind, a.name, a.cause)).collect();
+    if !conflicts.is_empty() {
+        return Err(ReconcileError::Conflicts(conflicts));
+    }
+    let removes = plan.actions.iter().filter(|a| matches!(a.op, Op::Remove { .. })).count();
+    let others = plan.actions.len() - removes;
+    if removes > 0 && others == 0 && !opts.allow_empty {
+        return Err(ReconcileError::WouldEmpty { project: d.project.clone(), removes });
+    }
+    Ok(())
+}
+
+/// Executes a checked plan; `Err` names every action that failed.
+pub async fn execute<E: Engine>(
+    engine: &E,
+    d: &DesiredState,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Report, ReconcileError> {
+    let report = apply::execute(engine, d, plan, progress).await;
+    if report.ok() {
+        Ok(report)
+    } else {
+        Err(ReconcileError::Failed {
+            revision: d.revision.clone(),
+            done: report.done,
+            failed: report.failures.len(),
+            lines: report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect(),
+        })
+    }
+}
+
+/// Plan, check and execute in one go (the service's reconcile).
+pub async fn converge<E: Engine>(
+    engine: &E,
+    d: &DesiredState,
+    opts: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Plan, Report), ReconcileError> {
+    let (_, plan) = plan(engine, d, opts).await?;
+    check(&plan, d, opts)?;
+    if !plan.has_changes() {
+        return Ok((plan, Report::default()));
+    }
+    let report = execute(engine, d, &plan, progress).await?;
+    Ok((plan, report))
+}

@@ -1,0 +1,76 @@
+//! `hawser init-remote PATH`: a bare repository on the host that deploys on push. Its
+//! `pre-receive` hook validates the pushed commit of the deployed branch and rejects the push
+//! with the FILE:LINE errors; its `post-receive` hook applies it, so the pusher sees the plan and
+//! the outcome as `remote:` lines, as from a platform.
+
+use crate::cli::Cli;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Quotes a value for a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+pub fn init(path: &Path, project: Option<&str>, branch: &str, cli: &Cli, state_dir: &Path) -> Result<(), String> {
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.bare(true).initial_head(branch).mkpath(true);
+    git2::Repository::init_opts(path, &opts)
+        .map_err(|e| format!("cannot create {}: {}", path.display(), e.message()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the hawser binary: {e}"))?;
+    let exe = sh_quote(&exe.display().to_string());
+    let mut env = format!(
+        "export DOCKER_HOST={}\nexport HAWSER_STATE_DIR={}\n",
+        sh_quote(&cli.host),
+        sh_quote(&state_dir.display().to_string())
+    );
+    if let Some(p) = &cli.policy {
+        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        env.push_str(&format!("export HAWSER_POLICY={}\n", sh_quote(&p.display().to_string())));
+    }
+    let project_arg = project.map(|p| format!(" --project {}", sh_quote(p))).unwrap_or_default();
+    let branch_ref = sh_quote(&format!("refs/heads/{branch}"));
+    let pre = format!(
+        r#"#!/bin/sh
+# Installed by `hawser init-remote`: a push to {branch} whose manifests are invalid is rejected.
+{env}zero=0000000000000000000000000000000000000000
+status=0
+while read old new ref; do
+  [ "$ref" = {branch_ref} ] || continue
+  [ "$new" = "$zero" ] && continue
+  echo "hawser: validating $new"
+  {exe} validate "$GIT_DIR" --ref "$new"{project_arg} 2>&1 || status=1
+done
+[ $status = 0 ] || echo "hawser: push rejected; nothing was deployed"
+exit $status
+"#
+    );
+    let post = format!(
+        r#"#!/bin/sh
+# Installed by `hawser init-remote`: a push to {branch} is deployed, and the pusher sees how.
+{env}zero=0000000000000000000000000000000000000000
+while read old new ref; do
+  [ "$ref" = {branch_ref} ] || continue
+  [ "$new" = "$zero" ] && continue
+  echo "hawser: deploying $new"
+  if {exe} apply "$GIT_DIR" --ref "$new" --yes --prune{project_arg} 2>&1; then
+    echo "hawser: deployed $new"
+  else
+    echo "hawser: deploy of $new FAILED; what worked before keeps running"
+  fi
+done
+exit 0
+"#
+    );
+    let hooks = path.join("hooks");
+    std::fs::create_dir_all(&hooks).map_err(|e| e.to_string())?;
+    for (name, text) in [("pre-receive", pre), ("post-receive", post)] {
+        let f = hooks.join(name);
+        std::fs::write(&f, text).map_err(|e| format!("cannot write {}: {e}", f.display()))?;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    }
+    println!("Created {} (deploys branch {branch}). Push to it, for example:", path.display());
+    println!("  git remote add prod {}", path.display());
+    println!("  git push prod {branch}");
+    Ok(())
+}

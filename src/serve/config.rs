@@ -1,0 +1,110 @@
+//! `hawser serve --config FILE`: the sources one host follows, in TOML.
+//!
+//! ```toml
+//! listen = "127.0.0.1:9480"          # HTTP: /healthz, /status, /metrics, /hooks/NAME
+//!
+//! [[source]]
+//! name = "shop"                      # default: the repository's name
+//! repo = "/srv/git/shop.git"         # a local repository (watched) or a git URL (polled)
+//! ref = "main"                       # default: HEAD / the remote's default branch
+//! path = "deploy"                    # the manifest folder; default from hawser.toml
+//! project = "shop"                   # default from hawser.toml
+//! interval = "60s"                   # resync (local) or poll (remote) period, with jitter
+//! webhookSecretFile = "/etc/hawser/shop.secret"
+//! selfHeal = true                    # repair drift on engine events (default)
+//! prune = true                       # remove what is no longer declared (default)
+//! ```
+
+use crate::desired::diag::{Diagnostics, Pos, Sink};
+use crate::desired::Duration;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServeConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub repo: String,
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Overrides the project named by the repository's hawser.toml.
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    #[serde(default)]
+    pub webhook_secret_file: Option<PathBuf>,
+    #[serde(default = "yes")]
+    pub self_heal: bool,
+    #[serde(default = "yes")]
+    pub prune: bool,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9480".into()
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SourceConfig {
+    /// The source's name in URLs, metrics and history.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let base = self.repo.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("source");
+            base.strip_suffix(".git").unwrap_or(base).to_string()
+        })
+    }
+}
+
+impl ServeConfig {
+    pub fn from_file(path: &Path) -> Result<ServeConfig, Diagnostics> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let mut d = Vec::new();
+            Sink::new(&shown, "", &mut d).error(Pos::new(1, 1), format!("cannot read the service config: {e}"));
+            Diagnostics(d)
+        })?;
+        let cfg: ServeConfig = toml::from_str(&text).map_err(|e| {
+            let mut d = Vec::new();
+            let pos = e.span().map(|s| Pos::from_offset(&text, s.start)).unwrap_or(Pos::new(1, 1));
+            Sink::new(&shown, &text, &mut d).error(pos, e.message().to_string());
+            Diagnostics(d)
+        })?;
+        let mut d = Vec::new();
+        if cfg.sources.is_empty() {
+            Sink::new(&shown, &text, &mut d).error(Pos::new(1, 1), "no [[source]] to serve");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for s in &cfg.sources {
+            if !names.insert(s.display_name()) {
+                Sink::new(&shown, &text, &mut d).error(
+                    Pos::new(1, 1),
+                    format!("two sources are named `{}`: give them distinct `name`s", s.display_name()),
+                );
+            }
+        }
+        if d.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(Diagnostics(d))
+        }
+    }
+}

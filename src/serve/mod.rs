@@ -1,0 +1,521 @@
+//! `hawser serve`: keeps a host converged to one or more sources. Each source has one reconcile
+//! loop fed by a trigger that coalesces bursts (a `Notify` holds at most one pending wake-up):
+//! ref changes of a local repository (inotify), a poll or resync interval with jitter, webhooks,
+//! and engine events of its project (drift). A failed revision is retried with capped
+//! exponential backoff, a newer revision takes over at once, and the last good revision stays
+//! deployed while the source is unreachable.
+
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod webhook;
+
+use crate::apply::limit::Limited;
+use crate::desired::{self, DesiredState, Policy};
+use crate::reconcile::{self, ReconcileError};
+use crate::runtime::docker::DockerEngine;
+use crate::source::{self, SourceOptions};
+use config::{ServeConfig, SourceConfig};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use metrics::{Metrics, Outcome};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{watch, Notify};
+
+/// Retry delays of a failing revision: from 5s, doubling, to 5 min.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(5);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// How long a stopping service lets a reconcile in flight finish before abandoning it (the
+/// state it leaves is one the next start converges from).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Webhook-triggered reconciles are at least this far apart: a burst of hooks gives one at once
+/// and one at the end of the window.
+pub const WEBHOOK_SPACING: Duration = Duration::from_secs(3);
+const WEBHOOK_QUIET: Duration = Duration::from_secs(1);
+
+/// Why a reconcile ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Start,
+    Push,
+    Interval,
+    Webhook,
+    Event,
+    Retry,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Push => "push",
+            Trigger::Interval => "interval",
+            Trigger::Webhook => "webhook",
+            Trigger::Event => "event",
+            Trigger::Retry => "retry",
+        }
+    }
+}
+
+/// One followed source at run time.
+pub struct Source {
+    pub cfg: SourceConfig,
+    pub name: String,
+    pub webhook_secret: Option<Vec<u8>>,
+    wake: Notify,
+    /// The strongest reason given since the last reconcile started.
+    pending: Mutex<Option<Trigger>>,
+    pub status: Mutex<metrics::SourceStatus>,
+}
+
+impl Source {
+    pub fn trigger(&self, why: Trigger) {
+        let mut p = self.pending.lock().unwrap();
+        // A push or webhook outranks an event for the record; any reason wakes the loop.
+        if p.is_none() || matches!(why, Trigger::Push | Trigger::Webhook) {
+            *p = Some(why);
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    fn is_local(&self) -> bool {
+        !crate::source::is_url(&self.cfg.repo)
+    }
+}
+
+pub struct Service {
+    pub sources: Vec<Arc<Source>>,
+    pub metrics: Mutex<Metrics>,
+    pub state_dir: PathBuf,
+    pub policy: Policy,
+    pub started: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("source `{0}`: the webhook secret file is empty; refusing to start with an empty secret")]
+    EmptySecret(String),
+    #[error("source `{name}`: cannot read the webhook secret {}: {source}", path.display())]
+    Secret { name: String, path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("cannot watch {}: {message}", path.display())]
+    Watch { path: PathBuf, message: String },
+}
+
+impl Service {
+    pub fn new(cfg: &ServeConfig, state_dir: &Path, policy: Policy) -> Result<Service, ServeError> {
+        let mut sources = Vec::new();
+        for s in &cfg.sources {
+            let name = s.display_name();
+            let webhook_secret = match &s.webhook_secret_file {
+                None => None,
+                Some(path) => {
+                    let text = std::fs::read(path).map_err(|source| ServeError::Secret {
+                        name: name.clone(),
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let trimmed = String::from_utf8_lossy(&text).trim().as_bytes().to_vec();
+                    if trimmed.is_empty() {
+                        return Err(ServeError::EmptySecret(name));
+                    }
+                    Some(trimmed)
+                }
+            };
+            let status = metrics::SourceStatus { name: name.clone(), repo: s.repo.clone(), ..Default::default() };
+            sources.push(Arc::new(Source {
+                cfg: s.clone(),
+                name,
+                webhook_secret,
+                wake: Notify::new(),
+                pending: Mutex::new(None),
+                status: Mutex::new(status),
+            }));
+        }
+        Ok(Service {
+            sources,
+            metrics: Mutex::new(Metrics::default()),
+            state_dir: state_dir.to_path_buf(),
+            policy,
+            started: Instant::now(),
+        })
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub async fn run(engine: DockerEngine, cfg: ServeConfig, state_dir: &Path, policy: Policy) -> Result<(), ServeError> {
+    let svc = Arc::new(Service::new(&cfg, state_dir, policy)?);
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: cfg.listen.clone(), source })?;
+    tracing::info!(listen = %cfg.listen, sources = svc.sources.len(), "serving");
+    eprintln!("hawser serve: listening on {}, following {} source(s)", cfg.listen, svc.sources.len());
+    let _watchers = watch_local_repositories(&svc)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let engine = Arc::new(engine);
+    let reconcilers: FuturesUnordered<_> =
+        svc.sources.iter().map(|s| reconcile_loop(svc.clone(), s.clone(), engine.clone(), stop_rx.clone())).collect();
+    let all = async {
+        tokio::join!(
+            reconcilers.collect::<Vec<()>>(),
+            serve_http(svc.clone(), listener, stop_rx.clone()),
+            follow_engine_events(svc.clone(), engine.clone(), stop_rx.clone()),
+        )
+    };
+    tokio::pin!(all);
+    tokio::select! {
+        _ = &mut all => {}
+        _ = shutdown_signal() => {
+            eprintln!("hawser serve: stopping");
+            let _ = stop_tx.send(true);
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut all).await.is_err() {
+                eprintln!("hawser serve: abandoned a reconcile in flight; the next start converges");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// inotify on each local repository's refs: a push (or a commit) wakes its source at once.
+fn watch_local_repositories(svc: &Arc<Service>) -> Result<Vec<notify::RecommendedWatcher>, ServeError> {
+    use notify::{RecursiveMode, Watcher};
+    let mut watchers = Vec::new();
+    for s in svc.sources.iter().filter(|s| s.is_local()) {
+        let repo = PathBuf::from(&s.cfg.repo);
+        let git_dir = if repo.join(".git").is_dir() { repo.join(".git") } else { repo.clone() };
+        let src = s.clone();
+        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(ev) = res else { return };
+            let is_ref = ev.paths.iter().any(|p| {
+                let p = p.to_string_lossy();
+                p.contains("/refs/") || p.ends_with("packed-refs") || p.ends_with("/HEAD")
+            });
+            if is_ref && !ev.kind.is_access() {
+                src.trigger(Trigger::Push);
+            }
+        })
+        .map_err(|e| ServeError::Watch { path: git_dir.clone(), message: e.to_string() })?;
+        w.watch(&git_dir, RecursiveMode::Recursive)
+            .map_err(|e| ServeError::Watch { path: git_dir.clone(), message: e.to_string() })?;
+        watchers.push(w);
+    }
+    Ok(watchers)
+}
+
+fn jitter(d: Duration) -> Duration {
+    // ±10%, from the clock's nanoseconds: enough to keep many hosts from polling in step.
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
+    let frac = (nanos % 2001) as f64 / 10_000.0 - 0.1;
+    d.mul_f64(1.0 + frac)
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|t| t.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// A failing revision and when it may be tried again.
+struct Backoff {
+    revision: String,
+    delay: Duration,
+    until: Instant,
+}
+
+async fn reconcile_loop(
+    svc: Arc<Service>,
+    src: Arc<Source>,
+    engine: Arc<DockerEngine>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let interval = src.cfg.interval.as_std().max(Duration::from_millis(200));
+    let mut backoff: Option<Backoff> = None;
+    let mut last_good: Option<DesiredState> = None;
+    let mut last_webhook_run: Option<Instant> = None;
+    let mut deferred_webhook: Option<Instant> = None;
+    src.trigger(Trigger::Start);
+    loop {
+        let retry_at = backoff.as_ref().map(|b| b.until);
+        let mut from_deferral = false;
+        let why = tokio::select! {
+            _ = src.wake.notified() => match src.pending.lock().unwrap().take() {
+                Some(why) => why,
+                // The reason was already taken by the wake-up before: nothing new.
+                None => continue,
+            },
+            _ = tokio::time::sleep(jitter(interval)) => Trigger::Interval,
+            _ = sleep_until(retry_at) => Trigger::Retry,
+            _ = sleep_until(deferred_webhook) => {
+                from_deferral = true;
+                Trigger::Webhook
+            }
+            _ = stop.changed() => return,
+        };
+        if *stop.borrow() {
+            return;
+        }
+        // Webhooks: the first of a burst reconciles at once; the rest become one reconcile when
+        // the burst has been quiet for a moment, and not sooner than WEBHOOK_SPACING after.
+        if why == Trigger::Webhook && !from_deferral {
+            let recent = last_webhook_run.filter(|l| l.elapsed() < WEBHOOK_SPACING);
+            if recent.is_some() || deferred_webhook.is_some() {
+                let quiet = Instant::now() + WEBHOOK_QUIET;
+                deferred_webhook = Some(recent.map_or(quiet, |l| (l + WEBHOOK_SPACING).max(quiet)));
+                continue;
+            }
+        }
+        if why == Trigger::Webhook {
+            last_webhook_run = Some(Instant::now());
+        }
+        deferred_webhook = None;
+        let started = Instant::now();
+        let desired = read_source(&svc, &src).await;
+        let d = match desired {
+            Ok(d) => d,
+            Err(SourceProblem::Unavailable(e)) => {
+                src.status.lock().unwrap().source_unavailable(&e);
+                tracing::warn!(source = %src.name, error = %e, "source unavailable; the last good revision stays deployed");
+                // Drift is still repaired, against the last revision that applied.
+                if let (Trigger::Event, Some(good)) = (why, &last_good) {
+                    let _ = run_reconcile(&svc, &src, &engine, good, why, started).await;
+                }
+                continue;
+            }
+            Err(SourceProblem::Invalid(e)) => {
+                record(&svc, &src, None, why, Outcome::Invalid, started, Some(e));
+                continue;
+            }
+        };
+        if let Some(b) = &backoff {
+            if b.revision == d.revision && Instant::now() < b.until {
+                continue; // A failing revision waits for its retry time; a newer one goes at once.
+            }
+        }
+        match run_reconcile(&svc, &src, &engine, &d, why, started).await {
+            Ok(()) => {
+                backoff = None;
+                last_good = Some(d);
+            }
+            Err(()) => {
+                let delay = match &backoff {
+                    Some(b) if b.revision == d.revision => (b.delay * 2).min(BACKOFF_MAX),
+                    _ => BACKOFF_MIN,
+                };
+                tracing::warn!(source = %src.name, revision = %d.revision, retry_in = ?delay, "reconcile failed");
+                src.status.lock().unwrap().retry_in = Some(delay.as_secs());
+                backoff = Some(Backoff { revision: d.revision.clone(), delay, until: Instant::now() + delay });
+            }
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum SourceProblem {
+    Unavailable(String),
+    Invalid(String),
+}
+
+async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, SourceProblem> {
+    let opts = SourceOptions {
+        git_ref: src.cfg.git_ref.clone(),
+        path: src.cfg.path.clone(),
+        project: src.cfg.project.clone(),
+        cache_dir: svc.state_dir.clone(),
+    };
+    let repo = src.cfg.repo.clone();
+    let read = tokio::task::spawn_blocking(move || source::read(&repo, &opts));
+    let snap = match tokio::time::timeout(FETCH_TIMEOUT, read).await {
+        Err(_) => return Err(SourceProblem::Unavailable(format!("no answer within {}s", FETCH_TIMEOUT.as_secs()))),
+        Ok(Err(e)) => return Err(SourceProblem::Unavailable(e.to_string())),
+        Ok(Ok(Err(source::SourceError::Invalid(d)))) => return Err(SourceProblem::Invalid(d.to_string())),
+        Ok(Ok(Err(e))) => return Err(SourceProblem::Unavailable(e.to_string())),
+        Ok(Ok(Ok(s))) => s,
+    };
+    let mut d = desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &svc.policy)
+        .map_err(|e| SourceProblem::Invalid(e.to_string()))?;
+    desired::secrets::resolve(&mut d).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
+    Ok(d)
+}
+
+/// One reconcile under the project's lock; outcome recorded in status, metrics and history.
+async fn run_reconcile(
+    svc: &Arc<Service>,
+    src: &Arc<Source>,
+    engine: &Arc<DockerEngine>,
+    d: &DesiredState,
+    why: Trigger,
+    started: Instant,
+) -> Result<(), ()> {
+    src.status.lock().unwrap().project = Some(d.project.clone());
+    let (dir, project) = (svc.state_dir.clone(), d.project.clone());
+    let lock = tokio::task::spawn_blocking(move || {
+        crate::lock::acquire(&dir, &project, None, &mut |m: &str| tracing::info!("{m}"))
+    })
+    .await
+    .map_err(|_| ())?;
+    let _lock = match lock {
+        Ok(l) => l,
+        Err(e) => {
+            record(svc, src, Some(d), why, Outcome::Failed, started, Some(e.to_string()));
+            return Err(());
+        }
+    };
+    let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false, refresh_images: true };
+    let limited = Limited::new(engine.as_ref(), 8);
+    let name = src.name.clone();
+    let mut progress = |line: &str| tracing::info!(source = %name, "{line}");
+    match reconcile::converge(&limited, d, &opts, &mut progress).await {
+        Ok((plan, report)) => {
+            let outcome = if report.done > 0 { Outcome::Changed } else { Outcome::Unchanged };
+            if report.done > 0 && why == Trigger::Event {
+                svc.metrics.lock().unwrap().drift_repairs(&src.name);
+                src.status.lock().unwrap().drift_repairs += 1;
+            }
+            let _ = plan;
+            record(svc, src, Some(d), why, outcome, started, None);
+            Ok(())
+        }
+        Err(e) => {
+            let outcome = match e {
+                ReconcileError::Conflicts(_) | ReconcileError::WouldEmpty { .. } => Outcome::Refused,
+                _ => Outcome::Failed,
+            };
+            record(svc, src, Some(d), why, outcome, started, Some(e.to_string()));
+            Err(())
+        }
+    }
+}
+
+fn record(
+    svc: &Service,
+    src: &Source,
+    d: Option<&DesiredState>,
+    why: Trigger,
+    outcome: Outcome,
+    started: Instant,
+    error: Option<String>,
+) {
+    let took = started.elapsed();
+    let revision = d.map(|d| d.revision.clone());
+    tracing::info!(source = %src.name, trigger = why.as_str(), outcome = outcome.as_str(), revision = ?revision, took = ?took, "reconcile");
+    if let Some(e) = &error {
+        tracing::warn!(source = %src.name, "{e}");
+    }
+    svc.metrics.lock().unwrap().observe(&src.name, outcome, took);
+    let mut st = src.status.lock().unwrap();
+    st.record(revision, why, outcome, took, error, now_unix());
+}
+
+async fn serve_http(svc: Arc<Service>, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut conns = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    conns.push(handle_connection(svc.clone(), stream));
+                }
+            }
+            Some(()) = conns.next(), if !conns.is_empty() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn handle_connection(svc: Arc<Service>, mut stream: tokio::net::TcpStream) {
+    let response = match http::read_request(&mut stream).await {
+        Ok(req) => route(&svc, req),
+        Err(resp) => resp,
+    };
+    http::write_response(&mut stream, response).await;
+}
+
+fn route(svc: &Service, req: http::Request) -> http::Response {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/healthz") => http::Response::text(200, "ok\n"),
+        ("GET", "/status") => {
+            let sources: Vec<metrics::SourceStatus> =
+                svc.sources.iter().map(|s| s.status.lock().unwrap().clone()).collect();
+            let body = serde_json::json!({"uptimeSeconds": svc.started.elapsed().as_secs(), "sources": sources});
+            http::Response::new(200, "application/json", serde_json::to_string_pretty(&body).unwrap_or_default() + "\n")
+        }
+        ("GET", "/metrics") => {
+            let statuses: Vec<metrics::SourceStatus> =
+                svc.sources.iter().map(|s| s.status.lock().unwrap().clone()).collect();
+            http::Response::new(200, "text/plain; version=0.0.4", svc.metrics.lock().unwrap().render(&statuses))
+        }
+        ("POST", path) if path.starts_with("/hooks/") => {
+            let name = &path["/hooks/".len()..];
+            let Some(src) = svc.sources.iter().find(|s| s.name == name) else {
+                return http::Response::text(404, "no such source\n");
+            };
+            let Some(secret) = &src.webhook_secret else {
+                return http::Response::text(404, "webhooks are not enabled for this source\n");
+            };
+            match webhook::verify(secret, &req.headers, &req.body) {
+                Some(provider) => {
+                    tracing::info!(source = %src.name, ?provider, "webhook");
+                    src.trigger(Trigger::Webhook);
+                    http::Response::text(202, "accepted\n")
+                }
+                None => http::Response::text(401, "bad or missing signature\n"),
+            }
+        }
+        (_, "/healthz" | "/status" | "/metrics") => http::Response::text(405, "method not allowed\n"),
+        _ => http::Response::text(404, "not found\n"),
+    }
+}
+
+/// Engine events of managed containers (die, destroy, oom, unhealthy) wake the source that owns
+/// their project: drift is repaired at once.
+async fn follow_engine_events(svc: Arc<Service>, engine: Arc<DockerEngine>, mut stop: watch::Receiver<bool>) {
+    if !svc.sources.iter().any(|s| s.cfg.self_heal) {
+        return;
+    }
+    loop {
+        let mut events = Box::pin(engine.container_events());
+        loop {
+            tokio::select! {
+                ev = events.next() => match ev {
+                    Some(Ok(ev)) => {
+                        for s in svc.sources.iter().filter(|s| s.cfg.self_heal) {
+                            if s.status.lock().unwrap().project.as_deref() == Some(ev.project.as_str()) {
+                                tracing::debug!(source = %s.name, container = %ev.name, action = %ev.action, "engine event");
+                                s.trigger(Trigger::Event);
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "engine events interrupted; reconnecting");
+                        break;
+                    }
+                    None => break,
+                },
+                _ = stop.changed() => return,
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
