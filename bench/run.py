@@ -147,6 +147,78 @@ def limit_runs(n, runs):
     return res
 
 
+class UnixHTTP(__import__("http.client").client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost")
+        self.path = path
+
+    def connect(self):
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+
+
+def engine_get(path):
+    c = UnixHTTP(HOST.replace("unix://", ""))
+    c.request("GET", path)
+    body = c.getresponse().read()
+    c.close()
+    return json.loads(body)
+
+
+def serve_runs(hawser, pushes=10):
+    """Push-to-running through `hawser serve` on a local bare repository, and its idle footprint."""
+    prefix = "bs-"
+    clean(prefix)
+    work, bare, state = tempfile.mkdtemp(), tempfile.mkdtemp(), tempfile.mkdtemp()
+    git = lambda *a: sh(["git", "-c", "user.name=b", "-c", "user.email=b@b", *a], cwd=work)
+    sh(["git", "init", "-q", "--bare", "-b", "main", bare])
+    git("init", "-q", "-b", "main")
+    git("remote", "add", "origin", bare)
+    open(os.path.join(work, "hawser.toml"), "w").write('project = "bs-bench"\n')
+    def write(v):
+        open(os.path.join(work, "svc.yaml"), "w").write(
+            f"kind: Container\nmetadata: {{name: {prefix}svc}}\nspec:\n  image: \"{IMAGE}\"\n"
+            f"  command: {json.dumps(LOOP)}\n  env: {{VERSION: \"{v}\"}}\n")
+    write("0")
+    git("add", "-A"); git("commit", "-qm", "v0"); git("push", "-q", "origin", "main")
+    proc = subprocess.Popen([hawser, "--state-dir", state, "serve", bare, "--interval", "10m", "--listen", "127.0.0.1:19599"],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def running_revision(rev, limit=10.0):
+        t = time.perf_counter()
+        filt = json.dumps({"label": [f"dev.hawser.revision={rev}"], "status": ["running"]})
+        while time.perf_counter() - t < limit:
+            if engine_get("/containers/json?filters=" + __import__("urllib.parse").parse.quote(filt)):
+                return time.perf_counter()
+            time.sleep(0.01)
+        return None
+    rev0 = sh(["git", "rev-parse", "HEAD"], cwd=work).stdout.strip()
+    running_revision(rev0, 20)
+    lat = []
+    for i in range(1, pushes + 1):
+        write(str(i))
+        git("add", "-A"); git("commit", "-qm", f"v{i}")
+        rev = sh(["git", "rev-parse", "HEAD"], cwd=work).stdout.strip()
+        t = time.perf_counter()
+        git("push", "-q", "origin", "main")
+        done = running_revision(rev)
+        if done:
+            lat.append(done - t)
+        time.sleep(2.5)  # let the replacement finish before the next push
+    time.sleep(3)
+    status = open(f"/proc/{proc.pid}/status").read()
+    rss_kb = int(next(l.split()[1] for l in status.splitlines() if l.startswith("VmRSS")))
+    def cpu():
+        f = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    c0 = cpu(); time.sleep(10); c1 = cpu()
+    proc.terminate(); proc.wait()
+    clean(prefix)
+    shutil.rmtree(work); shutil.rmtree(bare); shutil.rmtree(state)
+    return {"push-to-running median (s)": median(lat), "pushes measured": len(lat),
+            "idle RSS (MB)": rss_kb / 1024, "idle CPU over 10 s (s)": c1 - c0}
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 
@@ -169,6 +241,9 @@ def main():
         l = limit_runs(n, args.runs)
         results[n] = (h, c, l)
     extra = {}
+    print("serve: push-to-running", file=sys.stderr)
+    for k, v in serve_runs(args.hawser).items():
+        extra[k] = f"{v:.3f}" if isinstance(v, float) else str(v)
     for line in sh(["target/release/examples/plan_bench"], check=False).stdout.splitlines():
         if ":" in line:
             k, v = line.split(":", 1)
@@ -204,7 +279,7 @@ def write_report(path, results, runs, extra):
             out.append(f"| {step} | {fmt(hv)} | {fmt(cv)} | {ratio} | {fmt(lv) if lv else ''} | {lratio} |")
         out.append("")
     if extra:
-        out += ["## In process", ""] + [f"- {k}: {v}" for k, v in extra.items()] + [""]
+        out += ["## Service and in process", ""] + [f"- {k}: {v}" for k, v in extra.items()] + [""]
     open(path, "w").write("\n".join(out))
     print("\n".join(out))
 
