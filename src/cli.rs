@@ -165,6 +165,15 @@ pub enum Command {
         #[arg(long)]
         no_self_heal: bool,
     },
+    /// Past reconciles (of `hawser serve` and `hawser apply`), newest first.
+    History {
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Create a bare repository that validates pushes and deploys the default branch.
     InitRemote {
         path: PathBuf,
@@ -181,6 +190,23 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+}
+
+/// `2026-11-23 19:27:21` from seconds since the epoch (UTC), without a date library.
+fn format_unix(t: f64) -> String {
+    let secs = t as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn parse_duration(s: &str) -> Result<desired::Duration, String> {
@@ -418,7 +444,10 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let limited = apply::limit::Limited::new(&engine, *parallel);
             let opts =
                 ApplyOptions { prune, yes: *yes, allow_empty: *allow_empty, quiet: cli.quiet, saved: saved.as_ref() };
-            apply(&limited, &d, &opts).await
+            let started = std::time::Instant::now();
+            let result = apply(&limited, &d, &opts).await;
+            record_apply(state_dir, &src.source, &d, &result, started);
+            result.map(|(code, _)| code)
         }
         Command::Serve {
             config,
@@ -452,6 +481,36 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             crate::serve::run(engine, cfg, state_dir, policy(cli)?)
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))?;
+            Ok(EXIT_OK)
+        }
+        Command::History { project, limit, output } => {
+            let h = crate::history::History::open(state_dir).map_err(|e| CliError::Failed(e.to_string()))?;
+            let entries = h.recent(project.as_deref(), *limit).map_err(|e| CliError::Failed(e.to_string()))?;
+            if *output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&entries).expect("entries serialize"));
+            } else {
+                println!(
+                    "{:<20} {:<16} {:<16} {:<9} {:<10} {:>7} {:>8}  REVISION",
+                    "WHEN (UTC)", "SOURCE", "PROJECT", "TRIGGER", "OUTCOME", "ACTIONS", "MS"
+                );
+                for e in &entries {
+                    let rev = e.revision.as_deref().unwrap_or("-");
+                    let rev = if rev.len() > 12 && !rev.starts_with("dir:") { &rev[..12] } else { rev };
+                    println!(
+                        "{:<20} {:<16} {:<16} {:<9} {:<10} {:>7} {:>8}  {rev}",
+                        format_unix(e.started_unix),
+                        e.source,
+                        e.project.as_deref().unwrap_or("-"),
+                        e.trigger,
+                        e.outcome,
+                        e.actions,
+                        e.duration_ms
+                    );
+                    if let Some(err) = &e.error {
+                        println!("    {}", err.lines().next().unwrap_or_default());
+                    }
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::InitRemote { path, project, branch } => {
@@ -534,7 +593,40 @@ fn fingerprint(observed: &ObservedState, d: &DesiredState) -> String {
     crate::observed::fingerprint(observed, &d.project, &names)
 }
 
-async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<u8, CliError> {
+/// One row in the history for a CLI apply (best effort: no history is no reason to fail).
+fn record_apply(
+    state_dir: &std::path::Path,
+    source: &str,
+    d: &DesiredState,
+    result: &Result<(u8, usize), CliError>,
+    started: std::time::Instant,
+) {
+    let (outcome, actions, error) = match result {
+        Ok((EXIT_OK, 0)) => ("unchanged", 0, None),
+        Ok((EXIT_OK, n)) => ("changed", *n, None),
+        Ok(_) => return, // declined at the prompt: nothing happened
+        Err(e) => (if e.to_string().starts_with("refusing") { "refused" } else { "failed" }, 0, Some(e.to_string())),
+    };
+    let took = started.elapsed();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_secs_f64()).unwrap_or(0.0);
+    let entry = crate::history::Entry {
+        started_unix: now - took.as_secs_f64(),
+        source: source.to_string(),
+        project: Some(d.project.clone()),
+        revision: Some(d.revision.clone()),
+        trigger: "apply".into(),
+        actions: actions as u64,
+        outcome: outcome.into(),
+        duration_ms: took.as_millis() as u64,
+        error,
+    };
+    if let Ok(h) = crate::history::History::open(state_dir) {
+        let _ = h.record(&entry);
+    }
+}
+
+async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<(u8, usize), CliError> {
     let ApplyOptions { prune, yes, allow_empty, quiet, saved } = *o;
     // A saved plan is applied as it was made: no refresh of `pull: always` images.
     let opts = reconcile::Options { prune, allow_empty, refresh_images: saved.is_none() };
@@ -553,7 +645,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
     }
     reconcile::check(&plan, d, &opts)?;
     if !plan.has_changes() {
-        return Ok(EXIT_OK);
+        return Ok((EXIT_OK, 0));
     }
     if !yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
         print!("Apply these changes to the host? [y/N] ");
@@ -562,7 +654,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
         let _ = std::io::stdin().read_line(&mut answer);
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             println!("Nothing was changed.");
-            return Ok(EXIT_FAILED);
+            return Ok((EXIT_FAILED, 0));
         }
     }
     let mut progress = |line: &str| {
@@ -574,7 +666,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
     if !quiet {
         println!("Applied revision {} of project {}: {} change(s).", d.revision, d.project, report.done);
     }
-    Ok(EXIT_OK)
+    Ok((EXIT_OK, report.done))
 }
 
 fn print_status(observed: &ObservedState, project: Option<&str>, output: Output) {

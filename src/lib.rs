@@ -9,6 +9,7 @@ pub mod cli;
 pub mod desired;
 pub mod diff;
 pub mod failpoint;
+pub mod history;
 pub mod labels;
 pub mod lock;
 pub mod observed;

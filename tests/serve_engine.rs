@@ -173,6 +173,14 @@ fn a_push_to_a_watched_repository_deploys_and_drift_is_repaired() {
     let gone = Instant::now();
     let back = wait_for(Duration::from_secs(2), || runs_version(&format!("{p}-svc"), "2"));
     assert!(back.is_some(), "repaired within 2s (after {:?})", gone.elapsed());
+    // Every reconcile is in the history, with its trigger and outcome.
+    let r = s.hawser(&["history", "--project", p, "--output", "json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let entries: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let triggers: Vec<&str> = entries.as_array().unwrap().iter().map(|e| e["trigger"].as_str().unwrap()).collect();
+    assert!(triggers.contains(&"start") && triggers.contains(&"push") && triggers.contains(&"event"), "{triggers:?}");
+    let changed = entries.as_array().unwrap().iter().filter(|e| e["outcome"] == "changed").count();
+    assert!(changed >= 3, "first deploy, push, repair: {entries}");
     let metrics = serve.get("/metrics").unwrap().1;
     assert!(metrics.contains("hawser_reconciles_total{source=\"origin\",outcome=\"changed\"}"), "{metrics}");
     assert!(

@@ -89,6 +89,8 @@ impl Source {
 
 pub struct Service {
     pub sources: Vec<Arc<Source>>,
+    /// None when the database can't be opened: the service runs on without history.
+    pub history: Mutex<Option<crate::history::History>>,
     pub metrics: Mutex<Metrics>,
     pub state_dir: PathBuf,
     pub policy: Policy,
@@ -137,8 +139,16 @@ impl Service {
                 status: Mutex::new(status),
             }));
         }
+        let history = match crate::history::History::open(state_dir) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "no reconcile history");
+                None
+            }
+        };
         Ok(Service {
             sources,
+            history: Mutex::new(history),
             metrics: Mutex::new(Metrics::default()),
             state_dir: state_dir.to_path_buf(),
             policy,
@@ -392,7 +402,7 @@ async fn run_reconcile(
                 src.status.lock().unwrap().drift_repairs += 1;
             }
             let _ = plan;
-            record(svc, src, Some(d), why, outcome, started, None);
+            record_with(svc, src, Some(d), why, outcome, started, None, report.done as u64);
             Ok(())
         }
         Err(e) => {
@@ -415,8 +425,38 @@ fn record(
     started: Instant,
     error: Option<String>,
 ) {
+    record_with(svc, src, d, why, outcome, started, error, 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_with(
+    svc: &Service,
+    src: &Source,
+    d: Option<&DesiredState>,
+    why: Trigger,
+    outcome: Outcome,
+    started: Instant,
+    error: Option<String>,
+    actions: u64,
+) {
     let took = started.elapsed();
     let revision = d.map(|d| d.revision.clone());
+    if let Some(h) = svc.history.lock().unwrap().as_ref() {
+        let entry = crate::history::Entry {
+            started_unix: now_unix() - took.as_secs_f64(),
+            source: src.name.clone(),
+            project: d.map(|d| d.project.clone()).or_else(|| src.status.lock().unwrap().project.clone()),
+            revision: revision.clone(),
+            trigger: why.as_str().to_string(),
+            actions,
+            outcome: outcome.as_str().to_string(),
+            duration_ms: took.as_millis() as u64,
+            error: error.clone(),
+        };
+        if let Err(e) = h.record(&entry) {
+            tracing::warn!(error = %e, "cannot record history");
+        }
+    }
     tracing::info!(source = %src.name, trigger = why.as_str(), outcome = outcome.as_str(), revision = ?revision, took = ?took, "reconcile");
     if let Some(e) = &error {
         tracing::warn!(source = %src.name, "{e}");

@@ -1,0 +1,120 @@
+//! The reconcile history, in SQLite in the state dir (bundled: no server). `hawser serve` and
+//! `hawser apply` write one row per reconcile; `hawser history` and `hawser status` read it.
+//! Rows hold revisions, causes and errors, never secret values (no message carries one).
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub started_unix: f64,
+    pub source: String,
+    pub project: Option<String>,
+    pub revision: Option<String>,
+    pub trigger: String,
+    /// Actions carried out.
+    pub actions: u64,
+    pub outcome: String,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+pub struct History {
+    conn: Connection,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("history database {path}: {source}")]
+pub struct HistoryError {
+    path: String,
+    source: rusqlite::Error,
+}
+
+impl History {
+    pub fn open(state_dir: &Path) -> Result<History, HistoryError> {
+        let path = state_dir.join("history.sqlite3");
+        let err = |source| HistoryError { path: path.display().to_string(), source };
+        let _ = std::fs::create_dir_all(state_dir);
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS reconciles (
+                 id INTEGER PRIMARY KEY,
+                 started_unix REAL NOT NULL,
+                 source TEXT NOT NULL,
+                 project TEXT,
+                 revision TEXT,
+                 trigger TEXT NOT NULL,
+                 actions INTEGER NOT NULL,
+                 outcome TEXT NOT NULL,
+                 duration_ms INTEGER NOT NULL,
+                 error TEXT
+             );
+             CREATE INDEX IF NOT EXISTS reconciles_project ON reconciles (project, id);",
+        )
+        .map_err(err)?;
+        Ok(History { conn })
+    }
+
+    pub fn record(&self, e: &Entry) -> rusqlite::Result<()> {
+        self.conn.execute(
+            "INSERT INTO reconciles (started_unix, source, project, revision, trigger, actions, outcome, duration_ms, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![e.started_unix, e.source, e.project, e.revision, e.trigger, e.actions as i64, e.outcome, e.duration_ms as i64, e.error],
+        )?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries, newest first, of one project or all.
+    pub fn recent(&self, project: Option<&str>, limit: usize) -> rusqlite::Result<Vec<Entry>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT started_unix, source, project, revision, trigger, actions, outcome, duration_ms, error
+             FROM reconciles WHERE (?1 IS NULL OR project = ?1) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![project, limit as i64], |r| {
+            Ok(Entry {
+                started_unix: r.get(0)?,
+                source: r.get(1)?,
+                project: r.get(2)?,
+                revision: r.get(3)?,
+                trigger: r.get(4)?,
+                actions: r.get::<_, i64>(5)? as u64,
+                outcome: r.get(6)?,
+                duration_ms: r.get::<_, i64>(7)? as u64,
+                error: r.get(8)?,
+            })
+        })?;
+        rows.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_come_back_newest_first_by_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        for (i, p) in ["a", "b", "a"].iter().enumerate() {
+            let e = Entry {
+                started_unix: i as f64,
+                source: "s".into(),
+                project: Some(p.to_string()),
+                revision: Some(format!("r{i}")),
+                trigger: "push".into(),
+                actions: i as u64,
+                outcome: "changed".into(),
+                duration_ms: 10,
+                error: None,
+            };
+            h.record(&e).unwrap();
+        }
+        let a = History::open(dir.path()).unwrap().recent(Some("a"), 10).unwrap();
+        assert_eq!(a.iter().map(|e| e.revision.clone().unwrap()).collect::<Vec<_>>(), ["r2", "r0"]);
+        assert_eq!(h.recent(None, 1).unwrap().len(), 1);
+    }
+}
