@@ -21,9 +21,24 @@ def sh(cmd, cwd=None, check=True):
     return r
 
 
+STEP_TIMEOUT = 300
+NOTES = []
+
+
 def timed(cmd, cwd=None):
+    """Seconds one command took; None when it failed or hung past STEP_TIMEOUT."""
     t = time.perf_counter()
-    sh(cmd, cwd=cwd)
+    try:
+        r = subprocess.run(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=STEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        print(f"timed out after {STEP_TIMEOUT}s: {' '.join(cmd)}", file=sys.stderr)
+        NOTES.append(f"`{' '.join(cmd[:4])} ...` hung past {STEP_TIMEOUT}s once and was stopped (not counted).")
+        return None
+    if r.returncode != 0:
+        print(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}", file=sys.stderr)
+        NOTES.append(f"`{' '.join(cmd[:4])} ...` failed once (not counted): {r.stderr.strip().splitlines()[-1][:200] if r.stderr.strip() else ''}")
+        return None
     return time.perf_counter() - t
 
 
@@ -220,6 +235,7 @@ def serve_runs(hawser, pushes=10):
 
 
 def median(xs):
+    xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
 
 
@@ -227,6 +243,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="20,100")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs-large", type=int, default=1, help="runs for sizes above 50")
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--hawser", default="target/release/hawser")
     args = ap.parse_args()
@@ -234,12 +251,14 @@ def main():
     results = {}
     for n in sizes:
         print(f"N={n}: hawser", file=sys.stderr)
-        h = hawser_runs(args.hawser, n, args.runs)
+        runs = args.runs if n <= 50 else args.runs_large
+        h = hawser_runs(args.hawser, n, runs)
         print(f"N={n}: docker-compose", file=sys.stderr)
-        c = compose_runs(n, args.runs)
+        c = compose_runs(n, runs)
         print(f"N={n}: docker run limit", file=sys.stderr)
-        l = limit_runs(n, args.runs)
-        results[n] = (h, c, l)
+        l = limit_runs(n, runs)
+        results[n] = (h, c, l, runs)
+        continue
     extra = {}
     print("serve: push-to-running", file=sys.stderr)
     for k, v in serve_runs(args.hawser).items():
@@ -261,7 +280,8 @@ def write_report(path, results, runs, extra):
         "",
         "Made by `scripts/bench` (bench/run.py): hawser, `docker-compose` (the peer) and plain parallel",
         "`docker run` (the engine's own limit, 8 at a time) on the same generated stack and the same",
-        f"engine, in one run; each figure is the median of {runs} runs, in seconds. Ratios below 1 mean",
+        "engine, in one run; each figure is the median of the runs named in its heading, in seconds",
+        "(n/a: the step failed or hung past 300s, see below). Ratios below 1 mean",
         "hawser is faster. The stack: one network, and per container a named volume; containers",
         "stop at once on SIGTERM, so stop grace periods are not what is measured.",
         "",
@@ -269,15 +289,17 @@ def write_report(path, results, runs, extra):
         f"engine: dockerd {engine}; peer: docker-compose {compose}; date: {time.strftime('%Y-%m-%d')}.",
         "",
     ]
-    for n, (h, c, l) in results.items():
-        out += [f"## {n} containers", "", "| step | hawser | docker-compose | ratio | docker run limit | ratio to limit |", "|---|---|---|---|---|---|"]
+    for n, (h, c, l, runs_n) in results.items():
+        out += [f"## {n} containers ({runs_n} run{'s' if runs_n > 1 else ''}, median)", "", "| step | hawser | docker-compose | ratio | docker run limit | ratio to limit |", "|---|---|---|---|---|---|"]
         for step in h:
             hv, cv, lv = median(h[step]), median(c.get(step, [])), median(l.get(step, []))
             fmt = lambda v: f"{v:.2f}" if v is not None else "n/a"
-            ratio = f"{hv / cv:.2f}x" if cv else "n/a"
-            lratio = f"{hv / lv:.2f}x" if lv else ""
+            ratio = f"{hv / cv:.2f}x" if cv and hv else "n/a"
+            lratio = f"{hv / lv:.2f}x" if lv and hv else ""
             out.append(f"| {step} | {fmt(hv)} | {fmt(cv)} | {ratio} | {fmt(lv) if lv else ''} | {lratio} |")
         out.append("")
+    if NOTES:
+        out += ["## Notes from this run", ""] + [f"- {n}" for n in NOTES] + [""]
     if extra:
         out += ["## Service and in process", ""] + [f"- {k}: {v}" for k, v in extra.items()] + [""]
     open(path, "w").write("\n".join(out))
