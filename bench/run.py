@@ -270,6 +270,33 @@ def main():
     write_report(args.out, results, args.runs, extra)
 
 
+def targets(results, extra):
+    """The figures the project is judged against (issues 5, 6 and 8), checked."""
+    out = ["## Against the targets", "", "| target | measured | met |", "|---|---|---|"]
+    def row(name, value, ok):
+        out.append(f"| {name} | {value} | {'yes' if ok else 'no'} |")
+    if 20 in results:
+        h, c, l, _ = results[20]
+        m = lambda d, k: median(d.get(k, []))
+        pairs = [("no-op apply, 20 containers: at most 0.1x compose", "no-op apply", c, 0.1),
+                 ("cold apply, 20: at most 0.6x compose", "cold apply", c, 0.6),
+                 ("change of every container, 20: at most 0.5x compose", "change all", c, 0.5),
+                 ("cold apply, 20: within 1.3x of the docker run limit", "cold apply", l, 1.3)]
+        for name, step, peer, limit in pairs:
+            hv, pv = m(h, step), m(peer, step)
+            if hv and pv:
+                row(name, f"{hv / pv:.2f}x", hv / pv <= limit)
+    def num(k):
+        try:
+            return float(extra.get(k, "nan").split()[0])
+        except ValueError:
+            return float("nan")
+    row("push-to-running, median: under 1 s", f"{num('push-to-running median (s)'):.3f} s", num("push-to-running median (s)") < 1)
+    row("idle service RSS: under 20 MB", f"{num('idle RSS (MB)'):.1f} MB", num("idle RSS (MB)") < 20)
+    row("plan of 1,000 resources: under 200 ms", f"{num('plan of 1000 resources, total'):.1f} ms", num("plan of 1000 resources, total") < 200)
+    return out + [""]
+
+
 def write_report(path, results, runs, extra):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
@@ -298,6 +325,7 @@ def write_report(path, results, runs, extra):
             lratio = f"{hv / lv:.2f}x" if lv and hv else ""
             out.append(f"| {step} | {fmt(hv)} | {fmt(cv)} | {ratio} | {fmt(lv) if lv else ''} | {lratio} |")
         out.append("")
+    out += targets(results, extra)
     if NOTES:
         out += ["## Notes from this run", ""] + [f"- {n}" for n in NOTES] + [""]
     if extra:
