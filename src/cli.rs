@@ -42,6 +42,10 @@ pub struct Cli {
     /// capabilities, binds only under /srv and /opt, never the engine socket).
     #[arg(long, global = true, env = "HAWSER_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Apply only commits signed by an SSH key listed in this file (ssh-keygen's
+    /// allowed_signers format, as git's gpg.ssh.allowedSignersFile).
+    #[arg(long, global = true, env = "HAWSER_ALLOWED_SIGNERS")]
+    pub allowed_signers: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -240,12 +244,16 @@ enum CliError {
     Source(SourceError),
     #[error("{0}")]
     Failed(String),
+    /// The revision may not be applied here (its signature): like invalid input, exit 3.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<SourceError> for CliError {
     fn from(e: SourceError) -> Self {
         match e {
             SourceError::Invalid(d) => CliError::Invalid(d),
+            e @ SourceError::Signature { .. } => CliError::Refused(e.to_string()),
             other => CliError::Source(other),
         }
     }
@@ -290,6 +298,10 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("{d}");
             let n = d.0.len();
             eprintln!("error: the desired state has {n} problem{}; nothing was changed", if n == 1 { "" } else { "s" });
+            ExitCode::from(EXIT_INVALID)
+        }
+        Err(CliError::Refused(m)) => {
+            eprintln!("error: {m}; nothing was changed");
             ExitCode::from(EXIT_INVALID)
         }
         Err(e) => {
@@ -345,6 +357,7 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
         git_ref: src.git_ref.clone(),
         path: src.path.clone(),
         project: src.project.clone(),
+        allowed_signers: cli.allowed_signers.clone(),
         cache_dir: state_dir.to_path_buf(),
     };
     let snap = source::read(&src.source, &opts)?;
@@ -474,9 +487,16 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                         webhook_secret_file: webhook_secret_file.clone(),
                         self_heal: !no_self_heal,
                         prune: true,
+                        allowed_signers: None,
                     }],
                 },
             };
+            let mut cfg = cfg;
+            for s in &mut cfg.sources {
+                if s.allowed_signers.is_none() {
+                    s.allowed_signers = cli.allowed_signers.clone();
+                }
+            }
             let engine = DockerEngine::connect(&cli.host).await?;
             crate::serve::run(engine, cfg, state_dir, policy(cli)?)
                 .await

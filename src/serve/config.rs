@@ -13,6 +13,7 @@
 //! webhookSecretFile = "/etc/hawser/shop.secret"
 //! selfHeal = true                    # repair drift on engine events (default)
 //! prune = true                       # remove what is no longer declared (default)
+//! allowedSigners = "/etc/hawser/allowed_signers"   # only commits signed by these SSH keys
 //! ```
 
 use crate::desired::diag::{Diagnostics, Pos, Sink};
@@ -50,6 +51,9 @@ pub struct SourceConfig {
     pub self_heal: bool,
     #[serde(default = "yes")]
     pub prune: bool,
+    /// Apply only commits signed by a key in this allowed_signers file.
+    #[serde(default)]
+    pub allowed_signers: Option<PathBuf>,
 }
 
 fn default_listen() -> String {

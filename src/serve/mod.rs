@@ -350,6 +350,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         git_ref: src.cfg.git_ref.clone(),
         path: src.cfg.path.clone(),
         project: src.cfg.project.clone(),
+        allowed_signers: src.cfg.allowed_signers.clone(),
         cache_dir: svc.state_dir.clone(),
     };
     let repo = src.cfg.repo.clone();
@@ -358,6 +359,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         Err(_) => return Err(SourceProblem::Unavailable(format!("no answer within {}s", FETCH_TIMEOUT.as_secs()))),
         Ok(Err(e)) => return Err(SourceProblem::Unavailable(e.to_string())),
         Ok(Ok(Err(source::SourceError::Invalid(d)))) => return Err(SourceProblem::Invalid(d.to_string())),
+        Ok(Ok(Err(e @ source::SourceError::Signature { .. }))) => return Err(SourceProblem::Invalid(e.to_string())),
         Ok(Ok(Err(e))) => return Err(SourceProblem::Unavailable(e.to_string())),
         Ok(Ok(Ok(s))) => s,
     };

@@ -30,9 +30,14 @@ pub fn open(path: &Path) -> Option<Repository> {
     Repository::open_ext(path, RepositoryOpenFlags::NO_SEARCH, &[] as &[&std::ffi::OsStr]).ok()
 }
 
-pub fn read_local(repo: &Repository, source: &str, reference: Option<&str>) -> Result<(String, Tree), SourceError> {
+pub fn read_local(
+    repo: &Repository,
+    source: &str,
+    reference: Option<&str>,
+    signers: Option<&Path>,
+) -> Result<(String, Tree), SourceError> {
     let r = reference.unwrap_or("HEAD");
-    read_commit(repo, source, r, &[r])
+    read_commit(repo, source, r, &[r], signers)
 }
 
 fn read_commit(
@@ -40,11 +45,16 @@ fn read_commit(
     source: &str,
     shown: &str,
     candidates: &[&str],
+    signers: Option<&Path>,
 ) -> Result<(String, Tree), SourceError> {
     let mut last = String::new();
     for c in candidates {
         match repo.revparse_single(c).and_then(|o| o.peel_to_commit()) {
             Ok(commit) => {
+                if let Some(allowed) = signers {
+                    super::signature::verify(repo, commit.id(), allowed)
+                        .map_err(|message| SourceError::Signature { source_name: source.to_string(), message })?;
+                }
                 let tree = commit.tree().map_err(|e| unreadable(source, e))?;
                 return Ok((commit.id().to_string(), files_of(repo, &tree).map_err(|e| unreadable(source, e))?));
             }
@@ -85,7 +95,12 @@ fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<Tree, git2::Erro
 }
 
 /// Fetches a remote repository into the cache and reads `reference` (default: the remote's HEAD).
-pub fn read_remote(url: &str, reference: Option<&str>, cache_dir: &Path) -> Result<(String, Tree), SourceError> {
+pub fn read_remote(
+    url: &str,
+    reference: Option<&str>,
+    cache_dir: &Path,
+    signers: Option<&Path>,
+) -> Result<(String, Tree), SourceError> {
     let key = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(url.as_bytes())[..8]);
     let dir = cache_dir.join("sources").join(key);
     let repo = match Repository::open_bare(&dir) {
@@ -104,10 +119,10 @@ pub fn read_remote(url: &str, reference: Option<&str>, cache_dir: &Path) -> Resu
     remote.fetch(&refspecs, None, None).map_err(|e| unreadable(url, e))?;
     drop(remote);
     match reference {
-        None => read_commit(&repo, url, "HEAD", &["refs/remotes/origin/HEAD"]),
+        None => read_commit(&repo, url, "HEAD", &["refs/remotes/origin/HEAD"], signers),
         Some(r) => {
             let remote_branch = format!("refs/remotes/origin/{r}");
-            read_commit(&repo, url, r, &[&remote_branch, r])
+            read_commit(&repo, url, r, &[&remote_branch, r], signers)
         }
     }
 }

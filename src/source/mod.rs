@@ -5,6 +5,7 @@
 
 mod dir;
 mod git;
+mod signature;
 
 pub use git::is_url;
 
@@ -29,6 +30,8 @@ pub struct SourceOptions {
     pub path: Option<String>,
     /// Overrides `project` of hawser.toml and the default.
     pub project: Option<String>,
+    /// Only commits signed by a key in this `allowed_signers` file are read.
+    pub allowed_signers: Option<PathBuf>,
     /// Where remote repositories are cached.
     pub cache_dir: PathBuf,
 }
@@ -41,6 +44,9 @@ pub enum SourceError {
     /// `--ref` names nothing in the repository.
     #[error("ref `{reference}` not found in `{source_name}`: {message}")]
     UnknownRef { source_name: String, reference: String, message: String },
+    /// The commit is unsigned or not signed by an allowed key.
+    #[error("refusing `{source_name}`: {message}")]
+    Signature { source_name: String, message: String },
     /// `hawser.toml` is invalid.
     #[error("{0}")]
     Invalid(Diagnostics),
@@ -61,7 +67,8 @@ pub(crate) type Tree = Vec<(String, Vec<u8>)>;
 pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError> {
     let unreadable = |m: String| SourceError::Unreadable { source_name: source.to_string(), message: m };
     let (default_project, revision, tree) = if git::is_url(source) {
-        let (rev, tree) = git::read_remote(source, opts.git_ref.as_deref(), &opts.cache_dir)?;
+        let (rev, tree) =
+            git::read_remote(source, opts.git_ref.as_deref(), &opts.cache_dir, opts.allowed_signers.as_deref())?;
         (name_of(source.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("default")), rev, tree)
     } else {
         let path = Path::new(source);
@@ -69,10 +76,16 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
         let base = abs.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "default".into());
         match git::open(&abs) {
             Some(repo) => {
-                let (rev, tree) = git::read_local(&repo, source, opts.git_ref.as_deref())?;
+                let (rev, tree) =
+                    git::read_local(&repo, source, opts.git_ref.as_deref(), opts.allowed_signers.as_deref())?;
                 (name_of(&base), rev, tree)
             }
             None => {
+                if opts.allowed_signers.is_some() {
+                    return Err(unreadable(
+                        "signature verification needs a git repository, and this is a plain directory".into(),
+                    ));
+                }
                 if opts.git_ref.is_some() {
                     return Err(unreadable("`--ref` needs a git repository, and this is a plain directory".into()));
                 }
