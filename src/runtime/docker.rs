@@ -81,15 +81,15 @@ fn to_btree(m: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     m.unwrap_or_default().into_iter().collect()
 }
 
-fn run_state(s: Option<m::ContainerSummaryStateEnum>) -> RunState {
-    use m::ContainerSummaryStateEnum as S;
-    match s {
-        Some(S::CREATED) => RunState::Created,
-        Some(S::RUNNING) => RunState::Running,
-        Some(S::PAUSED) => RunState::Paused,
-        Some(S::RESTARTING) => RunState::Restarting,
-        Some(S::EXITED) => RunState::Exited,
-        Some(S::DEAD) => RunState::Dead,
+/// The engine's state word (`running`, `exited`, ...), as both its list and inspect models print it.
+fn run_state(s: Option<impl std::fmt::Display>) -> RunState {
+    match s.map(|s| s.to_string()).as_deref() {
+        Some("created") => RunState::Created,
+        Some("running") => RunState::Running,
+        Some("paused") => RunState::Paused,
+        Some("restarting") => RunState::Restarting,
+        Some("exited") => RunState::Exited,
+        Some("dead") => RunState::Dead,
         _ => RunState::Other,
     }
 }
@@ -165,16 +165,7 @@ impl EngineRead for DockerEngine {
         })
         .await?;
         let st = c.state.unwrap_or_default();
-        use m::ContainerStateStatusEnum as S;
-        let state = match st.status {
-            Some(S::CREATED) => RunState::Created,
-            Some(S::RUNNING) => RunState::Running,
-            Some(S::PAUSED) => RunState::Paused,
-            Some(S::RESTARTING) => RunState::Restarting,
-            Some(S::EXITED) => RunState::Exited,
-            Some(S::DEAD) => RunState::Dead,
-            _ => RunState::Other,
-        };
+        let state = run_state(st.status);
         let (health, health_output) = match st.health {
             None => (None, None),
             Some(h) => {

@@ -306,7 +306,7 @@ async fn reconcile_loop(
                 continue;
             }
             Err(SourceProblem::Invalid(e)) => {
-                record(&svc, &src, None, why, Outcome::Invalid, started, Some(e));
+                record(&svc, &src, None, why, Outcome::Invalid, started, Some(e), 0);
                 continue;
             }
         };
@@ -388,7 +388,7 @@ async fn run_reconcile(
     let _lock = match lock {
         Ok(l) => l,
         Err(e) => {
-            record(svc, src, Some(d), why, Outcome::Failed, started, Some(e.to_string()));
+            record(svc, src, Some(d), why, Outcome::Failed, started, Some(e.to_string()), 0);
             return Err(());
         }
     };
@@ -404,7 +404,7 @@ async fn run_reconcile(
                 src.status.lock().unwrap().drift_repairs += 1;
             }
             let _ = plan;
-            record_with(svc, src, Some(d), why, outcome, started, None, report.done as u64);
+            record(svc, src, Some(d), why, outcome, started, None, report.done as u64);
             Ok(())
         }
         Err(e) => {
@@ -412,26 +412,14 @@ async fn run_reconcile(
                 ReconcileError::Conflicts(_) | ReconcileError::WouldEmpty { .. } => Outcome::Refused,
                 _ => Outcome::Failed,
             };
-            record(svc, src, Some(d), why, outcome, started, Some(e.to_string()));
+            record(svc, src, Some(d), why, outcome, started, Some(e.to_string()), 0);
             Err(())
         }
     }
 }
 
-fn record(
-    svc: &Service,
-    src: &Source,
-    d: Option<&DesiredState>,
-    why: Trigger,
-    outcome: Outcome,
-    started: Instant,
-    error: Option<String>,
-) {
-    record_with(svc, src, d, why, outcome, started, error, 0)
-}
-
 #[allow(clippy::too_many_arguments)]
-fn record_with(
+fn record(
     svc: &Service,
     src: &Source,
     d: Option<&DesiredState>,
