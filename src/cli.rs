@@ -362,7 +362,10 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
     };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
-    desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(CliError::Invalid)
+    let mut d =
+        desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(CliError::Invalid)?;
+    source::resolve_builds(&mut d, &snap).map_err(CliError::Invalid)?;
+    Ok(d)
 }
 
 async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError> {

@@ -130,6 +130,7 @@ fn starting_note(a: &Action) -> Option<&'static str> {
             Some("replacing, waiting for the new container to be healthy")
         }
         Op::Pull { .. } => Some("pulling"),
+        Op::Build { .. } => Some("building"),
         _ => None,
     }
 }
@@ -165,6 +166,13 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
             engine.pull_image(reference).await?;
             Ok("pulled".into())
         }
+        (Op::Build { reference }, Kind::Image) => match desired.builds.get(&a.name) {
+            Some(ctx) => {
+                engine.build_image(ctx).await?;
+                Ok(format!("built {reference}"))
+            }
+            None => Err(ActionError::Other(format!("no build context was read for {reference}"))),
+        },
         (Op::Create, Kind::Container) => {
             wait_for_dependencies(engine, desired, &a.name).await?;
             let id = engine.create_container(&create_request(desired, &a.name, &a.name)).await?;

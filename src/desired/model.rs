@@ -69,6 +69,27 @@ pub struct DesiredState {
     pub containers: BTreeMap<String, Resource<ContainerSpec>>,
     /// Values of `secretEnv`, read by `secrets::resolve`; never serialized or printed.
     pub secrets: SecretValues,
+    /// Build contexts of Images with `build`, by Image name, read by `source::resolve_builds`.
+    pub builds: BTreeMap<String, BuildContext>,
+}
+
+/// What the engine needs to build one image: the context's files and the build's settings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BuildContext {
+    /// The tag the image gets: the Image's repository and a hash of the context.
+    pub tag: String,
+    pub files: Vec<ContextFile>,
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+/// One file of a build context: its path inside the context, its git/unix mode, its bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContextFile {
+    pub path: String,
+    pub mode: u32,
+    pub data: Vec<u8>,
 }
 
 /// A `secretEnv` entry: the host file that holds the value, and the digest of what it held when

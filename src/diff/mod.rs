@@ -189,11 +189,15 @@ fn images(desired: &DesiredState, observed: &ObservedState, out: &mut Vec<Action
     for (name, r) in &desired.images {
         let reference = normalize_reference(&r.spec.reference);
         seen.insert(reference.clone());
-        if r.spec.build.is_some() {
-            out.push(action(Kind::Image, name, Op::Conflict, Cause::BuildUnsupported));
+        if observed.images.contains_key(&reference) {
             continue;
         }
-        if observed.images.contains_key(&reference) {
+        if r.spec.build.is_some() {
+            let (op, cause) = match desired.builds.get(name) {
+                Some(b) => (Op::Build { reference: b.tag.clone() }, Cause::Absent),
+                None => (Op::Conflict, Cause::BuildUnsupported),
+            };
+            out.push(action(Kind::Image, name, op, cause));
             continue;
         }
         let (op, cause) = match r.spec.pull {

@@ -56,6 +56,10 @@ pub enum Op {
     Pull {
         reference: String,
     },
+    /// Build the image of an Image's context and tag it `reference`.
+    Build {
+        reference: String,
+    },
     /// Something apply must not or cannot change; apply refuses the whole plan.
     Conflict,
     /// Managed but no longer declared; removed only with `--prune`.
@@ -151,7 +155,7 @@ impl Plan {
                 Op::Replace { .. } => s.replace += 1,
                 Op::Start { .. } | Op::Adopt { .. } => s.repair += 1,
                 Op::Remove { .. } => s.remove += 1,
-                Op::Pull { .. } => s.pull += 1,
+                Op::Pull { .. } | Op::Build { .. } => s.pull += 1,
                 Op::Conflict => s.conflict += 1,
                 Op::Orphan => s.orphan += 1,
                 Op::Keep => s.unchanged += 1,
@@ -182,7 +186,7 @@ impl fmt::Display for Summary {
             format!("{} to remove", self.remove),
         ];
         if self.pull > 0 {
-            parts.push(format!("{} to pull", self.pull));
+            parts.push(format!("{} to pull or build", self.pull));
         }
         if self.conflict > 0 {
             parts.push(format!("{} conflict{}", self.conflict, if self.conflict == 1 { "" } else { "s" }));
@@ -218,7 +222,7 @@ impl fmt::Display for Cause {
             Cause::ExternalMissing => f.write_str("declared external, but it does not exist"),
             Cause::ImageMissing => f.write_str("not on the host, and `pull: never`"),
             Cause::VolumeChanged => f.write_str("spec changed; volumes are never replaced, the existing one is kept"),
-            Cause::BuildUnsupported => f.write_str("building images is not supported yet; give `ref` without `build`"),
+            Cause::BuildUnsupported => f.write_str("its build context was not read"),
             Cause::NetworkReplaced { network } => write!(f, "network `{network}` is replaced"),
             Cause::AttachedUnmanaged { container } => write!(
                 f,

@@ -25,6 +25,7 @@ fn sign_and_verb(a: &Action) -> (&'static str, String) {
         Op::Adopt { from_name, .. } => (">", format!("rename `{from_name}` back")),
         Op::Remove { .. } => ("-", "remove".into()),
         Op::Pull { reference } => ("+", format!("pull {reference}")),
+        Op::Build { reference } => ("+", format!("build {reference}")),
         Op::Conflict => ("!", "conflict".into()),
         Op::Orphan => ("?", "not declared".into()),
         Op::Keep => ("=", "keep".into()),

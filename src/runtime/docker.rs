@@ -204,6 +204,26 @@ impl EngineRead for DockerEngine {
     }
 }
 
+/// The build context as the tar stream the build API reads.
+fn context_tar(ctx: &crate::desired::BuildContext) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for f in &ctx.files {
+        let mut h = tar::Header::new_gnu();
+        if f.mode & 0o170000 == 0o120000 {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            b.append_link(&mut h, &f.path, String::from_utf8_lossy(&f.data).as_ref())?;
+        } else {
+            h.set_size(f.data.len() as u64);
+            h.set_mode(if f.mode & 0o111 != 0 { 0o755 } else { 0o644 });
+            h.set_cksum();
+            b.append_data(&mut h, &f.path, f.data.as_slice())?;
+        }
+    }
+    b.into_inner()
+}
+
 /// A container event of a managed object, as the service needs it.
 #[derive(Clone, Debug)]
 pub struct EngineEvent {
@@ -417,6 +437,47 @@ impl Engine for DockerEngine {
                 let info = item.map_err(|e| err(&op, e))?;
                 if let Some(e) = info.error_detail.and_then(|d| d.message) {
                     return Err(EngineError { op: op.clone(), kind: ErrorKind::Other, message: e });
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn build_image(&self, ctx: &crate::desired::BuildContext) -> Result<()> {
+        let op = format!("build {}", ctx.tag);
+        let body = context_tar(ctx).map_err(|e| EngineError {
+            op: op.clone(),
+            kind: ErrorKind::Other,
+            message: e.to_string(),
+        })?;
+        let opts = q::BuildImageOptions {
+            dockerfile: ctx.dockerfile.clone(),
+            t: Some(ctx.tag.clone()),
+            buildargs: (!ctx.args.is_empty()).then(|| ctx.args.clone().into_iter().collect()),
+            target: ctx.target.clone().unwrap_or_default(),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        deadline(&op, PULL_TIMEOUT, async {
+            let mut stream = self.docker.build_image(opts, None, Some(bollard::body_full(bytes::Bytes::from(body))));
+            let mut tail: Vec<String> = Vec::new();
+            while let Some(item) = stream.next().await {
+                let info = item.map_err(|e| err(&op, e))?;
+                if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
+                    tracing::info!(image = %ctx.tag, "{line}");
+                    tail.push(line.to_string());
+                    if tail.len() > 5 {
+                        tail.remove(0);
+                    }
+                }
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    return Err(EngineError {
+                        op: op.clone(),
+                        kind: ErrorKind::Other,
+                        message: format!("{e}; last build output:\n    {}", tail.join("\n    ")),
+                    });
                 }
             }
             Ok(())

@@ -68,6 +68,8 @@ pub trait Engine: EngineRead {
     async fn create_volume(&self, name: &str, spec: &VolumeSpec, labels: BTreeMap<String, String>) -> Result<()>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
     async fn pull_image(&self, reference: &str) -> Result<()>;
+    /// Builds `ctx` with the engine's build API and tags it `ctx.tag`.
+    async fn build_image(&self, ctx: &crate::desired::BuildContext) -> Result<()>;
     /// Creates (does not start) a container; returns its id.
     async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String>;
     async fn start_container(&self, id: &str) -> Result<()>;

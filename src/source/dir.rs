@@ -40,3 +40,30 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Every file under `folder` of a plain directory, with paths relative to `folder`.
+pub fn files_under(root: &Path, folder: &str) -> Result<Vec<super::ContextFile>, String> {
+    let base = if folder.is_empty() || folder == "." { root.to_path_buf() } else { root.join(folder) };
+    if !base.is_dir() {
+        return Err(format!("folder `{folder}` is not in the source"));
+    }
+    let mut out = Vec::new();
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<super::ContextFile>) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            let ty = entry.file_type()?;
+            if ty.is_dir() {
+                walk(base, &path, out)?;
+            } else if ty.is_file() {
+                let mode = entry.metadata()?.permissions().mode();
+                let rel = path.strip_prefix(base).unwrap_or(&path).to_string_lossy().to_string();
+                out.push(super::ContextFile { path: rel, mode, data: std::fs::read(&path)? });
+            }
+        }
+        Ok(())
+    }
+    walk(&base, &base, &mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}

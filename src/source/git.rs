@@ -94,6 +94,52 @@ fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<Tree, git2::Erro
     }
 }
 
+/// Where the cache of remote `url` lives.
+pub fn cache_path(url: &str, cache_dir: &Path) -> std::path::PathBuf {
+    let key = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(url.as_bytes())[..8]);
+    cache_dir.join("sources").join(key)
+}
+
+/// Every blob under `folder` of `commit`, with paths relative to `folder`.
+pub fn files_under(repo_path: &Path, commit: &str, folder: &str) -> Result<Vec<super::ContextFile>, String> {
+    let repo = open(repo_path)
+        .or_else(|| Repository::open_bare(repo_path).ok())
+        .ok_or_else(|| format!("cannot open {}", repo_path.display()))?;
+    let oid = git2::Oid::from_str(commit).map_err(|e| e.message().to_string())?;
+    let tree = repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| e.message().to_string())?;
+    let sub = if folder.is_empty() || folder == "." {
+        tree
+    } else {
+        let entry =
+            tree.get_path(Path::new(folder)).map_err(|_| format!("folder `{folder}` is not in the revision"))?;
+        repo.find_tree(entry.id()).map_err(|_| format!("`{folder}` is not a folder"))?
+    };
+    let mut out = Vec::new();
+    let mut err = None;
+    sub.walk(TreeWalkMode::PreOrder, |root, entry| {
+        if entry.kind() != Some(ObjectType::Blob) {
+            return TreeWalkResult::Ok;
+        }
+        match repo.find_blob(entry.id()) {
+            Ok(blob) => out.push(super::ContextFile {
+                path: format!("{root}{}", entry.name().unwrap_or_default()),
+                mode: entry.filemode() as u32,
+                data: blob.content().to_vec(),
+            }),
+            Err(e) => {
+                err = Some(e.message().to_string());
+                return TreeWalkResult::Abort;
+            }
+        }
+        TreeWalkResult::Ok
+    })
+    .map_err(|e| e.message().to_string())?;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
 /// Fetches a remote repository into the cache and reads `reference` (default: the remote's HEAD).
 pub fn read_remote(
     url: &str,
@@ -101,8 +147,7 @@ pub fn read_remote(
     cache_dir: &Path,
     signers: Option<&Path>,
 ) -> Result<(String, Tree), SourceError> {
-    let key = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(url.as_bytes())[..8]);
-    let dir = cache_dir.join("sources").join(key);
+    let dir = cache_path(url, cache_dir);
     let repo = match Repository::open_bare(&dir) {
         Ok(r) => r,
         Err(_) => {

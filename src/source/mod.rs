@@ -22,6 +22,39 @@ pub struct Snapshot {
     pub revision: String,
     /// Manifest files, with paths relative to the source root.
     pub files: Vec<ManifestFile>,
+    /// Where the revision's other files (build contexts) are read from.
+    pub location: Location,
+}
+
+/// Where a snapshot came from, to read more of the same revision later.
+#[derive(Clone, Debug, Default)]
+pub enum Location {
+    /// A repository (a local one, or the cache of a remote) and the commit.
+    Git {
+        repo: PathBuf,
+        commit: String,
+    },
+    Dir {
+        root: PathBuf,
+    },
+    #[default]
+    None,
+}
+
+pub use crate::desired::ContextFile;
+
+impl Snapshot {
+    /// Every file under `folder` (relative to the source root) in this revision.
+    pub fn files_under(&self, folder: &str) -> Result<Vec<ContextFile>, String> {
+        let folder = folder.trim_start_matches("./").trim_end_matches('/');
+        let mut files = match &self.location {
+            Location::Git { repo, commit } => git::files_under(repo, commit, folder)?,
+            Location::Dir { root } => dir::files_under(root, folder)?,
+            Location::None => return Err("this source has no files".into()),
+        };
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -66,10 +99,11 @@ pub(crate) type Tree = Vec<(String, Vec<u8>)>;
 /// Reads one revision of `source`.
 pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError> {
     let unreadable = |m: String| SourceError::Unreadable { source_name: source.to_string(), message: m };
-    let (default_project, revision, tree) = if git::is_url(source) {
+    let (default_project, revision, tree, location) = if git::is_url(source) {
         let (rev, tree) =
             git::read_remote(source, opts.git_ref.as_deref(), &opts.cache_dir, opts.allowed_signers.as_deref())?;
-        (name_of(source.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("default")), rev, tree)
+        let location = Location::Git { repo: git::cache_path(source, &opts.cache_dir), commit: rev.clone() };
+        (name_of(source.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("default")), rev, tree, location)
     } else {
         let path = Path::new(source);
         let abs = std::fs::canonicalize(path).map_err(|e| unreadable(e.to_string()))?;
@@ -78,7 +112,8 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
             Some(repo) => {
                 let (rev, tree) =
                     git::read_local(&repo, source, opts.git_ref.as_deref(), opts.allowed_signers.as_deref())?;
-                (name_of(&base), rev, tree)
+                let location = Location::Git { repo: abs.clone(), commit: rev.clone() };
+                (name_of(&base), rev, tree, location)
             }
             None => {
                 if opts.allowed_signers.is_some() {
@@ -90,11 +125,12 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
                     return Err(unreadable("`--ref` needs a git repository, and this is a plain directory".into()));
                 }
                 let (rev, tree) = dir::read(&abs).map_err(|e| unreadable(e.to_string()))?;
-                (name_of(&base), rev, tree)
+                (name_of(&base), rev, tree, Location::Dir { root: abs.clone() })
             }
         }
     };
     let mut snap = snapshot(default_project, revision, tree, opts.path.as_deref())?;
+    snap.location = location;
     if let Some(p) = &opts.project {
         if let Err(e) = desired::decode::check_name(p) {
             let diag = Diagnostic { file: "--project".into(), pos: Pos::new(1, 1), message: e, source_line: None };
@@ -173,7 +209,7 @@ fn snapshot(
         files.push(ManifestFile { path, text });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Snapshot { project, revision, files })
+    Ok(Snapshot { project, revision, files, location: Location::None })
 }
 
 #[cfg(test)]
@@ -220,5 +256,76 @@ mod tests {
     fn project_names_from_folders() {
         assert_eq!(name_of("shop.git"), "shop");
         assert_eq!(name_of("my stack"), "my-stack");
+    }
+}
+
+/// Reads the build context of every Image with `build` from the revision, and tags each with a
+/// hash of its context, Dockerfile, args and target: an unchanged context keeps its tag (and is
+/// never rebuilt), a changed one gets a new tag, which replaces the containers that run it.
+pub fn resolve_builds(d: &mut crate::desired::DesiredState, snap: &Snapshot) -> Result<(), Diagnostics> {
+    use sha2::{Digest, Sha256};
+    let mut diags = Vec::new();
+    let names: Vec<String> = d.images.iter().filter(|(_, i)| i.spec.build.is_some()).map(|(n, _)| n.clone()).collect();
+    for name in names {
+        let img = &d.images[&name];
+        let build = img.spec.build.clone().expect("filtered on build");
+        let problem = |message: String| Diagnostic {
+            file: img.origin.file.clone(),
+            pos: img.origin.pos,
+            message: format!("Image `{name}`: {message}"),
+            source_line: None,
+        };
+        let files = match snap.files_under(&build.context) {
+            Ok(f) => f,
+            Err(e) => {
+                diags.push(problem(format!("build.context: {e}")));
+                continue;
+            }
+        };
+        let dockerfile = build.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into());
+        if !files.iter().any(|f| f.path == dockerfile) {
+            diags.push(problem(format!("there is no `{dockerfile}` in build context `{}`", build.context)));
+            continue;
+        }
+        let mut h = Sha256::new();
+        h.update(dockerfile.as_bytes());
+        h.update(serde_json::to_vec(&build.args).unwrap_or_default());
+        h.update(build.target.clone().unwrap_or_default().as_bytes());
+        for f in &files {
+            h.update((f.path.len() as u64).to_le_bytes());
+            h.update(f.path.as_bytes());
+            h.update(f.mode.to_le_bytes());
+            h.update((f.data.len() as u64).to_le_bytes());
+            h.update(&f.data);
+        }
+        let hash = hex::encode(&h.finalize()[..6]);
+        let old = img.spec.reference.clone();
+        let last = old.rfind('/').map_or(0, |i| i + 1);
+        let repo = match old[last..].find(':') {
+            Some(i) => &old[..last + i],
+            None => old.as_str(),
+        };
+        let tag = format!("{repo}:ctx-{hash}");
+        for c in d.containers.values_mut() {
+            if c.spec.image == old {
+                c.spec.image = tag.clone();
+            }
+        }
+        d.images.get_mut(&name).expect("present").spec.reference = tag.clone();
+        d.builds.insert(
+            name,
+            crate::desired::BuildContext {
+                tag,
+                files,
+                dockerfile,
+                args: build.args.clone(),
+                target: build.target.clone(),
+            },
+        );
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(diags))
     }
 }

@@ -1,0 +1,85 @@
+//! Images built from the repository: built on first apply, not rebuilt while the context is
+//! unchanged, rebuilt (and the container replaced) when a file in the context changes.
+
+mod common;
+use common::*;
+
+fn setup(s: &Stack, p: &str, msg: &str) {
+    s.write("app/Dockerfile", &format!("FROM {IMAGE}\nCOPY msg.txt /msg.txt\nCMD [\"sleep\", \"3600\"]\n"));
+    s.write("app/msg.txt", msg);
+    s.write(
+        "deploy.yaml",
+        &format!(
+            "kind: Image\nmetadata: {{name: {p}-app}}\nspec:\n  build: {{context: app}}\n---\nkind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: {p}-app\n  stopTimeout: 1s\n"
+        ),
+    );
+}
+
+fn image_tag(p: &str) -> String {
+    inspect(&format!("{p}-c"), "{{.Config.Image}}")
+}
+
+#[test]
+fn a_build_context_is_built_once_and_rebuilt_exactly_when_it_changes() {
+    let p = "t-build";
+    let s = Stack::new(p);
+    setup(&s, p, "v1\n");
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("+ Image t-build-app: build hawser-build/t-build-app:ctx-"), "{r:?}");
+    let out = exec(&format!("{p}-c"), &["cat", "/msg.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v1\n");
+    let first_tag = image_tag(p);
+    let id = container_id(&format!("{p}-c")).unwrap();
+
+    // A commit that does not touch the context: no build, no replacement.
+    s.write("README.md", "docs\n");
+    s.commit("docs only");
+    let r = s.hawser(&["plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    assert_eq!(container_id(&format!("{p}-c")).as_deref(), Some(id.as_str()));
+
+    // A file in the context changes: rebuilt under a new tag, the container replaced.
+    s.write("app/msg.txt", "v2\n");
+    s.commit("new message");
+    let r = s.hawser(&["plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("build hawser-build/t-build-app:ctx-") && r.stdout.contains("replace"), "{r:?}");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_ne!(image_tag(p), first_tag);
+    let out = exec(&format!("{p}-c"), &["cat", "/msg.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v2\n");
+    let _ = docker_raw(&["rmi", "-f", &first_tag, &image_tag(p)]);
+}
+
+#[test]
+fn a_broken_build_fails_that_resource_and_keeps_the_running_container() {
+    let p = "t-build-fail";
+    let s = Stack::new(p);
+    setup(&s, p, "v1\n");
+    s.commit("v1");
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    let id = container_id(&format!("{p}-c")).unwrap();
+    let tag = image_tag(p);
+    s.write("app/Dockerfile", &format!("FROM {IMAGE}\nRUN exit 7\n"));
+    s.commit("broken");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("Image t-build-fail-app") && r.stderr.contains("non-zero code: 7"), "{r:?}");
+    assert_eq!(container_id(&format!("{p}-c")).as_deref(), Some(id.as_str()), "the old container keeps running");
+    assert_eq!(inspect(&format!("{p}-c"), "{{.State.Running}}"), "true");
+
+    // A context without its Dockerfile is a positioned error before anything runs.
+    s.remove("app/Dockerfile");
+    s.commit("no dockerfile");
+    let r = s.hawser(&["validate", "{src}"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr.contains("deploy.yaml:1:1: Image `t-build-fail-app`: there is no `Dockerfile` in build context `app`"),
+        "{r:?}"
+    );
+    let _ = docker_raw(&["rmi", "-f", &tag]);
+}
