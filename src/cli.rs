@@ -396,6 +396,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
         Command::Plan { src, output, exit_code, prune, out } => {
             let mut d = load(cli, src, state_dir)?;
             desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
+            crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = DockerEngine::connect(&cli.host).await?;
             let observed = engine.observe().await?;
             let plan = diff::diff(&d, &observed, &DiffOptions { prune: *prune });
@@ -441,6 +442,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let prune = saved.as_ref().map_or(*prune, |sp| sp.prune);
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
+            crate::runtime::registry::resolve_digests(&mut d).await;
             if let Some(sp) = &saved {
                 if sp.field("revision") != d.revision || sp.field("project") != d.project {
                     return Err(CliError::Failed(format!(
@@ -651,8 +653,7 @@ fn record_apply(
 
 async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<(u8, usize), CliError> {
     let ApplyOptions { prune, yes, allow_empty, quiet, saved } = *o;
-    // A saved plan is applied as it was made: no refresh of `pull: always` images.
-    let opts = reconcile::Options { prune, allow_empty, refresh_images: saved.is_none() };
+    let opts = reconcile::Options { prune, allow_empty };
     let (observed, plan) = reconcile::plan(engine, d, &opts).await?;
     if let Some(sp) = saved {
         let now = serde_json::to_value(&plan).expect("plans serialize");

@@ -3,7 +3,7 @@
 //! `hawser serve` (which adds triggers, backoff and history).
 
 use crate::apply::{self, Report};
-use crate::desired::{DesiredState, PullPolicy};
+use crate::desired::DesiredState;
 use crate::diff::{self, DiffOptions, Op, Plan};
 use crate::observed::ObservedState;
 use crate::runtime::{Engine, EngineError};
@@ -12,8 +12,6 @@ use crate::runtime::{Engine, EngineError};
 pub struct Options {
     pub prune: bool,
     pub allow_empty: bool,
-    /// Pull `pull: always` images before planning (not when applying a saved plan).
-    pub refresh_images: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,20 +29,13 @@ pub enum ReconcileError {
     Failed { revision: String, done: usize, failed: usize, lines: Vec<String> },
 }
 
-/// Observes the host and computes the plan, refreshing `pull: always` images first if asked.
+/// Observes the host and computes the plan (`pull: always` digests were resolved with the
+/// desired state, see `runtime::registry`).
 pub async fn plan<E: Engine>(
     engine: &E,
     d: &DesiredState,
     opts: &Options,
 ) -> Result<(ObservedState, Plan), ReconcileError> {
-    if opts.refresh_images {
-        for img in d.images.values().filter(|i| i.spec.pull == PullPolicy::Always) {
-            engine
-                .pull_image(&img.spec.reference)
-                .await
-                .map_err(|source| ReconcileError::Pull { name: img.name.clone(), source })?;
-        }
-    }
     let observed = engine.observe().await?;
     let plan = diff::diff(d, &observed, &DiffOptions { prune: opts.prune });
     Ok((observed, plan))

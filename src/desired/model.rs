@@ -71,6 +71,8 @@ pub struct DesiredState {
     pub secrets: SecretValues,
     /// Build contexts of Images with `build`, by Image name, read by `source::resolve_builds`.
     pub builds: BTreeMap<String, BuildContext>,
+    /// `pull: always` Images whose digest could not be resolved, with the reason.
+    pub unresolved: BTreeMap<String, String>,
 }
 
 /// What the engine needs to build one image: the context's files and the build's settings.

@@ -189,6 +189,11 @@ fn images(desired: &DesiredState, observed: &ObservedState, out: &mut Vec<Action
     for (name, r) in &desired.images {
         let reference = normalize_reference(&r.spec.reference);
         seen.insert(reference.clone());
+        if let Some(error) = desired.unresolved.get(name) {
+            let cause = Cause::Unresolved { error: error.clone() };
+            out.push(action(Kind::Image, name, Op::Pull { reference: r.spec.reference.clone() }, cause));
+            continue;
+        }
         if observed.images.contains_key(&reference) {
             continue;
         }

@@ -131,7 +131,11 @@ pub enum Cause {
     },
     /// A Volume's spec changed; volumes are never replaced, their data is kept.
     VolumeChanged,
-    /// Building images from the repository is not supported yet.
+    /// A `pull: always` Image whose current digest could not be asked of its registry.
+    Unresolved {
+        error: String,
+    },
+    /// An Image with `build` whose context was not read (only `validate` and `render` skip it).
     BuildUnsupported,
     /// A one-shot container that ran to completion.
     Completed,
@@ -222,6 +226,7 @@ impl fmt::Display for Cause {
             Cause::ExternalMissing => f.write_str("declared external, but it does not exist"),
             Cause::ImageMissing => f.write_str("not on the host, and `pull: never`"),
             Cause::VolumeChanged => f.write_str("spec changed; volumes are never replaced, the existing one is kept"),
+            Cause::Unresolved { error } => write!(f, "the tag's digest is unknown ({error}); pulling it"),
             Cause::BuildUnsupported => f.write_str("its build context was not read"),
             Cause::NetworkReplaced { network } => write!(f, "network `{network}` is replaced"),
             Cause::AttachedUnmanaged { container } => write!(

@@ -151,8 +151,8 @@ impl EngineRead for DockerEngine {
             state.volumes.push(ObservedVolume { name: v.name, owner: Ownership::from_labels(&labels), labels });
         }
         for i in images {
-            for tag in i.repo_tags {
-                state.images.insert(tag, i.id.clone());
+            for name in i.repo_tags.into_iter().chain(i.repo_digests) {
+                state.images.insert(name, i.id.clone());
             }
         }
         Ok(state)

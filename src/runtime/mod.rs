@@ -3,6 +3,7 @@
 //! read-only by construction. The first backend is the Docker Engine API ([`docker`]).
 
 pub mod docker;
+pub mod registry;
 
 use crate::desired::{ContainerSpec, NetworkSpec, VolumeSpec};
 use crate::observed::{Health, ObservedState, RunState};

@@ -367,6 +367,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         .map_err(|e| SourceProblem::Invalid(e.to_string()))?;
     source::resolve_builds(&mut d, &snap).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
     desired::secrets::resolve(&mut d).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
+    crate::runtime::registry::resolve_digests(&mut d).await;
     Ok(d)
 }
 
@@ -393,7 +394,7 @@ async fn run_reconcile(
             return Err(());
         }
     };
-    let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false, refresh_images: true };
+    let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false };
     let limited = Limited::new(engine.as_ref(), 8);
     let name = src.name.clone();
     let mut progress = |line: &str| tracing::info!(source = %name, "{line}");

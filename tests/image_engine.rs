@@ -1,0 +1,143 @@
+//! Registry digests: a tag that moves in the registry shows in the plan and replaces the
+//! container, which then runs the planned digest; `pull: missing` does not react; with the
+//! registry gone, the changed image fails alone and the running container stays.
+//! Uses a registry of its own on 127.0.0.1:5011, so stopping it disturbs no other test.
+
+mod common;
+use common::*;
+use std::process::{Child, Command, Stdio};
+
+const REG: &str = "127.0.0.1:5011";
+
+struct Registry {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Registry { dir, child: None };
+        r.up();
+        r
+    }
+    fn up(&mut self) {
+        let cfg = self.dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: {REG}\n",
+                self.dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(REG).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("private registry did not start");
+    }
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// Pushes an image whose /marker holds `marker` to `REG/name:tag`; returns its digest.
+fn push_variant(name: &str, tag: &str, marker: &str) -> String {
+    let builder = format!("{name}-builder");
+    let _ = docker_raw(&["rm", "-f", &builder]);
+    docker(&["run", "--name", &builder, IMAGE, "sh", "-c", &format!("echo {marker} > /marker")]);
+    let target = format!("{REG}/{name}:{tag}");
+    docker(&["commit", &builder, &target]);
+    docker(&["rm", "-f", &builder]);
+    docker(&["push", "-q", &target]);
+    let digests = docker(&["inspect", "--format", "{{join .RepoDigests \" \"}}", &target]);
+    docker(&["rmi", "-f", &target]);
+    digests
+        .split(' ')
+        .find(|d| d.starts_with(&format!("{REG}/{name}@")))
+        .unwrap()
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+fn manifest(p: &str) -> String {
+    format!(
+        "kind: Image\nmetadata: {{name: app}}\nspec: {{ref: \"{REG}/{p}-app:latest\", pull: always}}\n---\nkind: Image\nmetadata: {{name: lazy}}\nspec: {{ref: \"{REG}/{p}-lazy:latest\", pull: missing}}\n---\nkind: Container\nmetadata: {{name: {p}-app}}\nspec: {{image: app, command: [sleep, \"3600\"], stopTimeout: 1s}}\n---\nkind: Container\nmetadata: {{name: {p}-lazy}}\nspec: {{image: lazy, command: [sleep, \"3600\"], stopTimeout: 1s}}\n"
+    )
+}
+
+fn marker(name: &str) -> String {
+    String::from_utf8_lossy(&exec(name, &["cat", "/marker"]).stdout).trim().to_string()
+}
+
+#[test]
+fn a_moved_tag_is_planned_by_digest_and_replaces_the_container() {
+    let p = "t-digest";
+    let mut reg = Registry::start();
+    let s = Stack::new(p);
+    let d1 = push_variant(&format!("{p}-app"), "latest", "one");
+    push_variant(&format!("{p}-lazy"), "latest", "lazy-one");
+    s.write("stack.yaml", &manifest(p));
+    s.commit("images");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(marker(&format!("{p}-app")), "one");
+    assert_eq!(inspect(&format!("{p}-app"), "{{.Config.Image}}"), format!("{REG}/{p}-app@{d1}"));
+    assert_eq!(s.hawser(&["plan", "{src}", "--exit-code"]).code, 0, "nothing moved yet");
+
+    // The same tags move in the registry.
+    let d2 = push_variant(&format!("{p}-app"), "latest", "two");
+    push_variant(&format!("{p}-lazy"), "latest", "lazy-two");
+    assert_ne!(d1, d2);
+    let r = s.hawser(&["plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("Container {p}-app: replace")) && r.stdout.contains(&d1) && r.stdout.contains(&d2),
+        "old and new digest: {r:?}"
+    );
+    assert!(!r.stdout.contains(&format!("Container {p}-lazy: replace")), "pull: missing does not react: {r:?}");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(marker(&format!("{p}-app")), "two");
+    assert_eq!(
+        inspect(&format!("{p}-app"), "{{.Config.Image}}"),
+        format!("{REG}/{p}-app@{d2}"),
+        "runs the planned digest"
+    );
+    assert_eq!(marker(&format!("{p}-lazy")), "lazy-one");
+
+    // The registry goes away, and the manifest asks for another tag: that image fails, the
+    // container keeps running what it ran, the rest of the revision is applied.
+    s.write("stack.yaml", &manifest(p).replace(&format!("{p}-app:latest"), &format!("{p}-app:v3")));
+    s.commit("a tag the registry can't give now");
+    reg.down();
+    let app_id = container_id(&format!("{p}-app")).unwrap();
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("Image app") && r.stderr.contains(REG), "names the image and the registry: {r:?}");
+    assert_eq!(container_id(&format!("{p}-app")).as_deref(), Some(app_id.as_str()));
+    assert_eq!(marker(&format!("{p}-app")), "two", "the old container keeps running");
+    let _ = docker_raw(&["rmi", "-f", &format!("{REG}/{p}-app@{d1}"), &format!("{REG}/{p}-app@{d2}")]);
+}
