@@ -143,6 +143,24 @@ pub enum Command {
         /// Engine calls in flight at most.
         #[arg(long, default_value_t = 8)]
         parallel: usize,
+        /// Images kept per Image resource for rollback; older ones no container uses are removed.
+        #[arg(long, default_value_t = 3)]
+        keep_images: usize,
+    },
+    /// Apply an earlier revision's desired state, with the images it ran.
+    Rollback {
+        source: String,
+        /// The revision (commit) to go back to.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        prune: bool,
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Continuous reconcile service.
     Serve {
@@ -420,7 +438,55 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             print_plan(&plan, *output);
             Ok(if *exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
         }
-        Command::Apply { source, git_ref, path, project, plan, prune, yes, allow_empty, lock_timeout, parallel } => {
+        Command::Rollback { source, to, path, project, prune, yes } => {
+            let src = SourceArgs {
+                source: source.clone(),
+                git_ref: Some(to.clone()),
+                path: path.clone(),
+                project: project.clone(),
+            };
+            let mut d = load(cli, &src, state_dir)?;
+            desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
+            // The images that revision ran, as recorded when it was applied; else resolved anew.
+            let record = apply::images::ImageRecord::load(state_dir, &d.project);
+            match record.revisions.get(&d.revision) {
+                Some(images) => {
+                    for (name, reference) in images {
+                        let Some(img) = d.images.get_mut(name) else { continue };
+                        let old = std::mem::replace(&mut img.spec.reference, reference.clone());
+                        for c in d.containers.values_mut().filter(|c| c.spec.image == old) {
+                            c.spec.image = reference.clone();
+                        }
+                    }
+                }
+                None => {
+                    eprintln!("note: no record of the images revision {} ran; resolving them anew", d.revision);
+                    crate::runtime::registry::resolve_digests(&mut d).await;
+                }
+            }
+            let engine = DockerEngine::connect(&cli.host).await?;
+            let _lock = crate::lock::acquire(state_dir, &d.project, None, &mut |m: &str| eprintln!("{m}"))
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            let limited = apply::limit::Limited::new(&engine, 8);
+            let opts = ApplyOptions { prune: *prune, yes: *yes, allow_empty: false, quiet: cli.quiet, saved: None };
+            let started = std::time::Instant::now();
+            let result = apply(&limited, &d, &opts).await;
+            record_apply(state_dir, source, &d, &result, started);
+            result.map(|(code, _)| code)
+        }
+        Command::Apply {
+            source,
+            git_ref,
+            path,
+            project,
+            plan,
+            prune,
+            yes,
+            allow_empty,
+            lock_timeout,
+            parallel,
+            keep_images,
+        } => {
             let saved = match plan {
                 Some(f) => Some(SavedPlan::read(f)?),
                 None => None,
@@ -465,6 +531,13 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let started = std::time::Instant::now();
             let result = apply(&limited, &d, &opts).await;
             record_apply(state_dir, &src.source, &d, &result, started);
+            if let Ok((EXIT_OK, _)) = result {
+                for r in apply::collect_images(&limited, &d, state_dir, *keep_images).await {
+                    if !cli.quiet {
+                        println!("Removed image {r} (no container uses it; {keep_images} newest kept).");
+                    }
+                }
+            }
             result.map(|(code, _)| code)
         }
         Command::Serve {

@@ -83,3 +83,32 @@ fn a_broken_build_fails_that_resource_and_keeps_the_running_container() {
     );
     let _ = docker_raw(&["rmi", "-f", &tag]);
 }
+
+#[test]
+fn old_images_are_collected_beyond_three_per_resource_and_rollback_reuses_them() {
+    let p = "t-gc";
+    let s = Stack::new(p);
+    let mut revs = Vec::new();
+    for v in 1..=5 {
+        setup(&s, p, &format!("v{v}\n"));
+        revs.push(s.commit(&format!("v{v}")));
+        let r = s.hawser(&["apply", "{src}"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    let images = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", "hawser-build/t-gc-app"]);
+    let tags: Vec<&str> = images.lines().collect();
+    assert_eq!(tags.len(), 3, "the newest three are kept: {tags:?}");
+    assert!(tags.contains(&image_tag(p).as_str()), "the image in use is never removed");
+    let out = exec(&format!("{p}-c"), &["cat", "/msg.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v5\n");
+
+    // Back to v4: its image is still there, so nothing is built.
+    let r = s.hawser(&["rollback", "{src}", "--to", &revs[3]]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("build hawser-build"), "reuses the kept image: {r:?}");
+    let out = exec(&format!("{p}-c"), &["cat", "/msg.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v4\n");
+    for t in tags {
+        let _ = docker_raw(&["rmi", "-f", t]);
+    }
+}

@@ -5,6 +5,7 @@
 
 mod gate;
 mod graph;
+pub mod images;
 pub mod limit;
 mod replace;
 
@@ -273,4 +274,42 @@ async fn wait_for_dependencies<E: Engine>(engine: &E, desired: &DesiredState, na
         })?;
     }
     Ok(())
+}
+
+/// After a successful apply: records the images this revision runs, and removes images of the
+/// project's Image resources that no container uses, beyond the newest `keep` per resource.
+/// Returns the references removed. Failures to remove are not errors: an image in use elsewhere
+/// simply stays.
+pub async fn collect_images<E: Engine>(
+    engine: &E,
+    d: &DesiredState,
+    state_dir: &std::path::Path,
+    keep: usize,
+) -> Vec<String> {
+    let mut record = images::ImageRecord::load(state_dir, &d.project);
+    let now: std::collections::BTreeMap<String, String> =
+        d.images.iter().map(|(n, i)| (n.clone(), i.spec.reference.clone())).collect();
+    record.applied(&d.revision, &now);
+    let mut removed = Vec::new();
+    if let Ok(observed) = engine.observe().await {
+        let in_use: std::collections::BTreeSet<&str> =
+            observed.containers.iter().map(|c| c.image_id.as_str()).collect();
+        for (name, reference) in record.stale(keep) {
+            let key = crate::observed::normalize_reference(&reference);
+            match observed.images.get(&key) {
+                Some(id) if in_use.contains(id.as_str()) => continue,
+                None => record.forget(&name, &reference),
+                Some(_) => {
+                    if engine.remove_image(&reference).await.is_ok() {
+                        removed.push(reference.clone());
+                        record.forget(&name, &reference);
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = record.save(state_dir, &d.project) {
+        tracing::warn!(error = %e, "cannot record the images of this revision");
+    }
+    removed
 }

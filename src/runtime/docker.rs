@@ -444,6 +444,18 @@ impl Engine for DockerEngine {
         .await
     }
 
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        let op = format!("remove image {reference}");
+        deadline(&op, CALL_TIMEOUT, async {
+            self.docker
+                .remove_image(reference, None::<q::RemoveImageOptions>, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| err(&op, e))
+        })
+        .await
+    }
+
     async fn build_image(&self, ctx: &crate::desired::BuildContext) -> Result<()> {
         let op = format!("build {}", ctx.tag);
         let body = context_tar(ctx).map_err(|e| EngineError {

@@ -406,6 +406,9 @@ async fn run_reconcile(
                 src.status.lock().unwrap().drift_repairs += 1;
             }
             let _ = plan;
+            for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
+                tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
+            }
             record(svc, src, Some(d), why, outcome, started, None, report.done as u64);
             Ok(())
         }
