@@ -81,6 +81,7 @@ fn main() {
             image_id: format!("sha256:{}", r.spec.image),
             state: RunState::Running,
             exit_code: None,
+            health: None,
             owner: Ownership::from_labels(&l),
             labels: l,
             networks: vec!["net".into()],

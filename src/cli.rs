@@ -774,6 +774,8 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
         name: &'a str,
         revision: &'a str,
         state: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        health: Option<&'static str>,
     }
     let mut rows = Vec::new();
     for c in &observed.containers {
@@ -784,6 +786,12 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
                 name: &c.name,
                 revision: &o.revision,
                 state: c.state.as_str().into(),
+                health: c.health.as_ref().map(|h| match h {
+                    crate::observed::Health::Healthy => "healthy",
+                    crate::observed::Health::Unhealthy => "unhealthy",
+                    crate::observed::Health::Starting => "starting",
+                    crate::observed::Health::None => "none",
+                }),
             });
         }
     }
@@ -795,6 +803,7 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
                 name: &n.name,
                 revision: &o.revision,
                 state: "present".into(),
+                health: None,
             });
         }
     }
@@ -806,6 +815,7 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
                 name: &v.name,
                 revision: &o.revision,
                 state: "present".into(),
+                health: None,
             });
         }
     }
@@ -815,9 +825,13 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
         println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
         return;
     }
-    println!("{:<16} {:<10} {:<24} {:<12} REVISION", "PROJECT", "KIND", "NAME", "STATE");
+    println!("{:<16} {:<10} {:<24} {:<22} REVISION", "PROJECT", "KIND", "NAME", "STATE");
     for r in rows {
         let rev = if r.revision.len() > 12 && !r.revision.starts_with("dir:") { &r.revision[..12] } else { r.revision };
-        println!("{:<16} {:<10} {:<24} {:<12} {}", r.project, r.kind, r.name, r.state, rev);
+        let state = match r.health {
+            Some(h) => format!("{} ({h})", r.state),
+            None => r.state.clone(),
+        };
+        println!("{:<16} {:<10} {:<24} {:<22} {}", r.project, r.kind, r.name, state, rev);
     }
 }

@@ -190,6 +190,21 @@ spec:
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
     let old = container_id(&format!("{p}-svc")).unwrap();
 
+    // `hawser status` shows the managed container, its revision and its health.
+    let mut healthy = false;
+    for _ in 0..50 {
+        let r = s.hawser(&["status", "--project", p, "--output", "json"]);
+        let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let row = rows.as_array().unwrap().iter().find(|r| r["name"] == format!("{p}-svc")).cloned().unwrap();
+        assert_eq!(row["revision"].as_str().unwrap().len(), 40);
+        if row["health"] == "healthy" {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(healthy, "status reports the container healthy");
+
     s.write("svc.yaml", &manifest("false"));
     s.commit("a check that always fails");
     let r = s.hawser(&["apply", "{src}"]);

@@ -45,6 +45,8 @@ pub struct ObservedContainer {
     pub state: RunState,
     /// The exit code, when the engine's status text tells it (`Exited (1) 3 seconds ago`).
     pub exit_code: Option<i64>,
+    /// The healthcheck's verdict, when the engine's status text tells it.
+    pub health: Option<Health>,
     pub labels: BTreeMap<String, String>,
     pub owner: Option<Ownership>,
     /// Names of the networks it is attached to.
@@ -82,6 +84,19 @@ pub fn exit_code_from_status(status: &str) -> Option<i64> {
     rest.split(')').next()?.parse().ok()
 }
 
+/// Parses docker's status text for the health verdict: `Up 3 minutes (healthy)`.
+pub fn health_from_status(status: &str) -> Option<Health> {
+    if status.ends_with("(healthy)") {
+        Some(Health::Healthy)
+    } else if status.ends_with("(unhealthy)") {
+        Some(Health::Unhealthy)
+    } else if status.ends_with("(health: starting)") {
+        Some(Health::Starting)
+    } else {
+        None
+    }
+}
+
 /// Docker stores `busybox` as `busybox:latest`; the desired reference is compared in that form.
 pub fn normalize_reference(r: &str) -> String {
     if r.contains('@') {
@@ -98,6 +113,13 @@ pub fn normalize_reference(r: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_from_status_text() {
+        assert_eq!(health_from_status("Up 3 minutes (healthy)"), Some(Health::Healthy));
+        assert_eq!(health_from_status("Up 1 second (health: starting)"), Some(Health::Starting));
+        assert_eq!(health_from_status("Up 2 hours"), None);
+    }
 
     #[test]
     fn exit_codes_from_status_text() {

@@ -5,7 +5,8 @@ use super::{ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, E
 use crate::desired::{Mount, NetworkSpec, RestartPolicy, VolumeSpec};
 use crate::labels::Ownership;
 use crate::observed::{
-    exit_code_from_status, Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, RunState,
+    exit_code_from_status, health_from_status, Health, ObservedContainer, ObservedNetwork, ObservedState,
+    ObservedVolume, RunState,
 };
 use bollard::models as m;
 use bollard::query_parameters as q;
@@ -124,6 +125,7 @@ impl EngineRead for DockerEngine {
                 image_id: c.image_id.unwrap_or_default(),
                 state: run_state(c.state),
                 exit_code: exit_code_from_status(&status),
+                health: health_from_status(&status),
                 networks: c
                     .network_settings
                     .and_then(|n| n.networks)
