@@ -343,7 +343,9 @@ fn init_logging(cli: &Cli) {
     // The engine client logs request and response bodies (which hold secretEnv values) at
     // debug and trace: it stays at info unless HAWSER_LOG says otherwise explicitly.
     let cap = if matches!(default, "warn" | "error") { default } else { "info" };
-    let default = format!("{default},bollard={cap},hyper={cap},hyper_util={cap}");
+    // Pull and build output is shown on a terminal (on stderr), not in plain logs.
+    let progress = if !cli.quiet && std::io::stderr().is_terminal() { "info" } else { default };
+    let default = format!("{default},bollard={cap},hyper={cap},hyper_util={cap},hawser::progress={progress}");
     let filter = tracing_subscriber::EnvFilter::try_from_env("HAWSER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

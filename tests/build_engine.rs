@@ -15,6 +15,14 @@ fn setup(s: &Stack, p: &str, msg: &str) {
     );
 }
 
+/// Removes images an earlier run of the test left, so each run builds anew.
+fn forget_images(p: &str) {
+    let ids = docker(&["images", "-q", &format!("hawser-build/{p}-app")]);
+    for id in ids.lines() {
+        let _ = docker_raw(&["rmi", "-f", id]);
+    }
+}
+
 fn image_tag(p: &str) -> String {
     inspect(&format!("{p}-c"), "{{.Config.Image}}")
 }
@@ -23,6 +31,7 @@ fn image_tag(p: &str) -> String {
 fn a_build_context_is_built_once_and_rebuilt_exactly_when_it_changes() {
     let p = "t-build";
     let s = Stack::new(p);
+    forget_images(p);
     setup(&s, p, "v1\n");
     s.commit("v1");
     let r = s.hawser(&["apply", "{src}"]);
@@ -59,6 +68,7 @@ fn a_build_context_is_built_once_and_rebuilt_exactly_when_it_changes() {
 fn a_broken_build_fails_that_resource_and_keeps_the_running_container() {
     let p = "t-build-fail";
     let s = Stack::new(p);
+    forget_images(p);
     setup(&s, p, "v1\n");
     s.commit("v1");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
@@ -88,6 +98,7 @@ fn a_broken_build_fails_that_resource_and_keeps_the_running_container() {
 fn old_images_are_collected_beyond_three_per_resource_and_rollback_reuses_them() {
     let p = "t-gc";
     let s = Stack::new(p);
+    forget_images(p);
     let mut revs = Vec::new();
     for v in 1..=5 {
         setup(&s, p, &format!("v{v}\n"));

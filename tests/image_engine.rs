@@ -128,6 +128,33 @@ fn a_moved_tag_is_planned_by_digest_and_replaces_the_container() {
     );
     assert_eq!(marker(&format!("{p}-lazy")), "lazy-one");
 
+    // A built image with `push: true` lands in the registry under its context tag (built anew:
+    // no image of an earlier run may stand in for it).
+    let stale = docker(&["images", "-q", &format!("{REG}/{p}-built")]);
+    for id in stale.lines() {
+        let _ = docker_raw(&["rmi", "-f", id]);
+    }
+    s.write("app/Dockerfile", &format!("FROM {IMAGE}\nCOPY m /m\n"));
+    s.write("app/m", "pushed\n");
+    s.write(
+        "built.yaml",
+        &format!("kind: Image\nmetadata: {{name: built}}\nspec: {{ref: \"{REG}/{p}-built\", build: {{context: app, push: true}}}}\n"),
+    );
+    s.commit("a pushed build");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("built and pushed"), "{r:?}");
+    let tags = {
+        let mut st = std::net::TcpStream::connect(REG).unwrap();
+        use std::io::{Read, Write};
+        st.write_all(format!("GET /v2/{p}-built/tags/list HTTP/1.0\r\nHost: {REG}\r\n\r\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        st.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(tags.contains("\"ctx-"), "the context tag is in the registry: {tags}");
+    s.remove("built.yaml");
+
     // The registry goes away, and the manifest asks for another tag: that image fails, the
     // container keeps running what it ran, the rest of the revision is applied.
     s.write("stack.yaml", &manifest(p).replace(&format!("{p}-app:latest"), &format!("{p}-app:v3")));

@@ -57,6 +57,9 @@ impl<E: Engine> Engine for Limited<'_, E> {
     async fn remove_image(&self, reference: &str) -> Result<()> {
         limited!(self, self.inner.remove_image(reference))
     }
+    async fn push_image(&self, reference: &str) -> Result<()> {
+        limited!(self, self.inner.push_image(reference))
+    }
     async fn build_image(&self, ctx: &crate::desired::BuildContext) -> Result<()> {
         limited!(self, self.inner.build_image(ctx))
     }

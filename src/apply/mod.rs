@@ -170,6 +170,10 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
         (Op::Build { reference }, Kind::Image) => match desired.builds.get(&a.name) {
             Some(ctx) => {
                 engine.build_image(ctx).await?;
+                if ctx.push {
+                    engine.push_image(&ctx.tag).await?;
+                    return Ok(format!("built and pushed {reference}"));
+                }
                 Ok(format!("built {reference}"))
             }
             None => Err(ActionError::Other(format!("no build context was read for {reference}"))),

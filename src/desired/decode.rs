@@ -377,8 +377,9 @@ fn image(n: &Node, name: &str, sink: &mut Sink<'_>) -> Option<ImageSpec> {
         let dockerfile = bf.get("dockerfile").and_then(|v| string(v, "build.dockerfile", sink));
         let args = bf.get("args").and_then(|v| string_map(v, "build.args", sink)).unwrap_or_default();
         let target = bf.get("target").and_then(|v| string(v, "build.target", sink));
+        let push = bf.get("push").and_then(|v| boolean(v, "build.push", sink)).unwrap_or(false);
         bf.finish("build", sink);
-        Some(BuildSpec { context: context?, dockerfile, args, target })
+        Some(BuildSpec { context: context?, dockerfile, args, target, push })
     });
     let pos = f.pos;
     let declared = f.key_pos("ref").is_some() || f.key_pos("build").is_some();

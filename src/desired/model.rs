@@ -84,6 +84,7 @@ pub struct BuildContext {
     pub dockerfile: String,
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
+    pub push: bool,
 }
 
 /// One file of a build context: its path inside the context, its git/unix mode, its bytes.
@@ -204,6 +205,9 @@ pub struct BuildSpec {
     pub args: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Push the built image to the registry its `ref` names.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub push: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -435,8 +435,21 @@ impl Engine for DockerEngine {
         let opts = q::CreateImageOptions { from_image: Some(reference.to_string()), ..Default::default() };
         deadline(&op, PULL_TIMEOUT, async {
             let mut stream = self.docker.create_image(Some(opts), None, None);
+            let mut seen = std::collections::BTreeSet::new();
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| err(&op, e))?;
+                // One line per layer and state, not the byte counts in between.
+                if let Some(status) =
+                    info.status.as_deref().filter(|s| !s.starts_with("Downloading") && !s.starts_with("Extracting"))
+                {
+                    let line = match info.id.as_deref() {
+                        Some(id) => format!("{id}: {status}"),
+                        None => status.to_string(),
+                    };
+                    if seen.insert(line.clone()) {
+                        tracing::info!(target: "hawser::progress", image = %reference, "{line}");
+                    }
+                }
                 if let Some(e) = info.error_detail.and_then(|d| d.message) {
                     return Err(EngineError { op: op.clone(), kind: ErrorKind::Other, message: e });
                 }
@@ -454,6 +467,32 @@ impl Engine for DockerEngine {
                 .await
                 .map(|_| ())
                 .map_err(|e| err(&op, e))
+        })
+        .await
+    }
+
+    async fn push_image(&self, reference: &str) -> Result<()> {
+        let op = format!("push {reference}");
+        let (repo, tag) = match reference.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            Some((r, t)) => (r.to_string(), Some(t.to_string())),
+            None => (reference.to_string(), None),
+        };
+        let credentials = match super::registry::auth_for(&super::registry::registry_of(reference)) {
+            oci_client::secrets::RegistryAuth::Basic(u, p) => {
+                Some(bollard::auth::DockerCredentials { username: Some(u), password: Some(p), ..Default::default() })
+            }
+            _ => None,
+        };
+        deadline(&op, PULL_TIMEOUT, async {
+            let opts = q::PushImageOptions { tag, ..Default::default() };
+            let mut stream = self.docker.push_image(&repo, Some(opts), credentials);
+            while let Some(item) = stream.next().await {
+                let info = item.map_err(|e| err(&op, e))?;
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    return Err(EngineError { op: op.clone(), kind: ErrorKind::Other, message: e });
+                }
+            }
+            Ok(())
         })
         .await
     }
@@ -480,7 +519,7 @@ impl Engine for DockerEngine {
             while let Some(item) = stream.next().await {
                 let info = item.map_err(|e| err(&op, e))?;
                 if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
-                    tracing::info!(image = %ctx.tag, "{line}");
+                    tracing::info!(target: "hawser::progress", image = %ctx.tag, "{line}");
                     tail.push(line.to_string());
                     if tail.len() > 5 {
                         tail.remove(0);

@@ -71,6 +71,8 @@ pub trait Engine: EngineRead {
     async fn pull_image(&self, reference: &str) -> Result<()>;
     /// Removes an image reference (untags; deletes the image when nothing else names it).
     async fn remove_image(&self, reference: &str) -> Result<()>;
+    /// Pushes `reference` (`REPO:TAG`) to its registry.
+    async fn push_image(&self, reference: &str) -> Result<()>;
     /// Builds `ctx` with the engine's build API and tags it `ctx.tag`.
     async fn build_image(&self, ctx: &crate::desired::BuildContext) -> Result<()>;
     /// Creates (does not start) a container; returns its id.

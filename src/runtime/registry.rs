@@ -18,8 +18,13 @@ fn is_loopback(registry: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
 }
 
+/// The registry a reference names (`docker.io` when it names none).
+pub fn registry_of(reference: &str) -> String {
+    reference.parse::<Reference>().map(|r| r.resolve_registry().to_string()).unwrap_or_else(|_| "docker.io".into())
+}
+
 /// Credentials for `registry` from `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
-fn auth_for(registry: &str) -> RegistryAuth {
+pub fn auth_for(registry: &str) -> RegistryAuth {
     let dir = std::env::var_os("DOCKER_CONFIG")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")));

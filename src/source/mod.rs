@@ -320,6 +320,7 @@ pub fn resolve_builds(d: &mut crate::desired::DesiredState, snap: &Snapshot) -> 
                 dockerfile,
                 args: build.args.clone(),
                 target: build.target.clone(),
+                push: build.push,
             },
         );
     }
