@@ -159,9 +159,35 @@ pub fn read_remote(
         }
     };
     let mut remote = repo.remote_anonymous(url).map_err(|e| unreadable(url, e))?;
-    let refspecs =
-        ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/remotes/origin/HEAD"];
-    remote.fetch(&refspecs, None, None).map_err(|e| unreadable(url, e))?;
+    // Ask for the remote's refs first (one round trip, no objects): when every ref the cache
+    // knows still points where it did, there is nothing to fetch.
+    remote.connect(git2::Direction::Fetch).map_err(|e| unreadable(url, e))?;
+    let unchanged = {
+        let heads = remote.list().map_err(|e| unreadable(url, e))?;
+        !heads.is_empty()
+            && heads.iter().all(|h| {
+                let local = match h.name() {
+                    "HEAD" => Some("refs/remotes/origin/HEAD".to_string()),
+                    n => n
+                        .strip_prefix("refs/heads/")
+                        .map(|b| format!("refs/remotes/origin/{b}"))
+                        .or_else(|| n.starts_with("refs/tags/").then(|| n.trim_end_matches("^{}").to_string())),
+                };
+                match local {
+                    None => true,
+                    Some(_) if h.name().ends_with("^{}") => true,
+                    Some(l) => repo.refname_to_id(&l).ok() == Some(h.oid()),
+                }
+            })
+    };
+    remote.disconnect().map_err(|e| unreadable(url, e))?;
+    if !unchanged {
+        let refspecs =
+            ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/remotes/origin/HEAD"];
+        remote.fetch(&refspecs, None, None).map_err(|e| unreadable(url, e))?;
+    } else {
+        tracing::debug!(%url, "remote refs unchanged; no fetch");
+    }
     drop(remote);
     match reference {
         None => read_commit(&repo, url, "HEAD", &["refs/remotes/origin/HEAD"], signers),
