@@ -466,15 +466,9 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     crate::runtime::registry::resolve_digests(&mut d).await;
                 }
             }
-            let engine = DockerEngine::connect(&cli.host).await?;
-            let _lock = crate::lock::acquire(state_dir, &d.project, None, &mut |m: &str| eprintln!("{m}"))
-                .map_err(|e| CliError::Failed(e.to_string()))?;
-            let limited = apply::limit::Limited::new(&engine, 8);
             let opts = ApplyOptions { prune: *prune, yes: *yes, allow_empty: false, quiet: cli.quiet, saved: None };
-            let started = std::time::Instant::now();
-            let result = apply(&limited, &d, &opts).await;
-            record_apply(state_dir, source, &d, &result, started);
-            result.map(|(code, _)| code)
+            let run = RunOptions { lock_timeout: None, parallel: 8, keep_images: 3 };
+            run_apply(cli, state_dir, source, &d, &opts, &run).await
         }
         Command::Apply {
             source,
@@ -522,25 +516,14 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     )));
                 }
             }
-            let engine = DockerEngine::connect(&cli.host).await?;
-            let timeout = lock_timeout.map(|t| t.as_std());
-            let mut waiting = |m: &str| eprintln!("{m}");
-            let _lock = crate::lock::acquire(state_dir, &d.project, timeout, &mut waiting)
-                .map_err(|e| CliError::Failed(e.to_string()))?;
-            let limited = apply::limit::Limited::new(&engine, *parallel);
             let opts =
                 ApplyOptions { prune, yes: *yes, allow_empty: *allow_empty, quiet: cli.quiet, saved: saved.as_ref() };
-            let started = std::time::Instant::now();
-            let result = apply(&limited, &d, &opts).await;
-            record_apply(state_dir, &src.source, &d, &result, started);
-            if let Ok((EXIT_OK, _)) = result {
-                for r in apply::collect_images(&limited, &d, state_dir, *keep_images).await {
-                    if !cli.quiet {
-                        println!("Removed image {r} (no container uses it; {keep_images} newest kept).");
-                    }
-                }
-            }
-            result.map(|(code, _)| code)
+            let run = RunOptions {
+                lock_timeout: lock_timeout.map(|t| t.as_std()),
+                parallel: *parallel,
+                keep_images: *keep_images,
+            };
+            run_apply(cli, state_dir, &src.source, &d, &opts, &run).await
         }
         Command::Serve {
             config,
@@ -691,6 +674,40 @@ fn fingerprint(observed: &ObservedState, d: &DesiredState) -> String {
     let names: std::collections::BTreeSet<String> =
         d.containers.keys().chain(d.networks.keys()).chain(d.volumes.keys()).cloned().collect();
     crate::observed::fingerprint(observed, &d.project, &names)
+}
+
+/// How `apply` and `rollback` drive the engine around the apply itself.
+struct RunOptions {
+    lock_timeout: Option<std::time::Duration>,
+    parallel: usize,
+    keep_images: usize,
+}
+
+/// The steps `apply` and `rollback` share: connect, take the project's lock, apply, record the
+/// reconcile in the history and, after success, the images it ran (cleaning up old ones).
+async fn run_apply(
+    cli: &Cli,
+    state_dir: &std::path::Path,
+    source: &str,
+    d: &DesiredState,
+    opts: &ApplyOptions<'_>,
+    run: &RunOptions,
+) -> Result<u8, CliError> {
+    let engine = DockerEngine::connect(&cli.host).await?;
+    let _lock = crate::lock::acquire(state_dir, &d.project, run.lock_timeout, &mut |m: &str| eprintln!("{m}"))
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let limited = apply::limit::Limited::new(&engine, run.parallel);
+    let started = std::time::Instant::now();
+    let result = apply(&limited, d, opts).await;
+    record_apply(state_dir, source, d, &result, started);
+    if let Ok((EXIT_OK, _)) = result {
+        for r in apply::collect_images(&limited, d, state_dir, run.keep_images).await {
+            if !cli.quiet {
+                println!("Removed image {r} (no container uses it; {} newest kept).", run.keep_images);
+            }
+        }
+    }
+    result.map(|(code, _)| code)
 }
 
 /// One row in the history for a CLI apply (best effort: no history is no reason to fail).

@@ -173,10 +173,17 @@ fn a_push_to_a_watched_repository_deploys_and_drift_is_repaired() {
     let gone = Instant::now();
     let back = wait_for(Duration::from_secs(2), || runs_version(&format!("{p}-svc"), "2"));
     assert!(back.is_some(), "repaired within 2s (after {:?})", gone.elapsed());
-    // Every reconcile is in the history, with its trigger and outcome.
-    let r = s.hawser(&["history", "--project", p, "--output", "json"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    let entries: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    // Every reconcile is in the history, with its trigger and outcome (the repair's row is
+    // written when that reconcile ends, a moment after the container is back).
+    let history = || {
+        let r = s.hawser(&["history", "--project", p, "--output", "json"]);
+        assert_eq!(r.code, 0, "{r:?}");
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()
+    };
+    let changed_rows =
+        |h: &serde_json::Value| h.as_array().unwrap().iter().filter(|e| e["outcome"] == "changed").count();
+    wait_for(Duration::from_secs(5), || changed_rows(&history()) >= 3);
+    let entries = history();
     let triggers: Vec<&str> = entries.as_array().unwrap().iter().map(|e| e["trigger"].as_str().unwrap()).collect();
     assert!(triggers.contains(&"start") && triggers.contains(&"push") && triggers.contains(&"event"), "{triggers:?}");
     let changed = entries.as_array().unwrap().iter().filter(|e| e["outcome"] == "changed").count();

@@ -102,6 +102,7 @@ fn owned_by<'a>(
 fn networks(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions, out: &mut Vec<Action>) {
     let project = desired.project.as_str();
     for (name, r) in &desired.networks {
+        let new_spec = serde_json::to_value(&r.spec).unwrap_or_default();
         let existing = observed.networks.iter().find(|n| &n.name == name);
         let (op, cause) = match existing {
             None if r.spec.external => (Op::Conflict, Cause::ExternalMissing),
@@ -111,7 +112,6 @@ fn networks(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
                 None => (Op::Conflict, Cause::NameTaken { owner_project: n.owner.as_ref().map(|o| o.project.clone()) }),
                 Some(o) if o.spec_hash == network_hash(&r.spec) => (Op::Keep, Cause::Unchanged),
                 Some(o) => {
-                    let new = serde_json::to_value(&r.spec).unwrap_or_default();
                     // Every container on it must go first; one hawser may not remove blocks it.
                     let blocker = observed.containers.iter().find(|c| {
                         c.networks.contains(name)
@@ -122,7 +122,7 @@ fn networks(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
                         Some(c) => (Op::Conflict, Cause::AttachedUnmanaged { container: c.name.clone() }),
                         None => (
                             Op::Replace { old_id: n.id.clone(), strategy: Strategy::StopFirst },
-                            Cause::NetworkChanged { changes: field_changes(o.spec.as_deref(), &new) },
+                            Cause::NetworkChanged { changes: field_changes(o.spec.as_deref(), &new_spec) },
                         ),
                     }
                 }
@@ -131,7 +131,7 @@ fn networks(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
         let mut a = action(Kind::Network, name, op, cause);
         if let (Some(n), Cause::NetworkChanged { .. }) = (existing, &a.cause) {
             let applied = n.owner.as_ref().and_then(|o| o.spec.as_deref());
-            a.diff = unified_diff(applied, &serde_json::to_value(&r.spec).unwrap_or_default());
+            a.diff = unified_diff(applied, &new_spec);
         }
         out.push(a);
     }
