@@ -46,6 +46,18 @@ pub struct Cli {
     /// allowed_signers format, as git's gpg.ssh.allowedSignersFile).
     #[arg(long, global = true, env = "HAWSER_ALLOWED_SIGNERS")]
     pub allowed_signers: Option<PathBuf>,
+    /// Private SSH key for ssh:// and user@host:path sources (default: the ssh-agent).
+    #[arg(long, global = true, env = "HAWSER_SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file that SSH servers' host keys must be in (default: ~/.ssh/known_hosts).
+    #[arg(long, global = true, env = "HAWSER_KNOWN_HOSTS")]
+    pub known_hosts: Option<PathBuf>,
+    /// File holding an HTTPS token (or password) for https:// sources.
+    #[arg(long, global = true, env = "HAWSER_GIT_TOKEN_FILE")]
+    pub git_token_file: Option<PathBuf>,
+    /// User name for the token (default: x-access-token) or for SSH (default: git).
+    #[arg(long, global = true, env = "HAWSER_GIT_USERNAME")]
+    pub git_username: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -358,6 +370,16 @@ fn init_logging(cli: &Cli) {
     };
 }
 
+/// Credentials for remote sources named on the command line.
+fn git_auth(cli: &Cli) -> source::GitAuth {
+    source::GitAuth {
+        ssh_key_file: cli.ssh_key.clone(),
+        known_hosts: cli.known_hosts.clone(),
+        username: cli.git_username.clone(),
+        token_file: cli.git_token_file.clone(),
+    }
+}
+
 fn policy(cli: &Cli) -> Result<Policy, CliError> {
     let default_file = PathBuf::from("/etc/hawser/policy.toml");
     let file = cli.policy.clone().or_else(|| default_file.exists().then_some(default_file));
@@ -379,6 +401,7 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
         project: src.project.clone(),
         allowed_signers: cli.allowed_signers.clone(),
         cache_dir: state_dir.to_path_buf(),
+        auth: git_auth(cli),
     };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
@@ -551,6 +574,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                         self_heal: !no_self_heal,
                         prune: true,
                         allowed_signers: None,
+                        auth: Default::default(),
                     }],
                 },
             };
@@ -559,6 +583,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 if s.allowed_signers.is_none() {
                     s.allowed_signers = cli.allowed_signers.clone();
                 }
+                s.auth = s.auth.or(&git_auth(cli));
             }
             let engine = DockerEngine::connect(&cli.host).await?;
             crate::serve::run(engine, cfg, state_dir, policy(cli)?)

@@ -14,6 +14,12 @@
 //! selfHeal = true                    # repair drift on engine events (default)
 //! prune = true                       # remove what is no longer declared (default)
 //! allowedSigners = "/etc/hawser/allowed_signers"   # only commits signed by these SSH keys
+//!
+//! [source.auth]                      # for remote repositories that want credentials
+//! sshKeyFile = "/etc/hawser/deploy_key"            # ssh:// and user@host:path URLs
+//! knownHosts = "/etc/hawser/known_hosts"           # default ~/.ssh/known_hosts
+//! tokenFile = "/etc/hawser/shop.token"             # https:// URLs
+//! username = "x-access-token"                      # with the token; SSH: from the URL or `git`
 //! ```
 
 use crate::desired::diag::{Diagnostics, Pos, Sink};
@@ -54,6 +60,9 @@ pub struct SourceConfig {
     /// Apply only commits signed by a key in this allowed_signers file.
     #[serde(default)]
     pub allowed_signers: Option<PathBuf>,
+    /// Credentials and host keys for a remote `repo`.
+    #[serde(default)]
+    pub auth: crate::source::GitAuth,
 }
 
 fn default_listen() -> String {
@@ -98,6 +107,11 @@ impl ServeConfig {
         }
         let mut names = std::collections::BTreeSet::new();
         for s in &cfg.sources {
+            if let Some(problem) = crate::source::url_problem(&s.repo) {
+                let at = text.find(&s.repo).map(|o| Pos::from_offset(&text, o)).unwrap_or(Pos::new(1, 1));
+                // No quoted line: it holds the secret.
+                Sink::new(&shown, "", &mut d).error(at, format!("source `{}`: {problem}", s.display_name()));
+            }
             if !names.insert(s.display_name()) {
                 Sink::new(&shown, &text, &mut d).error(
                     Pos::new(1, 1),
@@ -110,5 +124,44 @@ impl ServeConfig {
         } else {
             Err(Diagnostics(d))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<ServeConfig, Diagnostics> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serve.toml");
+        std::fs::write(&path, text).unwrap();
+        ServeConfig::from_file(&path)
+    }
+
+    #[test]
+    fn auth_is_read_per_source() {
+        let cfg = load(
+            "[[source]]\nrepo = \"ssh://git@git.example/shop.git\"\n[source.auth]\nsshKeyFile = \"/k\"\nknownHosts = \"/kh\"\n\n\
+             [[source]]\nrepo = \"https://git.example/blog.git\"\nauth = { tokenFile = \"/t\", username = \"ci\" }\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.sources[0].auth.ssh_key_file.as_deref(), Some(Path::new("/k")));
+        assert_eq!(cfg.sources[0].auth.known_hosts.as_deref(), Some(Path::new("/kh")));
+        assert_eq!(cfg.sources[1].auth.token_file.as_deref(), Some(Path::new("/t")));
+        assert_eq!(cfg.sources[1].auth.username.as_deref(), Some("ci"));
+    }
+
+    #[test]
+    fn unknown_auth_keys_are_errors() {
+        let e =
+            load("[[source]]\nrepo = \"https://git.example/a.git\"\n[source.auth]\npassword = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("password"), "{e}");
+    }
+
+    #[test]
+    fn a_password_in_a_url_is_refused_without_quoting_it() {
+        let e = load("[[source]]\nrepo = \"https://deploy:s3cret@git.example/a.git\"\n").unwrap_err().to_string();
+        assert!(e.contains(":2:") && e.contains("tokenFile"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

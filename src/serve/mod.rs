@@ -352,6 +352,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         project: src.cfg.project.clone(),
         allowed_signers: src.cfg.allowed_signers.clone(),
         cache_dir: svc.state_dir.clone(),
+        auth: src.cfg.auth.clone(),
     };
     let repo = src.cfg.repo.clone();
     let read = tokio::task::spawn_blocking(move || source::read(&repo, &opts));

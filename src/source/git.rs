@@ -1,7 +1,7 @@
 //! Git repositories as sources, through libgit2. Manifests are read from the commit's tree, not
 //! from a work tree, so what is applied is exactly what was committed.
 
-use super::{SourceError, Tree};
+use super::{GitAuth, SourceError, Tree};
 use git2::{ObjectType, Repository, RepositoryOpenFlags, TreeWalkMode, TreeWalkResult};
 use std::path::Path;
 
@@ -141,13 +141,9 @@ pub fn files_under(repo_path: &Path, commit: &str, folder: &str) -> Result<Vec<s
 }
 
 /// Fetches a remote repository into the cache and reads `reference` (default: the remote's HEAD).
-pub fn read_remote(
-    url: &str,
-    reference: Option<&str>,
-    cache_dir: &Path,
-    signers: Option<&Path>,
-) -> Result<(String, Tree), SourceError> {
-    let dir = cache_path(url, cache_dir);
+pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tree), SourceError> {
+    let signers = opts.allowed_signers.as_deref();
+    let dir = cache_path(url, &opts.cache_dir);
     let repo = match Repository::open_bare(&dir) {
         Ok(r) => r,
         Err(_) => {
@@ -159,11 +155,22 @@ pub fn read_remote(
         }
     };
     let mut remote = repo.remote_anonymous(url).map_err(|e| unreadable(url, e))?;
+    // libgit2 replaces a callback's error with its own generic one ("invalid or unknown remote
+    // ssh hostkey"); the callbacks keep theirs here, and it is the one reported.
+    let why = std::cell::RefCell::new(None::<String>);
+    let failed = |e: git2::Error| SourceError::Unreadable {
+        source_name: url.to_string(),
+        message: why.borrow_mut().take().unwrap_or_else(|| e.message().to_string()),
+    };
     // Ask for the remote's refs first (one round trip, no objects): when every ref the cache
     // knows still points where it did, there is nothing to fetch.
-    remote.connect(git2::Direction::Fetch).map_err(|e| unreadable(url, e))?;
     let unchanged = {
-        let heads = remote.list().map_err(|e| unreadable(url, e))?;
+        let mut proxy = git2::ProxyOptions::new();
+        proxy.auto();
+        let conn = remote
+            .connect_auth(git2::Direction::Fetch, Some(callbacks(url, &opts.auth, &why)), Some(proxy))
+            .map_err(failed)?;
+        let heads = conn.list().map_err(failed)?;
         !heads.is_empty()
             && heads.iter().all(|h| {
                 let local = match h.name() {
@@ -180,20 +187,159 @@ pub fn read_remote(
                 }
             })
     };
-    remote.disconnect().map_err(|e| unreadable(url, e))?;
     if !unchanged {
         let refspecs =
             ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/remotes/origin/HEAD"];
-        remote.fetch(&refspecs, None, None).map_err(|e| unreadable(url, e))?;
+        let mut fetch = git2::FetchOptions::new();
+        let mut proxy = git2::ProxyOptions::new();
+        proxy.auto();
+        fetch.remote_callbacks(callbacks(url, &opts.auth, &why)).proxy_options(proxy);
+        remote.fetch(&refspecs, Some(&mut fetch), None).map_err(failed)?;
     } else {
         tracing::debug!(%url, "remote refs unchanged; no fetch");
     }
     drop(remote);
-    match reference {
+    match opts.git_ref.as_deref() {
         None => read_commit(&repo, url, "HEAD", &["refs/remotes/origin/HEAD"], signers),
         Some(r) => {
             let remote_branch = format!("refs/remotes/origin/{r}");
             read_commit(&repo, url, r, &[&remote_branch, r], signers)
         }
+    }
+}
+
+/// Credentials from `auth`, each offered once (libgit2 asks again after a refusal, and a second
+/// offer of the same secret would only loop), and SSH host keys checked against known_hosts.
+fn callbacks<'a>(
+    url: &'a str,
+    auth: &'a GitAuth,
+    why: &'a std::cell::RefCell<Option<String>>,
+) -> git2::RemoteCallbacks<'a> {
+    use git2::{Cred, CredentialType};
+    let mut cb = git2::RemoteCallbacks::new();
+    let mut offered = CredentialType::empty();
+    let note = move |m: String| {
+        let e = git2::Error::from_str(&m);
+        *why.borrow_mut() = Some(m);
+        e
+    };
+    cb.credentials(move |_, url_user, allowed| {
+        let fail = |m: String| Err(note(m));
+        let ssh_user = url_user.or(auth.username.as_deref()).unwrap_or("git");
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(ssh_user);
+        }
+        if allowed.contains(CredentialType::SSH_KEY) {
+            if offered.contains(CredentialType::SSH_KEY) {
+                return fail(match &auth.ssh_key_file {
+                    Some(k) => format!("the server refused the SSH key {} for user `{ssh_user}`", k.display()),
+                    None => format!("the server refused the ssh-agent's keys for user `{ssh_user}`"),
+                });
+            }
+            offered |= CredentialType::SSH_KEY;
+            return match &auth.ssh_key_file {
+                Some(k) if !k.is_file() => fail(format!("SSH key file {} does not exist", k.display())),
+                Some(k) => Cred::ssh_key(ssh_user, None, k, None),
+                None if std::env::var_os("SSH_AUTH_SOCK").is_some() => Cred::ssh_key_from_agent(ssh_user),
+                None => fail("the server wants an SSH key: set `auth.sshKeyFile` (or `--ssh-key`)".into()),
+            };
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            let Some(file) = &auth.token_file else {
+                return fail("the server wants credentials: set `auth.tokenFile` (or `--git-token-file`)".into());
+            };
+            if offered.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                return fail(format!("the server refused the token in {}", file.display()));
+            }
+            offered |= CredentialType::USER_PASS_PLAINTEXT;
+            let token = match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => return fail(format!("cannot read token file {}: {e}", file.display())),
+            };
+            let token = token.lines().next().unwrap_or_default().trim();
+            if token.is_empty() {
+                return fail(format!("token file {} is empty", file.display()));
+            }
+            let user = auth.username.as_deref().or(url_user).unwrap_or("x-access-token");
+            return Cred::userpass_plaintext(user, token);
+        }
+        fail(format!("the server wants a kind of credentials hawser does not offer ({allowed:?})"))
+    });
+    cb.certificate_check(move |cert, host| match cert.as_hostkey() {
+        // TLS: libgit2 has verified the chain against the system's trust store (or
+        // SSL_CERT_FILE / SSL_CERT_DIR); its verdict stands.
+        None => Ok(git2::CertificateCheckStatus::CertificatePassthrough),
+        Some(key) => check_host_key(url, host, key.hostkey(), &auth.known_hosts).map_err(note),
+    });
+    cb
+}
+
+fn check_host_key(
+    url: &str,
+    host: &str,
+    key: Option<&[u8]>,
+    known_hosts: &Option<std::path::PathBuf>,
+) -> Result<git2::CertificateCheckStatus, String> {
+    use super::known_hosts::{check, host_name, Verdict};
+    let fail = Err;
+    let Some(key) = key else { return fail("the server's SSH host key could not be read".into()) };
+    let file = match known_hosts {
+        Some(f) => f.clone(),
+        None => match std::env::var_os("HOME") {
+            Some(home) => Path::new(&home).join(".ssh/known_hosts"),
+            None => return fail("no known_hosts file: set `auth.knownHosts` (or `--known-hosts`)".into()),
+        },
+    };
+    let name = host_name(host, ssh_port(url));
+    let fingerprint = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        <sha2::Sha256 as sha2::Digest>::digest(key),
+    );
+    let add = format!("`ssh-keyscan -p {} {host} >> {}` after checking its fingerprint", ssh_port(url), file.display());
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) => {
+            return fail(format!("cannot read known_hosts {}: {e}; add the server's key with {add}", file.display()))
+        }
+    };
+    match check(&text, &name, key) {
+        Verdict::Known => Ok(git2::CertificateCheckStatus::CertificateOk),
+        Verdict::Unknown => fail(format!(
+            "host {name} is not in {} (its key is SHA256:{fingerprint}); add it with {add}",
+            file.display()
+        )),
+        Verdict::Mismatch => fail(format!(
+            "HOST KEY MISMATCH for {name}: it presented SHA256:{fingerprint}, which {} does not list for it; \
+             someone may be in the middle. If the server's key really changed, replace its line",
+            file.display()
+        )),
+        Verdict::Revoked => fail(format!("host key SHA256:{fingerprint} of {name} is revoked in {}", file.display())),
+    }
+}
+
+/// The SSH port of `url`: explicit in `ssh://host:port/…`, 22 otherwise (and always for the
+/// scp-like `user@host:path`).
+fn ssh_port(url: &str) -> u16 {
+    let Some(rest) = url.strip_prefix("ssh://").or_else(|| url.strip_prefix("ssh+git://")) else { return 22 };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let port = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => host_port.rsplit_once(':').map(|(_, p)| p),
+    };
+    port.and_then(|p| p.parse().ok()).unwrap_or(22)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ssh_port;
+
+    #[test]
+    fn ssh_ports() {
+        assert_eq!(ssh_port("ssh://git@example.org:2222/srv/repo.git"), 2222);
+        assert_eq!(ssh_port("ssh://example.org/srv/repo.git"), 22);
+        assert_eq!(ssh_port("ssh://git@[::1]:19491/repo"), 19491);
+        assert_eq!(ssh_port("git@example.org:team/repo.git"), 22);
+        assert_eq!(ssh_port("https://example.org:8443/repo"), 22);
     }
 }

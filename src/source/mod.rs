@@ -5,6 +5,7 @@
 
 mod dir;
 mod git;
+mod known_hosts;
 mod signature;
 
 pub use git::is_url;
@@ -67,6 +68,66 @@ pub struct SourceOptions {
     pub allowed_signers: Option<PathBuf>,
     /// Where remote repositories are cached.
     pub cache_dir: PathBuf,
+    /// Credentials and host keys for remote repositories.
+    pub auth: GitAuth,
+}
+
+/// How to reach a remote repository that wants credentials. Only paths: the secrets stay in
+/// their files, out of configs, logs and history, and are read at each fetch so that a rotated
+/// token needs no restart.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitAuth {
+    /// Private key for `ssh://` and `user@host:path` URLs (unencrypted; OpenSSH or PEM format).
+    /// Without it an ssh-agent at `SSH_AUTH_SOCK` is asked.
+    pub ssh_key_file: Option<PathBuf>,
+    /// OpenSSH known_hosts file the server's host key must be listed in. Default:
+    /// `~/.ssh/known_hosts`. Unknown hosts are refused, never trusted on first use.
+    pub known_hosts: Option<PathBuf>,
+    /// User name for HTTPS token auth (default `x-access-token`, which GitHub and GitLab accept
+    /// with any personal or deploy token; Gitea wants the account's name) and for SSH when the
+    /// URL names none (default `git`).
+    pub username: Option<String>,
+    /// File whose first line is an HTTPS token or password.
+    pub token_file: Option<PathBuf>,
+}
+
+impl GitAuth {
+    /// `self`, with what it leaves unset taken from `fallback`.
+    pub fn or(&self, fallback: &GitAuth) -> GitAuth {
+        GitAuth {
+            ssh_key_file: self.ssh_key_file.clone().or_else(|| fallback.ssh_key_file.clone()),
+            known_hosts: self.known_hosts.clone().or_else(|| fallback.known_hosts.clone()),
+            username: self.username.clone().or_else(|| fallback.username.clone()),
+            token_file: self.token_file.clone().or_else(|| fallback.token_file.clone()),
+        }
+    }
+}
+
+/// Why a URL may not be used as a source, if it may not: a password written into the URL would
+/// end up in logs, status and history.
+pub fn url_problem(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let userinfo = authority.rsplit_once('@')?.0;
+    userinfo.contains(':').then(|| {
+        "the URL carries a password or token: put it in a file and name it as `tokenFile` \
+         (or `--git-token-file`), so that it stays out of logs and history"
+            .to_string()
+    })
+}
+
+/// `url` with any password in it replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_string(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +161,10 @@ pub(crate) type Tree = Vec<(String, Vec<u8>)>;
 pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError> {
     let unreadable = |m: String| SourceError::Unreadable { source_name: source.to_string(), message: m };
     let (default_project, revision, tree, location) = if git::is_url(source) {
-        let (rev, tree) =
-            git::read_remote(source, opts.git_ref.as_deref(), &opts.cache_dir, opts.allowed_signers.as_deref())?;
+        if let Some(problem) = url_problem(source) {
+            return Err(SourceError::Unreadable { source_name: redact_url(source), message: problem });
+        }
+        let (rev, tree) = git::read_remote(source, opts)?;
         let location = Location::Git { repo: git::cache_path(source, &opts.cache_dir), commit: rev.clone() };
         (name_of(source.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("default")), rev, tree, location)
     } else {
@@ -218,6 +281,31 @@ mod tests {
 
     fn tree(files: &[(&str, &str)]) -> Tree {
         files.iter().map(|(p, t)| (p.to_string(), t.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn passwords_in_urls_are_refused_and_redacted() {
+        assert!(url_problem("https://deploy:s3cret@git.example/shop.git").is_some());
+        assert!(url_problem("https://deploy@git.example/shop.git").is_none());
+        assert!(url_problem("ssh://git@git.example:2222/shop.git").is_none());
+        assert!(url_problem("git@git.example:team/shop.git").is_none());
+        assert!(url_problem("https://git.example/a:b@c").is_none(), "an @ in the path is no userinfo");
+        assert_eq!(redact_url("https://deploy:s3cret@git.example/shop.git"), "https://deploy:***@git.example/shop.git");
+        assert_eq!(redact_url("https://git.example/shop.git"), "https://git.example/shop.git");
+    }
+
+    #[test]
+    fn auth_fills_what_it_leaves_unset_from_the_fallback() {
+        let config = GitAuth { ssh_key_file: Some("/etc/hawser/key".into()), ..Default::default() };
+        let flags = GitAuth {
+            ssh_key_file: Some("/flag/key".into()),
+            token_file: Some("/flag/token".into()),
+            ..Default::default()
+        };
+        let merged = config.or(&flags);
+        assert_eq!(merged.ssh_key_file, Some("/etc/hawser/key".into()));
+        assert_eq!(merged.token_file, Some("/flag/token".into()));
+        assert_eq!(merged.known_hosts, None);
     }
 
     #[test]
