@@ -305,3 +305,25 @@ fn an_https_remote_needs_a_trusted_certificate_and_an_accepted_token() {
     no_secret(&r);
     assert!(runs_version(&format!("{p}-svc"), "1"));
 }
+
+#[test]
+fn a_server_that_accepts_and_never_answers_times_out() {
+    // Accepts connections and holds them open in silence until the test ends.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().take(4) {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    let s = Stack::new("t-auth-silent");
+    for url in [format!("ssh://git@127.0.0.1:{port}/x.git"), format!("https://127.0.0.1:{port}/x.git")] {
+        let t = Instant::now();
+        let r = s.hawser(&["plan", &url]);
+        assert_ne!(r.code, 0, "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(40), "{url} took {:?}", t.elapsed());
+        assert!(r.stderr.contains("did not answer within"), "{r:?}");
+    }
+}

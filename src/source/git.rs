@@ -140,8 +140,20 @@ pub fn files_under(repo_path: &Path, commit: &str, folder: &str) -> Result<Vec<s
     }
 }
 
+/// How long a remote may take to accept a connection, and to answer each read.
+const CONNECT_TIMEOUT_MS: i32 = 10_000;
+const READ_TIMEOUT_MS: i32 = 20_000;
+
 /// Fetches a remote repository into the cache and reads `reference` (default: the remote's HEAD).
 pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tree), SourceError> {
+    static TIMEOUTS: std::sync::Once = std::sync::Once::new();
+    // A server that accepts and then says nothing would hold a fetch, and its thread, forever.
+    // SAFETY: libgit2's global options; every remote operation passes here first and waits on
+    // the Once, so none runs while they are set.
+    TIMEOUTS.call_once(|| unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(CONNECT_TIMEOUT_MS);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(READ_TIMEOUT_MS);
+    });
     let signers = opts.allowed_signers.as_deref();
     let dir = cache_path(url, &opts.cache_dir);
     let repo = match Repository::open_bare(&dir) {
@@ -158,9 +170,16 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
     // libgit2 replaces a callback's error with its own generic one ("invalid or unknown remote
     // ssh hostkey"); the callbacks keep theirs here, and it is the one reported.
     let why = std::cell::RefCell::new(None::<String>);
-    let failed = |e: git2::Error| SourceError::Unreadable {
-        source_name: url.to_string(),
-        message: why.borrow_mut().take().unwrap_or_else(|| e.message().to_string()),
+    let failed = |e: git2::Error| {
+        let message = why.borrow_mut().take().unwrap_or_else(|| {
+            let m = e.message();
+            if m.contains("Timed out") || m.contains("temporarily unavailable") {
+                format!("the server did not answer within {}s ({m})", READ_TIMEOUT_MS / 1000)
+            } else {
+                m.to_string()
+            }
+        });
+        SourceError::Unreadable { source_name: url.to_string(), message }
     };
     // Ask for the remote's refs first (one round trip, no objects): when every ref the cache
     // knows still points where it did, there is nothing to fetch.
