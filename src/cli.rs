@@ -402,6 +402,7 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
         allowed_signers: cli.allowed_signers.clone(),
         cache_dir: state_dir.to_path_buf(),
         auth: git_auth(cli),
+        deadline: None,
     };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");

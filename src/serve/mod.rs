@@ -353,10 +353,13 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         allowed_signers: src.cfg.allowed_signers.clone(),
         cache_dir: svc.state_dir.clone(),
         auth: src.cfg.auth.clone(),
+        deadline: Some(std::time::Instant::now() + FETCH_TIMEOUT),
     };
     let repo = src.cfg.repo.clone();
     let read = tokio::task::spawn_blocking(move || source::read(&repo, &opts));
-    let snap = match tokio::time::timeout(FETCH_TIMEOUT, read).await {
+    // The fetch stops itself at its deadline; this wait is the backstop for a read stuck
+    // between two of libgit2's progress callbacks.
+    let snap = match tokio::time::timeout(FETCH_TIMEOUT + Duration::from_secs(5), read).await {
         Err(_) => return Err(SourceProblem::Unavailable(format!("no answer within {}s", FETCH_TIMEOUT.as_secs()))),
         Ok(Err(e)) => return Err(SourceProblem::Unavailable(e.to_string())),
         Ok(Ok(Err(source::SourceError::Invalid(d)))) => return Err(SourceProblem::Invalid(d.to_string())),

@@ -1,7 +1,7 @@
 //! Git repositories as sources, through libgit2. Manifests are read from the commit's tree, not
 //! from a work tree, so what is applied is exactly what was committed.
 
-use super::{GitAuth, SourceError, Tree};
+use super::{SourceError, Tree};
 use git2::{ObjectType, Repository, RepositoryOpenFlags, TreeWalkMode, TreeWalkResult};
 use std::path::Path;
 
@@ -187,7 +187,7 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
         let mut proxy = git2::ProxyOptions::new();
         proxy.auto();
         let conn = remote
-            .connect_auth(git2::Direction::Fetch, Some(callbacks(url, &opts.auth, &why)), Some(proxy))
+            .connect_auth(git2::Direction::Fetch, Some(callbacks(url, opts, &why)), Some(proxy))
             .map_err(failed)?;
         let heads = conn.list().map_err(failed)?;
         !heads.is_empty()
@@ -212,7 +212,7 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
         let mut fetch = git2::FetchOptions::new();
         let mut proxy = git2::ProxyOptions::new();
         proxy.auto();
-        fetch.remote_callbacks(callbacks(url, &opts.auth, &why)).proxy_options(proxy);
+        fetch.remote_callbacks(callbacks(url, opts, &why)).proxy_options(proxy);
         remote.fetch(&refspecs, Some(&mut fetch), None).map_err(failed)?;
     } else {
         tracing::debug!(%url, "remote refs unchanged; no fetch");
@@ -231,11 +231,23 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
 /// offer of the same secret would only loop), and SSH host keys checked against known_hosts.
 fn callbacks<'a>(
     url: &'a str,
-    auth: &'a GitAuth,
+    opts: &'a super::SourceOptions,
     why: &'a std::cell::RefCell<Option<String>>,
 ) -> git2::RemoteCallbacks<'a> {
     use git2::{Cred, CredentialType};
+    let auth = &opts.auth;
     let mut cb = git2::RemoteCallbacks::new();
+    // Returning false from a progress callback cancels the transfer: a fetch past its deadline
+    // ends here instead of running on in a thread nobody waits for.
+    let in_time = move || match opts.deadline {
+        Some(d) if std::time::Instant::now() >= d => {
+            *why.borrow_mut() = Some("the fetch ran past its deadline and was cancelled".into());
+            false
+        }
+        _ => true,
+    };
+    cb.transfer_progress(move |_| in_time());
+    cb.sideband_progress(move |_| in_time());
     let mut offered = CredentialType::empty();
     let note = move |m: String| {
         let e = git2::Error::from_str(&m);
@@ -352,6 +364,38 @@ fn ssh_port(url: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::ssh_port;
+    use crate::source::{read, SourceError, SourceOptions};
+
+    /// A repository with one commit holding a manifest, as a file:// URL.
+    fn origin(dir: &std::path::Path) -> String {
+        let repo = git2::Repository::init(dir).unwrap();
+        std::fs::write(dir.join("a.yaml"), "kind: Volume\nmetadata: {name: data}\n").unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(std::path::Path::new("a.yaml")).unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@localhost").unwrap();
+        repo.commit(Some("HEAD"), &sig, &sig, "one", &tree, &[]).unwrap();
+        format!("file://{}", dir.display())
+    }
+
+    #[test]
+    fn a_fetch_past_its_deadline_is_cancelled_and_one_in_time_is_not() {
+        let (src, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let url = origin(src.path());
+        let late = SourceOptions {
+            cache_dir: cache.path().to_path_buf(),
+            deadline: Some(std::time::Instant::now()),
+            ..Default::default()
+        };
+        match read(&url, &late) {
+            Err(SourceError::Unreadable { message, .. }) => assert!(message.contains("deadline"), "{message}"),
+            other => panic!("expected a cancelled fetch, got {other:?}"),
+        }
+        let in_time =
+            SourceOptions { deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(30)), ..late };
+        let snap = read(&url, &in_time).unwrap();
+        assert_eq!(snap.files.len(), 1);
+    }
 
     #[test]
     fn ssh_ports() {

@@ -70,6 +70,8 @@ pub struct SourceOptions {
     pub cache_dir: PathBuf,
     /// Credentials and host keys for remote repositories.
     pub auth: GitAuth,
+    /// A fetch still transferring at this instant stops itself (the service's read budget).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// How to reach a remote repository that wants credentials. Only paths: the secrets stay in
