@@ -166,10 +166,22 @@ fn an_ssh_remote_needs_a_known_host_key_and_an_accepted_deploy_key() {
     assert!(r.stderr.contains("refused the SSH key"), "{r:?}");
     assert!(runs_version(&format!("{p}-svc"), "1"), "nothing changed on refusals");
 
-    // Hashed known_hosts entries (ssh-keyscan -H, HashKnownHosts) work too; then v2 is applied.
+    // Without a key file, and without an agent, the error says what to set.
+    let r = s.hawser_env(&["apply", &url, "--known-hosts", &good_hosts], &[("SSH_AUTH_SOCK", "")]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("the server wants an SSH key"), "{r:?}");
+    assert!(runs_version(&format!("{p}-svc"), "1"), "nothing changed on refusals");
+
+    // Hashed known_hosts entries (ssh-keygen -H, HashKnownHosts) work too, and the key may come
+    // from an ssh-agent: v2 is applied.
     run(Command::new("ssh-keygen").args(["-H", "-f", &good_hosts]));
     assert!(!std::fs::read_to_string(&good_hosts).unwrap().contains("127.0.0.1"), "hashed");
-    let r = s.hawser(&["apply", &url, "--ssh-key", &key, "--known-hosts", &good_hosts]);
+    let agent_sock = sshd.path("agent.sock");
+    let agent = Command::new("ssh-agent").args(["-D", "-a", &agent_sock]).stdout(Stdio::null()).spawn().unwrap();
+    let _agent = Killed(agent);
+    assert!(wait_for(Duration::from_secs(5), || Path::new(&agent_sock).exists()), "ssh-agent listens");
+    run(Command::new("ssh-add").arg("-q").arg(&key).env("SSH_AUTH_SOCK", &agent_sock));
+    let r = s.hawser_env(&["apply", &url, "--known-hosts", &good_hosts], &[("SSH_AUTH_SOCK", &agent_sock)]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(runs_version(&format!("{p}-svc"), "2"));
 }

@@ -271,7 +271,9 @@ fn callbacks<'a>(
             return match &auth.ssh_key_file {
                 Some(k) if !k.is_file() => fail(format!("SSH key file {} does not exist", k.display())),
                 Some(k) => Cred::ssh_key(ssh_user, None, k, None),
-                None if std::env::var_os("SSH_AUTH_SOCK").is_some() => Cred::ssh_key_from_agent(ssh_user),
+                None if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty()) => {
+                    Cred::ssh_key_from_agent(ssh_user)
+                }
                 None => fail("the server wants an SSH key: set `auth.sshKeyFile` (or `--ssh-key`)".into()),
             };
         }
