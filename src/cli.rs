@@ -192,6 +192,9 @@ pub enum Command {
         /// Resync (local) or poll (remote) period.
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         interval: desired::Duration,
+        /// A remote fetch running longer is cancelled (and retried at the next poll).
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        fetch_timeout: desired::Duration,
         /// Enables webhooks at /hooks/NAME, authenticated with this secret.
         #[arg(long)]
         webhook_secret_file: Option<PathBuf>,
@@ -557,6 +560,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             project,
             listen,
             interval,
+            fetch_timeout,
             webhook_secret_file,
             no_self_heal,
         } => {
@@ -571,6 +575,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                         path: path.clone(),
                         project: project.clone(),
                         interval: *interval,
+                        fetch_timeout: *fetch_timeout,
                         webhook_secret_file: webhook_secret_file.clone(),
                         self_heal: !no_self_heal,
                         prune: true,

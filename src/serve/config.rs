@@ -10,6 +10,7 @@
 //! path = "deploy"                    # the manifest folder; default from hawser.toml
 //! project = "shop"                   # default from hawser.toml
 //! interval = "60s"                   # resync (local) or poll (remote) period, with jitter
+//! fetchTimeout = "30s"               # a remote fetch running longer is cancelled
 //! webhookSecretFile = "/etc/hawser/shop.secret"
 //! selfHeal = true                    # repair drift on engine events (default)
 //! prune = true                       # remove what is no longer declared (default)
@@ -51,6 +52,10 @@ pub struct SourceConfig {
     pub project: Option<String>,
     #[serde(default = "default_interval")]
     pub interval: Duration,
+    /// A remote read (refs and objects) still running after this is cancelled and retried at
+    /// the next poll; a first clone of a large repository may want more.
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout: Duration,
     #[serde(default)]
     pub webhook_secret_file: Option<PathBuf>,
     #[serde(default = "yes")]
@@ -71,6 +76,10 @@ fn default_listen() -> String {
 
 fn default_interval() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_fetch_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn yes() -> bool {

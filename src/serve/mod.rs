@@ -29,7 +29,6 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// How long a stopping service lets a reconcile in flight finish before abandoning it (the
 /// state it leaves is one the next start converges from).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Webhook-triggered reconciles are at least this far apart: a burst of hooks gives one at once
 /// and one at the end of the window.
 pub const WEBHOOK_SPACING: Duration = Duration::from_secs(3);
@@ -353,14 +352,15 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         allowed_signers: src.cfg.allowed_signers.clone(),
         cache_dir: svc.state_dir.clone(),
         auth: src.cfg.auth.clone(),
-        deadline: Some(std::time::Instant::now() + FETCH_TIMEOUT),
+        deadline: Some(std::time::Instant::now() + src.cfg.fetch_timeout.as_std()),
     };
     let repo = src.cfg.repo.clone();
     let read = tokio::task::spawn_blocking(move || source::read(&repo, &opts));
     // The fetch stops itself at its deadline; this wait is the backstop for a read stuck
     // between two of libgit2's progress callbacks.
-    let snap = match tokio::time::timeout(FETCH_TIMEOUT + Duration::from_secs(5), read).await {
-        Err(_) => return Err(SourceProblem::Unavailable(format!("no answer within {}s", FETCH_TIMEOUT.as_secs()))),
+    let limit = src.cfg.fetch_timeout.as_std();
+    let snap = match tokio::time::timeout(limit + Duration::from_secs(5), read).await {
+        Err(_) => return Err(SourceProblem::Unavailable(format!("no answer within {}", src.cfg.fetch_timeout))),
         Ok(Err(e)) => return Err(SourceProblem::Unavailable(e.to_string())),
         Ok(Ok(Err(source::SourceError::Invalid(d)))) => return Err(SourceProblem::Invalid(d.to_string())),
         Ok(Ok(Err(e @ source::SourceError::Signature { .. }))) => return Err(SourceProblem::Invalid(e.to_string())),
