@@ -5,19 +5,9 @@
 mod common;
 use common::*;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A child process killed when dropped, also when a test fails.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -44,27 +34,6 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-}
-
-fn svc(p: &str, version: &str) -> String {
-    format!(
-        "kind: Container\nmetadata: {{name: {p}-svc}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sleep, \"3600\"]\n  env: {{VERSION: \"{version}\"}}\n  stopTimeout: 1s\n"
-    )
-}
-
-fn runs_version(name: &str, version: &str) -> bool {
-    let out = docker_raw(&["inspect", "--format", "{{.State.Running}} {{json .Config.Env}}", name]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.starts_with("true") && text.contains(&format!("VERSION={version}\""))
-}
-
-/// A bare repository beside the stack's work tree, pushed to as `origin`.
-fn bare_remote(s: &Stack) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let bare = dir.path().join("origin.git");
-    run(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&bare));
-    s.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
-    (dir, bare)
 }
 
 /// OpenSSH's sshd on a loopback port, with its own host key, accepting one client key for root.
@@ -125,7 +94,8 @@ impl Sshd {
 fn an_ssh_remote_needs_a_known_host_key_and_an_accepted_deploy_key() {
     let p = "t-auth-ssh";
     let s = Stack::new(p);
-    let (_remote, bare) = bare_remote(&s);
+    let remote = bare_remote(&s);
+    let bare = remote.path().join("origin.git");
     s.write("svc.yaml", &svc(p, "1"));
     s.commit("v1");
     s.git(&["push", "-q", "origin", "main"]);
@@ -190,7 +160,8 @@ fn an_ssh_remote_needs_a_known_host_key_and_an_accepted_deploy_key() {
 fn serve_polls_an_ssh_remote_with_the_auth_of_its_config() {
     let p = "t-auth-serve";
     let s = Stack::new(p);
-    let (_remote, bare) = bare_remote(&s);
+    let remote = bare_remote(&s);
+    let bare = remote.path().join("origin.git");
     s.write("svc.yaml", &svc(p, "1"));
     s.commit("v1");
     s.git(&["push", "-q", "origin", "main"]);
@@ -274,7 +245,7 @@ impl Https {
 fn an_https_remote_needs_a_trusted_certificate_and_an_accepted_token() {
     let p = "t-auth-https";
     let s = Stack::new(p);
-    let (remote, _bare) = bare_remote(&s);
+    let remote = bare_remote(&s);
     s.write("svc.yaml", &svc(p, "1"));
     s.commit("v1");
     s.git(&["push", "-q", "origin", "main"]);

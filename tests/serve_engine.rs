@@ -110,12 +110,6 @@ impl IsTrue for bool {
     }
 }
 
-fn svc(p: &str, version: &str) -> String {
-    format!(
-        "kind: Container\nmetadata: {{name: {p}-svc}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sleep, \"3600\"]\n  env: {{VERSION: \"{version}\"}}\n  stopTimeout: 1s\n"
-    )
-}
-
 /// Some running container of resource `name` has `version` (a start-first candidate counts: it
 /// runs, and serves under the resource's name on its networks).
 fn resource_runs_version(name: &str, version: &str) -> bool {
@@ -126,22 +120,6 @@ fn resource_runs_version(name: &str, version: &str) -> bool {
         let text = String::from_utf8_lossy(&out.stdout);
         text.starts_with("true") && text.contains(&format!("VERSION={version}\""))
     })
-}
-
-fn runs_version(name: &str, version: &str) -> bool {
-    let out = docker_raw(&["inspect", "--format", "{{.State.Running}} {{json .Config.Env}}", name]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.starts_with("true") && text.contains(&format!("VERSION={version}\""))
-}
-
-/// A bare repository the test pushes to, from the stack's work tree.
-fn bare_remote(s: &Stack) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let bare = dir.path().join("origin.git");
-    let out = Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&bare).output().unwrap();
-    assert!(out.status.success());
-    s.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
-    dir
 }
 
 #[test]
@@ -320,16 +298,6 @@ fn a_remote_over_git_daemon_is_polled_survives_an_outage_and_follows_a_force_pus
         "force-push followed"
     );
     drop(d);
-}
-
-/// A child process killed when dropped, also when a test fails.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -16,12 +16,6 @@ fn keygen(dir: &std::path::Path, name: &str) -> (String, String) {
     (dir.join(format!("{name}.pub")).display().to_string(), public.trim().to_string())
 }
 
-fn svc(p: &str, version: &str) -> String {
-    format!(
-        "kind: Container\nmetadata: {{name: {p}-svc}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sleep, \"3600\"]\n  env: {{VERSION: \"{version}\"}}\n  stopTimeout: 1s\n"
-    )
-}
-
 #[test]
 fn only_commits_signed_by_an_allowed_key_are_applied() {
     let p = "t-signed";

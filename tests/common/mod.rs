@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 pub const IMAGE: &str = "127.0.0.1:5000/busybox:latest";
 
@@ -170,4 +170,38 @@ pub fn exec(name: &str, cmd: &[&str]) -> Output {
 
 pub fn repo_path(s: &Stack) -> PathBuf {
     s.path().to_path_buf()
+}
+
+/// A container `{p}-svc` that sleeps, with `VERSION` in its environment to tell revisions apart.
+pub fn svc(p: &str, version: &str) -> String {
+    format!(
+        "kind: Container\nmetadata: {{name: {p}-svc}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sleep, \"3600\"]\n  env: {{VERSION: \"{version}\"}}\n  stopTimeout: 1s\n"
+    )
+}
+
+/// The container `name` runs with `VERSION=version`.
+pub fn runs_version(name: &str, version: &str) -> bool {
+    let out = docker_raw(&["inspect", "--format", "{{.State.Running}} {{json .Config.Env}}", name]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.starts_with("true") && text.contains(&format!("VERSION={version}\""))
+}
+
+/// A bare repository `origin.git` in a fresh folder, added to the stack as its `origin`.
+pub fn bare_remote(s: &Stack) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = dir.path().join("origin.git");
+    let out = Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&bare).output().unwrap();
+    assert!(out.status.success());
+    s.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    dir
+}
+
+/// A child process killed when dropped, also when a test fails.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
