@@ -261,8 +261,10 @@ fn an_https_remote_needs_a_trusted_certificate_and_an_accepted_token() {
     let trusted: Vec<(&str, &str)> = trusted.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let no_secret = |r: &Run| assert!(!r.stdout.contains(token) && !r.stderr.contains(token), "token shown: {r:?}");
 
-    // A certificate nothing vouches for is refused, token or not.
-    let r = s.hawser(&["apply", &url, "--git-token-file", &token_arg]);
+    // A certificate nothing vouches for is refused, token or not (with the system's trust store,
+    // looked up lazily in its hashed directory as hawser does when the user names none).
+    let system = [("SSL_CERT_FILE", ""), ("SSL_CERT_DIR", "")];
+    let r = s.hawser_env(&["apply", &url, "--git-token-file", &token_arg], &system);
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.to_lowercase().contains("certificate"), "{r:?}");
     no_secret(&r);
@@ -282,6 +284,16 @@ fn an_https_remote_needs_a_trusted_certificate_and_an_accepted_token() {
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("tokenFile"), "{r:?}");
     no_secret(&r);
+
+    // A private CA in a hashed directory is found there, with no bundle at all: the lookup
+    // hawser sets up by default works for TLS.
+    let hashed = tempfile::tempdir().unwrap();
+    std::fs::copy(server.cert(), hashed.path().join("test-ca.pem")).unwrap();
+    run(Command::new("openssl").arg("rehash").arg(hashed.path()));
+    let dir_only = [("SSL_CERT_FILE", "/dev/null"), ("SSL_CERT_DIR", hashed.path().to_str().unwrap())];
+    let r = s.hawser_env(&["plan", &url, "--git-token-file", &token_arg], &dir_only);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(&format!("Container {p}-svc: create")), "{r:?}");
 
     let r = s.hawser_env(&["apply", &url, "--git-token-file", &token_arg], &trusted);
     assert_eq!(r.code, 0, "{r:?}");

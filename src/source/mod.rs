@@ -106,6 +106,27 @@ impl GitAuth {
     }
 }
 
+/// OpenSSL, which libgit2 sets up on its first use, reads the whole CA bundle named by
+/// `SSL_CERT_FILE` right then: 20-30 ms at every start, also for a local repository that never
+/// speaks TLS. A hashed certificate directory is read lazily, one issuer at a time, and only by
+/// an https fetch. So when the user has chosen neither, and the system has such a directory,
+/// that is what OpenSSL is pointed at, with an empty bundle (/dev/null: it must exist, or
+/// libgit2's own probe names the full bundle again). Call before any thread starts.
+pub fn lazy_ca_lookup() {
+    let chosen = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if chosen("SSL_CERT_FILE") || chosen("SSL_CERT_DIR") {
+        return;
+    }
+    let dir = Path::new("/etc/ssl/certs");
+    let hashed = std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".0")))
+        .unwrap_or(false);
+    if hashed {
+        std::env::set_var("SSL_CERT_DIR", dir);
+        std::env::set_var("SSL_CERT_FILE", "/dev/null");
+    }
+}
+
 /// Why a URL may not be used as a source, if it may not: a password written into the URL would
 /// end up in logs, status and history.
 pub fn url_problem(url: &str) -> Option<String> {
