@@ -314,11 +314,23 @@ fn a_server_that_accepts_and_never_answers_times_out() {
         std::thread::sleep(Duration::from_secs(120));
     });
     let s = Stack::new("t-auth-silent");
-    for url in [format!("ssh://git@127.0.0.1:{port}/x.git"), format!("https://127.0.0.1:{port}/x.git")] {
-        let t = Instant::now();
-        let r = s.hawser(&["plan", &url]);
-        assert_ne!(r.code, 0, "{r:?}");
-        assert!(t.elapsed() < Duration::from_secs(40), "{url} took {:?}", t.elapsed());
-        assert!(r.stderr.contains("did not answer within"), "{r:?}");
-    }
+    let urls = [format!("ssh://git@127.0.0.1:{port}/x.git"), format!("https://127.0.0.1:{port}/x.git")];
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = urls
+            .iter()
+            .map(|url| {
+                let s = &s;
+                scope.spawn(move || {
+                    let t = Instant::now();
+                    (url, s.hawser(&["plan", url]), t.elapsed())
+                })
+            })
+            .collect();
+        for run in runs {
+            let (url, r, took) = run.join().unwrap();
+            assert_ne!(r.code, 0, "{r:?}");
+            assert!(took < Duration::from_secs(40), "{url} took {took:?}");
+            assert!(r.stderr.contains("did not answer within"), "{r:?}");
+        }
+    });
 }
