@@ -179,11 +179,15 @@ pub enum Command {
         /// Sources and listener in TOML (see README); or one SOURCE with the flags below.
         #[arg(long, conflicts_with = "source", required_unless_present = "source")]
         config: Option<PathBuf>,
+        /// A git repository (work tree or bare, watched), a git URL (polled), or a directory.
         source: Option<String>,
+        /// The branch or tag to follow (default: HEAD, or the remote's default branch).
         #[arg(long = "ref")]
         git_ref: Option<String>,
+        /// The folder inside the source that holds the manifests.
         #[arg(long)]
         path: Option<String>,
+        /// The project, overriding hawser.toml's `project` and the source's name.
         #[arg(long)]
         project: Option<String>,
         /// HTTP listener for /healthz, /status, /metrics and /hooks/NAME.
