@@ -85,7 +85,14 @@ pub enum RenderOutput {
 pub struct SourceArgs {
     /// A git repository (work tree or bare), a git URL, or a plain directory.
     pub source: String,
-    /// The commit, branch or tag to read (default: HEAD, or the remote's default branch).
+    #[command(flatten)]
+    pub sel: Selection,
+}
+
+/// What to read of a source, and as which project.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Selection {
+    /// The commit, branch or tag (default: HEAD, or the remote's default branch).
     #[arg(long = "ref")]
     pub git_ref: Option<String>,
     /// The folder inside the source that holds the manifests.
@@ -128,15 +135,8 @@ pub enum Command {
         /// A git repository, a git URL, or a plain directory (with --plan: default, the plan's).
         #[arg(required_unless_present = "plan")]
         source: Option<String>,
-        /// The commit, branch or tag to read.
-        #[arg(long = "ref")]
-        git_ref: Option<String>,
-        /// The folder inside the source that holds the manifests.
-        #[arg(long)]
-        path: Option<String>,
-        /// The project, overriding hawser.toml's `project` and the source's name.
-        #[arg(long)]
-        project: Option<String>,
+        #[command(flatten)]
+        sel: Selection,
         /// Apply exactly this saved plan (`hawser plan --out FILE`); refused if it is stale.
         #[arg(long)]
         plan: Option<PathBuf>,
@@ -181,15 +181,8 @@ pub enum Command {
         config: Option<PathBuf>,
         /// A git repository (work tree or bare, watched), a git URL (polled), or a directory.
         source: Option<String>,
-        /// The branch or tag to follow (default: HEAD, or the remote's default branch).
-        #[arg(long = "ref")]
-        git_ref: Option<String>,
-        /// The folder inside the source that holds the manifests.
-        #[arg(long)]
-        path: Option<String>,
-        /// The project, overriding hawser.toml's `project` and the source's name.
-        #[arg(long)]
-        project: Option<String>,
+        #[command(flatten)]
+        sel: Selection,
         /// HTTP listener for /healthz, /status, /metrics and /hooks/NAME.
         #[arg(long, default_value = "127.0.0.1:9480")]
         listen: String,
@@ -403,9 +396,9 @@ fn policy(cli: &Cli) -> Result<Policy, CliError> {
 fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<DesiredState, CliError> {
     let policy = policy(cli)?;
     let opts = SourceOptions {
-        git_ref: src.git_ref.clone(),
-        path: src.path.clone(),
-        project: src.project.clone(),
+        git_ref: src.sel.git_ref.clone(),
+        path: src.sel.path.clone(),
+        project: src.sel.project.clone(),
         allowed_signers: cli.allowed_signers.clone(),
         cache_dir: state_dir.to_path_buf(),
         auth: git_auth(cli),
@@ -457,9 +450,9 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     source: std::fs::canonicalize(&src.source)
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|_| src.source.clone()),
-                    git_ref: src.git_ref.clone(),
-                    path: src.path.clone(),
-                    project: src.project.clone(),
+                    git_ref: src.sel.git_ref.clone(),
+                    path: src.sel.path.clone(),
+                    project: src.sel.project.clone(),
                     prune: *prune,
                     host_fingerprint: fingerprint(&observed, &d),
                     plan: serde_json::to_value(&plan).expect("plans serialize"),
@@ -474,9 +467,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
         Command::Rollback { source, to, path, project, prune, yes } => {
             let src = SourceArgs {
                 source: source.clone(),
-                git_ref: Some(to.clone()),
-                path: path.clone(),
-                project: project.clone(),
+                sel: Selection { git_ref: Some(to.clone()), path: path.clone(), project: project.clone() },
             };
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
@@ -501,19 +492,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let run = RunOptions { lock_timeout: None, parallel: 8, keep_images: 3 };
             run_apply(cli, state_dir, source, &d, &opts, &run).await
         }
-        Command::Apply {
-            source,
-            git_ref,
-            path,
-            project,
-            plan,
-            prune,
-            yes,
-            allow_empty,
-            lock_timeout,
-            parallel,
-            keep_images,
-        } => {
+        Command::Apply { source, sel, plan, prune, yes, allow_empty, lock_timeout, parallel, keep_images } => {
             let saved = match plan {
                 Some(f) => Some(SavedPlan::read(f)?),
                 None => None,
@@ -521,16 +500,13 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let src = match &saved {
                 Some(sp) => SourceArgs {
                     source: source.clone().unwrap_or_else(|| sp.source.clone()),
-                    git_ref: git_ref.clone().or_else(|| sp.git_ref.clone()),
-                    path: path.clone().or_else(|| sp.path.clone()),
-                    project: project.clone().or_else(|| sp.project.clone()),
+                    sel: Selection {
+                        git_ref: sel.git_ref.clone().or_else(|| sp.git_ref.clone()),
+                        path: sel.path.clone().or_else(|| sp.path.clone()),
+                        project: sel.project.clone().or_else(|| sp.project.clone()),
+                    },
                 },
-                None => SourceArgs {
-                    source: source.clone().unwrap_or_default(),
-                    git_ref: git_ref.clone(),
-                    path: path.clone(),
-                    project: project.clone(),
-                },
+                None => SourceArgs { source: source.clone().unwrap_or_default(), sel: sel.clone() },
             };
             let prune = saved.as_ref().map_or(*prune, |sp| sp.prune);
             let mut d = load(cli, &src, state_dir)?;
@@ -556,18 +532,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             };
             run_apply(cli, state_dir, &src.source, &d, &opts, &run).await
         }
-        Command::Serve {
-            config,
-            source,
-            git_ref,
-            path,
-            project,
-            listen,
-            interval,
-            fetch_timeout,
-            webhook_secret_file,
-            no_self_heal,
-        } => {
+        Command::Serve { config, source, sel, listen, interval, fetch_timeout, webhook_secret_file, no_self_heal } => {
             let cfg = match config {
                 Some(f) => ServeConfig::from_file(f).map_err(CliError::Invalid)?,
                 None => ServeConfig {
@@ -575,9 +540,9 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     sources: vec![SourceConfig {
                         name: None,
                         repo: source.clone().unwrap_or_default(),
-                        git_ref: git_ref.clone(),
-                        path: path.clone(),
-                        project: project.clone(),
+                        git_ref: sel.git_ref.clone(),
+                        path: sel.path.clone(),
+                        project: sel.project.clone(),
                         interval: *interval,
                         fetch_timeout: *fetch_timeout,
                         webhook_secret_file: webhook_secret_file.clone(),
