@@ -49,7 +49,8 @@ pub struct Cli {
     /// Private SSH key for ssh:// and user@host:path sources (default: the ssh-agent).
     #[arg(long, global = true, env = "HAWSER_SSH_KEY")]
     pub ssh_key: Option<PathBuf>,
-    /// known_hosts file that SSH servers' host keys must be in (default: ~/.ssh/known_hosts).
+    /// known_hosts file that SSH servers' host keys must be in (default: ~/.ssh/known_hosts and
+    /// /etc/ssh/ssh_known_hosts).
     #[arg(long, global = true, env = "HAWSER_KNOWN_HOSTS")]
     pub known_hosts: Option<PathBuf>,
     /// File holding an HTTPS token (or password) for https:// sources.

@@ -136,6 +136,16 @@ fn an_ssh_remote_needs_a_known_host_key_and_an_accepted_deploy_key() {
     assert!(r.stderr.contains("refused the SSH key"), "{r:?}");
     assert!(runs_version(&format!("{p}-svc"), "1"), "nothing changed on refusals");
 
+    // Without --known-hosts, ~/.ssh/known_hosts is consulted (as ssh does).
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::copy(&good_hosts, home.path().join(".ssh/known_hosts")).unwrap();
+    let r = s.hawser_env(&["plan", &url, "--ssh-key", &key], &[("HOME", home.path().to_str().unwrap())]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("replace"), "v2 is planned: {r:?}");
+    let r = s.hawser_env(&["plan", &url, "--ssh-key", &key], &[("HOME", sshd.path("no-such-home").as_str())]);
+    assert!(r.stderr.contains(".ssh/known_hosts or /etc/ssh/ssh_known_hosts"), "{r:?}");
+
     // Without a key file, and without an agent, the error says what to set.
     let r = s.hawser_env(&["apply", &url, "--known-hosts", &good_hosts], &[("SSH_AUTH_SOCK", "")]);
     assert_ne!(r.code, 0, "{r:?}");

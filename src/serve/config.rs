@@ -18,7 +18,7 @@
 //!
 //! [source.auth]                      # for remote repositories that want credentials
 //! sshKeyFile = "/etc/hawser/deploy_key"            # ssh:// and user@host:path URLs
-//! knownHosts = "/etc/hawser/known_hosts"           # default ~/.ssh/known_hosts
+//! knownHosts = "/etc/hawser/known_hosts"           # default ~/.ssh/known_hosts + /etc/ssh/ssh_known_hosts
 //! tokenFile = "/etc/hawser/shop.token"             # https:// URLs
 //! username = "x-access-token"                      # with the token; SSH: from the URL or `git`
 //! ```

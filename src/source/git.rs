@@ -307,6 +307,9 @@ fn callbacks<'a>(
     cb
 }
 
+/// The system-wide known_hosts that OpenSSH also reads, beside the user's own.
+const SYSTEM_KNOWN_HOSTS: &str = "/etc/ssh/ssh_known_hosts";
+
 fn check_host_key(
     url: &str,
     host: &str,
@@ -316,37 +319,37 @@ fn check_host_key(
     use super::known_hosts::{check, host_name, Verdict};
     let fail = Err;
     let Some(key) = key else { return fail("the server's SSH host key could not be read".into()) };
-    let file = match known_hosts {
-        Some(f) => f.clone(),
-        None => match std::env::var_os("HOME") {
-            Some(home) => Path::new(&home).join(".ssh/known_hosts"),
-            None => return fail("no known_hosts file: set `auth.knownHosts` (or `--known-hosts`)".into()),
-        },
+    // A file the user named is the only one consulted; otherwise OpenSSH's two defaults.
+    let files: Vec<std::path::PathBuf> = match known_hosts {
+        Some(f) => vec![f.clone()],
+        None => std::env::var_os("HOME")
+            .map(|home| Path::new(&home).join(".ssh/known_hosts"))
+            .into_iter()
+            .chain([std::path::PathBuf::from(SYSTEM_KNOWN_HOSTS)])
+            .collect(),
     };
+    let shown = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" or ");
     let name = host_name(host, ssh_port(url));
     let fingerprint = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD_NO_PAD,
         <sha2::Sha256 as sha2::Digest>::digest(key),
     );
-    let add = format!("`ssh-keyscan -p {} {host} >> {}` after checking its fingerprint", ssh_port(url), file.display());
-    let text = match std::fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) => {
-            return fail(format!("cannot read known_hosts {}: {e}; add the server's key with {add}", file.display()))
-        }
-    };
-    match check(&text, &name, key) {
+    let add =
+        format!("`ssh-keyscan -p {} {host} >> {}` after checking its fingerprint", ssh_port(url), files[0].display());
+    let texts: Vec<String> = files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect();
+    if texts.is_empty() {
+        return fail(format!("cannot read known_hosts {shown}; add the server's key with {add}"));
+    }
+    match check(&texts.join("\n"), &name, key) {
         Verdict::Known => Ok(git2::CertificateCheckStatus::CertificateOk),
-        Verdict::Unknown => fail(format!(
-            "host {name} is not in {} (its key is SHA256:{fingerprint}); add it with {add}",
-            file.display()
-        )),
+        Verdict::Unknown => {
+            fail(format!("host {name} is not in {shown} (its key is SHA256:{fingerprint}); add it with {add}"))
+        }
         Verdict::Mismatch => fail(format!(
-            "HOST KEY MISMATCH for {name}: it presented SHA256:{fingerprint}, which {} does not list for it; \
-             someone may be in the middle. If the server's key really changed, replace its line",
-            file.display()
+            "HOST KEY MISMATCH for {name}: it presented SHA256:{fingerprint}, which {shown} does not list for it; \
+             someone may be in the middle. If the server's key really changed, replace its line"
         )),
-        Verdict::Revoked => fail(format!("host key SHA256:{fingerprint} of {name} is revoked in {}", file.display())),
+        Verdict::Revoked => fail(format!("host key SHA256:{fingerprint} of {name} is revoked in {shown}")),
     }
 }
 

@@ -84,7 +84,8 @@ pub struct GitAuth {
     /// Without it an ssh-agent at `SSH_AUTH_SOCK` is asked.
     pub ssh_key_file: Option<PathBuf>,
     /// OpenSSH known_hosts file the server's host key must be listed in. Default:
-    /// `~/.ssh/known_hosts`. Unknown hosts are refused, never trusted on first use.
+    /// `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`. Unknown hosts are refused, never
+    /// trusted on first use.
     pub known_hosts: Option<PathBuf>,
     /// User name for HTTPS token auth (default `x-access-token`, which GitHub and GitLab accept
     /// with any personal or deploy token; Gitea wants the account's name) and for SSH when the
