@@ -314,10 +314,11 @@ fn network(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> O
     }
     if let Some(v) = f.get("ipam") {
         if let Some(mut i) = Fields::of(v, "ipam", sink) {
-            let mut ipam = Ipam::default();
-            ipam.subnet = i.get("subnet").and_then(|v| string(v, "ipam.subnet", sink));
-            ipam.gateway = i.get("gateway").and_then(|v| string(v, "ipam.gateway", sink));
-            ipam.ip_range = i.get("ipRange").and_then(|v| string(v, "ipam.ipRange", sink));
+            let ipam = Ipam {
+                subnet: i.get("subnet").and_then(|v| string(v, "ipam.subnet", sink)),
+                gateway: i.get("gateway").and_then(|v| string(v, "ipam.gateway", sink)),
+                ip_range: i.get("ipRange").and_then(|v| string(v, "ipam.ipRange", sink)),
+            };
             i.finish("ipam", sink);
             spec.ipam = Some(ipam);
         }
@@ -505,17 +506,18 @@ fn container(
     }
     if let Some(v) = f.get("resources") {
         if let Some(mut r) = Fields::of(v, "resources", sink) {
-            let mut l = Limits::default();
-            l.memory = r.get("memory").and_then(|v| parsed::<ByteSize>(v, "resources.memory", sink));
-            l.cpus = r.get("cpus").and_then(|v| match v.value {
-                Value::Float(x) if x > 0.0 => Some(x),
-                Value::Int(i) if i > 0 => Some(i as f64),
-                _ => {
-                    sink.error(v.pos, "resources.cpus must be a positive number, like 0.5");
-                    None
-                }
-            });
-            l.pids = r.get("pids").and_then(|v| integer(v, "resources.pids", sink));
+            let l = Limits {
+                memory: r.get("memory").and_then(|v| parsed::<ByteSize>(v, "resources.memory", sink)),
+                cpus: r.get("cpus").and_then(|v| match v.value {
+                    Value::Float(x) if x > 0.0 => Some(x),
+                    Value::Int(i) if i > 0 => Some(i as f64),
+                    _ => {
+                        sink.error(v.pos, "resources.cpus must be a positive number, like 0.5");
+                        None
+                    }
+                }),
+                pids: r.get("pids").and_then(|v| integer(v, "resources.pids", sink)),
+            };
             r.finish("resources", sink);
             s.resources = Some(l);
         }
@@ -553,17 +555,21 @@ fn container(
     }
     if let Some(v) = f.get("update") {
         if let Some(mut u) = Fields::of(v, "update", sink) {
-            let mut up = UpdatePolicy::default();
-            up.strategy = u.get("strategy").and_then(|v| match string(v, "update.strategy", sink).as_deref() {
-                Some("start-first") => Some(Strategy::StartFirst),
-                Some("stop-first") => Some(Strategy::StopFirst),
-                Some(other) => {
-                    sink.error(v.pos, format!("invalid update strategy `{other}`: expected start-first or stop-first"));
-                    None
-                }
-                None => None,
-            });
-            up.health_timeout = u.get("healthTimeout").and_then(|v| duration(v, "update.healthTimeout", sink));
+            let up = UpdatePolicy {
+                strategy: u.get("strategy").and_then(|v| match string(v, "update.strategy", sink).as_deref() {
+                    Some("start-first") => Some(Strategy::StartFirst),
+                    Some("stop-first") => Some(Strategy::StopFirst),
+                    Some(other) => {
+                        sink.error(
+                            v.pos,
+                            format!("invalid update strategy `{other}`: expected start-first or stop-first"),
+                        );
+                        None
+                    }
+                    None => None,
+                }),
+                health_timeout: u.get("healthTimeout").and_then(|v| duration(v, "update.healthTimeout", sink)),
+            };
             u.finish("update", sink);
             s.update = Some(up);
         }

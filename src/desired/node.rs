@@ -115,8 +115,7 @@ impl YamlBuilder<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
-                loop {
-                    let Some(k) = self.node(sink)? else { break };
+                while let Some(k) = self.node(sink)? {
                     let Some(v) = self.node(sink)? else { break };
                     let name = match &k.value {
                         Value::Str(s) => s.clone(),

@@ -197,7 +197,7 @@ impl FromStr for PortBinding {
             }
         };
         let (host_port, container_port) = match rest.split_once(':') {
-            Some((h, c)) if h.is_empty() => (None, port(c)?),
+            Some(("", c)) => (None, port(c)?),
             Some((h, c)) => (Some(port(h)?), port(c)?),
             None => (None, port(rest)?),
         };

@@ -110,6 +110,28 @@ pub fn normalize_reference(r: &str) -> String {
     }
 }
 
+/// A digest of everything on the host that a plan for `project` was computed from: its managed
+/// objects and any object holding one of `names`. A saved plan is stale when this changed.
+pub fn fingerprint(observed: &ObservedState, project: &str, names: &std::collections::BTreeSet<String>) -> String {
+    use sha2::{Digest, Sha256};
+    let relevant = |owner: &Option<Ownership>, name: &str| {
+        owner.as_ref().is_some_and(|o| o.project == project) || names.contains(name)
+    };
+    let mut lines: Vec<String> = Vec::new();
+    for c in observed.containers.iter().filter(|c| relevant(&c.owner, &c.name)) {
+        let hash = c.owner.as_ref().map(|o| o.spec_hash.as_str()).unwrap_or("-");
+        lines.push(format!("c {} {} {} {} {} {:?}", c.name, c.id, c.state.as_str(), hash, c.image_id, c.networks));
+    }
+    for n in observed.networks.iter().filter(|n| relevant(&n.owner, &n.name)) {
+        lines.push(format!("n {} {} {}", n.name, n.id, n.owner.as_ref().map(|o| o.spec_hash.as_str()).unwrap_or("-")));
+    }
+    for v in observed.volumes.iter().filter(|v| relevant(&v.owner, &v.name)) {
+        lines.push(format!("v {} {}", v.name, v.owner.as_ref().map(|o| o.spec_hash.as_str()).unwrap_or("-")));
+    }
+    lines.sort();
+    hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,26 +154,4 @@ mod tests {
         assert_eq!(normalize_reference("127.0.0.1:5000/busybox"), "127.0.0.1:5000/busybox:latest");
         assert_eq!(normalize_reference("127.0.0.1:5000/busybox:1"), "127.0.0.1:5000/busybox:1");
     }
-}
-
-/// A digest of everything on the host that a plan for `project` was computed from: its managed
-/// objects and any object holding one of `names`. A saved plan is stale when this changed.
-pub fn fingerprint(observed: &ObservedState, project: &str, names: &std::collections::BTreeSet<String>) -> String {
-    use sha2::{Digest, Sha256};
-    let relevant = |owner: &Option<Ownership>, name: &str| {
-        owner.as_ref().is_some_and(|o| o.project == project) || names.contains(name)
-    };
-    let mut lines: Vec<String> = Vec::new();
-    for c in observed.containers.iter().filter(|c| relevant(&c.owner, &c.name)) {
-        let hash = c.owner.as_ref().map(|o| o.spec_hash.as_str()).unwrap_or("-");
-        lines.push(format!("c {} {} {} {} {} {:?}", c.name, c.id, c.state.as_str(), hash, c.image_id, c.networks));
-    }
-    for n in observed.networks.iter().filter(|n| relevant(&n.owner, &n.name)) {
-        lines.push(format!("n {} {} {}", n.name, n.id, n.owner.as_ref().map(|o| o.spec_hash.as_str()).unwrap_or("-")));
-    }
-    for v in observed.volumes.iter().filter(|v| relevant(&v.owner, &v.name)) {
-        lines.push(format!("v {} {}", v.name, v.owner.as_ref().map(|o| o.spec_hash.as_str()).unwrap_or("-")));
-    }
-    lines.sort();
-    hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
 }

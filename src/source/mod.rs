@@ -299,78 +299,6 @@ fn snapshot(
     Ok(Snapshot { project, revision, files, location: Location::None })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tree(files: &[(&str, &str)]) -> Tree {
-        files.iter().map(|(p, t)| (p.to_string(), t.as_bytes().to_vec())).collect()
-    }
-
-    #[test]
-    fn passwords_in_urls_are_refused_and_redacted() {
-        assert!(url_problem("https://deploy:s3cret@git.example/shop.git").is_some());
-        assert!(url_problem("https://deploy@git.example/shop.git").is_none());
-        assert!(url_problem("ssh://git@git.example:2222/shop.git").is_none());
-        assert!(url_problem("git@git.example:team/shop.git").is_none());
-        assert!(url_problem("https://git.example/a:b@c").is_none(), "an @ in the path is no userinfo");
-        assert_eq!(redact_url("https://deploy:s3cret@git.example/shop.git"), "https://deploy:***@git.example/shop.git");
-        assert_eq!(redact_url("https://git.example/shop.git"), "https://git.example/shop.git");
-    }
-
-    #[test]
-    fn auth_fills_what_it_leaves_unset_from_the_fallback() {
-        let config = GitAuth { ssh_key_file: Some("/etc/hawser/key".into()), ..Default::default() };
-        let flags = GitAuth {
-            ssh_key_file: Some("/flag/key".into()),
-            token_file: Some("/flag/token".into()),
-            ..Default::default()
-        };
-        let merged = config.or(&flags);
-        assert_eq!(merged.ssh_key_file, Some("/etc/hawser/key".into()));
-        assert_eq!(merged.token_file, Some("/flag/token".into()));
-        assert_eq!(merged.known_hosts, None);
-    }
-
-    #[test]
-    fn project_and_path_from_hawser_toml() {
-        let t = tree(&[
-            ("hawser.toml", "project = \"shop\"\npath = \"deploy\"\n"),
-            ("deploy/web.yaml", "x"),
-            ("deploy/sub/db.toml", "x"),
-            ("other/ignored.yaml", "x"),
-            ("deploy/README.md", "x"),
-        ]);
-        let s = snapshot("repo".into(), "abc".into(), t, None).unwrap();
-        assert_eq!(s.project, "shop");
-        let paths: Vec<_> = s.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["deploy/sub/db.toml", "deploy/web.yaml"]);
-    }
-
-    #[test]
-    fn path_flag_overrides_and_hawser_toml_is_not_a_manifest() {
-        let t = tree(&[("hawser.toml", "path = \"deploy\"\n"), ("a.yaml", "x"), ("deploy/b.yaml", "x")]);
-        let s = snapshot("repo".into(), "abc".into(), t, Some(".")).unwrap();
-        assert_eq!(s.project, "repo");
-        let paths: Vec<_> = s.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["a.yaml", "deploy/b.yaml"]);
-    }
-
-    #[test]
-    fn bad_hawser_toml_is_positioned() {
-        let t = tree(&[("hawser.toml", "project = \"x\"\nflavour = 1\n")]);
-        let Err(SourceError::Invalid(d)) = snapshot("r".into(), "a".into(), t, None) else { panic!() };
-        assert_eq!(d.0[0].pos.line, 2);
-        assert!(d.0[0].message.contains("flavour"), "{}", d.0[0].message);
-    }
-
-    #[test]
-    fn project_names_from_folders() {
-        assert_eq!(name_of("shop.git"), "shop");
-        assert_eq!(name_of("my stack"), "my-stack");
-    }
-}
-
 /// Reads the build context of every Image with `build` from the revision, and tags each with a
 /// hash of its context, Dockerfile, args and target: an unchanged context keeps its tag (and is
 /// never rebuilt), a changed one gets a new tag, which replaces the containers that run it.
@@ -440,5 +368,77 @@ pub fn resolve_builds(d: &mut crate::desired::DesiredState, snap: &Snapshot) -> 
         Ok(())
     } else {
         Err(Diagnostics(diags))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> Tree {
+        files.iter().map(|(p, t)| (p.to_string(), t.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn passwords_in_urls_are_refused_and_redacted() {
+        assert!(url_problem("https://deploy:s3cret@git.example/shop.git").is_some());
+        assert!(url_problem("https://deploy@git.example/shop.git").is_none());
+        assert!(url_problem("ssh://git@git.example:2222/shop.git").is_none());
+        assert!(url_problem("git@git.example:team/shop.git").is_none());
+        assert!(url_problem("https://git.example/a:b@c").is_none(), "an @ in the path is no userinfo");
+        assert_eq!(redact_url("https://deploy:s3cret@git.example/shop.git"), "https://deploy:***@git.example/shop.git");
+        assert_eq!(redact_url("https://git.example/shop.git"), "https://git.example/shop.git");
+    }
+
+    #[test]
+    fn auth_fills_what_it_leaves_unset_from_the_fallback() {
+        let config = GitAuth { ssh_key_file: Some("/etc/hawser/key".into()), ..Default::default() };
+        let flags = GitAuth {
+            ssh_key_file: Some("/flag/key".into()),
+            token_file: Some("/flag/token".into()),
+            ..Default::default()
+        };
+        let merged = config.or(&flags);
+        assert_eq!(merged.ssh_key_file, Some("/etc/hawser/key".into()));
+        assert_eq!(merged.token_file, Some("/flag/token".into()));
+        assert_eq!(merged.known_hosts, None);
+    }
+
+    #[test]
+    fn project_and_path_from_hawser_toml() {
+        let t = tree(&[
+            ("hawser.toml", "project = \"shop\"\npath = \"deploy\"\n"),
+            ("deploy/web.yaml", "x"),
+            ("deploy/sub/db.toml", "x"),
+            ("other/ignored.yaml", "x"),
+            ("deploy/README.md", "x"),
+        ]);
+        let s = snapshot("repo".into(), "abc".into(), t, None).unwrap();
+        assert_eq!(s.project, "shop");
+        let paths: Vec<_> = s.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["deploy/sub/db.toml", "deploy/web.yaml"]);
+    }
+
+    #[test]
+    fn path_flag_overrides_and_hawser_toml_is_not_a_manifest() {
+        let t = tree(&[("hawser.toml", "path = \"deploy\"\n"), ("a.yaml", "x"), ("deploy/b.yaml", "x")]);
+        let s = snapshot("repo".into(), "abc".into(), t, Some(".")).unwrap();
+        assert_eq!(s.project, "repo");
+        let paths: Vec<_> = s.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a.yaml", "deploy/b.yaml"]);
+    }
+
+    #[test]
+    fn bad_hawser_toml_is_positioned() {
+        let t = tree(&[("hawser.toml", "project = \"x\"\nflavour = 1\n")]);
+        let Err(SourceError::Invalid(d)) = snapshot("r".into(), "a".into(), t, None) else { panic!() };
+        assert_eq!(d.0[0].pos.line, 2);
+        assert!(d.0[0].message.contains("flavour"), "{}", d.0[0].message);
+    }
+
+    #[test]
+    fn project_names_from_folders() {
+        assert_eq!(name_of("shop.git"), "shop");
+        assert_eq!(name_of("my stack"), "my-stack");
     }
 }
