@@ -247,3 +247,32 @@ fn prune_removes_undeclared_containers_and_never_unmanaged_ones() {
     assert!(docker_raw(&["volume", "inspect", &format!("{p}-data")]).status.success());
     docker(&["rm", "-f", &unmanaged]);
 }
+
+#[test]
+fn logging_options_reach_the_engine_and_a_change_of_them_replaces_the_container() {
+    let p = "t-logging";
+    let s = Stack::new(p);
+    let spec = |size: &str| {
+        format!(
+            "kind: Container\nmetadata: {{name: {p}-svc}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sleep, \"3600\"]\n  stopTimeout: 1s\n  logging: {{driver: json-file, options: {{max-size: {size}, max-file: \"2\"}}}}\n"
+        )
+    };
+    s.write("svc.yaml", &spec("1m"));
+    s.commit("small logs");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let name = format!("{p}-svc");
+    assert_eq!(inspect(&name, "{{.HostConfig.LogConfig.Type}}"), "json-file");
+    assert_eq!(inspect(&name, r#"{{index .HostConfig.LogConfig.Config "max-size"}}"#), "1m");
+    assert_eq!(inspect(&name, r#"{{index .HostConfig.LogConfig.Config "max-file"}}"#), "2");
+    let first = container_id(&name).unwrap();
+
+    s.write("svc.yaml", &spec("5m"));
+    s.commit("bigger logs");
+    let r = s.hawser(&["plan", "{src}"]);
+    assert!(r.stdout.contains("logging"), "the plan names the field: {r:?}");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(inspect(&name, r#"{{index .HostConfig.LogConfig.Config "max-size"}}"#), "5m");
+    assert_ne!(container_id(&name).unwrap(), first, "replaced, not edited");
+}

@@ -59,6 +59,7 @@ const SERVICE_KEYS: &[&str] = &[
     "pids_limit",
     "tmpfs",
     "expose",
+    "logging",
 ];
 /// Keys of compose that hawser knows and does not support yet; named as such in the error.
 const UNSUPPORTED: &[&str] = &[
@@ -70,7 +71,6 @@ const UNSUPPORTED: &[&str] = &[
     "devices",
     "dns",
     "dns_search",
-    "logging",
     "ulimits",
     "sysctls",
     "security_opt",
@@ -544,6 +544,9 @@ fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_
     if let Some(v) = field(e, "healthcheck") {
         s.healthcheck = healthcheck(v, sink);
     }
+    if let Some(v) = field(e, "logging") {
+        s.logging = super::decode::logging(v, sink);
+    }
     if let Some(v) = field(e, "restart") {
         if let Some(r) = lenient_string(v, "restart", sink) {
             match r.parse::<RestartPolicy>() {
@@ -807,6 +810,7 @@ services:
     depends_on: {db: {condition: service_healthy}}
     restart: unless-stopped
     mem_limit: 512m
+    logging: {driver: json-file, options: {max-size: 10m, max-file: "3"}}
   db:
     image: postgres:16
     container_name: shop-db
@@ -825,6 +829,8 @@ volumes:
         );
         assert_eq!(web.depends_on["shop-db"], DependCondition::Healthy);
         assert_eq!(web.resources.as_ref().unwrap().memory.unwrap().0, 512 << 20);
+        let logging = web.logging.as_ref().unwrap();
+        assert_eq!((logging.driver.as_deref(), logging.options["max-size"].as_str()), (Some("json-file"), "10m"));
         assert!(web.networks.contains_key("shop-default"), "services without networks join the default network");
         assert!(d.networks.contains_key("shop-default"));
         let db = &d.containers["shop-db"].spec;

@@ -193,6 +193,67 @@ pub(super) fn command(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<S
     }
 }
 
+/// `logging: {driver, options}`. The options of the engine's own rotating drivers are checked
+/// here, so that a typo fails the revision instead of the container's creation.
+pub(super) fn logging(n: &Node, sink: &mut Sink<'_>) -> Option<Logging> {
+    let mut f = Fields::of(n, "logging", sink)?;
+    let driver = f.get("driver").and_then(|v| string(v, "logging.driver", sink));
+    let mut options = BTreeMap::new();
+    if let Some(v) = f.get("options") {
+        options = string_map(v, "logging.options", sink).unwrap_or_default();
+        let known: &[&str] = match driver.as_deref() {
+            Some("json-file") => {
+                &["max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"]
+            }
+            Some("local") => &["max-size", "max-file", "compress"],
+            _ => &[],
+        };
+        if let (false, Value::Map(entries)) = (known.is_empty(), &v.value) {
+            for (k, item) in entries {
+                let Some(text) = options.get(&k.name) else { continue };
+                let driver = driver.as_deref().unwrap_or_default();
+                if !known.contains(&k.name.as_str()) {
+                    let hint =
+                        did_you_mean(&k.name, known).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                    sink.error(k.pos, format!("logging option `{}` is not one of the {driver} driver's{hint}", k.name));
+                } else if let Err(m) = log_option_value(&k.name, text) {
+                    sink.error(item.pos, format!("logging.options.{}: {m}", k.name));
+                }
+            }
+        }
+    }
+    f.finish("logging", sink);
+    Some(Logging { driver, options })
+}
+
+/// The values the engine parses for its rotating drivers: sizes as `10m` or `1g`, counts, flags.
+fn log_option_value(name: &str, text: &str) -> Result<(), String> {
+    match name {
+        "max-size" => {
+            let t = text.trim().to_ascii_lowercase();
+            let t = t.strip_suffix('b').unwrap_or(&t);
+            let t = t.strip_suffix('i').unwrap_or(t);
+            let t = t.strip_suffix(['k', 'm', 'g', 't', 'p']).unwrap_or(t).trim_end();
+            let ok = !t.is_empty()
+                && t.parse::<f64>().is_ok_and(|n| n > 0.0 && t.chars().all(|c| c.is_ascii_digit() || c == '.'));
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("`{text}` is not a size like 10m or 1g"))
+            }
+        }
+        "max-file" => match text.trim().parse::<u32>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err(format!("`{text}` is not a positive whole number")),
+        },
+        "compress" => match text.trim() {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("`{text}` is not true or false")),
+        },
+        _ => Ok(()),
+    }
+}
+
 /// Names the engine accepts for containers, volumes and networks; `.hawser-` is reserved for
 /// the temporary names of replacements.
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -535,6 +596,7 @@ fn container(
     s.cap_drop = f.get("capDrop").and_then(|v| string_list(v, "capDrop", sink)).unwrap_or_default();
     s.privileged = f.get("privileged").and_then(|v| boolean(v, "privileged", sink));
     s.extra_hosts = f.get("extraHosts").and_then(|v| string_list(v, "extraHosts", sink)).unwrap_or_default();
+    s.logging = f.get("logging").and_then(|v| logging(v, sink));
     if let Some(v) = f.get("secretEnv") {
         for (name, file) in string_map(v, "secretEnv", sink).unwrap_or_default() {
             if !file.starts_with('/') {

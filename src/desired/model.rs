@@ -310,6 +310,17 @@ pub struct Limits {
     pub pids: Option<i64>,
 }
 
+/// Where the engine sends the container's output, and how it keeps it (log rotation).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Logging {
+    /// The engine's default driver when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
 /// The container spec. Every optional field is left out of the canonical form when the user did not
 /// declare it, so the engine's and the image's defaults never take part in change detection.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -363,6 +374,8 @@ pub struct ContainerSpec {
     pub privileged: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
     /// Environment variables whose values are read from files on the host at apply time. Only
     /// the path and a digest of the content are ever shown, stored or hashed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -38,6 +38,7 @@ spec:
   capDrop: [ALL]
   privileged: false
   extraHosts: ["db:10.0.0.5"]
+  logging: {driver: json-file, options: {max-size: 10m, max-file: 3}}
   labels: {team: shop}
   update: {strategy: stop-first, healthTimeout: 30s}
 "#,
@@ -73,6 +74,7 @@ capAdd = ["NET_BIND_SERVICE"]
 capDrop = ["ALL"]
 privileged = false
 extraHosts = ["db:10.0.0.5"]
+logging = { driver = "json-file", options = { max-size = "10m", max-file = 3 } }
 labels = { team = "shop" }
 update = { strategy = "stop-first", healthTimeout = "30s" }
 "#,
@@ -86,6 +88,10 @@ update = { strategy = "stop-first", healthTimeout = "30s" }
     assert_eq!(s.env["PORT"], "8080");
     assert_eq!(s.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["8080:80/tcp", "127.0.0.1:5353:53/udp"]);
     assert_eq!(s.stop_timeout.unwrap().to_string(), "1m30s");
+    let logging = s.logging.as_ref().unwrap();
+    assert_eq!(logging.driver.as_deref(), Some("json-file"));
+    assert_eq!(logging.options["max-size"], "10m");
+    assert_eq!(logging.options["max-file"], "3");
     assert_eq!(s.labels.get("tier").map(String::as_str), Some("front"));
     assert_eq!(s.labels.get("team").map(String::as_str), Some("shop"));
     assert_eq!(
@@ -170,4 +176,34 @@ fn an_image_resource_name_resolves_to_its_reference() {
 fn undeclared_fields_stay_out_of_the_canonical_form() {
     let d = load_one("c.yaml", "kind: Container\nmetadata: {name: c}\nspec: {image: busybox}\n");
     assert_eq!(hash::container_view(&d.containers["c"].spec), serde_json::json!({"image": "busybox"}));
+}
+
+#[test]
+fn logging_options_of_the_rotating_drivers_are_checked() {
+    let files = [ManifestFile {
+        path: "c.yaml".into(),
+        text: "kind: Container\nmetadata: {name: web}\nspec:\n  image: reg/web:1\n  logging:\n    driver: json-file\n    options:\n      max-sise: 10m\n      max-file: none\n      compress: yes-please\n"
+            .into(),
+    }];
+    let e = load("p", "r", &files).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "c.yaml:8:7: logging option `max-sise` is not one of the json-file driver's (did you mean `max-size`?)"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("c.yaml:9:17: logging.options.max-file: `none` is not a positive whole number"), "{e}");
+    assert!(e.contains("c.yaml:10:17: logging.options.compress: `yes-please` is not true or false"), "{e}");
+
+    // Sizes as the engine writes them pass; other drivers' options are theirs to judge.
+    for size in ["10m", "1g", "512k", "1.5m", "100MB", "2GiB", "4096"] {
+        let text = format!("kind: Container\nmetadata: {{name: web}}\nspec: {{image: x, logging: {{driver: local, options: {{max-size: \"{size}\"}}}}}}\n");
+        assert!(load("p", "r", &[ManifestFile { path: "c.yaml".into(), text }]).is_ok(), "{size}");
+    }
+    for size in ["ten", "10x", "-1m", ""] {
+        let text = format!("kind: Container\nmetadata: {{name: web}}\nspec: {{image: x, logging: {{driver: local, options: {{max-size: \"{size}\"}}}}}}\n");
+        assert!(load("p", "r", &[ManifestFile { path: "c.yaml".into(), text }]).is_err(), "{size}");
+    }
+    let syslog = "kind: Container\nmetadata: {name: web}\nspec: {image: x, logging: {driver: syslog, options: {syslog-facility: daemon}}}\n";
+    assert!(load("p", "r", &[ManifestFile { path: "c.yaml".into(), text: syslog.into() }]).is_ok());
 }
