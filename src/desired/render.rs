@@ -99,6 +99,7 @@ spec:
   resources: {memory: 1G, cpus: 1.5}
   dependsOn: {db: healthy}
   update: {strategy: stop-first}
+  logging: {driver: local, options: {max-size: 10m, max-file: "3"}}
 ---
 kind: Container
 metadata: {name: db}
