@@ -276,3 +276,28 @@ fn logging_options_reach_the_engine_and_a_change_of_them_replaces_the_container(
     assert_eq!(inspect(&name, r#"{{index .HostConfig.LogConfig.Config "max-size"}}"#), "5m");
     assert_ne!(container_id(&name).unwrap(), first, "replaced, not edited");
 }
+
+#[test]
+fn shm_size_ulimits_and_dns_reach_the_engine() {
+    let p = "t-hostcfg";
+    let s = Stack::new(p);
+    s.write(
+        "svc.yaml",
+        &format!(
+            "kind: Container\nmetadata: {{name: {p}-svc}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sleep, \"3600\"]\n  stopTimeout: 1s\n  shmSize: 128Mi\n  ulimits: {{nofile: {{soft: 1024, hard: 2048}}}}\n  dns: [127.0.0.1]\n"
+        ),
+    );
+    s.commit("host config");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let name = format!("{p}-svc");
+    assert_eq!(inspect(&name, "{{.HostConfig.ShmSize}}"), (128u64 << 20).to_string());
+    assert_eq!(inspect(&name, "{{json .HostConfig.Ulimits}}"), r#"[{"Name":"nofile","Hard":2048,"Soft":1024}]"#);
+    assert_eq!(inspect(&name, "{{json .HostConfig.Dns}}"), r#"["127.0.0.1"]"#);
+    // As the processes inside see them.
+    let out = exec(&name, &["sh", "-c", "ulimit -Sn; ulimit -Hn; df -k /dev/shm | tail -1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[..2], ["1024", "2048"], "{text}");
+    assert!(lines[2].split_whitespace().nth(1) == Some("131072"), "{text}");
+}

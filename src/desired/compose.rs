@@ -60,6 +60,9 @@ const SERVICE_KEYS: &[&str] = &[
     "tmpfs",
     "expose",
     "logging",
+    "shm_size",
+    "ulimits",
+    "dns",
 ];
 /// Keys of compose that hawser knows and does not support yet; named as such in the error.
 const UNSUPPORTED: &[&str] = &[
@@ -69,9 +72,7 @@ const UNSUPPORTED: &[&str] = &[
     "deploy",
     "profiles",
     "devices",
-    "dns",
     "dns_search",
-    "ulimits",
     "sysctls",
     "security_opt",
     "pid",
@@ -83,7 +84,6 @@ const UNSUPPORTED: &[&str] = &[
     "platform",
     "pull_policy",
     "volumes_from",
-    "shm_size",
     "include",
 ];
 
@@ -547,6 +547,9 @@ fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_
     if let Some(v) = field(e, "logging") {
         s.logging = super::decode::logging(v, sink);
     }
+    s.shm_size = field(e, "shm_size").and_then(|v| docker_size(v, "shm_size", sink));
+    s.ulimits = field(e, "ulimits").map(|v| super::decode::ulimits(v, sink)).unwrap_or_default();
+    s.dns = field(e, "dns").map(|v| super::decode::dns(v, sink)).unwrap_or_default();
     if let Some(v) = field(e, "restart") {
         if let Some(r) = lenient_string(v, "restart", sink) {
             match r.parse::<RestartPolicy>() {
@@ -811,6 +814,9 @@ services:
     restart: unless-stopped
     mem_limit: 512m
     logging: {driver: json-file, options: {max-size: 10m, max-file: "3"}}
+    shm_size: 256m
+    ulimits: {nofile: {soft: 20000, hard: 40000}}
+    dns: 10.0.0.2
   db:
     image: postgres:16
     container_name: shop-db
@@ -831,6 +837,9 @@ volumes:
         assert_eq!(web.resources.as_ref().unwrap().memory.unwrap().0, 512 << 20);
         let logging = web.logging.as_ref().unwrap();
         assert_eq!((logging.driver.as_deref(), logging.options["max-size"].as_str()), (Some("json-file"), "10m"));
+        assert_eq!(web.shm_size.unwrap().0, 256 << 20);
+        assert_eq!(web.ulimits["nofile"], crate::desired::model::Ulimit { soft: 20000, hard: 40000 });
+        assert_eq!(web.dns, ["10.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
         assert!(web.networks.contains_key("shop-default"), "services without networks join the default network");
         assert!(d.networks.contains_key("shop-default"));
         let db = &d.containers["shop-db"].spec;

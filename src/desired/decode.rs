@@ -193,6 +193,86 @@ pub(super) fn command(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<S
     }
 }
 
+/// The names `ulimit` and the engine know.
+const ULIMITS: &[&str] = &[
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// `ulimits: {nofile: {soft: 1024, hard: 65536}, nproc: 512}`: a number sets both limits.
+pub(super) fn ulimits(n: &Node, sink: &mut Sink<'_>) -> BTreeMap<String, Ulimit> {
+    let mut out = BTreeMap::new();
+    let Value::Map(entries) = &n.value else {
+        sink.error(n.pos, format!("ulimits must be a map of limits, found {}", n.value.type_name()));
+        return out;
+    };
+    for (k, v) in entries {
+        if !ULIMITS.contains(&k.name.as_str()) {
+            let hint = did_you_mean(&k.name, ULIMITS).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+            sink.error(k.pos, format!("unknown ulimit `{}`{hint}", k.name));
+            continue;
+        }
+        let what = format!("ulimits.{}", k.name);
+        let limit = match &v.value {
+            Value::Int(i) => Some(Ulimit { soft: *i, hard: *i }),
+            Value::Map(_) => Fields::of(v, &what, sink).and_then(|mut f| {
+                let soft = f.required("soft", &what, sink).and_then(|x| integer(x, &format!("{what}.soft"), sink));
+                let hard = f.required("hard", &what, sink).and_then(|x| integer(x, &format!("{what}.hard"), sink));
+                f.finish(&what, sink);
+                Some(Ulimit { soft: soft?, hard: hard? })
+            }),
+            other => {
+                sink.error(v.pos, format!("{what} must be a number or {{soft, hard}}, found {}", other.type_name()));
+                None
+            }
+        };
+        match limit {
+            Some(l) if l.soft < -1 || l.hard < -1 => {
+                sink.error(v.pos, format!("{what}: limits are -1 (unlimited) or more"))
+            }
+            Some(l) if l.hard != -1 && (l.soft == -1 || l.soft > l.hard) => {
+                sink.error(v.pos, format!("{what}: the soft limit {} is above the hard limit {}", l.soft, l.hard))
+            }
+            Some(l) => {
+                out.insert(k.name.clone(), l);
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// `dns`: one address or a list of them.
+pub(super) fn dns(n: &Node, sink: &mut Sink<'_>) -> Vec<std::net::IpAddr> {
+    let items: Vec<&Node> = match &n.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![n],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(text) = lenient_string(item, "dns", sink) else { continue };
+        match text.parse() {
+            Ok(ip) => out.push(ip),
+            Err(_) => sink.error(item.pos, format!("dns: `{text}` is not an IP address")),
+        }
+    }
+    out
+}
+
 /// `logging: {driver, options}`. The options of the engine's own rotating drivers are checked
 /// here, so that a typo fails the revision instead of the container's creation.
 pub(super) fn logging(n: &Node, sink: &mut Sink<'_>) -> Option<Logging> {
@@ -597,6 +677,9 @@ fn container(
     s.privileged = f.get("privileged").and_then(|v| boolean(v, "privileged", sink));
     s.extra_hosts = f.get("extraHosts").and_then(|v| string_list(v, "extraHosts", sink)).unwrap_or_default();
     s.logging = f.get("logging").and_then(|v| logging(v, sink));
+    s.shm_size = f.get("shmSize").and_then(|v| parsed::<ByteSize>(v, "shmSize", sink));
+    s.ulimits = f.get("ulimits").map(|v| ulimits(v, sink)).unwrap_or_default();
+    s.dns = f.get("dns").map(|v| dns(v, sink)).unwrap_or_default();
     if let Some(v) = f.get("secretEnv") {
         for (name, file) in string_map(v, "secretEnv", sink).unwrap_or_default() {
             if !file.starts_with('/') {

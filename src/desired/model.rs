@@ -310,6 +310,14 @@ pub struct Limits {
     pub pids: Option<i64>,
 }
 
+/// A resource limit of the container's processes (`ulimit -S` and `-H`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
+
 /// Where the engine sends the container's output, and how it keeps it (log rotation).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -376,6 +384,14 @@ pub struct ContainerSpec {
     pub extra_hosts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
+    /// Size of /dev/shm (the engine's default is 64 MiB, too small for some databases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<ByteSize>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// DNS servers, instead of the host's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<std::net::IpAddr>,
     /// Environment variables whose values are read from files on the host at apply time. Only
     /// the path and a digest of the content are ever shown, stored or hashed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -100,6 +100,9 @@ spec:
   dependsOn: {db: healthy}
   update: {strategy: stop-first}
   logging: {driver: local, options: {max-size: 10m, max-file: "3"}}
+  shmSize: 1Gi
+  ulimits: {nofile: {soft: 10, hard: 20}, core: 0}
+  dns: ["127.0.0.1", "::1"]
 ---
 kind: Container
 metadata: {name: db}

@@ -39,6 +39,9 @@ spec:
   privileged: false
   extraHosts: ["db:10.0.0.5"]
   logging: {driver: json-file, options: {max-size: 10m, max-file: 3}}
+  shmSize: 256Mi
+  ulimits: {nofile: {soft: 1024, hard: 65536}, nproc: 512}
+  dns: [10.0.0.2, "fd00::53"]
   labels: {team: shop}
   update: {strategy: stop-first, healthTimeout: 30s}
 "#,
@@ -75,6 +78,9 @@ capDrop = ["ALL"]
 privileged = false
 extraHosts = ["db:10.0.0.5"]
 logging = { driver = "json-file", options = { max-size = "10m", max-file = 3 } }
+shmSize = "256Mi"
+ulimits = { nofile = { soft = 1024, hard = 65536 }, nproc = 512 }
+dns = ["10.0.0.2", "fd00::53"]
 labels = { team = "shop" }
 update = { strategy = "stop-first", healthTimeout = "30s" }
 "#,
@@ -92,6 +98,10 @@ update = { strategy = "stop-first", healthTimeout = "30s" }
     assert_eq!(logging.driver.as_deref(), Some("json-file"));
     assert_eq!(logging.options["max-size"], "10m");
     assert_eq!(logging.options["max-file"], "3");
+    assert_eq!(s.shm_size.unwrap().0, 256 << 20);
+    assert_eq!(s.ulimits["nofile"], Ulimit { soft: 1024, hard: 65536 });
+    assert_eq!(s.ulimits["nproc"], Ulimit { soft: 512, hard: 512 });
+    assert_eq!(s.dns.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(), ["10.0.0.2", "fd00::53"]);
     assert_eq!(s.labels.get("tier").map(String::as_str), Some("front"));
     assert_eq!(s.labels.get("team").map(String::as_str), Some("shop"));
     assert_eq!(
@@ -206,4 +216,14 @@ fn logging_options_of_the_rotating_drivers_are_checked() {
     }
     let syslog = "kind: Container\nmetadata: {name: web}\nspec: {image: x, logging: {driver: syslog, options: {syslog-facility: daemon}}}\n";
     assert!(load("p", "r", &[ManifestFile { path: "c.yaml".into(), text: syslog.into() }]).is_ok());
+}
+
+#[test]
+fn ulimits_and_dns_are_checked() {
+    let text = "kind: Container\nmetadata: {name: web}\nspec:\n  image: x\n  ulimits:\n    nofiles: 1024\n    nproc: {soft: 10, hard: 5}\n    core: {soft: 1}\n  dns: [10.0.0.1, resolver.local]\n";
+    let e = load("p", "r", &[ManifestFile { path: "c.yaml".into(), text: text.into() }]).unwrap_err().to_string();
+    assert!(e.contains("c.yaml:6:5: unknown ulimit `nofiles` (did you mean `nofile`?)"), "{e}");
+    assert!(e.contains("c.yaml:7:12: ulimits.nproc: the soft limit 10 is above the hard limit 5"), "{e}");
+    assert!(e.contains("c.yaml:8:11: ulimits.core is missing the required field `hard`"), "{e}");
+    assert!(e.contains("c.yaml:9:19: dns: `resolver.local` is not an IP address"), "{e}");
 }

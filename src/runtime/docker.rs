@@ -348,6 +348,18 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
         cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
         cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.clone()),
         extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
+        shm_size: s.shm_size.map(|b| b.0 as i64),
+        ulimits: (!s.ulimits.is_empty()).then(|| {
+            s.ulimits
+                .iter()
+                .map(|(name, l)| m::ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(l.soft),
+                    hard: Some(l.hard),
+                })
+                .collect()
+        }),
+        dns: (!s.dns.is_empty()).then(|| s.dns.iter().map(|ip| ip.to_string()).collect()),
         log_config: s.logging.as_ref().map(|l| m::HostConfigLogConfig {
             typ: l.driver.clone(),
             config: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
