@@ -96,9 +96,7 @@ fn an_ssh_remote_needs_a_known_host_key_and_an_accepted_deploy_key() {
     let s = Stack::new(p);
     let remote = bare_remote(&s);
     let bare = remote.path().join("origin.git");
-    s.write("svc.yaml", &svc(p, "1"));
-    s.commit("v1");
-    s.git(&["push", "-q", "origin", "main"]);
+    s.push_svc("1");
     let sshd = Sshd::start(19492);
     let url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, bare.display());
     let name = format!("[127.0.0.1]:{}", sshd.port);
@@ -110,9 +108,7 @@ fn an_ssh_remote_needs_a_known_host_key_and_an_accepted_deploy_key() {
     assert!(runs_version(&format!("{p}-svc"), "1"));
 
     // v2 waits on the remote: each refusal below must leave v1 running.
-    s.write("svc.yaml", &svc(p, "2"));
-    s.commit("v2");
-    s.git(&["push", "-q", "origin", "main"]);
+    s.push_svc("2");
 
     // A host the known_hosts file does not list is refused, not trusted on first use; the
     // message says how to add it.
@@ -172,9 +168,7 @@ fn serve_polls_an_ssh_remote_with_the_auth_of_its_config() {
     let s = Stack::new(p);
     let remote = bare_remote(&s);
     let bare = remote.path().join("origin.git");
-    s.write("svc.yaml", &svc(p, "1"));
-    s.commit("v1");
-    s.git(&["push", "-q", "origin", "main"]);
+    s.push_svc("1");
     let sshd = Sshd::start(19494);
     let known = sshd.known_hosts("known_hosts", &format!("[127.0.0.1]:{} {}", sshd.port, sshd.host_key));
     let config = s.state.path().join("serve.toml");
@@ -203,9 +197,7 @@ fn serve_polls_an_ssh_remote_with_the_auth_of_its_config() {
     let _serve = Killed(child);
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(wait_for(Duration::from_secs(15), || runs_version(&format!("{p}-svc"), "1")), "v1: {}", log());
-    s.write("svc.yaml", &svc(p, "2"));
-    s.commit("v2");
-    s.git(&["push", "-q", "origin", "main"]);
+    s.push_svc("2");
     assert!(wait_for(Duration::from_secs(15), || runs_version(&format!("{p}-svc"), "2")), "v2: {}", log());
 }
 
@@ -256,9 +248,7 @@ fn an_https_remote_needs_a_trusted_certificate_and_an_accepted_token() {
     let p = "t-auth-https";
     let s = Stack::new(p);
     let remote = bare_remote(&s);
-    s.write("svc.yaml", &svc(p, "1"));
-    s.commit("v1");
-    s.git(&["push", "-q", "origin", "main"]);
+    s.push_svc("1");
     let token = "glpat-test-7f3a9c1e5b";
     let server = Https::start(19493, remote.path(), token);
     let url = format!("https://127.0.0.1:{}/origin.git", server.port);

@@ -128,9 +128,7 @@ fn a_push_to_a_watched_repository_deploys_and_drift_is_repaired() {
     let s = Stack::new(p);
     let remote = bare_remote(&s);
     let bare = remote.path().join("origin.git");
-    s.write("svc.yaml", &svc(p, "1"));
-    s.commit("v1");
-    s.git(&["push", "-q", "origin", "main"]);
+    s.push_svc("1");
     let serve = Serve::start(&s, 19481, &[bare.to_str().unwrap()]);
     assert!(wait_for(Duration::from_secs(10), || runs_version(&format!("{p}-svc"), "1")).is_some(), "first deploy");
 
@@ -241,9 +239,7 @@ fn a_remote_over_git_daemon_is_polled_survives_an_outage_and_follows_a_force_pus
     let p = "t-serve-remote";
     let s = Stack::new(p);
     let remote = bare_remote(&s);
-    s.write("svc.yaml", &svc(p, "1"));
-    let v1 = s.commit("v1");
-    s.git(&["push", "-q", "origin", "main"]);
+    let v1 = s.push_svc("1");
     let port = 19490;
     // git-daemon itself, not the `git` wrapper (which runs it as a child a kill would miss).
     let exec_path = String::from_utf8(Command::new("git").arg("--exec-path").output().unwrap().stdout).unwrap();
@@ -272,9 +268,7 @@ fn a_remote_over_git_daemon_is_polled_survives_an_outage_and_follows_a_force_pus
         log()
     );
 
-    s.write("svc.yaml", &svc(p, "2"));
-    s.commit("v2");
-    s.git(&["push", "-q", "origin", "main"]);
+    s.push_svc("2");
     assert!(
         wait_for(Duration::from_secs(10), || runs_version(&format!("{p}-svc"), "2")).is_some(),
         "polling picks up v2"

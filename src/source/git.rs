@@ -184,10 +184,8 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
     // Ask for the remote's refs first (one round trip, no objects): when every ref the cache
     // knows still points where it did, there is nothing to fetch.
     let unchanged = {
-        let mut proxy = git2::ProxyOptions::new();
-        proxy.auto();
         let conn = remote
-            .connect_auth(git2::Direction::Fetch, Some(callbacks(url, opts, &why)), Some(proxy))
+            .connect_auth(git2::Direction::Fetch, Some(callbacks(url, opts, &why)), Some(proxy()))
             .map_err(failed)?;
         let heads = conn.list().map_err(failed)?;
         !heads.is_empty()
@@ -210,9 +208,7 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
         let refspecs =
             ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", "+HEAD:refs/remotes/origin/HEAD"];
         let mut fetch = git2::FetchOptions::new();
-        let mut proxy = git2::ProxyOptions::new();
-        proxy.auto();
-        fetch.remote_callbacks(callbacks(url, opts, &why)).proxy_options(proxy);
+        fetch.remote_callbacks(callbacks(url, opts, &why)).proxy_options(proxy());
         remote.fetch(&refspecs, Some(&mut fetch), None).map_err(failed)?;
     } else {
         tracing::debug!(%url, "remote refs unchanged; no fetch");
@@ -225,6 +221,13 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
             read_commit(&repo, url, r, &[&remote_branch, r], signers)
         }
     }
+}
+
+/// The proxy git's config or the `https_proxy`-style variables name, if any.
+fn proxy() -> git2::ProxyOptions<'static> {
+    let mut p = git2::ProxyOptions::new();
+    p.auto();
+    p
 }
 
 /// Credentials from `auth`, each offered once (libgit2 asks again after a refusal, and a second

@@ -186,6 +186,16 @@ pub fn runs_version(name: &str, version: &str) -> bool {
     text.starts_with("true") && text.contains(&format!("VERSION={version}\""))
 }
 
+impl Stack {
+    /// Commits `svc(project, version)` as svc.yaml and pushes it to `origin`; the commit id.
+    pub fn push_svc(&self, version: &str) -> String {
+        self.write("svc.yaml", &svc(&self.project, version));
+        let rev = self.commit(&format!("v{version}"));
+        self.git(&["push", "-q", "origin", "main"]);
+        rev
+    }
+}
+
 /// A bare repository `origin.git` in a fresh folder, added to the stack as its `origin`.
 pub fn bare_remote(s: &Stack) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
