@@ -8,13 +8,12 @@
 //! into words as compose does (no shell). Sizes like `512m` are binary, as docker's.
 
 use super::decode::{
-    boolean, check_labels, check_name, duration, integer, lenient_string, normalize_order, seq, string, string_list,
-    Decoded, DecodedSpec,
+    boolean, capabilities, check_labels, check_name, duration, integer, lenient_string, normalize_order, seq, string,
+    string_list, Decoded, DecodedSpec, Spans,
 };
 use super::diag::{Pos, Sink};
 use super::model::*;
 use super::node::{Node, Value};
-use super::policy::Sensitive;
 use super::types::{ByteSize, PortBinding, RestartPolicy};
 use std::collections::BTreeMap;
 
@@ -108,7 +107,9 @@ pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
             if let Some((name, spec)) = network(k.name.as_str(), v, sink) {
                 let name = if k.name == "default" && name == "default" { default_net.clone() } else { name };
                 network_names.insert(k.name.clone(), name.clone());
-                out.push(resource(Kind::Network, name, k.pos, sink, DecodedSpec::Network(spec)));
+                let mut d = resource(Kind::Network, name, k.pos, sink, DecodedSpec::Network(spec));
+                d.spans = Spans::of_fields(v, policy_name);
+                out.push(d);
             }
         }
     }
@@ -116,7 +117,9 @@ pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
         for (k, v) in vols {
             if let Some((name, spec)) = volume(k.name.as_str(), v, sink) {
                 volume_names.insert(k.name.clone(), name.clone());
-                out.push(resource(Kind::Volume, name, k.pos, sink, DecodedSpec::Volume(spec)));
+                let mut d = resource(Kind::Volume, name, k.pos, sink, DecodedSpec::Volume(spec));
+                d.spans = Spans::of_fields(v, policy_name);
+                out.push(d);
             }
         }
     }
@@ -155,6 +158,17 @@ pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
     out
 }
 
+/// The host policy's name of a compose field, so its messages point at compose's own keys.
+fn policy_name(key: &str) -> &str {
+    match key {
+        "cap_add" => "capAdd",
+        "cap_drop" => "capDrop",
+        "network_mode" => "networkMode",
+        "driver_opts" => "driverOpts",
+        other => other,
+    }
+}
+
 struct Names<'a> {
     containers: &'a BTreeMap<String, String>,
     networks: &'a BTreeMap<String, String>,
@@ -169,7 +183,7 @@ fn resource(kind: Kind, name: String, pos: Pos, sink: &mut Sink<'_>, spec: Decod
         origin: Origin { file: sink.file.to_string(), pos },
         spec,
         refs: Vec::new(),
-        sensitive: Vec::new(),
+        spans: Spans::default(),
     }
 }
 
@@ -407,7 +421,7 @@ fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_
     let e = checked(n, SERVICE_KEYS, &what, sink)?;
     let cname = names.containers.get(name).cloned().unwrap_or_else(|| name.to_string());
     let mut refs = Vec::new();
-    let mut sensitive = Vec::new();
+    let mut spans = Spans::of_fields(n, policy_name);
     let mut s = ContainerSpec::default();
     if let Some(b) = field(e, "build") {
         sink.error(b.pos, format!("`build` in {what} is not supported yet: give `image` of an image in a registry"));
@@ -436,9 +450,7 @@ fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_
     if let Some(v) = field(e, "volumes") {
         for item in seq(v, "volumes", sink).unwrap_or_default() {
             if let Some(m) = mount(item, names, &mut refs, sink) {
-                if let Mount::Bind { source, .. } = &m {
-                    sensitive.push((Sensitive::Bind(source.clone()), item.pos));
-                }
+                spans.mark(format!("volumes/{}", m.target()), item.pos);
                 s.volumes.push(m);
             }
         }
@@ -490,9 +502,7 @@ fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_
             };
             if let Some(other) = mode.strip_prefix("container:") {
                 refs.push((Kind::Container, other.to_string(), v.pos));
-            } else if mode == "host" {
-                sensitive.push((Sensitive::HostNetwork, v.pos));
-            } else if mode != "none" && mode != "bridge" {
+            } else if mode != "host" && mode != "none" && mode != "bridge" {
                 sink.error(
                     v.pos,
                     format!("invalid network_mode `{mode}`: expected host, none, service:NAME or container:NAME"),
@@ -572,22 +582,8 @@ fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_
     s.tty = field(e, "tty").and_then(|v| boolean(v, "tty", sink));
     s.stdin_open = field(e, "stdin_open").and_then(|v| boolean(v, "stdin_open", sink));
     s.privileged = field(e, "privileged").and_then(|v| boolean(v, "privileged", sink));
-    if s.privileged == Some(true) {
-        sensitive.push((Sensitive::Privileged, field(e, "privileged").map(|v| v.pos).unwrap_or(pos)));
-    }
-    for (key, target) in [("cap_add", &mut s.cap_add), ("cap_drop", &mut s.cap_drop)] {
-        if let Some(v) = field(e, key) {
-            for i in seq(v, key, sink).unwrap_or_default() {
-                if let Some(c) = string(i, key, sink) {
-                    if key == "cap_add" {
-                        let norm = c.trim_start_matches("CAP_").to_ascii_uppercase();
-                        sensitive.push((Sensitive::Capability(norm), i.pos));
-                    }
-                    target.push(c);
-                }
-            }
-        }
-    }
+    s.cap_add = field(e, "cap_add").map(|v| capabilities(v, "capAdd", &mut spans, sink)).unwrap_or_default();
+    s.cap_drop = field(e, "cap_drop").map(|v| capabilities(v, "capDrop", &mut spans, sink)).unwrap_or_default();
     if let Some(v) = field(e, "extra_hosts") {
         let sep = if matches!(v.value, Value::Seq(_)) { ':' } else { '=' };
         let hosts = pairs(v, "extra_hosts", sep, sink);
@@ -617,7 +613,7 @@ fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_
     s.image = image?;
     let mut d = resource(Kind::Container, cname, pos, sink, DecodedSpec::Container(Box::new(s)));
     d.refs = refs;
-    d.sensitive = sensitive;
+    d.spans = spans;
     Some((d, default_net))
 }
 
@@ -798,6 +794,41 @@ mod mapping_tests {
 
     fn load_compose(text: &str) -> Result<crate::desired::DesiredState, crate::desired::Diagnostics> {
         load("shop", "r", &[ManifestFile { path: "compose.yaml".into(), text: text.into() }])
+    }
+
+    /// Regressions: compose's lowercase capability and a bind volume's `device` both passed the
+    /// host policy. The policy is one pass over the model, so compose gets it too.
+    #[test]
+    fn the_host_policy_holds_for_compose_as_for_manifests() {
+        let e = load_compose(
+            r#"
+services:
+  web:
+    image: nginx:1
+    cap_add: [chown, cap_sys_admin]
+    network_mode: host
+    volumes: ["hostetc:/host"]
+volumes:
+  hostetc:
+    driver_opts: {type: none, o: bind, device: /etc}
+networks:
+  lan:
+    driver: macvlan
+    driver_opts: {parent: eth0}
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "compose.yaml:5:22: capability `SYS_ADMIN` is refused by the host policy",
+            "compose.yaml:6:19: `networkMode: host` is refused by the host policy",
+            "compose.yaml:10:48: volume device: bind mount `/etc` is outside the allowed roots",
+            "compose.yaml:13:13: network driver `macvlan` attaches containers to the host's interfaces",
+            "compose.yaml:14:27: network option `parent: eth0` names a host interface",
+        ] {
+            assert!(e.contains(expected), "missing {expected}:\n{e}");
+        }
+        assert!(!e.contains("CHOWN"), "{e}");
     }
 
     #[test]

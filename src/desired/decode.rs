@@ -4,7 +4,7 @@
 use super::diag::{did_you_mean, Pos, Sink};
 use super::model::*;
 use super::node::{Key, Node, Value};
-use super::types::{ByteSize, Duration, PortBinding, Protocol, RestartPolicy};
+use super::types::{ByteSize, Capability, Duration, PortBinding, Protocol, RestartPolicy};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -20,8 +20,44 @@ pub struct Decoded {
     pub spec: DecodedSpec,
     /// Positions of references to other resources, for error messages: (kind, name, pos).
     pub refs: Vec<(Kind, String, Pos)>,
-    /// What the host policy rules on (privileged, host network, capabilities, binds).
-    pub sensitive: Vec<(super::policy::Sensitive, Pos)>,
+    /// Where the parts of the spec were written, for the host policy's messages.
+    pub spans: Spans,
+}
+
+/// Positions of a spec's parts, keyed by the names the host policy gives them: a field
+/// (`privileged`, `driver`), an entry of a map field (`driverOpts/device`, `secretEnv/TOKEN`) or
+/// an item of a list by its normalized value (`capAdd/SYS_ADMIN`, `volumes//data` by target).
+/// Only positions: the policy reads the typed spec, so a part with no span is still checked,
+/// and reported at the resource.
+#[derive(Clone, Debug, Default)]
+pub struct Spans(BTreeMap<String, Pos>);
+
+impl Spans {
+    pub fn mark(&mut self, key: impl Into<String>, pos: Pos) {
+        self.0.entry(key.into()).or_insert(pos);
+    }
+
+    /// The position of `key`, else of the field it belongs to.
+    pub fn find(&self, key: &str) -> Option<Pos> {
+        self.0.get(key).or_else(|| key.split_once('/').and_then(|(field, _)| self.0.get(field))).copied()
+    }
+
+    /// Marks a spec map's fields and the entries of its map fields, with field names passed
+    /// through `rename` (compose's `cap_add` is the policy's `capAdd`).
+    pub fn of_fields(n: &Node, rename: impl Fn(&str) -> &str) -> Spans {
+        let mut spans = Spans::default();
+        let Value::Map(entries) = &n.value else { return spans };
+        for (k, v) in entries {
+            let field = rename(&k.name);
+            spans.mark(field, v.pos);
+            if let Value::Map(inner) = &v.value {
+                for (ik, iv) in inner {
+                    spans.mark(format!("{field}/{}", ik.name), iv.pos);
+                }
+            }
+        }
+        spans
+    }
 }
 
 #[derive(Debug)]
@@ -161,6 +197,18 @@ pub(super) fn string_list(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<V
     let out: Vec<Option<String>> =
         items.iter().map(|i| lenient_string(i, &format!("an item of {what}"), sink)).collect();
     out.into_iter().collect()
+}
+
+/// A list of capabilities, each normalized and marked at its position as `FIELD/NAME`.
+pub(super) fn capabilities(n: &Node, field: &str, spans: &mut Spans, sink: &mut Sink<'_>) -> Vec<Capability> {
+    let mut out = Vec::new();
+    for item in seq(n, field, sink).unwrap_or_default() {
+        if let Some(c) = parsed::<Capability>(item, field, sink) {
+            spans.mark(format!("{field}/{c}"), item.pos);
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub(super) fn string_map(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<BTreeMap<String, String>> {
@@ -399,11 +447,12 @@ pub fn decode(doc: &Node, sink: &mut Sink<'_>) -> Option<Decoded> {
     let kind = kind?;
     let spec_node = &spec_node.unwrap_or(Node { pos: doc.pos, value: Value::Null });
     let mut refs = Vec::new();
+    let mut spans = Spans::of_fields(spec_node, |f| f);
     let spec = match kind {
         Kind::Network => DecodedSpec::Network(network(spec_node, labels, sink)?),
         Kind::Volume => DecodedSpec::Volume(volume(spec_node, labels, sink)?),
         Kind::Image => DecodedSpec::Image(image(spec_node, name.as_deref().unwrap_or(""), sink)?),
-        Kind::Container => DecodedSpec::Container(Box::new(container(spec_node, labels, &mut refs, sink)?)),
+        Kind::Container => DecodedSpec::Container(Box::new(container(spec_node, labels, &mut refs, &mut spans, sink)?)),
     };
     Some(Decoded {
         kind,
@@ -412,7 +461,7 @@ pub fn decode(doc: &Node, sink: &mut Sink<'_>) -> Option<Decoded> {
         origin: Origin { file: sink.file.to_string(), pos: doc.pos },
         spec,
         refs,
-        sensitive: if kind == Kind::Container { super::policy::sensitive_items(spec_node) } else { Vec::new() },
+        spans,
     })
 }
 
@@ -439,8 +488,9 @@ fn network(n: &Node, labels: BTreeMap<String, String>, sink: &mut Sink<'_>) -> O
         if let Some(d) = string(v, "driver", sink) {
             if !["bridge", "overlay", "macvlan", "ipvlan"].contains(&d.as_str()) {
                 sink.error(v.pos, format!("unknown network driver `{d}`: expected bridge, overlay, macvlan or ipvlan"));
+            } else {
+                spec.driver = d;
             }
-            spec.driver = d;
         }
     }
     let flag = |f: &mut Fields<'_>, name: &'static str, sink: &mut Sink<'_>| {
@@ -593,6 +643,7 @@ fn container(
     n: &Node,
     meta_labels: BTreeMap<String, String>,
     refs: &mut Vec<(Kind, String, Pos)>,
+    spans: &mut Spans,
     sink: &mut Sink<'_>,
 ) -> Option<ContainerSpec> {
     let mut f = Fields::of(n, "Container spec", sink)?;
@@ -617,6 +668,7 @@ fn container(
     if let Some(v) = f.get("volumes") {
         for item in seq(v, "volumes", sink).unwrap_or_default() {
             if let Some(m) = mount(item, refs, sink) {
+                spans.mark(format!("volumes/{}", m.target()), item.pos);
                 s.volumes.push(m);
             }
         }
@@ -672,8 +724,8 @@ fn container(
     s.init = f.get("init").and_then(|v| boolean(v, "init", sink));
     s.tty = f.get("tty").and_then(|v| boolean(v, "tty", sink));
     s.stdin_open = f.get("stdinOpen").and_then(|v| boolean(v, "stdinOpen", sink));
-    s.cap_add = f.get("capAdd").and_then(|v| string_list(v, "capAdd", sink)).unwrap_or_default();
-    s.cap_drop = f.get("capDrop").and_then(|v| string_list(v, "capDrop", sink)).unwrap_or_default();
+    s.cap_add = f.get("capAdd").map(|v| capabilities(v, "capAdd", spans, sink)).unwrap_or_default();
+    s.cap_drop = f.get("capDrop").map(|v| capabilities(v, "capDrop", spans, sink)).unwrap_or_default();
     s.privileged = f.get("privileged").and_then(|v| boolean(v, "privileged", sink));
     s.extra_hosts = f.get("extraHosts").and_then(|v| string_list(v, "extraHosts", sink)).unwrap_or_default();
     s.logging = f.get("logging").and_then(|v| logging(v, sink));
@@ -737,9 +789,6 @@ pub(super) fn normalize_order(s: &mut ContainerSpec, pos: Pos, sink: &mut Sink<'
         }
     }
     for caps in [&mut s.cap_add, &mut s.cap_drop] {
-        for c in caps.iter_mut() {
-            *c = c.trim_start_matches("CAP_").to_ascii_uppercase();
-        }
         caps.sort();
         caps.dedup();
     }

@@ -17,7 +17,7 @@ pub mod types;
 pub use diag::{Diagnostic, Diagnostics, Pos};
 pub use model::*;
 pub use policy::Policy;
-pub use types::{ByteSize, Duration, PortBinding, Protocol, RestartPolicy};
+pub use types::{ByteSize, Capability, Duration, PortBinding, Protocol, RestartPolicy};
 
 use decode::{Decoded, DecodedSpec};
 use diag::Sink;
@@ -77,6 +77,7 @@ pub fn load_with_policy(
 
     let mut state = DesiredState { project: project.to_string(), revision: revision.to_string(), ..Default::default() };
     let mut seen: BTreeMap<(Kind, String), String> = BTreeMap::new();
+    let mut spans: BTreeMap<(Kind, String), decode::Spans> = BTreeMap::new();
     let mut refs = Vec::new();
     for d in decoded {
         let key = (d.kind, d.name.clone());
@@ -85,12 +86,8 @@ pub fn load_with_policy(
                 .error(d.name_pos, format!("duplicate {} `{}`: already declared at {first}", d.kind, d.name));
             continue;
         }
-        seen.insert(key, format!("{}:{}", d.origin.file, d.name_pos.line));
-        for (item, pos) in &d.sensitive {
-            if let Err(why) = policy.check(item) {
-                Sink::new(&d.origin.file, text_of(&d.origin.file), &mut diags).error(*pos, why);
-            }
-        }
+        seen.insert(key.clone(), format!("{}:{}", d.origin.file, d.name_pos.line));
+        spans.insert(key, d.spans);
         for r in d.refs {
             refs.push((d.origin.file.clone(), d.name.clone(), r));
         }
@@ -144,6 +141,7 @@ pub fn load_with_policy(
         }
     }
 
+    check_policy(&state, policy, &spans, &files, &mut diags);
     check_cycles(&state, &files, &mut diags);
     check_host_ports(&state, &files, &mut diags);
 
@@ -166,6 +164,33 @@ fn toml_documents(node: Node) -> Vec<Node> {
         }
     }
     vec![node]
+}
+
+/// The host policy, as a pass over the whole desired state: every resource of every kind, read
+/// from the typed specs that the engine will be sent.
+fn check_policy(
+    state: &DesiredState,
+    policy: &Policy,
+    spans: &BTreeMap<(Kind, String), decode::Spans>,
+    files: &[&ManifestFile],
+    diags: &mut Vec<diag::Diagnostic>,
+) {
+    let mut report = |kind: Kind, name: &str, origin: &Origin, findings: Vec<policy::Finding>| {
+        for f in findings {
+            let pos = spans.get(&(kind, name.to_string())).and_then(|s| s.find(&f.at)).unwrap_or(origin.pos);
+            let text = files.iter().find(|x| x.path == origin.file).map(|x| x.text.as_str()).unwrap_or("");
+            Sink::new(&origin.file, text, diags).error(pos, f.message);
+        }
+    };
+    for r in state.networks.values() {
+        report(Kind::Network, &r.name, &r.origin, policy.check_network(&r.spec));
+    }
+    for r in state.volumes.values() {
+        report(Kind::Volume, &r.name, &r.origin, policy.check_volume(&r.spec));
+    }
+    for r in state.containers.values() {
+        report(Kind::Container, &r.name, &r.origin, policy.check_container(&r.spec));
+    }
 }
 
 fn check_cycles(state: &DesiredState, files: &[&ManifestFile], diags: &mut Vec<diag::Diagnostic>) {

@@ -3,7 +3,7 @@
 //! stored on engine objects and shown by `hawser plan`.
 
 use super::diag::Pos;
-use super::types::{ByteSize, Duration, PortBinding, RestartPolicy};
+use super::types::{ByteSize, Capability, Duration, PortBinding, RestartPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -375,9 +375,9 @@ pub struct ContainerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin_open: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cap_add: Vec<String>,
+    pub cap_add: Vec<Capability>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cap_drop: Vec<String>,
+    pub cap_drop: Vec<Capability>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

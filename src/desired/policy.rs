@@ -3,7 +3,8 @@
 //! grant themselves the host. Checked at validation, so a refused revision changes nothing.
 
 use super::diag::{Diagnostic, Diagnostics, Pos, Sink};
-use super::node::{Node, Value};
+use super::model::{ContainerSpec, Mount, NetworkSpec, VolumeSpec};
+use super::types::Capability;
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
 
@@ -36,14 +37,23 @@ pub struct Policy {
     pub allow_privileged: bool,
     #[serde(default)]
     pub allow_host_network: bool,
-    /// Dangerous capabilities allowed anyway, by name (`NET_ADMIN`).
+    /// Dangerous capabilities allowed anyway, by name in any spelling (`NET_ADMIN`, `cap_net_admin`).
     #[serde(default)]
-    pub allow_capabilities: Vec<String>,
+    pub allow_capabilities: Vec<Capability>,
     /// Host folders under which bind mounts may point, after `..` and symlinks are resolved.
     #[serde(default = "default_bind_roots")]
     pub bind_roots: Vec<PathBuf>,
     #[serde(default)]
     pub allow_engine_socket: bool,
+    /// Volume drivers other than `local` (plugins), by name.
+    #[serde(default)]
+    pub allow_volume_drivers: Vec<String>,
+    /// Local volumes of a network filesystem (`type: nfs`, `cifs`, ...), which the host mounts.
+    #[serde(default)]
+    pub allow_network_volumes: bool,
+    /// Network drivers other than bridge and overlay (`macvlan`, `ipvlan`), by name.
+    #[serde(default)]
+    pub allow_network_drivers: Vec<String>,
     /// Host folders `secretEnv` files may be read from.
     #[serde(default = "default_secret_roots")]
     pub secret_roots: Vec<PathBuf>,
@@ -68,21 +78,35 @@ impl Default for Policy {
             allow_capabilities: Vec::new(),
             bind_roots: default_bind_roots(),
             allow_engine_socket: false,
+            allow_volume_drivers: Vec::new(),
+            allow_network_volumes: false,
+            allow_network_drivers: Vec::new(),
             secret_roots: default_secret_roots(),
             engine_sockets: Vec::new(),
         }
     }
 }
 
-/// Something in a manifest that the policy rules on, with where it was written.
+/// Network drivers that attach to nothing of the host's own: others (macvlan and ipvlan put
+/// containers on a host interface) must be allowed by name.
+pub const CONTAINED_NETWORK_DRIVERS: &[&str] = &["bridge", "overlay"];
+
+/// Filesystem types of the local volume driver that mount a remote share from the host.
+pub const NETWORK_FILESYSTEMS: &[&str] =
+    &["nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "ceph", "glusterfs", "sshfs", "9p", "afs", "lustre"];
+
+/// A part of the desired state that the policy refuses: `at` is its key in the resource's
+/// [`Spans`](super::decode::Spans), for the position of the message.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Sensitive {
-    Privileged,
-    HostNetwork,
-    Capability(String),
-    Bind(String),
-    /// A `secretEnv` file, which hawser (often root) reads and hands to the container.
-    SecretFile(String),
+pub struct Finding {
+    pub at: String,
+    pub message: String,
+}
+
+impl Finding {
+    fn new(at: impl Into<String>, message: impl Into<String>) -> Finding {
+        Finding { at: at.into(), message: message.into() }
+    }
 }
 
 impl Policy {
@@ -105,35 +129,129 @@ impl Policy {
         })
     }
 
-    /// `Err` with the reason when the policy refuses `item`.
-    pub fn check(&self, item: &Sensitive) -> Result<(), String> {
-        match item {
-            Sensitive::Privileged if !self.allow_privileged => {
-                Err("`privileged: true` is refused by the host policy (allowPrivileged)".into())
+    /// Every part of a Container the policy refuses. It reads the typed spec, the very values
+    /// the engine is sent, so no spelling of a field can pass here and mean more there.
+    pub fn check_container(&self, s: &ContainerSpec) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if s.privileged == Some(true) && !self.allow_privileged {
+            out.push(Finding::new("privileged", "`privileged: true` is refused by the host policy (allowPrivileged)"));
+        }
+        if s.network_mode.as_deref() == Some("host") && !self.allow_host_network {
+            out.push(Finding::new(
+                "networkMode",
+                "`networkMode: host` is refused by the host policy (allowHostNetwork)",
+            ));
+        }
+        for c in &s.cap_add {
+            if let Err(why) = self.check_capability(c) {
+                out.push(Finding::new(format!("capAdd/{c}"), why));
             }
-            Sensitive::HostNetwork if !self.allow_host_network => {
-                Err("`networkMode: host` is refused by the host policy (allowHostNetwork)".into())
-            }
-            Sensitive::Capability(c)
-                if DANGEROUS_CAPABILITIES.contains(&c.as_str()) && !self.allow_capabilities.iter().any(|a| a == c) =>
-            {
-                Err(format!("capability `{c}` is refused by the host policy (allowCapabilities)"))
-            }
-            Sensitive::Bind(source) => self.check_bind(source),
-            Sensitive::SecretFile(file) => {
-                let resolved = resolve(Path::new(file));
-                if self.secret_roots.iter().any(|r| resolved.starts_with(resolve(r))) {
-                    Ok(())
-                } else {
-                    let roots: Vec<String> = self.secret_roots.iter().map(|r| r.display().to_string()).collect();
-                    Err(format!(
-                        "secret file `{file}` is outside the allowed roots ({}); refused by the host policy (secretRoots)",
-                        roots.join(", ")
-                    ))
+        }
+        for m in &s.volumes {
+            if let Mount::Bind { source, target, .. } = m {
+                if let Err(why) = self.check_bind(source) {
+                    out.push(Finding::new(format!("volumes/{target}"), why));
                 }
             }
-            _ => Ok(()),
         }
+        for (name, secret) in &s.secret_env {
+            if let Err(why) = self.check_secret_file(&secret.file) {
+                out.push(Finding::new(format!("secretEnv/{name}"), why));
+            }
+        }
+        out
+    }
+
+    /// A Volume's driver and options: the local driver's `device` is a host path (bind) or a
+    /// host device, and its `type` may mount a network share from the host.
+    pub fn check_volume(&self, s: &VolumeSpec) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if s.external {
+            return out;
+        }
+        if s.driver != "local" {
+            if !self.allow_volume_drivers.contains(&s.driver) {
+                out.push(Finding::new(
+                    "driver",
+                    format!("volume driver `{}` is refused by the host policy (allowVolumeDrivers)", s.driver),
+                ));
+            }
+            return out;
+        }
+        let ty = s.driver_opts.get("type").map(|t| t.trim().to_ascii_lowercase());
+        let binds = s.driver_opts.get("o").is_some_and(|o| o.split(',').any(|o| matches!(o.trim(), "bind" | "rbind")));
+        if let Some(ty) = &ty {
+            let fs = ty.split('.').next().unwrap_or(ty);
+            if NETWORK_FILESYSTEMS.contains(&fs) && !self.allow_network_volumes {
+                out.push(Finding::new(
+                    "driverOpts/type",
+                    format!("a `{ty}` volume mounts a network share from the host; refused by the host policy (allowNetworkVolumes)"),
+                ));
+                return out;
+            }
+        }
+        if let Some(device) = s.driver_opts.get("device") {
+            let remote = ty.as_deref().is_some_and(|t| NETWORK_FILESYSTEMS.contains(&t.split('.').next().unwrap_or(t)));
+            let virtual_fs = ty.as_deref().is_some_and(|t| matches!(t, "tmpfs" | "ramfs")) && !binds;
+            if binds || (!remote && !virtual_fs) {
+                // A bind or a block device: either way a host path, held to the bind roots.
+                if let Err(why) = self.check_bind(device) {
+                    out.push(Finding::new("driverOpts/device", format!("volume device: {why}")));
+                }
+            }
+        } else if binds {
+            out.push(Finding::new("driverOpts/o", "a bind volume needs `device`, the host path it binds"));
+        }
+        out
+    }
+
+    /// A Network's driver: one that puts containers on a host interface must be allowed.
+    pub fn check_network(&self, s: &NetworkSpec) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if s.external {
+            return out;
+        }
+        if s.driver == "host" && !self.allow_host_network {
+            out.push(Finding::new("driver", "network driver `host` is refused by the host policy (allowHostNetwork)"));
+        } else if !CONTAINED_NETWORK_DRIVERS.contains(&s.driver.as_str())
+            && !self.allow_network_drivers.contains(&s.driver)
+        {
+            out.push(Finding::new(
+                "driver",
+                format!(
+                    "network driver `{}` attaches containers to the host's interfaces; refused by the host policy (allowNetworkDrivers)",
+                    s.driver
+                ),
+            ));
+        }
+        if let Some(parent) = s.driver_opts.get("parent") {
+            if !self.allow_network_drivers.contains(&s.driver) {
+                out.push(Finding::new(
+                    "driverOpts/parent",
+                    format!("network option `parent: {parent}` names a host interface; refused by the host policy (allowNetworkDrivers)"),
+                ));
+            }
+        }
+        out
+    }
+
+    fn check_capability(&self, c: &Capability) -> Result<(), String> {
+        if DANGEROUS_CAPABILITIES.contains(&c.as_str()) && !self.allow_capabilities.iter().any(|a| a == c) {
+            return Err(format!("capability `{c}` is refused by the host policy (allowCapabilities)"));
+        }
+        Ok(())
+    }
+
+    fn check_secret_file(&self, file: &str) -> Result<(), String> {
+        let resolved = resolve(Path::new(file));
+        if self.secret_roots.iter().any(|r| resolved.starts_with(resolve(r))) {
+            return Ok(());
+        }
+        let roots: Vec<String> = self.secret_roots.iter().map(|r| r.display().to_string()).collect();
+        Err(format!(
+            "secret file `{file}` is outside the allowed roots ({}); refused by the host policy (secretRoots)",
+            roots.join(", ")
+        ))
     }
 
     fn check_bind(&self, source: &str) -> Result<(), String> {
@@ -208,75 +326,58 @@ pub fn resolve(p: &Path) -> PathBuf {
     }
 }
 
-/// The policy-relevant items of a Container spec node, each at its position.
-pub fn sensitive_items(spec: &Node) -> Vec<(Sensitive, Pos)> {
-    let mut out = Vec::new();
-    let Value::Map(entries) = &spec.value else { return out };
-    for (k, v) in entries {
-        match (k.name.as_str(), &v.value) {
-            ("privileged", Value::Bool(true)) => out.push((Sensitive::Privileged, v.pos)),
-            ("networkMode", Value::Str(s)) if s == "host" => out.push((Sensitive::HostNetwork, v.pos)),
-            ("capAdd", Value::Seq(items)) => {
-                for i in items {
-                    if let Value::Str(c) = &i.value {
-                        let c = c.trim_start_matches("CAP_").to_ascii_uppercase();
-                        out.push((Sensitive::Capability(c), i.pos));
-                    }
-                }
-            }
-            ("secretEnv", Value::Map(m)) => {
-                for (_, v) in m {
-                    if let Value::Str(file) = &v.value {
-                        out.push((Sensitive::SecretFile(file.clone()), v.pos));
-                    }
-                }
-            }
-            ("volumes", Value::Seq(items)) => {
-                for i in items {
-                    let source = match &i.value {
-                        Value::Str(s) => s.split(':').next().filter(|src| src.starts_with('/')).map(str::to_string),
-                        Value::Map(m) => {
-                            let field = |name: &str| {
-                                m.iter().find(|(k, _)| k.name == name).and_then(|(_, v)| match &v.value {
-                                    Value::Str(s) => Some(s.clone()),
-                                    _ => None,
-                                })
-                            };
-                            (field("type").as_deref() == Some("bind")).then(|| field("source")).flatten()
-                        }
-                        _ => None,
-                    };
-                    if let Some(source) = source {
-                        out.push((Sensitive::Bind(source), i.pos));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn caps(names: &[&str]) -> ContainerSpec {
+        ContainerSpec { cap_add: names.iter().map(|n| n.parse().unwrap()).collect(), ..Default::default() }
+    }
+
+    fn bind(source: &str) -> ContainerSpec {
+        ContainerSpec {
+            volumes: vec![Mount::Bind { source: source.into(), target: "/x".into(), read_only: false }],
+            ..Default::default()
+        }
+    }
+
+    fn refused(p: &Policy, s: &ContainerSpec) -> Option<String> {
+        p.check_container(s).first().map(|f| f.message.clone())
+    }
+
     #[test]
     fn dangerous_things_are_refused_by_default_and_allowed_by_name() {
         let p = Policy::default();
-        assert!(p.check(&Sensitive::Privileged).is_err());
-        assert!(p.check(&Sensitive::HostNetwork).is_err());
-        assert!(p.check(&Sensitive::Capability("SYS_ADMIN".into())).is_err());
-        assert!(p.check(&Sensitive::Capability("NET_BIND_SERVICE".into())).is_ok());
+        let privileged = ContainerSpec { privileged: Some(true), ..Default::default() };
+        let host = ContainerSpec { network_mode: Some("host".into()), ..Default::default() };
+        assert!(refused(&p, &privileged).is_some());
+        assert!(refused(&p, &host).is_some());
+        assert!(refused(&p, &caps(&["SYS_ADMIN"])).is_some());
+        assert!(refused(&p, &caps(&["NET_BIND_SERVICE"])).is_none());
         let p = Policy {
             allow_privileged: true,
             allow_host_network: true,
-            allow_capabilities: vec!["SYS_ADMIN".into()],
+            allow_capabilities: vec!["cap_sys_admin".parse().unwrap()],
             ..Policy::default()
         };
-        assert!(p.check(&Sensitive::Privileged).is_ok());
-        assert!(p.check(&Sensitive::HostNetwork).is_ok());
-        assert!(p.check(&Sensitive::Capability("SYS_ADMIN".into())).is_ok());
+        assert!(refused(&p, &privileged).is_none());
+        assert!(refused(&p, &host).is_none());
+        assert!(refused(&p, &caps(&["SYS_ADMIN"])).is_none());
+    }
+
+    /// Regression: `cap_sys_admin` passed because the check stripped only an upper-case prefix.
+    #[test]
+    fn every_spelling_of_a_capability_is_the_same_capability() {
+        let p = Policy::default();
+        for spelling in ["cap_sys_admin", "Cap_Sys_Module", "CAP_SYS_ADMIN", "sys_admin", " SYS_ADMIN"] {
+            let spec = caps(&[spelling]);
+            let f = p.check_container(&spec);
+            assert_eq!(f.len(), 1, "{spelling} passed the policy");
+            assert!(f[0].message.contains("is refused"), "{spelling}: {f:?}");
+        }
+        assert_eq!("cap_sys_admin".parse::<Capability>().unwrap().as_str(), "SYS_ADMIN");
+        let e = "SYS_ADMN".parse::<Capability>().unwrap_err();
+        assert!(e.contains("did you mean `SYS_ADMIN`"), "{e}");
     }
 
     #[test]
@@ -287,12 +388,12 @@ mod tests {
         std::os::unix::fs::symlink("/etc", allowed.join("escape")).unwrap();
         let p = Policy { bind_roots: vec![allowed.clone()], ..Policy::default() };
         let ok = allowed.join("data").join("new-dir");
-        assert!(p.check(&Sensitive::Bind(ok.display().to_string())).is_ok());
+        assert!(refused(&p, &bind(&ok.display().to_string())).is_none());
         let dotdot = format!("{}/data/../../../etc", allowed.display());
-        let e = p.check(&Sensitive::Bind(dotdot)).unwrap_err();
+        let e = refused(&p, &bind(&dotdot)).unwrap();
         assert!(e.contains("outside the allowed roots"), "{e}");
         let link = allowed.join("escape").join("passwd").display().to_string();
-        let e = p.check(&Sensitive::Bind(link)).unwrap_err();
+        let e = refused(&p, &bind(&link)).unwrap();
         assert!(e.contains("resolved to /etc/passwd"), "{e}");
     }
 
@@ -300,11 +401,72 @@ mod tests {
     fn the_engine_socket_and_its_folders_are_refused_unless_allowed() {
         let p = Policy { bind_roots: vec!["/".into()], ..Policy::default() };
         for s in ["/var/run/docker.sock", "/run/docker.sock", "/run"] {
-            let e = p.check(&Sensitive::Bind(s.into())).unwrap_err();
+            let e = refused(&p, &bind(s)).unwrap();
             assert!(e.contains("engine socket"), "{s}: {e}");
         }
         let p = Policy { allow_engine_socket: true, bind_roots: vec![], ..Policy::default() };
-        assert!(p.check(&Sensitive::Bind("/var/run/docker.sock".into())).is_ok());
-        assert!(p.check(&Sensitive::Bind("/etc".into())).is_err());
+        assert!(refused(&p, &bind("/var/run/docker.sock")).is_none());
+        assert!(refused(&p, &bind("/etc")).is_some());
+    }
+
+    fn local_volume(opts: &[(&str, &str)]) -> VolumeSpec {
+        VolumeSpec {
+            driver: "local".into(),
+            driver_opts: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Regression: a Volume with `type: none, o: bind, device: /etc` mounted any host path.
+    #[test]
+    fn volume_devices_are_held_to_the_bind_roots() {
+        let p = Policy { bind_roots: vec!["/srv".into()], ..Policy::default() };
+        let f = p.check_volume(&local_volume(&[("type", "none"), ("o", "bind"), ("device", "/etc")]));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].at, "driverOpts/device");
+        assert!(f[0].message.contains("outside the allowed roots"), "{f:?}");
+        // The kernel binds whatever the type says when `o` asks for it.
+        let f = p.check_volume(&local_volume(&[("type", "tmpfs"), ("o", "rbind,ro"), ("device", "/root")]));
+        assert_eq!(f.len(), 1, "{f:?}");
+        // A block device is a host path too.
+        let f = p.check_volume(&local_volume(&[("type", "ext4"), ("device", "/dev/sda1")]));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(p.check_volume(&local_volume(&[("type", "none"), ("o", "bind"), ("device", "/srv/data")])).is_empty());
+        assert!(p.check_volume(&local_volume(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=10m")])).is_empty());
+        assert!(p.check_volume(&local_volume(&[])).is_empty());
+    }
+
+    #[test]
+    fn network_shares_and_plugin_drivers_need_an_allowance() {
+        let p = Policy::default();
+        let nfs = local_volume(&[("type", "nfs"), ("o", "addr=198.18.0.9,rw"), ("device", ":/export")]);
+        assert_eq!(p.check_volume(&nfs)[0].at, "driverOpts/type");
+        let plugin = VolumeSpec { driver: "rexray/ebs".into(), ..Default::default() };
+        assert_eq!(p.check_volume(&plugin)[0].at, "driver");
+        let p = Policy {
+            allow_network_volumes: true,
+            allow_volume_drivers: vec!["rexray/ebs".into()],
+            ..Policy::default()
+        };
+        assert!(p.check_volume(&nfs).is_empty());
+        assert!(p.check_volume(&plugin).is_empty());
+    }
+
+    #[test]
+    fn networks_on_host_interfaces_need_an_allowance() {
+        let p = Policy::default();
+        let net = |driver: &str, opts: &[(&str, &str)]| NetworkSpec {
+            driver: driver.into(),
+            driver_opts: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        };
+        assert!(p.check_network(&net("bridge", &[])).is_empty());
+        assert!(p.check_network(&net("overlay", &[])).is_empty());
+        let f = p.check_network(&net("macvlan", &[("parent", "eth0")]));
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].message.contains("allowNetworkDrivers"), "{f:?}");
+        assert!(!p.check_network(&net("host", &[])).is_empty());
+        let p = Policy { allow_network_drivers: vec!["macvlan".into()], ..Policy::default() };
+        assert!(p.check_network(&net("macvlan", &[("parent", "eth0")])).is_empty());
     }
 }

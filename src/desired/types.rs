@@ -22,6 +22,87 @@ macro_rules! serde_via_str {
     };
 }
 
+/// The Linux capabilities the engine knows, in the form hawser keeps and sends: upper case,
+/// without the `CAP_` prefix.
+pub const CAPABILITIES: &[&str] = &[
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+];
+
+/// A Linux capability, normalized once: `cap_sys_admin`, `CAP_SYS_ADMIN` and `Sys_Admin` are all
+/// `SYS_ADMIN`. The host policy checks this form and the engine is sent this form, so the two
+/// can never disagree about which capability is meant.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Capability(String);
+
+impl Capability {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Capability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let upper = s.trim().to_ascii_uppercase();
+        let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+        if let Some(known) = CAPABILITIES.iter().find(|c| **c == name) {
+            return Ok(Capability(known.to_string()));
+        }
+        let hint =
+            super::diag::did_you_mean(name, CAPABILITIES).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+        Err(format!("unknown capability `{s}`{hint}"))
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+serde_via_str!(Capability);
+
 /// A duration with millisecond precision: `500ms`, `5s`, `2m`, `1h30m`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(pub std::time::Duration);

@@ -345,8 +345,8 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
         readonly_rootfs: s.read_only,
         init: s.init,
         privileged: s.privileged,
-        cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
-        cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.clone()),
+        cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.iter().map(|c| c.to_string()).collect()),
+        cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.iter().map(|c| c.to_string()).collect()),
         extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
         shm_size: s.shm_size.map(|b| b.0 as i64),
         ulimits: (!s.ulimits.is_empty()).then(|| {
