@@ -109,3 +109,40 @@ fn a_bad_policy_file_is_reported_with_its_position() {
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stderr.contains(&format!("{pol}:2:1: policy: unknown field `allowEverything`")), "{r:?}");
 }
+
+/// Regressions: `cap_sys_admin` gave the container CAP_SYS_ADMIN, and a Volume binding a host
+/// path through `driverOpts` mounted it read-write, both past the policy.
+#[test]
+fn capability_spellings_and_volume_devices_cannot_get_past_the_policy() {
+    let p = "t-policy-bypass";
+    let s = Stack::new(p);
+    s.write("c.yaml", &container(p, "  capAdd: [cap_sys_admin]\n"));
+    s.commit("lowercase cap");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("c.yaml:7:12: capability `SYS_ADMIN` is refused by the host policy"), "{r:?}");
+    assert!(container_id(&format!("{p}-c")).is_none());
+
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("hello.txt"), "bound\n").unwrap();
+    let volume = |device: &str| {
+        format!("kind: Volume\nmetadata: {{name: {p}-v}}\nspec:\n  driverOpts: {{type: none, o: bind, device: \"{device}\"}}\n")
+    };
+    s.write("c.yaml", &container(p, "  volumes: [\"t-policy-bypass-v:/data\"]\n"));
+    s.write("v.yaml", &volume("/etc"));
+    s.commit("bind volume");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("v.yaml:4:45: volume device: bind mount `/etc` is outside the allowed roots"), "{r:?}");
+    assert!(container_id(&format!("{p}-c")).is_none());
+    assert!(!docker(&["volume", "ls", "-q"]).contains(&format!("{p}-v")), "nothing of the revision is applied");
+
+    // Under a bind root, the same volume is fine and really binds the folder.
+    s.write("v.yaml", &volume(&host.path().display().to_string()));
+    s.commit("allowed bind volume");
+    let pol = policy_file(s.state.path(), &format!("bindRoots = [\"{}\"]\n", host.path().display()));
+    let r = s.hawser(&["--policy", &pol, "apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let out = exec(&format!("{p}-c"), &["cat", "/data/hello.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "bound\n");
+}
