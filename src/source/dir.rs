@@ -5,7 +5,24 @@ use super::Tree;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
-pub fn read(root: &Path) -> std::io::Result<(String, Tree)> {
+/// Why a folder could not be read as a source.
+#[derive(Debug)]
+pub enum DirError {
+    Io(std::io::Error),
+    /// A manifest that is a symbolic link leading out of the source: the relative path of the
+    /// link. Its target is neither read nor named, so a link to a secret shows nothing of it.
+    LinkLeaves(String),
+}
+
+impl From<std::io::Error> for DirError {
+    fn from(e: std::io::Error) -> Self {
+        DirError::Io(e)
+    }
+}
+
+/// Reads the manifests of a folder. `root` must be canonical: a symbolic link is followed only
+/// when its real path is inside it.
+pub fn read(root: &Path) -> Result<(String, Tree), DirError> {
     let mut files = Vec::new();
     walk(root, root, &mut files)?;
     files.sort_by(|a, b| a.0.cmp(&b.0));
@@ -19,7 +36,7 @@ pub fn read(root: &Path) -> std::io::Result<(String, Tree)> {
     Ok((format!("dir:{}", &hex::encode(h.finalize())[..16]), files))
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Tree) -> std::io::Result<()> {
+fn walk(root: &Path, dir: &Path, out: &mut Tree) -> Result<(), DirError> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -30,12 +47,19 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree) -> std::io::Result<()> {
         let ty = entry.file_type()?;
         if ty.is_dir() {
             walk(root, &path, out)?;
-        } else if ty.is_file() || (ty.is_symlink() && path.is_file()) {
+        } else if ty.is_file() || ty.is_symlink() {
             let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
             let keep = rel == "hawser.toml" || crate::desired::is_manifest(&rel);
-            if keep {
-                out.push((rel, std::fs::read(&path)?));
+            if !keep {
+                continue;
             }
+            if ty.is_symlink() {
+                let inside = std::fs::canonicalize(&path).is_ok_and(|real| real.starts_with(root) && real.is_file());
+                if !inside {
+                    return Err(DirError::LinkLeaves(rel));
+                }
+            }
+            out.push((rel, std::fs::read(&path)?));
         }
     }
     Ok(())

@@ -56,7 +56,11 @@ fn read_commit(
                         .map_err(|message| SourceError::Signature { source_name: source.to_string(), message })?;
                 }
                 let tree = commit.tree().map_err(|e| unreadable(source, e))?;
-                return Ok((commit.id().to_string(), files_of(repo, &tree).map_err(|e| unreadable(source, e))?));
+                let (files, links) = files_of(repo, &tree).map_err(|e| unreadable(source, e))?;
+                if let Some(link) = links.into_iter().next() {
+                    return Err(super::link_error(link, true));
+                }
+                return Ok((commit.id().to_string(), files));
             }
             Err(e) => last = e.message().to_string(),
         }
@@ -68,15 +72,22 @@ fn unreadable(source: &str, e: git2::Error) -> SourceError {
     SourceError::Unreadable { source_name: source.to_string(), message: e.message().to_string() }
 }
 
-fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<Tree, git2::Error> {
+/// The manifests of a commit, and the paths of manifests that are symbolic links.
+fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<(Tree, Vec<String>), git2::Error> {
     let mut out = Vec::new();
     let mut err = None;
+    let mut links = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |root, entry| {
         if entry.kind() != Some(ObjectType::Blob) {
             return TreeWalkResult::Ok;
         }
         let path = format!("{root}{}", entry.name().unwrap_or_default());
         let wanted = path == "hawser.toml" || crate::desired::is_manifest(&path);
+        if wanted && entry.filemode() == 0o120000 {
+            // A link's blob is its target's path: reading it as a manifest would mean neither.
+            links.push(path);
+            return TreeWalkResult::Ok;
+        }
         if wanted {
             match repo.find_blob(entry.id()) {
                 Ok(blob) => out.push((path, blob.content().to_vec())),
@@ -90,7 +101,7 @@ fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<Tree, git2::Erro
     })?;
     match err {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => Ok((out, links)),
     }
 }
 

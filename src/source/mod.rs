@@ -211,7 +211,10 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
                 if opts.git_ref.is_some() {
                     return Err(unreadable("`--ref` needs a git repository, and this is a plain directory".into()));
                 }
-                let (rev, tree) = dir::read(&abs).map_err(|e| unreadable(e.to_string()))?;
+                let (rev, tree) = dir::read(&abs).map_err(|e| match e {
+                    dir::DirError::Io(e) => unreadable(e.to_string()),
+                    dir::DirError::LinkLeaves(link) => link_error(link, false),
+                })?;
                 (name_of(&base), rev, tree, Location::Dir { root: abs.clone() })
             }
         }
@@ -226,6 +229,21 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
         snap.project = p.clone();
     }
     Ok(snap)
+}
+
+/// A manifest that is a symbolic link hawser will not follow, named by the link alone.
+fn link_error(link: String, in_git: bool) -> SourceError {
+    let message = if in_git {
+        "a symbolic link, which hawser does not follow in a git source: commit the manifest itself"
+    } else {
+        "a symbolic link that leads out of the source (or to no file): manifests are read only inside the source"
+    };
+    SourceError::Invalid(Diagnostics(vec![Diagnostic {
+        file: link,
+        pos: Pos::new(1, 1),
+        message: message.into(),
+        source_line: None,
+    }]))
 }
 
 /// A project name from a folder or repository name: `shop.git` is project `shop`.
@@ -377,6 +395,56 @@ mod tests {
 
     fn tree(files: &[(&str, &str)]) -> Tree {
         files.iter().map(|(p, t)| (p.to_string(), t.as_bytes().to_vec())).collect()
+    }
+
+    fn opts() -> SourceOptions {
+        SourceOptions { cache_dir: std::env::temp_dir(), ..Default::default() }
+    }
+
+    /// Regression: `evil.yaml -> /etc/passwd` put the target's first line in the error, and so
+    /// in `/status` and the history.
+    #[test]
+    fn a_symbolic_link_out_of_a_folder_is_an_error_naming_only_the_link() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("token");
+        std::fs::write(&secret, "SECRET-MARKER-4711: here\n").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("ok.yaml"), "kind: Volume\nmetadata: {name: v}\n").unwrap();
+        std::os::unix::fs::symlink("ok.yaml", root.path().join("alias.yaml")).unwrap();
+        let snap = read(root.path().to_str().unwrap(), &opts()).unwrap();
+        assert_eq!(snap.files.len(), 2, "a link inside the source is read");
+
+        std::os::unix::fs::symlink(&secret, root.path().join("evil.yaml")).unwrap();
+        let e = read(root.path().to_str().unwrap(), &opts()).unwrap_err().to_string();
+        assert!(e.starts_with("evil.yaml:1:1: a symbolic link that leads out of the source"), "{e}");
+        assert!(!e.contains("SECRET-MARKER") && !e.contains("token"), "{e}");
+        std::fs::remove_file(root.path().join("evil.yaml")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../../etc/hostname", root.path().join("up.yml")).unwrap();
+        let e = read(root.path().to_str().unwrap(), &opts()).unwrap_err().to_string();
+        assert!(e.starts_with("up.yml:1:1: a symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn a_symbolic_link_committed_to_git_is_an_error() {
+        let root = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+                .args(args)
+                .current_dir(root.path())
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::os::unix::fs::symlink("/etc/passwd", root.path().join("evil.yaml")).unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "link"]);
+        let e = read(root.path().to_str().unwrap(), &opts()).unwrap_err().to_string();
+        assert!(e.starts_with("evil.yaml:1:1: a symbolic link, which hawser does not follow"), "{e}");
+        assert!(!e.contains("root:"), "{e}");
     }
 
     #[test]
