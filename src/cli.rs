@@ -440,7 +440,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
         }
         Command::Plan { src, output, exit_code, prune, out } => {
             let mut d = load(cli, src, state_dir)?;
-            desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
+            desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = DockerEngine::connect(&cli.host).await?;
             let observed = engine.observe().await?;
@@ -471,7 +471,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 sel: Selection { git_ref: Some(to.clone()), path: path.clone(), project: project.clone() },
             };
             let mut d = load(cli, &src, state_dir)?;
-            desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
+            desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             // The images that revision ran, as recorded when it was applied; else resolved anew.
             let record = apply::images::ImageRecord::load(state_dir, &d.project);
             match record.revisions.get(&d.revision) {
@@ -511,7 +511,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             };
             let prune = saved.as_ref().map_or(*prune, |sp| sp.prune);
             let mut d = load(cli, &src, state_dir)?;
-            desired::secrets::resolve(&mut d).map_err(CliError::Invalid)?;
+            desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             crate::runtime::registry::resolve_digests(&mut d).await;
             if let Some(sp) = &saved {
                 if sp.field("revision") != d.revision || sp.field("project") != d.project {

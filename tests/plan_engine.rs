@@ -117,6 +117,13 @@ fn a_secret_appears_in_no_output_log_saved_plan_label_or_state() {
     for (i, o) in outputs.iter().enumerate() {
         assert!(!o.contains(MARKER), "output {i} leaks the secret: {o}");
     }
+    // The digest on the container is keyed: nothing a dictionary of unkeyed hashes would match.
+    let labels = inspect(&format!("{p}-svc"), "{{json .Config.Labels}}");
+    let unkeyed = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(format!("{MARKER}-one").as_bytes())[..8]);
+    assert!(labels.contains("hmac:") && !labels.contains(&unkeyed), "{labels}");
+    let key = s.state.path().join("secret-digest.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
 
     // A changed secret replaces the container, and the plan says so by digest only.
     std::fs::write(&file, format!("{MARKER}-two\n")).unwrap();

@@ -741,7 +741,7 @@ fn container(
             if s.env.contains_key(&name) {
                 sink.error(v.pos, format!("`{name}` is in both env and secretEnv"));
             }
-            s.secret_env.insert(name, SecretRef { file, sha256: None });
+            s.secret_env.insert(name, SecretRef { file, digest: None });
         }
     }
     s.labels = meta_labels;

@@ -101,8 +101,10 @@ pub struct ContextFile {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretRef {
     pub file: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    /// `hmac:HEX`, keyed with this host's key (see `secrets`). Stored specs of earlier
+    /// versions named it `sha256`.
+    #[serde(default, alias = "sha256", skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// Secret values by (container, variable). Its `Debug` shows no value.

@@ -1,21 +1,39 @@
 //! `secretEnv`: values read from files on the host when a revision is resolved for plan or apply.
 //! The model keeps only the file and a digest of its content, so the digest (not the value)
 //! reaches hashes, labels, plans and saved plans; the values travel beside the model in
-//! [`SecretValues`], whose `Debug` shows nothing.
+//! [`SecretValues`](super::model::SecretValues), whose `Debug` shows nothing.
+//!
+//! The digest is keyed (HMAC-SHA256 with a random key of this host, kept 0600 in the state
+//! folder): a changed secret still shows as changed, but a plan or a label gives a dictionary
+//! nothing to test guesses against.
 
-use super::diag::{Diagnostic, Diagnostics};
+use super::diag::{Diagnostic, Diagnostics, Pos};
 use super::model::DesiredState;
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, KeyInit, Mac};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
 
-/// Reads every secret file, records its digest in the spec and its value in `d.secrets`.
-pub fn resolve(d: &mut DesiredState) -> Result<(), Diagnostics> {
+/// The file in the state folder that holds this host's digest key.
+pub const KEY_FILE: &str = "secret-digest.key";
+const KEY_BYTES: usize = 32;
+
+/// Reads every secret file, records its keyed digest in the spec and its value in `d.secrets`.
+/// The key is read from `state_dir`, and made there the first time a revision has secrets.
+pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics> {
+    if d.containers.values().all(|c| c.spec.secret_env.is_empty()) {
+        return Ok(());
+    }
+    let key = digest_key(state_dir).map_err(|message| {
+        Diagnostics(vec![Diagnostic { file: KEY_FILE.into(), pos: Pos::new(1, 1), message, source_line: None }])
+    })?;
     let mut diags = Vec::new();
     for (name, c) in d.containers.iter_mut() {
         for (var, r) in c.spec.secret_env.iter_mut() {
             match std::fs::read_to_string(&r.file) {
                 Ok(value) => {
                     let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
-                    r.sha256 = Some(hex::encode(&Sha256::digest(value.as_bytes())[..8]));
+                    r.digest = Some(keyed_digest(&key, &value));
                     d.secrets.0.insert((name.clone(), var.clone()), value);
                 }
                 Err(e) => diags.push(Diagnostic {
@@ -31,5 +49,72 @@ pub fn resolve(d: &mut DesiredState) -> Result<(), Diagnostics> {
         Ok(())
     } else {
         Err(Diagnostics(diags))
+    }
+}
+
+/// `hmac:` and 16 hex digits of HMAC-SHA256(key, value).
+pub fn keyed_digest(key: &[u8], value: &str) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(value.as_bytes());
+    format!("hmac:{}", hex::encode(&mac.finalize().into_bytes()[..8]))
+}
+
+/// This host's key: read, or made from the kernel's random source with mode 0600.
+fn digest_key(state_dir: &Path) -> Result<Vec<u8>, String> {
+    let path = state_dir.join(KEY_FILE);
+    let shown = path.display();
+    match std::fs::read(&path) {
+        Ok(key) if key.len() == KEY_BYTES => {
+            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o077).unwrap_or(0);
+            if mode != 0 {
+                return Err(format!("{shown} is readable by others (mode {mode:o} beyond the owner); chmod 600 it"));
+            }
+            return Ok(key);
+        }
+        Ok(_) => return Err(format!("{shown} is not a {KEY_BYTES}-byte key; remove it to have a new one made")),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot read {shown}: {e}")),
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let mut key = vec![0u8; KEY_BYTES];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let made = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()));
+    match made {
+        Ok(()) => Ok(key),
+        // Another run made it first: use that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => digest_key(state_dir),
+        Err(e) => Err(format!("cannot create {shown}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_made_once_private_and_the_digest_depends_on_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = digest_key(dir.path()).unwrap();
+        assert_eq!(digest_key(dir.path()).unwrap(), key, "kept, not made again");
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let other = tempfile::tempdir().unwrap();
+        let other_key = digest_key(other.path()).unwrap();
+        assert_ne!(keyed_digest(&key, "hunter2"), keyed_digest(&other_key, "hunter2"));
+        assert_ne!(keyed_digest(&key, "hunter2"), keyed_digest(&key, "hunter3"));
+        assert_eq!(keyed_digest(&key, "hunter2"), keyed_digest(&key, "hunter2"));
+        // Not the unkeyed digest a dictionary could be run against.
+        use sha2::Digest;
+        let plain = hex::encode(&sha2::Sha256::digest(b"hunter2")[..8]);
+        assert!(!keyed_digest(&key, "hunter2").contains(&plain));
+        std::fs::set_permissions(dir.path().join(KEY_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(digest_key(dir.path()).unwrap_err().contains("chmod 600"));
     }
 }

@@ -370,7 +370,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
     let mut d = desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &svc.policy)
         .map_err(|e| SourceProblem::Invalid(e.to_string()))?;
     source::resolve_builds(&mut d, &snap).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
-    desired::secrets::resolve(&mut d).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
+    desired::secrets::resolve(&mut d, &svc.state_dir).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
     crate::runtime::registry::resolve_digests(&mut d).await;
     Ok(d)
 }
