@@ -127,6 +127,9 @@ pub enum Command {
         /// Show removal of undeclared objects as `apply --prune` would.
         #[arg(long)]
         prune: bool,
+        /// Plan as `apply --take-over` would.
+        #[arg(long)]
+        take_over: bool,
         /// Also save the plan, for `hawser apply --plan FILE`.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -144,6 +147,9 @@ pub enum Command {
         /// Remove managed containers and networks that are no longer declared.
         #[arg(long)]
         prune: bool,
+        /// Move the project here from the source that applied it (its containers are replaced).
+        #[arg(long)]
+        take_over: bool,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -409,6 +415,7 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
     let mut d =
         desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(CliError::Invalid)?;
+    d.source = snap.source_id.clone();
     source::resolve_builds(&mut d, &snap).map_err(CliError::Invalid)?;
     Ok(d)
 }
@@ -438,13 +445,13 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             }
             Ok(EXIT_OK)
         }
-        Command::Plan { src, output, exit_code, prune, out } => {
+        Command::Plan { src, output, exit_code, prune, take_over, out } => {
             let mut d = load(cli, src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = DockerEngine::connect(&cli.host).await?;
             let observed = engine.observe().await?;
-            let plan = diff::diff(&d, &observed, &DiffOptions { prune: *prune });
+            let plan = diff::diff(&d, &observed, &DiffOptions { prune: *prune, take_over: *take_over });
             if let Some(file) = out {
                 let saved = SavedPlan {
                     format_version: diff::FORMAT_VERSION,
@@ -455,6 +462,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     path: src.sel.path.clone(),
                     project: src.sel.project.clone(),
                     prune: *prune,
+                    take_over: *take_over,
                     host_fingerprint: fingerprint(&observed, &d),
                     plan: serde_json::to_value(&plan).expect("plans serialize"),
                 };
@@ -489,11 +497,29 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     crate::runtime::registry::resolve_digests(&mut d).await;
                 }
             }
-            let opts = ApplyOptions { prune: *prune, yes: *yes, allow_empty: false, quiet: cli.quiet, saved: None };
+            let opts = ApplyOptions {
+                prune: *prune,
+                take_over: false,
+                yes: *yes,
+                allow_empty: false,
+                quiet: cli.quiet,
+                saved: None,
+            };
             let run = RunOptions { lock_timeout: None, parallel: 8, keep_images: 3 };
             run_apply(cli, state_dir, source, &d, &opts, &run).await
         }
-        Command::Apply { source, sel, plan, prune, yes, allow_empty, lock_timeout, parallel, keep_images } => {
+        Command::Apply {
+            source,
+            sel,
+            plan,
+            prune,
+            take_over,
+            yes,
+            allow_empty,
+            lock_timeout,
+            parallel,
+            keep_images,
+        } => {
             let saved = match plan {
                 Some(f) => Some(SavedPlan::read(f)?),
                 None => None,
@@ -510,6 +536,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 None => SourceArgs { source: source.clone().unwrap_or_default(), sel: sel.clone() },
             };
             let prune = saved.as_ref().map_or(*prune, |sp| sp.prune);
+            let take_over = saved.as_ref().map_or(*take_over, |sp| sp.take_over);
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             crate::runtime::registry::resolve_digests(&mut d).await;
@@ -524,8 +551,14 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     )));
                 }
             }
-            let opts =
-                ApplyOptions { prune, yes: *yes, allow_empty: *allow_empty, quiet: cli.quiet, saved: saved.as_ref() };
+            let opts = ApplyOptions {
+                prune,
+                take_over,
+                yes: *yes,
+                allow_empty: *allow_empty,
+                quiet: cli.quiet,
+                saved: saved.as_ref(),
+            };
             let run = RunOptions {
                 lock_timeout: lock_timeout.map(|t| t.as_std()),
                 parallel: *parallel,
@@ -625,6 +658,7 @@ fn color() -> bool {
 
 struct ApplyOptions<'a> {
     prune: bool,
+    take_over: bool,
     yes: bool,
     allow_empty: bool,
     quiet: bool,
@@ -643,6 +677,8 @@ struct SavedPlan {
     #[serde(default)]
     project: Option<String>,
     prune: bool,
+    #[serde(default)]
+    take_over: bool,
     /// What the host's relevant objects were when the plan was made.
     host_fingerprint: String,
     /// The plan in its JSON form; applying recomputes the plan, which must come out identical.
@@ -745,8 +781,8 @@ fn record_apply(
 }
 
 async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<(u8, usize), CliError> {
-    let ApplyOptions { prune, yes, allow_empty, quiet, saved } = *o;
-    let opts = reconcile::Options { prune, allow_empty };
+    let ApplyOptions { prune, take_over, yes, allow_empty, quiet, saved } = *o;
+    let opts = reconcile::Options { prune, allow_empty, take_over };
     let (observed, plan) = reconcile::plan(engine, d, &opts).await?;
     if let Some(sp) = saved {
         let now = serde_json::to_value(&plan).expect("plans serialize");

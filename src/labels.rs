@@ -10,6 +10,9 @@ pub const SPEC_HASH: &str = "dev.hawser.spec-hash";
 pub const REVISION: &str = "dev.hawser.revision";
 /// The canonical JSON of the applied spec, so a plan can show field-level changes.
 pub const SPEC: &str = "dev.hawser.spec";
+/// The source that applied the object (repository location, and manifest folder if not the
+/// root): a project belongs to one source, and this is how another one finds out.
+pub const SOURCE: &str = "dev.hawser.source";
 
 /// Who owns an engine object, read back from its labels.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,8 @@ pub struct Ownership {
     pub spec_hash: String,
     pub revision: String,
     pub spec: Option<String>,
+    /// `None` on objects of versions before sources were recorded.
+    pub source: Option<String>,
 }
 
 impl Ownership {
@@ -34,6 +39,7 @@ impl Ownership {
             spec_hash: get(SPEC_HASH),
             revision: get(REVISION),
             spec: labels.get(SPEC).cloned(),
+            source: labels.get(SOURCE).cloned(),
         })
     }
 }
@@ -58,4 +64,11 @@ pub fn for_object(
         l.insert(SPEC.into(), s.into());
     }
     l
+}
+
+/// Records the source on an object's labels; an unknown (empty) source records nothing.
+pub fn set_source(labels: &mut BTreeMap<String, String>, source: &str) {
+    if !source.is_empty() {
+        labels.insert(SOURCE.into(), source.into());
+    }
 }

@@ -12,6 +12,8 @@ use crate::runtime::{Engine, EngineError};
 pub struct Options {
     pub prune: bool,
     pub allow_empty: bool,
+    /// See `DiffOptions::take_over`.
+    pub take_over: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +39,7 @@ pub async fn plan<E: Engine>(
     opts: &Options,
 ) -> Result<(ObservedState, Plan), ReconcileError> {
     let observed = engine.observe().await?;
-    let plan = diff::diff(d, &observed, &DiffOptions { prune: opts.prune });
+    let plan = diff::diff(d, &observed, &DiffOptions { prune: opts.prune, take_over: opts.take_over });
     Ok((observed, plan))
 }
 

@@ -151,7 +151,7 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
         (Op::Create, Kind::Volume) => {
             let r = &desired.volumes[&a.name];
             let spec_json = serde_json::to_string(&r.spec).ok();
-            let l = labels::for_object(
+            let mut l = labels::for_object(
                 &r.spec.labels,
                 &desired.project,
                 Kind::Volume,
@@ -160,6 +160,7 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
                 &desired.revision,
                 spec_json.as_deref(),
             );
+            labels::set_source(&mut l, &desired.source);
             engine.create_volume(&a.name, &r.spec, l).await?;
             Ok("created".into())
         }
@@ -221,7 +222,7 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
 async fn create_network<E: Engine>(engine: &E, desired: &DesiredState, name: &str) -> Result<String, EngineError> {
     let r = &desired.networks[name];
     let spec_json = serde_json::to_string(&r.spec).ok();
-    let l = labels::for_object(
+    let mut l = labels::for_object(
         &r.spec.labels,
         &desired.project,
         Kind::Network,
@@ -230,6 +231,7 @@ async fn create_network<E: Engine>(engine: &E, desired: &DesiredState, name: &st
         &desired.revision,
         spec_json.as_deref(),
     );
+    labels::set_source(&mut l, &desired.source);
     engine.create_network(name, &r.spec, l).await
 }
 
@@ -238,7 +240,7 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
     let r = &desired.containers[resource];
     let view = hash::container_view(&r.spec);
     let spec_json = serde_json::to_string(&view).ok();
-    let l = labels::for_object(
+    let mut l = labels::for_object(
         &r.spec.labels,
         &desired.project,
         Kind::Container,
@@ -247,6 +249,7 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
         &desired.revision,
         spec_json.as_deref(),
     );
+    labels::set_source(&mut l, &desired.source);
     let secret_env = r
         .spec
         .secret_env

@@ -63,6 +63,9 @@ pub struct Resource<S> {
 pub struct DesiredState {
     pub project: String,
     pub revision: String,
+    /// Which source this is (see `source::Snapshot::source_id`); a project belongs to one.
+    /// Empty when unknown, as in hand-built states.
+    pub source: String,
     pub networks: BTreeMap<String, Resource<NetworkSpec>>,
     pub volumes: BTreeMap<String, Resource<VolumeSpec>>,
     pub images: BTreeMap<String, Resource<ImageSpec>>,

@@ -14,6 +14,17 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct DiffOptions {
     /// Remove managed objects that are no longer declared.
     pub prune: bool,
+    /// Move the project to this source from the one that applied it: its containers are
+    /// replaced so that they carry this source.
+    pub take_over: bool,
+}
+
+/// The source another object of the project was applied by, when it is not `desired`'s.
+/// Containers are the evidence, since a take-over can relabel them by replacement; volumes
+/// keep their label forever (their data is never given up for a label).
+fn foreign_source<'o>(desired: &DesiredState, owner: &'o crate::labels::Ownership) -> Option<&'o str> {
+    let theirs = owner.source.as_deref()?;
+    (!desired.source.is_empty() && theirs != desired.source).then_some(theirs)
 }
 
 /// Temporary name of a start-first candidate.
@@ -52,6 +63,26 @@ pub fn unified_diff(applied: Option<&str>, desired: &serde_json::Value) -> Optio
 pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions) -> Plan {
     let project = desired.project.as_str();
     let mut actions = Vec::new();
+    if !opts.take_over {
+        // Another source's project: nothing of this revision is applied, or two sources would
+        // undo each other's work in turn.
+        for c in &observed.containers {
+            let Some(o) = owned_by(&c.owner, project, Kind::Container) else { continue };
+            if let Some(source) = foreign_source(desired, o) {
+                let cause = Cause::OwnedBySource { source: source.to_string() };
+                actions.push(action(Kind::Container, &c.name, Op::Conflict, cause));
+            }
+        }
+        if !actions.is_empty() {
+            actions.sort_by(|a, b| a.name.cmp(&b.name));
+            return Plan {
+                format_version: FORMAT_VERSION,
+                project: project.to_string(),
+                revision: desired.revision.clone(),
+                actions,
+            };
+        }
+    }
     networks(desired, observed, opts, &mut actions);
     volumes(desired, observed, opts, &mut actions);
     images(desired, observed, &mut actions);
@@ -61,7 +92,7 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
         .map(|a| a.name.clone())
         .collect();
     for name in container_order(desired) {
-        container(&desired.containers[name], project, observed, &replaced, &mut actions);
+        container(desired, &desired.containers[name], observed, &replaced, &mut actions);
     }
     // Managed containers of this project that are no longer declared.
     let mut undeclared: Vec<&ObservedContainer> = observed
@@ -251,13 +282,13 @@ pub fn container_order(desired: &DesiredState) -> Vec<&str> {
 }
 
 fn container(
+    desired: &DesiredState,
     r: &Resource<ContainerSpec>,
-    project: &str,
     observed: &ObservedState,
     replaced_networks: &BTreeSet<String>,
     out: &mut Vec<Action>,
 ) {
-    let name = r.name.as_str();
+    let (name, project) = (r.name.as_str(), desired.project.as_str());
     let mine: Vec<&ObservedContainer> = observed
         .containers
         .iter()
@@ -310,6 +341,10 @@ fn container(
     }
     let owner = current.owner.as_ref().expect("managed");
     let replace = Op::Replace { old_id: current.id.clone(), strategy: r.spec.strategy() };
+    if let Some(from) = foreign_source(desired, owner) {
+        out.push(action(Kind::Container, name, replace, Cause::SourceChanged { from: from.to_string() }));
+        return;
+    }
     if owner.spec_hash != want_hash {
         let view = hash::container_view(&r.spec);
         let changes = field_changes(owner.spec.as_deref(), &view);

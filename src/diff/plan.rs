@@ -139,6 +139,14 @@ pub enum Cause {
     BuildUnsupported,
     /// A one-shot container that ran to completion.
     Completed,
+    /// The project's objects were applied by another source; a project belongs to one.
+    OwnedBySource {
+        source: String,
+    },
+    /// `--take-over`: replaced so that it carries this source, not `from`.
+    SourceChanged {
+        from: String,
+    },
     Unchanged,
 }
 
@@ -234,6 +242,11 @@ impl fmt::Display for Cause {
                 "the network must be replaced, but `{container}`, which hawser will not remove, is attached to it"
             ),
             Cause::Completed => f.write_str("ran to completion"),
+            Cause::OwnedBySource { source } => write!(
+                f,
+                "the project belongs to source `{source}`; apply from there, or pass --take-over to move it here"
+            ),
+            Cause::SourceChanged { from } => write!(f, "taken over from source `{from}`"),
             Cause::Unchanged => f.write_str("unchanged"),
         }
     }

@@ -234,7 +234,7 @@ fn undeclared_objects_are_orphans_until_pruned_and_volumes_are_kept() {
     let d_all = desired(STACK);
     let o = converged(&d_all);
     let d = desired("kind: Container\nmetadata: {name: db}\nspec: {image: reg/db:1}\n");
-    let p = diff(&d, &o, &DiffOptions { prune: false });
+    let p = diff(&d, &o, &DiffOptions { prune: false, ..Default::default() });
     assert_eq!(
         ops(&p),
         [
@@ -243,7 +243,7 @@ fn undeclared_objects_are_orphans_until_pruned_and_volumes_are_kept() {
             "Network net Orphan"
         ]
     );
-    let p = diff(&d, &o, &DiffOptions { prune: true });
+    let p = diff(&d, &o, &DiffOptions { prune: true, ..Default::default() });
     assert_eq!(
         ops(&p),
         [
@@ -255,6 +255,38 @@ fn undeclared_objects_are_orphans_until_pruned_and_volumes_are_kept() {
     );
 }
 
+/// Regression: two sources claiming one project removed each other's containers in a loop.
+#[test]
+fn a_project_belongs_to_the_source_that_applied_it() {
+    let mut d = desired(STACK);
+    d.source = "/srv/a.git".into();
+    let mut o = converged(&d);
+    for c in &mut o.containers {
+        c.owner.as_mut().unwrap().source = Some("/srv/a.git".into());
+    }
+    assert!(!plan(&d, &o).has_changes(), "its own source applies as usual");
+
+    // Another source, declaring less: refused whole, nothing removed even with prune.
+    let mut other = desired("kind: Container\nmetadata: {name: db}\nspec: {image: reg/db:1}\n");
+    other.source = "/srv/b.git".into();
+    let p = diff(&other, &o, &DiffOptions { prune: true, ..Default::default() });
+    assert_eq!(ops(&p), ["Container db Conflict", "Container web Conflict"]);
+    assert_eq!(p.actions[0].cause, Cause::OwnedBySource { source: "/srv/a.git".into() });
+    assert!(p.actions[0].cause.to_string().contains("--take-over"));
+
+    // Taking it over replaces what it keeps, so every container then carries the new source.
+    let p = diff(&other, &o, &DiffOptions { prune: true, take_over: true });
+    assert_eq!(p.actions[0].cause, Cause::SourceChanged { from: "/srv/a.git".into() });
+    assert!(ops(&p).contains(&"Container web Remove { id: \"id-web\" }".to_string()), "{:?}", ops(&p));
+
+    // Objects of versions that did not record a source are adopted by whoever applies.
+    for c in &mut o.containers {
+        c.owner.as_mut().unwrap().source = None;
+    }
+    let p = diff(&other, &o, &DiffOptions { prune: false, ..Default::default() });
+    assert_eq!(p.conflicts().count(), 0);
+}
+
 #[test]
 fn a_volume_applied_with_retain_false_can_be_pruned() {
     let d1 = desired("kind: Volume\nmetadata: {name: cache}\nspec: {retain: false}\n");
@@ -262,7 +294,7 @@ fn a_volume_applied_with_retain_false_can_be_pruned() {
     let spec = serde_json::to_string(&d1.volumes["cache"].spec).unwrap();
     o.volumes[0].owner.as_mut().unwrap().spec = Some(spec);
     let d2 = desired("kind: Volume\nmetadata: {name: other}\n");
-    let p = diff(&d2, &o, &DiffOptions { prune: true });
+    let p = diff(&d2, &o, &DiffOptions { prune: true, ..Default::default() });
     assert_eq!(ops(&p), ["Volume other Create", "Volume cache Remove { id: \"cache\" }"]);
 }
 
@@ -321,7 +353,7 @@ fn every_kind_of_action() -> Plan {
         &(STACK.replace("GREETING: hello", "GREETING: bonjour, LANG: fr").replace("image: reg/web:1", "image: reg/web:2")
             + "---\nkind: Container\nmetadata: {name: cache}\nspec: {image: reg/cache:1}\n---\nkind: Container\nmetadata: {name: api}\nspec: {image: reg/web:1}\n"),
     );
-    diff(&d2, &o, &DiffOptions { prune: true })
+    diff(&d2, &o, &DiffOptions { prune: true, ..Default::default() })
 }
 
 #[test]

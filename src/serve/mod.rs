@@ -369,6 +369,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
     };
     let mut d = desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &svc.policy)
         .map_err(|e| SourceProblem::Invalid(e.to_string()))?;
+    d.source = snap.source_id.clone();
     source::resolve_builds(&mut d, &snap).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
     desired::secrets::resolve(&mut d, &svc.state_dir).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
     crate::runtime::registry::resolve_digests(&mut d).await;
@@ -398,7 +399,7 @@ async fn run_reconcile(
             return Err(());
         }
     };
-    let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false };
+    let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false, take_over: false };
     let limited = Limited::new(engine.as_ref(), 8);
     let name = src.name.clone();
     let mut progress = |line: &str| tracing::info!(source = %name, "{line}");

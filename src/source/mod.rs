@@ -25,6 +25,9 @@ pub struct Snapshot {
     pub files: Vec<ManifestFile>,
     /// Where the revision's other files (build contexts) are read from.
     pub location: Location,
+    /// Which source this is, as recorded on the objects it applies: the repository's URL
+    /// (without credentials) or real path, and `#FOLDER` when the manifests are not at its root.
+    pub source_id: String,
 }
 
 /// Where a snapshot came from, to read more of the same revision later.
@@ -184,13 +187,14 @@ pub(crate) type Tree = Vec<(String, Vec<u8>)>;
 /// Reads one revision of `source`.
 pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError> {
     let unreadable = |m: String| SourceError::Unreadable { source_name: source.to_string(), message: m };
-    let (default_project, revision, tree, location) = if git::is_url(source) {
+    let (default_project, revision, tree, location, base_id) = if git::is_url(source) {
         if let Some(problem) = url_problem(source) {
             return Err(SourceError::Unreadable { source_name: redact_url(source), message: problem });
         }
         let (rev, tree) = git::read_remote(source, opts)?;
         let location = Location::Git { repo: git::cache_path(source, &opts.cache_dir), commit: rev.clone() };
-        (name_of(source.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("default")), rev, tree, location)
+        let name = name_of(source.trim_end_matches('/').rsplit(['/', ':']).next().unwrap_or("default"));
+        (name, rev, tree, location, redact_url(source))
     } else {
         let path = Path::new(source);
         let abs = std::fs::canonicalize(path).map_err(|e| unreadable(e.to_string()))?;
@@ -200,7 +204,7 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
                 let (rev, tree) =
                     git::read_local(&repo, source, opts.git_ref.as_deref(), opts.allowed_signers.as_deref())?;
                 let location = Location::Git { repo: abs.clone(), commit: rev.clone() };
-                (name_of(&base), rev, tree, location)
+                (name_of(&base), rev, tree, location, abs.display().to_string())
             }
             None => {
                 if opts.allowed_signers.is_some() {
@@ -215,12 +219,16 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
                     dir::DirError::Io(e) => unreadable(e.to_string()),
                     dir::DirError::LinkLeaves(link) => link_error(link, false),
                 })?;
-                (name_of(&base), rev, tree, Location::Dir { root: abs.clone() })
+                (name_of(&base), rev, tree, Location::Dir { root: abs.clone() }, abs.display().to_string())
             }
         }
     };
     let mut snap = snapshot(default_project, revision, tree, opts.path.as_deref())?;
     snap.location = location;
+    snap.source_id = match snap.source_id.as_str() {
+        "" => base_id,
+        folder => format!("{base_id}#{folder}"),
+    };
     if let Some(p) = &opts.project {
         if let Err(e) = desired::decode::check_name(p) {
             let diag = Diagnostic { file: "--project".into(), pos: Pos::new(1, 1), message: e, source_line: None };
@@ -314,7 +322,9 @@ fn snapshot(
         files.push(ManifestFile { path, text });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Snapshot { project, revision, files, location: Location::None })
+    // The manifest folder for now; `read` puts the repository in front.
+    let source_id = if prefix.is_empty() { String::new() } else { folder };
+    Ok(Snapshot { project, revision, files, location: Location::None, source_id })
 }
 
 /// Reads the build context of every Image with `build` from the revision, and tags each with a
