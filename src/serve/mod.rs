@@ -159,6 +159,7 @@ impl Service {
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(engine: DockerEngine, cfg: ServeConfig, state_dir: &Path, policy: Policy) -> Result<(), ServeError> {
     let svc = Arc::new(Service::new(&cfg, state_dir, policy)?);
+    http::raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: cfg.listen.clone(), source })?;
@@ -173,7 +174,18 @@ pub async fn run(engine: DockerEngine, cfg: ServeConfig, state_dir: &Path, polic
     let all = async {
         tokio::join!(
             reconcilers.collect::<Vec<()>>(),
-            serve_http(svc.clone(), listener, stop_rx.clone()),
+            http::serve(
+                listener,
+                http::Limits::default(),
+                {
+                    let svc = svc.clone();
+                    move |req| {
+                        let svc = svc.clone();
+                        async move { route(&svc, req) }
+                    }
+                },
+                stop_rx.clone()
+            ),
             follow_engine_events(svc.clone(), engine.clone(), stop_rx.clone()),
         )
     };
@@ -464,29 +476,6 @@ fn record(
     svc.metrics.lock().unwrap().observe(&src.name, outcome, took);
     let mut st = src.status.lock().unwrap();
     st.record(revision, why, outcome, took, error, now_unix());
-}
-
-async fn serve_http(svc: Arc<Service>, listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
-    let mut conns = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    conns.push(handle_connection(svc.clone(), stream));
-                }
-            }
-            Some(()) = conns.next(), if !conns.is_empty() => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-async fn handle_connection(svc: Arc<Service>, mut stream: tokio::net::TcpStream) {
-    let response = match http::read_request(&mut stream).await {
-        Ok(req) => route(&svc, req),
-        Err(resp) => resp,
-    };
-    http::write_response(&mut stream, response).await;
 }
 
 fn route(svc: &Service, req: http::Request) -> http::Response {

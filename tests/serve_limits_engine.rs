@@ -1,0 +1,194 @@
+//! The service's listener under abuse from clients on loopback: slow bodies, slow headers and
+//! running out of descriptors. Each attack is bounded in count and time and stops by itself.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(s: &Stack, port: u16, nofile: Option<u64>) -> Serve {
+    let log = std::fs::File::create(s.state.path().join("serve.log")).unwrap();
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={n}:{n}")).arg("--").arg(env!("CARGO_BIN_EXE_hawser"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_hawser")),
+    };
+    let src = s.path().display().to_string();
+    let child = cmd
+        .args(["serve", &src, "--no-self-heal", "--interval", "10m", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DOCKER_HOST", docker_host())
+        .env("HAWSER_STATE_DIR", s.state.path())
+        .env("HAWSER_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let serve = Serve(child);
+    let t = Instant::now();
+    while healthz(port, "127.0.0.2", Duration::from_secs(1)).is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "serve answers /healthz");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    serve
+}
+
+/// A connection to the service from loopback address `from` (127.0.0.0/8 is all this host's).
+fn connect(port: u16, from: &str) -> std::io::Result<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let local: SocketAddr = format!("{from}:0").parse().unwrap();
+    sock.bind(&local.into())?;
+    let remote: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    sock.connect_timeout(&remote.into(), Duration::from_secs(2))?;
+    Ok(sock.into())
+}
+
+/// How long /healthz took to answer 200, if it did within `limit`.
+fn healthz(port: u16, from: &str, limit: Duration) -> Option<Duration> {
+    let t = Instant::now();
+    let mut s = connect(port, from).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.starts_with("HTTP/1.1 200").then(|| t.elapsed())
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().split(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// Whether the server has closed `s` (EOF or reset) within `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // An answer (408 or similar); the close follows.
+            Err(e) => return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    }
+}
+
+/// Regression: 500 connections each trickling a 1 MiB body held 526 MiB, and slow headers
+/// stayed open past 40 s.
+#[test]
+fn slow_bodies_and_slow_headers_are_bounded_in_memory_and_time() {
+    let p = "t-limits-slow";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\n"));
+    s.commit("empty");
+    let port = 19501;
+    let serve = start(&s, port, None);
+    let pid = serve.0.id();
+    let before = rss_kb(pid);
+
+    // 300 bodies of 1 MiB from ten addresses, each sent half at once and then a byte a second,
+    // and one slow header.
+    let mut attackers = Vec::new();
+    let half = vec![b'x'; 512 * 1024];
+    for i in 0..300 {
+        let Ok(mut c) = connect(port, &format!("127.0.0.{}", 10 + i % 10)) else { continue };
+        let head = "POST /hooks/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n";
+        if c.write_all(head.as_bytes()).is_ok() {
+            // The server may not read it all now; what it leaves stays in the kernel's buffers.
+            c.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
+            let _ = c.write_all(&half);
+            attackers.push(c);
+        }
+    }
+    let mut slow_header = connect(port, "127.0.0.3").unwrap();
+    slow_header.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    let mut worst_health = Duration::ZERO;
+    let mut peak = 0;
+    // Six seconds of trickling: a byte to each, every second (they fill their body budget slowly).
+    for round in 0..6 {
+        for c in &mut attackers {
+            let _ = c.write_all(&[b'x'; 1]);
+        }
+        let _ = slow_header.write_all(b"X");
+        let h = healthz(port, "127.0.0.2", Duration::from_secs(3));
+        assert!(h.is_some(), "/healthz did not answer in round {round}");
+        worst_health = worst_health.max(h.unwrap());
+        peak = peak.max(rss_kb(pid));
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    // Each connection's whole life is bounded: they are all closed by the deadline.
+    let remaining = Duration::from_secs(13).saturating_sub(started.elapsed());
+    assert!(closed_within(&mut slow_header, remaining), "a slow header outlived the deadline");
+    let still_open = attackers
+        .iter_mut()
+        .filter(|c: &&mut TcpStream| !closed_within(&mut c.try_clone().unwrap(), Duration::from_millis(200)))
+        .count();
+    assert_eq!(still_open, 0, "slow bodies outlived the deadline");
+    eprintln!(
+        "rss before {before} kB, peak {peak} kB; worst /healthz {worst_health:?}; {} attackers connected",
+        attackers.len()
+    );
+    assert!(peak < before + 48 * 1024, "memory grew from {before} kB to {peak} kB under slow bodies");
+    assert!(worst_health < Duration::from_secs(2), "/healthz took {worst_health:?}");
+}
+
+/// Regression: under `ulimit -n 128` and 200 connections, /healthz went down for good and the
+/// accept loop spun at 92% CPU.
+#[test]
+fn running_out_of_descriptors_backs_off_and_recovers() {
+    let p = "t-limits-nofile";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\n"));
+    s.commit("empty");
+    let port = 19502;
+    let serve = start(&s, port, Some(128));
+    let pid = serve.0.id();
+    let mut held = Vec::new();
+    for i in 0..200 {
+        if let Ok(c) = connect(port, &format!("127.0.0.{}", 30 + i % 8)) {
+            held.push(c);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let ticks_before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(pid) - ticks_before;
+    // Clock ticks are 1/100 s: 3 s of a spinning core would be about 300.
+    assert!(used < 60, "the service used {used} ticks in 3 s while out of descriptors");
+    drop(held);
+    let t = Instant::now();
+    let mut up = None;
+    while t.elapsed() < Duration::from_secs(15) {
+        up = healthz(port, "127.0.0.2", Duration::from_secs(2));
+        if up.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(up.is_some(), "/healthz did not come back after the connections closed");
+}
