@@ -46,6 +46,12 @@ pub struct Cli {
     /// allowed_signers format, as git's gpg.ssh.allowedSignersFile).
     #[arg(long, global = true, env = "HAWSER_ALLOWED_SIGNERS")]
     pub allowed_signers: Option<PathBuf>,
+    /// Largest manifest file accepted (a revision with a larger one is invalid).
+    #[arg(long, global = true, env = "HAWSER_MAX_MANIFEST_SIZE", value_parser = parse_size, default_value = "4Mi")]
+    pub max_manifest_size: desired::ByteSize,
+    /// Largest total of a revision's manifest files.
+    #[arg(long, global = true, env = "HAWSER_MAX_REVISION_SIZE", value_parser = parse_size, default_value = "16Mi")]
+    pub max_revision_size: desired::ByteSize,
     /// Private SSH key for ssh:// and user@host:path sources (default: the ssh-agent).
     #[arg(long, global = true, env = "HAWSER_SSH_KEY")]
     pub ssh_key: Option<PathBuf>,
@@ -254,6 +260,14 @@ fn parse_duration(s: &str) -> Result<desired::Duration, String> {
     s.parse()
 }
 
+fn parse_size(s: &str) -> Result<desired::ByteSize, String> {
+    s.parse()
+}
+
+fn size_limits(cli: &Cli) -> source::SizeLimits {
+    source::SizeLimits { manifest: cli.max_manifest_size.0, revision: cli.max_revision_size.0 }
+}
+
 pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
     if let Some(d) = flag {
         return d;
@@ -410,6 +424,7 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
         cache_dir: state_dir.to_path_buf(),
         auth: git_auth(cli),
         deadline: None,
+        limits: size_limits(cli),
     };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
@@ -595,7 +610,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 s.auth = s.auth.or(&git_auth(cli));
             }
             let engine = DockerEngine::connect(&cli.host).await?;
-            crate::serve::run(engine, cfg, state_dir, policy(cli)?)
+            crate::serve::run(engine, cfg, state_dir, policy(cli)?, size_limits(cli))
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             Ok(EXIT_OK)

@@ -18,3 +18,4 @@ pub mod remote;
 pub mod runtime;
 pub mod serve;
 pub mod source;
+pub mod terminal;

@@ -36,32 +36,102 @@ pub struct Diagnostic {
     pub pos: Pos,
     pub message: String,
     /// The source line the position points into, shown under the message.
-    pub source_line: Option<String>,
+    pub source: Option<Excerpt>,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.message)?;
-        if let Some(line) = &self.source_line {
+        let file = crate::terminal::clean_line(&self.file);
+        let message = crate::terminal::clean(&self.message);
+        write!(f, "{file}:{}:{}: {message}", self.pos.line, self.pos.col)?;
+        if let Some(ex) = &self.source {
             let gutter = self.pos.line.to_string();
-            write!(f, "\n {gutter} | {line}")?;
-            let pad: String = line
-                .chars()
-                .take(self.pos.col.saturating_sub(1) as usize)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
+            write!(f, "\n {gutter} | {}", crate::terminal::clean_line(&ex.text))?;
+            let before: String = ex.text.chars().take(ex.caret).collect();
+            let pad: String =
+                crate::terminal::clean_line(&before).chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
             write!(f, "\n {} | {pad}^", " ".repeat(gutter.len()))?;
         }
         Ok(())
     }
 }
 
-/// Collects diagnostics for one file; the file's text is kept to quote the offending line.
+/// The source line a diagnostic points into, as shown under it: the whole line, or a window of
+/// a long one around the position, so a megabyte line is neither stored nor printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Excerpt {
+    pub text: String,
+    /// Characters of `text` before the caret.
+    pub caret: usize,
+}
+
+/// Source lines longer than this are cut to a window around the position.
+const EXCERPT_CHARS: usize = 120;
+
+impl Excerpt {
+    pub fn of_line(line: &str, col: u32) -> Excerpt {
+        let col = col.saturating_sub(1) as usize;
+        let line = line.trim_end();
+        if line.len() <= EXCERPT_CHARS {
+            return Excerpt { text: line.to_string(), caret: col };
+        }
+        let skip = col.saturating_sub(EXCERPT_CHARS / 2);
+        let mut rest = line.chars().skip(skip);
+        let window: String = rest.by_ref().take(EXCERPT_CHARS).collect();
+        let tail = if rest.next().is_some() { "…" } else { "" };
+        if skip == 0 {
+            Excerpt { text: format!("{window}{tail}"), caret: col }
+        } else {
+            Excerpt { text: format!("…{window}{tail}"), caret: col - skip + 1 }
+        }
+    }
+}
+
+/// Line starts of a text, so that positions of many offsets cost a search each, not a scan of
+/// everything before them (which made a file of a million values take minutes).
+pub struct LineIndex<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+    /// The last offset asked for and its column: offsets asked in order along one long line
+    /// count only the characters between them.
+    cursor: std::cell::Cell<(usize, usize)>,
+}
+
+impl<'t> LineIndex<'t> {
+    pub fn new(text: &'t str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
+        LineIndex { text, starts, cursor: std::cell::Cell::new((0, 1)) }
+    }
+
+    /// The position of byte `offset`.
+    pub fn pos(&self, offset: usize) -> Pos {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|s| *s <= offset);
+        let start = self.starts[line - 1];
+        let (at, at_col) = self.cursor.get();
+        let col = if at >= start && at <= offset {
+            at_col + self.text[at..offset].chars().count()
+        } else {
+            self.text[start..offset].chars().count() + 1
+        };
+        self.cursor.set((offset, col));
+        Pos::new(line, col)
+    }
+}
+
 pub struct Sink<'a> {
     pub file: &'a str,
     text: &'a str,
     pub diags: &'a mut Vec<Diagnostic>,
 }
+
+/// A revision with more problems than this reports these and a note: each further one would
+/// only cost time (a file of a million bad values must not take minutes to refuse).
+pub const MAX_DIAGNOSTICS: usize = 200;
 
 impl<'a> Sink<'a> {
     pub fn new(file: &'a str, text: &'a str, diags: &'a mut Vec<Diagnostic>) -> Self {
@@ -69,8 +139,21 @@ impl<'a> Sink<'a> {
     }
 
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
-        let source_line = self.text.lines().nth(pos.line.saturating_sub(1) as usize).map(|l| l.trim_end().to_string());
-        self.diags.push(Diagnostic { file: self.file.to_string(), pos, message: message.into(), source_line });
+        if self.diags.len() > MAX_DIAGNOSTICS {
+            return;
+        }
+        if self.diags.len() == MAX_DIAGNOSTICS {
+            self.diags.push(Diagnostic {
+                file: self.file.to_string(),
+                pos,
+                message: format!("too many problems: only the first {MAX_DIAGNOSTICS} are reported"),
+                source: None,
+            });
+            return;
+        }
+        let line = self.text.split('\n').nth(pos.line.saturating_sub(1) as usize);
+        let source = line.map(|l| Excerpt::of_line(l, pos.col));
+        self.diags.push(Diagnostic { file: self.file.to_string(), pos, message: message.into(), source });
     }
 }
 

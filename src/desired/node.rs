@@ -2,8 +2,8 @@
 //! decoder that turns documents into resources is written once and reports the same errors,
 //! with the same positions, whatever the file format.
 
-use super::diag::{Pos, Sink};
-use std::collections::HashMap;
+use super::diag::{LineIndex, Pos, Sink};
+use std::collections::{HashMap, HashSet};
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
 
@@ -115,6 +115,7 @@ impl YamlBuilder<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
+                let mut names: HashSet<String> = HashSet::new();
                 while let Some(k) = self.node(sink)? {
                     let Some(v) = self.node(sink)? else { break };
                     let name = match &k.value {
@@ -128,7 +129,7 @@ impl YamlBuilder<'_> {
                             continue;
                         }
                     };
-                    if entries.iter().any(|(e, _)| e.name == name) {
+                    if !names.insert(name.clone()) {
                         sink.error(k.pos, format!("duplicate key `{name}`"));
                         continue;
                     }
@@ -198,7 +199,7 @@ fn resolve_plain(text: &str) -> Value {
 /// Parses a TOML file into one node (its top-level table).
 pub fn parse_toml(text: &str, sink: &mut Sink<'_>) -> Option<Node> {
     match toml_edit::Document::parse(text) {
-        Ok(doc) => Some(toml_table(text, doc.as_table(), Pos::new(1, 1))),
+        Ok(doc) => Some(toml_table(&LineIndex::new(text), doc.as_table(), Pos::new(1, 1))),
         Err(e) => {
             let pos = e.span().map(|s| Pos::from_offset(text, s.start)).unwrap_or_default();
             let msg = e.message().trim().to_string();
@@ -208,12 +209,12 @@ pub fn parse_toml(text: &str, sink: &mut Sink<'_>) -> Option<Node> {
     }
 }
 
-fn span_pos(text: &str, span: Option<std::ops::Range<usize>>, fallback: Pos) -> Pos {
-    span.map(|s| Pos::from_offset(text, s.start)).unwrap_or(fallback)
+fn span_pos(text: &LineIndex<'_>, span: Option<std::ops::Range<usize>>, fallback: Pos) -> Pos {
+    span.map(|s| text.pos(s.start)).unwrap_or(fallback)
 }
 
 fn toml_entries<'t>(
-    text: &str,
+    text: &LineIndex<'_>,
     pairs: impl Iterator<Item = (&'t toml_edit::Key, &'t toml_edit::Item)>,
     fallback: Pos,
 ) -> Vec<(Key, Node)> {
@@ -225,14 +226,14 @@ fn toml_entries<'t>(
         .collect()
 }
 
-fn toml_table(text: &str, t: &toml_edit::Table, fallback: Pos) -> Node {
+fn toml_table(text: &LineIndex<'_>, t: &toml_edit::Table, fallback: Pos) -> Node {
     let pos = span_pos(text, t.span(), fallback);
     let keys: Vec<&str> = t.iter().map(|(k, _)| k).collect();
     let pairs = keys.into_iter().filter_map(|k| t.get_key_value(k));
     Node { pos, value: Value::Map(toml_entries(text, pairs, pos)) }
 }
 
-fn toml_item(text: &str, item: &toml_edit::Item, fallback: Pos) -> Node {
+fn toml_item(text: &LineIndex<'_>, item: &toml_edit::Item, fallback: Pos) -> Node {
     match item {
         toml_edit::Item::None => Node { pos: fallback, value: Value::Null },
         toml_edit::Item::Value(v) => toml_value(text, v, fallback),
@@ -244,7 +245,7 @@ fn toml_item(text: &str, item: &toml_edit::Item, fallback: Pos) -> Node {
     }
 }
 
-fn toml_value(text: &str, v: &toml_edit::Value, fallback: Pos) -> Node {
+fn toml_value(text: &LineIndex<'_>, v: &toml_edit::Value, fallback: Pos) -> Node {
     use toml_edit::Value as V;
     let pos = span_pos(text, v.span(), fallback);
     let value = match v {

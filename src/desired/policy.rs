@@ -118,7 +118,7 @@ impl Policy {
                 file: shown.clone(),
                 pos: Pos::new(1, 1),
                 message: format!("cannot read the policy: {e}"),
-                source_line: None,
+                source: None,
             }])
         })?;
         toml::from_str(&text).map_err(|e| {

@@ -25,7 +25,7 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
         return Ok(());
     }
     let key = digest_key(state_dir).map_err(|message| {
-        Diagnostics(vec![Diagnostic { file: KEY_FILE.into(), pos: Pos::new(1, 1), message, source_line: None }])
+        Diagnostics(vec![Diagnostic { file: KEY_FILE.into(), pos: Pos::new(1, 1), message, source: None }])
     })?;
     let mut diags = Vec::new();
     for (name, c) in d.containers.iter_mut() {
@@ -40,7 +40,7 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
                     file: c.origin.file.clone(),
                     pos: c.origin.pos,
                     message: format!("Container `{name}`: cannot read secretEnv.{var} from `{}`: {e}", r.file),
-                    source_line: None,
+                    source: None,
                 }),
             }
         }

@@ -227,3 +227,92 @@ fn ulimits_and_dns_are_checked() {
     assert!(e.contains("c.yaml:8:11: ulimits.core is missing the required field `hard`"), "{e}");
     assert!(e.contains("c.yaml:9:19: dns: `resolver.local` is not an IP address"), "{e}");
 }
+
+/// Seconds of the fastest of three runs of `f`.
+fn fastest(f: impl Fn()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+/// How much longer 8x the input takes: about 8 for a linear parser, 64 for a quadratic one.
+fn growth(make: impl Fn(usize) -> Vec<ManifestFile>, n: usize) -> f64 {
+    let (small, large) = (make(n), make(8 * n));
+    let t_small = fastest(|| drop(load("p", "r", &small)));
+    let t_large = fastest(|| drop(load("p", "r", &large)));
+    t_large / t_small.max(1e-4)
+}
+
+/// Regressions: a TOML array of 1e6 values took 466 s (every position was found by counting
+/// lines from the start), and YAML map keys were checked for duplicates pairwise.
+#[test]
+fn parsing_time_grows_linearly_with_the_input() {
+    let toml = |n: usize| {
+        let items: Vec<String> = (0..n).map(|i| format!("\"a{i}\"")).collect();
+        let text = format!(
+            "kind = \"Container\"\n[metadata]\nname = \"web\"\n[spec]\nimage = \"busybox\"\ncommand = [{}]\n",
+            items.join(",")
+        );
+        vec![ManifestFile { path: "big.toml".into(), text }]
+    };
+    let yaml = |n: usize| {
+        let keys: String = (0..n).map(|i| format!("    k{i}: v\n")).collect();
+        vec![ManifestFile {
+            path: "big.yaml".into(),
+            text: format!("kind: Volume\nmetadata:\n  name: v\n  labels:\n{keys}"),
+        }]
+    };
+    // Every value an error: reported up to a cap, each found without rescanning the file.
+    let errors = |n: usize| {
+        let items: Vec<String> = (0..n).map(|i| format!("{{x{i}: 1}}")).collect();
+        let text = format!(
+            "kind: Container\nmetadata: {{name: w}}\nspec:\n  image: busybox\n  ports: [{}]\n",
+            items.join(", ")
+        );
+        vec![ManifestFile { path: "bad.yaml".into(), text }]
+    };
+    for (what, make, n) in [
+        ("toml array", &toml as &dyn Fn(usize) -> Vec<ManifestFile>, 20_000),
+        ("yaml keys", &yaml, 10_000),
+        ("errors", &errors, 10_000),
+    ] {
+        let g = growth(make, n);
+        assert!(g < 24.0, "{what}: 8x the input took {g:.1}x the time");
+    }
+    let diags = load("p", "r", &errors(5_000)).unwrap_err();
+    assert_eq!(diags.0.len(), crate::desired::diag::MAX_DIAGNOSTICS + 1);
+    assert!(diags.to_string().contains("too many problems"));
+}
+
+/// Regression: a name with raw escape bytes was echoed to the terminal as it was.
+#[test]
+fn control_characters_in_input_are_escaped_in_diagnostics() {
+    let text = "kind: Container\nmetadata: {name: \"a\\e[2Jb\"}\nspec: {image: busybox}\n";
+    let shown = load("p", "r", &[ManifestFile { path: "c.yaml".into(), text: text.into() }]).unwrap_err().to_string();
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+    assert!(shown.contains("a\\u{1b}[2Jb"), "{shown}");
+}
+
+/// A megabyte line is shown as a window around the position, caret included.
+#[test]
+fn long_source_lines_are_shown_as_a_window() {
+    let pad = "x".repeat(100_000);
+    let text = format!(
+        "kind: Container\nmetadata: {{name: w, labels: {{a: \"{pad}\"}}}}\nspec: {{image: busybox, colour: red}}\n"
+    );
+    let text = text.replace(
+        "spec: {image: busybox, colour: red}",
+        &format!("spec: {{image: busybox, command: [\"{pad}\"], colour: red}}"),
+    );
+    let shown = load("p", "r", &[ManifestFile { path: "c.yaml".into(), text }]).unwrap_err().to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[0].contains("unknown field `colour`"), "{}", lines[0]);
+    assert!(lines[1].len() < 400 && lines[1].contains("colour: red}"), "{}", lines[1]);
+    let caret = lines[2].find('^').unwrap();
+    let at: String = lines[1].chars().skip(caret).take(6).collect();
+    assert_eq!(at, "colour", "{shown}");
+}

@@ -93,6 +93,7 @@ pub struct Service {
     pub metrics: Mutex<Metrics>,
     pub state_dir: PathBuf,
     pub policy: Policy,
+    pub limits: source::SizeLimits,
     pub started: Instant,
 }
 
@@ -151,14 +152,23 @@ impl Service {
             metrics: Mutex::new(Metrics::default()),
             state_dir: state_dir.to_path_buf(),
             policy,
+            limits: source::SizeLimits::default(),
             started: Instant::now(),
         })
     }
 }
 
 /// Runs the service until SIGTERM or SIGINT.
-pub async fn run(engine: DockerEngine, cfg: ServeConfig, state_dir: &Path, policy: Policy) -> Result<(), ServeError> {
-    let svc = Arc::new(Service::new(&cfg, state_dir, policy)?);
+pub async fn run(
+    engine: DockerEngine,
+    cfg: ServeConfig,
+    state_dir: &Path,
+    policy: Policy,
+    limits: source::SizeLimits,
+) -> Result<(), ServeError> {
+    let mut svc = Service::new(&cfg, state_dir, policy)?;
+    svc.limits = limits;
+    let svc = Arc::new(svc);
     http::raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
@@ -365,6 +375,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         cache_dir: svc.state_dir.clone(),
         auth: src.cfg.auth.clone(),
         deadline: Some(std::time::Instant::now() + src.cfg.fetch_timeout.as_std()),
+        limits: svc.limits,
     };
     let repo = src.cfg.repo.clone();
     let read = tokio::task::spawn_blocking(move || source::read(&repo, &opts));

@@ -12,6 +12,8 @@ pub enum DirError {
     /// A manifest that is a symbolic link leading out of the source: the relative path of the
     /// link. Its target is neither read nor named, so a link to a secret shows nothing of it.
     LinkLeaves(String),
+    /// A file or the whole revision is over its size limit.
+    Size(super::SourceError),
 }
 
 impl From<std::io::Error> for DirError {
@@ -22,9 +24,9 @@ impl From<std::io::Error> for DirError {
 
 /// Reads the manifests of a folder. `root` must be canonical: a symbolic link is followed only
 /// when its real path is inside it.
-pub fn read(root: &Path) -> Result<(String, Tree), DirError> {
+pub fn read(root: &Path, limits: super::SizeLimits) -> Result<(String, Tree), DirError> {
     let mut files = Vec::new();
-    walk(root, root, &mut files)?;
+    walk(root, root, &mut files, &mut super::SizeBudget::new(limits))?;
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = Sha256::new();
     for (path, bytes) in &files {
@@ -36,9 +38,11 @@ pub fn read(root: &Path) -> Result<(String, Tree), DirError> {
     Ok((format!("dir:{}", &hex::encode(h.finalize())[..16]), files))
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Tree) -> Result<(), DirError> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+fn walk(root: &Path, dir: &Path, out: &mut Tree, budget: &mut super::SizeBudget) -> Result<(), DirError> {
+    // In name order, so the file that passes a size limit is the same every time.
+    let mut entries = std::fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
         let name = entry.file_name();
         if name.to_string_lossy().starts_with('.') {
             continue;
@@ -46,7 +50,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree) -> Result<(), DirError> {
         let path = entry.path();
         let ty = entry.file_type()?;
         if ty.is_dir() {
-            walk(root, &path, out)?;
+            walk(root, &path, out, budget)?;
         } else if ty.is_file() || ty.is_symlink() {
             let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
             let keep = rel == "hawser.toml" || crate::desired::is_manifest(&rel);
@@ -59,6 +63,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree) -> Result<(), DirError> {
                     return Err(DirError::LinkLeaves(rel));
                 }
             }
+            budget.admit(&rel, std::fs::metadata(&path)?.len()).map_err(DirError::Size)?;
             out.push((rel, std::fs::read(&path)?));
         }
     }

@@ -35,9 +35,10 @@ pub fn read_local(
     source: &str,
     reference: Option<&str>,
     signers: Option<&Path>,
+    limits: super::SizeLimits,
 ) -> Result<(String, Tree), SourceError> {
     let r = reference.unwrap_or("HEAD");
-    read_commit(repo, source, r, &[r], signers)
+    read_commit(repo, source, r, &[r], signers, limits)
 }
 
 fn read_commit(
@@ -46,6 +47,7 @@ fn read_commit(
     shown: &str,
     candidates: &[&str],
     signers: Option<&Path>,
+    limits: super::SizeLimits,
 ) -> Result<(String, Tree), SourceError> {
     let mut last = String::new();
     for c in candidates {
@@ -56,7 +58,11 @@ fn read_commit(
                         .map_err(|message| SourceError::Signature { source_name: source.to_string(), message })?;
                 }
                 let tree = commit.tree().map_err(|e| unreadable(source, e))?;
-                let (files, links) = files_of(repo, &tree).map_err(|e| unreadable(source, e))?;
+                let mut budget = super::SizeBudget::new(limits);
+                let (files, links) = files_of(repo, &tree, &mut budget).map_err(|e| match e {
+                    FilesError::Git(e) => unreadable(source, e),
+                    FilesError::Size(e) => e,
+                })?;
                 if let Some(link) = links.into_iter().next() {
                     return Err(super::link_error(link, true));
                 }
@@ -72,12 +78,22 @@ fn unreadable(source: &str, e: git2::Error) -> SourceError {
     SourceError::Unreadable { source_name: source.to_string(), message: e.message().to_string() }
 }
 
-/// The manifests of a commit, and the paths of manifests that are symbolic links.
-fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<(Tree, Vec<String>), git2::Error> {
+enum FilesError {
+    Git(git2::Error),
+    Size(SourceError),
+}
+
+/// The manifests of a commit, and the paths of manifests that are symbolic links. A file over
+/// its limit is refused before its text is copied or parsed.
+fn files_of(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    budget: &mut super::SizeBudget,
+) -> Result<(Tree, Vec<String>), FilesError> {
     let mut out = Vec::new();
     let mut err = None;
     let mut links = Vec::new();
-    tree.walk(TreeWalkMode::PreOrder, |root, entry| {
+    let walked = tree.walk(TreeWalkMode::PreOrder, |root, entry| {
         if entry.kind() != Some(ObjectType::Blob) {
             return TreeWalkResult::Ok;
         }
@@ -89,20 +105,27 @@ fn files_of(repo: &Repository, tree: &git2::Tree<'_>) -> Result<(Tree, Vec<Strin
             return TreeWalkResult::Ok;
         }
         if wanted {
-            match repo.find_blob(entry.id()) {
-                Ok(blob) => out.push((path, blob.content().to_vec())),
+            let blob = match repo.find_blob(entry.id()) {
+                Ok(blob) => blob,
                 Err(e) => {
-                    err = Some(e);
+                    err = Some(FilesError::Git(e));
                     return TreeWalkResult::Abort;
                 }
+            };
+            if let Err(e) = budget.admit(&path, blob.size() as u64) {
+                err = Some(FilesError::Size(e));
+                return TreeWalkResult::Abort;
             }
+            out.push((path, blob.content().to_vec()));
         }
         TreeWalkResult::Ok
-    })?;
-    match err {
-        Some(e) => Err(e),
-        None => Ok((out, links)),
+    });
+    // An aborted walk is an error of its own; the reason is the callback's.
+    if let Some(e) = err {
+        return Err(e);
     }
+    walked.map_err(FilesError::Git)?;
+    Ok((out, links))
 }
 
 /// Where the cache of remote `url` lives.
@@ -226,10 +249,10 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
     }
     drop(remote);
     match opts.git_ref.as_deref() {
-        None => read_commit(&repo, url, "HEAD", &["refs/remotes/origin/HEAD"], signers),
+        None => read_commit(&repo, url, "HEAD", &["refs/remotes/origin/HEAD"], signers, opts.limits),
         Some(r) => {
             let remote_branch = format!("refs/remotes/origin/{r}");
-            read_commit(&repo, url, r, &[&remote_branch, r], signers)
+            read_commit(&repo, url, r, &[&remote_branch, r], signers, opts.limits)
         }
     }
 }

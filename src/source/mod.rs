@@ -75,6 +75,65 @@ pub struct SourceOptions {
     pub auth: GitAuth,
     /// A fetch still transferring at this instant stops itself (the service's read budget).
     pub deadline: Option<std::time::Instant>,
+    pub limits: SizeLimits,
+}
+
+/// How large a revision may be: checked as files are read, before their text is held, so a
+/// huge commit costs neither the memory nor the parsing time of a revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizeLimits {
+    /// One manifest file (or hawser.toml).
+    pub manifest: u64,
+    /// All manifest files of a revision together.
+    pub revision: u64,
+}
+
+impl Default for SizeLimits {
+    fn default() -> Self {
+        SizeLimits { manifest: 4 << 20, revision: 16 << 20 }
+    }
+}
+
+/// The bytes of one revision admitted so far, against its limits.
+pub(crate) struct SizeBudget {
+    limits: SizeLimits,
+    used: u64,
+}
+
+impl SizeBudget {
+    pub(crate) fn new(limits: SizeLimits) -> Self {
+        SizeBudget { limits, used: 0 }
+    }
+
+    /// Takes `size` bytes of `path`, or says which limit it passes.
+    pub(crate) fn admit(&mut self, path: &str, size: u64) -> Result<(), SourceError> {
+        let shown = |n: u64| crate::desired::ByteSize(n).to_string();
+        let message = if size > self.limits.manifest {
+            let size = match size {
+                n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+                n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+                n => format!("{n} bytes"),
+            };
+            format!(
+                "this file is {size}, over the limit of {} for one manifest; raise it with --max-manifest-size",
+                shown(self.limits.manifest)
+            )
+        } else if self.used + size > self.limits.revision {
+            format!(
+                "the revision's manifests pass the limit of {} at this file; raise it with --max-revision-size",
+                shown(self.limits.revision)
+            )
+        } else {
+            self.used += size;
+            return Ok(());
+        };
+        Err(SourceError::Invalid(Diagnostics(vec![Diagnostic {
+            file: path.to_string(),
+            pos: Pos::new(1, 1),
+            message,
+            source: None,
+        }])))
+    }
 }
 
 /// How to reach a remote repository that wants credentials. Only paths: the secrets stay in
@@ -201,8 +260,13 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
         let base = abs.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "default".into());
         match git::open(&abs) {
             Some(repo) => {
-                let (rev, tree) =
-                    git::read_local(&repo, source, opts.git_ref.as_deref(), opts.allowed_signers.as_deref())?;
+                let (rev, tree) = git::read_local(
+                    &repo,
+                    source,
+                    opts.git_ref.as_deref(),
+                    opts.allowed_signers.as_deref(),
+                    opts.limits,
+                )?;
                 let location = Location::Git { repo: abs.clone(), commit: rev.clone() };
                 (name_of(&base), rev, tree, location, abs.display().to_string())
             }
@@ -215,9 +279,10 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
                 if opts.git_ref.is_some() {
                     return Err(unreadable("`--ref` needs a git repository, and this is a plain directory".into()));
                 }
-                let (rev, tree) = dir::read(&abs).map_err(|e| match e {
+                let (rev, tree) = dir::read(&abs, opts.limits).map_err(|e| match e {
                     dir::DirError::Io(e) => unreadable(e.to_string()),
                     dir::DirError::LinkLeaves(link) => link_error(link, false),
+                    dir::DirError::Size(e) => e,
                 })?;
                 (name_of(&base), rev, tree, Location::Dir { root: abs.clone() }, abs.display().to_string())
             }
@@ -231,7 +296,7 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
     };
     if let Some(p) = &opts.project {
         if let Err(e) = desired::decode::check_name(p) {
-            let diag = Diagnostic { file: "--project".into(), pos: Pos::new(1, 1), message: e, source_line: None };
+            let diag = Diagnostic { file: "--project".into(), pos: Pos::new(1, 1), message: e, source: None };
             return Err(SourceError::Invalid(Diagnostics(vec![diag])));
         }
         snap.project = p.clone();
@@ -250,7 +315,7 @@ fn link_error(link: String, in_git: bool) -> SourceError {
         file: link,
         pos: Pos::new(1, 1),
         message: message.into(),
-        source_line: None,
+        source: None,
     }]))
 }
 
@@ -292,7 +357,7 @@ fn snapshot(
             file: "hawser.toml".into(),
             pos: Pos::new(1, 1),
             message: format!("project: {e}"),
-            source_line: None,
+            source: None,
         };
         return Err(SourceError::Invalid(Diagnostics(vec![diag])));
     }
@@ -314,7 +379,7 @@ fn snapshot(
                     file: path.clone(),
                     pos: Pos::new(1, 1),
                     message: "not valid UTF-8".into(),
-                    source_line: None,
+                    source: None,
                 };
                 return Err(SourceError::Invalid(Diagnostics(vec![diag])));
             }
@@ -341,7 +406,7 @@ pub fn resolve_builds(d: &mut crate::desired::DesiredState, snap: &Snapshot) -> 
             file: img.origin.file.clone(),
             pos: img.origin.pos,
             message: format!("Image `{name}`: {message}"),
-            source_line: None,
+            source: None,
         };
         let files = match snap.files_under(&build.context) {
             Ok(f) => f,
@@ -432,6 +497,42 @@ mod tests {
         std::os::unix::fs::symlink("../../../../../../../../etc/hostname", root.path().join("up.yml")).unwrap();
         let e = read(root.path().to_str().unwrap(), &opts()).unwrap_err().to_string();
         assert!(e.starts_with("up.yml:1:1: a symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn files_and_revisions_over_their_size_limits_are_refused_before_they_are_read() {
+        let root = tempfile::tempdir().unwrap();
+        let volume = |name: &str| format!("kind: Volume\nmetadata: {{name: {name}}}\n# {}\n", "x".repeat(600));
+        std::fs::write(root.path().join("a.yaml"), volume("a")).unwrap();
+        std::fs::write(root.path().join("b.yaml"), volume("b")).unwrap();
+        let limited = |manifest, revision| SourceOptions { limits: SizeLimits { manifest, revision }, ..opts() };
+        let src = root.path().to_str().unwrap();
+        assert_eq!(read(src, &limited(1000, 2000)).unwrap().files.len(), 2);
+        let e = read(src, &limited(500, 2000)).unwrap_err().to_string();
+        assert!(e.starts_with("a.yaml:1:1: this file is 636 bytes, over the limit of 500 for one manifest"), "{e}");
+        assert!(e.contains("--max-manifest-size"), "{e}");
+        let e = read(src, &limited(1000, 1000)).unwrap_err().to_string();
+        assert!(e.starts_with("b.yaml:1:1: the revision's manifests pass the limit of 1000"), "{e}");
+        assert!(e.contains("--max-revision-size"), "{e}");
+
+        // The same from git, where sizes come from object headers.
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+                .args(args)
+                .current_dir(root.path())
+                .output()
+                .unwrap()
+                .status
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "two"]);
+        assert_eq!(read(src, &limited(1000, 2000)).unwrap().files.len(), 2);
+        let e = read(src, &limited(1000, 1000)).unwrap_err().to_string();
+        assert!(e.contains("pass the limit of 1000"), "{e}");
     }
 
     #[test]
