@@ -192,3 +192,47 @@ fn running_out_of_descriptors_backs_off_and_recovers() {
     }
     assert!(up.is_some(), "/healthz did not come back after the connections closed");
 }
+
+/// Regression: parsing a large commit ran where HTTP is served, and /healthz timed out for
+/// 13-27 s on each reconcile.
+#[test]
+fn a_large_revision_is_parsed_while_health_keeps_answering() {
+    let p = "t-limits-large";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\n"));
+    s.commit("empty");
+    let port = 19503;
+    let _serve = start(&s, port, None);
+    // About 10 MB of manifests that end in one error, so the whole revision is parsed and then
+    // refused: nothing reaches the engine.
+    let filler = "x".repeat(400);
+    for f in 0..100 {
+        let mut text = String::new();
+        for i in 0..200 {
+            text.push_str(&format!(
+                "---\nkind: Volume\nmetadata: {{name: v{f}-{i}, labels: {{note: \"{filler}\"}}}}\n"
+            ));
+        }
+        s.write(&format!("v{f:03}.yaml"), &text);
+    }
+    s.write("zz-bad.yaml", "kind: Volume\nmetadata: {name: bad}\nspec: {colour: red}\n");
+    s.commit("large and invalid");
+    let started = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut answered = 0;
+    let log = s.state.path().join("serve.log");
+    let refused = || std::fs::read_to_string(&log).unwrap_or_default().contains("unknown field `colour`");
+    while started.elapsed() < Duration::from_secs(60) {
+        let took = healthz(port, "127.0.0.2", Duration::from_secs(5)).unwrap_or(Duration::from_secs(5));
+        worst = worst.max(took);
+        answered += 1;
+        if refused() && answered > 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused(), "the large revision was read and refused");
+    eprintln!("{answered} /healthz answers while parsing, the slowest in {worst:?}");
+    assert!(worst < Duration::from_millis(500), "/healthz took {worst:?} while a revision was parsed");
+    assert!(docker(&["volume", "ls", "-q", "--filter", &format!("label=dev.hawser.project={p}")]).is_empty());
+}

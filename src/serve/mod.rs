@@ -378,23 +378,30 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         limits: svc.limits,
     };
     let repo = src.cfg.repo.clone();
-    let read = tokio::task::spawn_blocking(move || source::read(&repo, &opts));
+    let (policy, state_dir) = (svc.policy.clone(), svc.state_dir.clone());
+    // Reading, parsing and checking a revision is CPU work that may take a while for a large
+    // commit: it runs off the async workers, which keep serving /healthz and engine events.
+    let read = tokio::task::spawn_blocking(move || {
+        let snap = source::read(&repo, &opts).map_err(|e| match e {
+            source::SourceError::Invalid(d) => SourceProblem::Invalid(d.to_string()),
+            e @ source::SourceError::Signature { .. } => SourceProblem::Invalid(e.to_string()),
+            e => SourceProblem::Unavailable(e.to_string()),
+        })?;
+        let invalid = |e: desired::Diagnostics| SourceProblem::Invalid(e.to_string());
+        let mut d = desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(invalid)?;
+        d.source = snap.source_id.clone();
+        source::resolve_builds(&mut d, &snap).map_err(invalid)?;
+        desired::secrets::resolve(&mut d, &state_dir).map_err(invalid)?;
+        Ok(d)
+    });
     // The fetch stops itself at its deadline; this wait is the backstop for a read stuck
     // between two of libgit2's progress callbacks.
     let limit = src.cfg.fetch_timeout.as_std();
-    let snap = match tokio::time::timeout(limit + Duration::from_secs(5), read).await {
+    let mut d = match tokio::time::timeout(limit + Duration::from_secs(5), read).await {
         Err(_) => return Err(SourceProblem::Unavailable(format!("no answer within {}", src.cfg.fetch_timeout))),
         Ok(Err(e)) => return Err(SourceProblem::Unavailable(e.to_string())),
-        Ok(Ok(Err(source::SourceError::Invalid(d)))) => return Err(SourceProblem::Invalid(d.to_string())),
-        Ok(Ok(Err(e @ source::SourceError::Signature { .. }))) => return Err(SourceProblem::Invalid(e.to_string())),
-        Ok(Ok(Err(e))) => return Err(SourceProblem::Unavailable(e.to_string())),
-        Ok(Ok(Ok(s))) => s,
+        Ok(Ok(result)) => result?,
     };
-    let mut d = desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &svc.policy)
-        .map_err(|e| SourceProblem::Invalid(e.to_string()))?;
-    d.source = snap.source_id.clone();
-    source::resolve_builds(&mut d, &snap).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
-    desired::secrets::resolve(&mut d, &svc.state_dir).map_err(|e| SourceProblem::Invalid(e.to_string()))?;
     crate::runtime::registry::resolve_digests(&mut d).await;
     Ok(d)
 }
