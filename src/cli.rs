@@ -466,7 +466,8 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = DockerEngine::connect(&cli.host).await?;
             let observed = engine.observe().await?;
-            let plan = diff::diff(&d, &observed, &DiffOptions { prune: *prune, take_over: *take_over });
+            let effective = diff::effective(&d, &observed);
+            let plan = diff::diff(&effective, &observed, &DiffOptions { prune: *prune, take_over: *take_over });
             if let Some(file) = out {
                 let saved = SavedPlan {
                     format_version: diff::FORMAT_VERSION,
@@ -798,7 +799,8 @@ fn record_apply(
 async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<(u8, usize), CliError> {
     let ApplyOptions { prune, take_over, yes, allow_empty, quiet, saved } = *o;
     let opts = reconcile::Options { prune, allow_empty, take_over };
-    let (observed, plan) = reconcile::plan(engine, d, &opts).await?;
+    let (observed, plan, d) = reconcile::plan(engine, d, &opts).await?;
+    let d = d.as_ref();
     if let Some(sp) = saved {
         let now = serde_json::to_value(&plan).expect("plans serialize");
         if fingerprint(&observed, d) != sp.host_fingerprint || sp.plan != now {

@@ -13,6 +13,9 @@ pub const SPEC: &str = "dev.hawser.spec";
 /// The source that applied the object (repository location, and manifest folder if not the
 /// root): a project belongs to one source, and this is how another one finds out.
 pub const SOURCE: &str = "dev.hawser.source";
+/// On a container that runs `REPO@DIGEST` resolved from a tag: that tag, as declared. While the
+/// registry can't be asked, a container of the same tag keeps its digest.
+pub const IMAGE_REF: &str = "dev.hawser.image-ref";
 
 /// Who owns an engine object, read back from its labels.
 #[derive(Clone, Debug, PartialEq, Eq)]

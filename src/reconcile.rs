@@ -7,6 +7,7 @@ use crate::desired::DesiredState;
 use crate::diff::{self, DiffOptions, Op, Plan};
 use crate::observed::ObservedState;
 use crate::runtime::{Engine, EngineError};
+use std::borrow::Cow;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Options {
@@ -32,15 +33,17 @@ pub enum ReconcileError {
 }
 
 /// Observes the host and computes the plan (`pull: always` digests were resolved with the
-/// desired state, see `runtime::registry`).
-pub async fn plan<E: Engine>(
+/// desired state, see `runtime::registry`), with the desired state it is to be executed
+/// against (see `diff::effective`).
+pub async fn plan<'d, E: Engine>(
     engine: &E,
-    d: &DesiredState,
+    d: &'d DesiredState,
     opts: &Options,
-) -> Result<(ObservedState, Plan), ReconcileError> {
+) -> Result<(ObservedState, Plan, Cow<'d, DesiredState>), ReconcileError> {
     let observed = engine.observe().await?;
-    let plan = diff::diff(d, &observed, &DiffOptions { prune: opts.prune, take_over: opts.take_over });
-    Ok((observed, plan))
+    let effective = diff::effective(d, &observed);
+    let plan = diff::diff(&effective, &observed, &DiffOptions { prune: opts.prune, take_over: opts.take_over });
+    Ok((observed, plan, effective))
 }
 
 /// What in a plan forbids applying it at all.
@@ -84,11 +87,11 @@ pub async fn converge<E: Engine>(
     opts: &Options,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Plan, Report), ReconcileError> {
-    let (_, plan) = plan(engine, d, opts).await?;
-    check(&plan, d, opts)?;
+    let (_, plan, d) = plan(engine, d, opts).await?;
+    check(&plan, &d, opts)?;
     if !plan.has_changes() {
         return Ok((plan, Report::default()));
     }
-    let report = execute(engine, d, &plan, progress).await?;
+    let report = execute(engine, &d, &plan, progress).await?;
     Ok((plan, report))
 }

@@ -63,10 +63,14 @@ impl Drop for Registry {
 
 /// Pushes an image whose /marker holds `marker` to `REG/name:tag`; returns its digest.
 fn push_variant(name: &str, tag: &str, marker: &str) -> String {
+    push_variant_to(REG, name, tag, marker)
+}
+
+fn push_variant_to(reg: &str, name: &str, tag: &str, marker: &str) -> String {
     let builder = format!("{name}-builder");
     let _ = docker_raw(&["rm", "-f", &builder]);
     docker(&["run", "--name", &builder, IMAGE, "sh", "-c", &format!("echo {marker} > /marker")]);
-    let target = format!("{REG}/{name}:{tag}");
+    let target = format!("{reg}/{name}:{tag}");
     docker(&["commit", &builder, &target]);
     docker(&["rm", "-f", &builder]);
     docker(&["push", "-q", &target]);
@@ -74,7 +78,7 @@ fn push_variant(name: &str, tag: &str, marker: &str) -> String {
     docker(&["rmi", "-f", &target]);
     digests
         .split(' ')
-        .find(|d| d.starts_with(&format!("{REG}/{name}@")))
+        .find(|d| d.starts_with(&format!("{reg}/{name}@")))
         .unwrap()
         .split('@')
         .nth(1)
@@ -167,4 +171,56 @@ fn a_moved_tag_is_planned_by_digest_and_replaces_the_container() {
     assert_eq!(container_id(&format!("{p}-app")).as_deref(), Some(app_id.as_str()));
     assert_eq!(marker(&format!("{p}-app")), "two", "the old container keeps running");
     let _ = docker_raw(&["rmi", "-f", &format!("{REG}/{p}-app@{d1}"), &format!("{REG}/{p}-app@{d2}")]);
+}
+
+/// Regression: with the engine able to pull but hawser's registry lookup failing, a container
+/// pinned by digest was replaced by the mutable tag, and back at the next good lookup.
+#[test]
+fn an_unresolved_digest_keeps_what_runs() {
+    let p = "t-unresolved";
+    let reg = "127.0.0.1:5000";
+    let s = Stack::new(p);
+    let d1 = push_variant_to(reg, &format!("{p}-app"), "latest", "one");
+    let manifest = |version: &str| {
+        format!(
+            "kind: Image\nmetadata: {{name: app}}\nspec: {{ref: \"{reg}/{p}-app:latest\", pull: always}}\n---\nkind: Container\nmetadata: {{name: {p}-app}}\nspec: {{image: app, command: [sleep, \"3600\"], env: {{V: \"{version}\"}}, stopTimeout: 1s, init: true}}\n"
+        )
+    };
+    s.write("stack.yaml", &manifest("1"));
+    s.commit("v1");
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    let pinned = format!("{reg}/{p}-app@{d1}");
+    assert_eq!(inspect(&format!("{p}-app"), "{{.Config.Image}}"), pinned);
+    let id = container_id(&format!("{p}-app")).unwrap();
+
+    // The tag moves, and hawser can't ask the registry (its requests go to a dead proxy; the
+    // engine's pulls don't).
+    push_variant_to(reg, &format!("{p}-app"), "latest", "two");
+    let offline = [
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("http_proxy", "http://127.0.0.1:9"),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+    ];
+    let r = s.hawser_env(&["plan", "{src}", "--exit-code"], &offline);
+    assert_eq!(r.code, 0, "nothing to change while the digest is unknown: {r:?}");
+    assert!(r.stdout.contains("Image app: keep what runs (unresolved:"), "{r:?}");
+    let r = s.hawser_env(&["apply", "{src}"], &offline);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(container_id(&format!("{p}-app")).as_deref(), Some(id.as_str()), "not replaced");
+
+    // A change of its own replaces it, still on the digest it ran.
+    s.write("stack.yaml", &manifest("2"));
+    s.commit("v2");
+    let r = s.hawser_env(&["apply", "{src}"], &offline);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_ne!(container_id(&format!("{p}-app")).as_deref(), Some(id.as_str()));
+    assert_eq!(inspect(&format!("{p}-app"), "{{.Config.Image}}"), pinned);
+    assert_eq!(marker(&format!("{p}-app")), "one");
+
+    // With the registry reachable again, the moved tag is one replacement.
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(marker(&format!("{p}-app")), "two");
+    assert_eq!(s.hawser(&["plan", "{src}", "--exit-code"]).code, 0);
 }

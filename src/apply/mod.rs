@@ -250,6 +250,9 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
         spec_json.as_deref(),
     );
     labels::set_source(&mut l, &desired.source);
+    if let Some(tag) = desired.declared_images.get(resource) {
+        l.insert(labels::IMAGE_REF.into(), tag.clone());
+    }
     let secret_env = r
         .spec
         .secret_env

@@ -76,6 +76,8 @@ pub struct DesiredState {
     pub builds: BTreeMap<String, BuildContext>,
     /// `pull: always` Images whose digest could not be resolved, with the reason.
     pub unresolved: BTreeMap<String, String>,
+    /// Containers whose image was pinned to a digest, by name: the reference as declared.
+    pub declared_images: BTreeMap<String, String>,
 }
 
 /// What the engine needs to build one image: the context's files and the build's settings.

@@ -59,7 +59,55 @@ pub fn unified_diff(applied: Option<&str>, desired: &serde_json::Value) -> Optio
     Some(text)
 }
 
-/// Computes the plan that takes the host from `observed` to `desired`.
+/// The desired state as it is to be applied: a container whose `pull: always` Image could not
+/// be resolved keeps the digest it runs (a mutable tag would replace it now, and the digest
+/// again at the next good lookup). Borrowed unchanged when there is nothing to keep. The plan
+/// and the executor both work from this.
+pub fn effective<'d>(desired: &'d DesiredState, observed: &ObservedState) -> std::borrow::Cow<'d, DesiredState> {
+    let mut pins: Vec<(String, String)> = Vec::new();
+    for name in desired.unresolved.keys() {
+        let Some(img) = desired.images.get(name) else { continue };
+        let tag = &img.spec.reference;
+        let pinned_prefix = format!("{}@sha256:", repository(tag));
+        for c in desired.containers.values().filter(|c| &c.spec.image == tag) {
+            // Only a container that runs a digest of this very tag keeps it: a new tag is a
+            // change that must wait for the registry.
+            let running = observed.containers.iter().find(|o| {
+                o.name == c.name
+                    && owned_by(&o.owner, &desired.project, Kind::Container).is_some()
+                    && o.labels.get(crate::labels::IMAGE_REF) == Some(tag)
+            });
+            let applied_image = running
+                .and_then(|o| o.owner.as_ref()?.spec.as_deref())
+                .and_then(|spec| serde_json::from_str::<serde_json::Value>(spec).ok())
+                .and_then(|v| v.get("image")?.as_str().map(str::to_string));
+            if let Some(image) = applied_image.filter(|i| i.starts_with(&pinned_prefix)) {
+                pins.push((c.name.clone(), image));
+            }
+        }
+    }
+    if pins.is_empty() {
+        return std::borrow::Cow::Borrowed(desired);
+    }
+    let mut d = desired.clone();
+    for (name, image) in pins {
+        let tag = std::mem::replace(&mut d.containers.get_mut(&name).expect("declared").spec.image, image);
+        d.declared_images.insert(name, tag);
+    }
+    std::borrow::Cow::Owned(d)
+}
+
+/// `repo:tag` (or `repo@digest`) without its tag or digest.
+fn repository(reference: &str) -> &str {
+    let no_digest = reference.split('@').next().unwrap_or(reference);
+    let last = no_digest.rfind('/').map_or(0, |i| i + 1);
+    match no_digest[last..].find(':') {
+        Some(i) => &no_digest[..last + i],
+        None => no_digest,
+    }
+}
+
+/// Computes the plan that takes the host from `observed` to `desired` (see [`effective`]).
 pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions) -> Plan {
     let project = desired.project.as_str();
     let mut actions = Vec::new();
@@ -221,8 +269,10 @@ fn images(desired: &DesiredState, observed: &ObservedState, out: &mut Vec<Action
         let reference = normalize_reference(&r.spec.reference);
         seen.insert(reference.clone());
         if let Some(error) = desired.unresolved.get(name) {
-            let cause = Cause::Unresolved { error: error.clone() };
-            out.push(action(Kind::Image, name, Op::Pull { reference: r.spec.reference.clone() }, cause));
+            // Pulled only for a container that has no digest of it to keep (see `effective`).
+            let needed = desired.containers.values().any(|c| c.spec.image == r.spec.reference);
+            let op = if needed { Op::Pull { reference: r.spec.reference.clone() } } else { Op::Keep };
+            out.push(action(Kind::Image, name, op, Cause::Unresolved { error: error.clone() }));
             continue;
         }
         if observed.images.contains_key(&reference) {

@@ -234,7 +234,7 @@ impl fmt::Display for Cause {
             Cause::ExternalMissing => f.write_str("declared external, but it does not exist"),
             Cause::ImageMissing => f.write_str("not on the host, and `pull: never`"),
             Cause::VolumeChanged => f.write_str("spec changed; volumes are never replaced, the existing one is kept"),
-            Cause::Unresolved { error } => write!(f, "the tag's digest is unknown ({error}); pulling it"),
+            Cause::Unresolved { error } => write!(f, "unresolved: the tag's digest is unknown ({error})"),
             Cause::BuildUnsupported => f.write_str("its build context was not read"),
             Cause::NetworkReplaced { network } => write!(f, "network `{network}` is replaced"),
             Cause::AttachedUnmanaged { container } => write!(

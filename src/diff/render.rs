@@ -28,12 +28,13 @@ fn sign_and_verb(a: &Action) -> (&'static str, String) {
         Op::Build { reference } => ("+", format!("build {reference}")),
         Op::Conflict => ("!", "conflict".into()),
         Op::Orphan => ("?", "not declared".into()),
-        Op::Keep => ("=", "keep".into()),
+        Op::Keep => ("=", "keep what runs".into()),
     }
 }
 
+/// Changes, and what is kept for a reason worth knowing (an unresolved digest).
 fn shown(plan: &Plan) -> impl Iterator<Item = &Action> {
-    plan.actions.iter().filter(|a| a.op != Op::Keep)
+    plan.actions.iter().filter(|a| a.op != Op::Keep || matches!(a.cause, super::plan::Cause::Unresolved { .. }))
 }
 
 fn summary_line(plan: &Plan) -> String {

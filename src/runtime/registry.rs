@@ -76,6 +76,7 @@ pub async fn resolve_digests(d: &mut DesiredState) {
                 for c in d.containers.values_mut() {
                     if c.spec.image == old {
                         c.spec.image = pinned.clone();
+                        d.declared_images.insert(c.name.clone(), old.clone());
                     }
                 }
                 d.images.get_mut(&name).expect("present").spec.reference = pinned;
