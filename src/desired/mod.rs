@@ -142,7 +142,13 @@ pub fn load_with_policy(
     }
 
     check_policy(&state, policy, &spans, &files, &mut diags);
-    check_cycles(&state, &files, &mut diags);
+    // Where each dependsOn entry was written, so a cycle is reported at the entry that closes it.
+    let dep_pos: BTreeMap<(&str, &str), Pos> = refs
+        .iter()
+        .filter(|(_, _, (kind, _, _))| *kind == Kind::Container)
+        .map(|(_, owner, (_, target, pos))| ((owner.as_str(), target.as_str()), *pos))
+        .collect();
+    check_cycles(&state, &dep_pos, &files, &mut diags);
     check_host_ports(&state, &files, &mut diags);
 
     if diags.is_empty() {
@@ -193,7 +199,12 @@ fn check_policy(
     }
 }
 
-fn check_cycles(state: &DesiredState, files: &[&ManifestFile], diags: &mut Vec<diag::Diagnostic>) {
+fn check_cycles(
+    state: &DesiredState,
+    dep_pos: &BTreeMap<(&str, &str), Pos>,
+    files: &[&ManifestFile],
+    diags: &mut Vec<diag::Diagnostic>,
+) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -235,9 +246,12 @@ fn check_cycles(state: &DesiredState, files: &[&ManifestFile], diags: &mut Vec<d
         visit(name, state, &mut marks, &mut Vec::new(), &mut cycles);
     }
     for cycle in cycles {
-        let c = &state.containers[&cycle[0]];
+        // The last edge closes the cycle: its owner's dependsOn entry naming the first again.
+        let (from, to) = (&cycle[cycle.len() - 2], &cycle[cycle.len() - 1]);
+        let c = &state.containers[from];
+        let pos = dep_pos.get(&(from.as_str(), to.as_str())).copied().unwrap_or(c.origin.pos);
         let text = files.iter().find(|f| f.path == c.origin.file).map(|f| f.text.as_str()).unwrap_or("");
-        Sink::new(&c.origin.file, text, diags).error(c.origin.pos, format!("dependsOn cycle: {}", cycle.join(" -> ")));
+        Sink::new(&c.origin.file, text, diags).error(pos, format!("dependsOn cycle: {}", cycle.join(" -> ")));
     }
 }
 
