@@ -352,3 +352,35 @@ fn sigterm_during_a_health_wait_exits_quickly_and_the_next_start_converges() {
     assert_eq!(containers_named(&format!("{p}-")), vec![format!("{p}-svc")]);
     assert!(runs_version(&format!("{p}-svc"), "3"));
 }
+
+/// Regression: `hawser_source_up` went back to 1 after a drift repair while the source's
+/// branch was deleted: the repair used the last good revision, and said so of the source.
+#[test]
+fn a_drift_repair_while_the_source_is_away_leaves_it_down() {
+    let p = "t-serve-away";
+    let s = Stack::new(p);
+    s.write("svc.yaml", &svc(p, "1"));
+    s.commit("v1");
+    s.git(&["branch", "-q", "deploy"]);
+    let src = s.path().to_str().unwrap().to_string();
+    let serve = Serve::start(&s, 19487, &[&src, "--ref", "deploy", "--interval", "10m"]);
+    assert!(wait_for(Duration::from_secs(10), || runs_version(&format!("{p}-svc"), "1")).is_some());
+    let name = s.path().file_name().unwrap().to_str().unwrap().to_string();
+    let up = |serve: &Serve| {
+        let m = serve.get("/metrics").unwrap().1;
+        m.lines().find(|l| l.starts_with(&format!("hawser_source_up{{source=\"{name}\"}}"))).map(|l| l.ends_with(" 1"))
+    };
+    assert_eq!(up(&serve), Some(true));
+
+    s.git(&["branch", "-q", "-D", "deploy"]);
+    assert!(wait_for(Duration::from_secs(10), || up(&serve) == Some(false)).is_some(), "the source is down");
+    docker(&["rm", "-f", &format!("{p}-svc")]);
+    assert!(
+        wait_for(Duration::from_secs(5), || runs_version(&format!("{p}-svc"), "1")).is_some(),
+        "drift is repaired from the last good revision"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(up(&serve), Some(false), "a repair does not bring the source back");
+    let status = serve.status();
+    assert!(status["sources"][0]["sourceUnavailable"].is_string(), "{status}");
+}

@@ -72,7 +72,6 @@ impl SourceStatus {
         self.last_outcome = Some(outcome);
         self.last_attempt_unix = Some(now);
         self.last_duration_ms = Some(took.as_millis());
-        self.source_unavailable = None;
         if matches!(outcome, Outcome::Changed | Outcome::Unchanged) {
             self.applied_revision = revision.clone();
             self.last_success_unix = Some(now);
@@ -82,6 +81,12 @@ impl SourceStatus {
             self.last_error = error;
         }
         self.last_revision = revision;
+    }
+
+    /// The source was read (valid or not). Only a read says so: a reconcile of the last good
+    /// revision (drift repair while the source is away) says nothing about the source.
+    pub fn source_read(&mut self) {
+        self.source_unavailable = None;
     }
 
     pub fn source_unavailable(&mut self, error: &str) {

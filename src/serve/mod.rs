@@ -315,6 +315,9 @@ async fn reconcile_loop(
         deferred_webhook = None;
         let started = Instant::now();
         let desired = read_source(&svc, &src).await;
+        if !matches!(desired, Err(SourceProblem::Unavailable(_))) {
+            src.status.lock().unwrap().source_read();
+        }
         let d = match desired {
             Ok(d) => d,
             Err(SourceProblem::Unavailable(e)) => {
