@@ -10,6 +10,7 @@ use crate::runtime::docker::DockerEngine;
 use crate::runtime::{Engine, EngineRead};
 use crate::serve::config::{ServeConfig, SourceConfig};
 use crate::source::{self, SourceError, SourceOptions};
+use crate::terminal::clean_line;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -352,11 +353,11 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(EXIT_INVALID)
         }
         Err(CliError::Refused(m)) => {
-            eprintln!("error: {m}; nothing was changed");
+            eprintln!("error: {}; nothing was changed", crate::terminal::clean(&m.to_string()));
             ExitCode::from(EXIT_INVALID)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::terminal::clean(&e.to_string()));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -627,20 +628,19 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     "WHEN (UTC)", "SOURCE", "PROJECT", "TRIGGER", "OUTCOME", "ACTIONS", "MS"
                 );
                 for e in &entries {
-                    let rev = e.revision.as_deref().unwrap_or("-");
-                    let rev = if rev.len() > 12 && !rev.starts_with("dir:") { &rev[..12] } else { rev };
+                    let rev = short_revision(e.revision.as_deref().unwrap_or("-"));
                     println!(
                         "{:<20} {:<16} {:<16} {:<9} {:<10} {:>7} {:>8}  {rev}",
                         format_unix(e.started_unix),
-                        e.source,
-                        e.project.as_deref().unwrap_or("-"),
+                        clean_line(&e.source),
+                        clean_line(e.project.as_deref().unwrap_or("-")),
                         e.trigger,
                         e.outcome,
                         e.actions,
                         e.duration_ms
                     );
                     if let Some(err) = &e.error {
-                        println!("    {}", err.lines().next().unwrap_or_default());
+                        println!("    {}", clean_line(err.lines().next().unwrap_or_default()));
                     }
                 }
             }
@@ -829,7 +829,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
     }
     let mut progress = |line: &str| {
         if !quiet {
-            println!("{line}");
+            println!("{}", crate::terminal::clean(line));
         }
     };
     let report = reconcile::execute(engine, d, &plan, &mut progress).await?;
@@ -900,11 +900,19 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
     }
     println!("{:<16} {:<10} {:<24} {:<22} REVISION", "PROJECT", "KIND", "NAME", "STATE");
     for r in rows {
-        let rev = if r.revision.len() > 12 && !r.revision.starts_with("dir:") { &r.revision[..12] } else { r.revision };
+        let rev = short_revision(r.revision);
         let state = match r.health {
             Some(h) => format!("{} ({h})", r.state),
             None => r.state.clone(),
         };
-        println!("{:<16} {:<10} {:<24} {:<22} {}", r.project, r.kind, r.name, state, rev);
+        // Labels and names come from the engine, where anyone may have put anything.
+        let (project, kind, name) = (clean_line(r.project), clean_line(&r.kind), clean_line(r.name));
+        println!("{project:<16} {kind:<10} {name:<24} {:<22} {rev}", clean_line(&state));
     }
+}
+
+/// A commit id shortened to 12 characters; other revisions (`dir:`) as they are.
+fn short_revision(rev: &str) -> String {
+    let short: String = if rev.starts_with("dir:") { rev.to_string() } else { rev.chars().take(12).collect() };
+    clean_line(&short).into_owned()
 }

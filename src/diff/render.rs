@@ -3,6 +3,7 @@
 
 use super::plan::{Action, Op, Plan};
 use crate::desired::Strategy;
+use crate::terminal::clean_line;
 use std::fmt::Write;
 
 const RED: &str = "\x1b[31m";
@@ -49,7 +50,7 @@ fn summary_line(plan: &Plan) -> String {
 pub fn text(plan: &Plan, color: bool) -> String {
     let paint = |code: &str, s: &str| if color { format!("{code}{s}{RESET}") } else { s.to_string() };
     let mut out = String::new();
-    let _ = writeln!(out, "Project {} at revision {}", plan.project, plan.revision);
+    let _ = writeln!(out, "Project {} at revision {}", plan.project, clean_line(&plan.revision));
     let mut any = false;
     for a in shown(plan) {
         if !any {
@@ -62,10 +63,13 @@ pub fn text(plan: &Plan, color: bool) -> String {
             "-" | "!" => RED,
             _ => CYAN,
         };
-        let _ =
-            writeln!(out, "  {} {} {}: {verb} ({})", paint(sign_color, sign), a.kind, paint(BOLD, &a.name), a.cause);
+        // Names, causes and values come from manifests and the engine: no control characters.
+        let (name, cause) = (clean_line(&a.name), clean_line(&a.cause.to_string()).into_owned());
+        let _ = writeln!(out, "  {} {} {}: {verb} ({cause})", paint(sign_color, sign), a.kind, paint(BOLD, &name));
         if let Some(diff) = &a.diff {
             for line in diff.lines() {
+                let line = clean_line(line);
+                let line = line.as_ref();
                 let code = match line.chars().next() {
                     Some('+') => GREEN,
                     Some('-') => RED,

@@ -388,3 +388,21 @@ fn a_container_disconnected_outside_hawser_is_replaced_as_drift() {
     assert!(matches!(web.op, Op::Replace { .. }));
     assert_eq!(web.cause, Cause::Drift { seen: "attached to networks [net, other], declared [net]".into() });
 }
+
+/// Regression: raw escape bytes from input reached the terminal in plans.
+#[test]
+fn plan_text_escapes_control_characters_from_input() {
+    let mut d =
+        desired("kind: Container\nmetadata: {name: web}\nspec: {image: reg/web:1, env: {A: \"x\\e]0;pwned\\a\"}}\n");
+    let mut o = converged(&d);
+    d.containers.get_mut("web").unwrap().spec.env.insert("B".into(), "\x1b[31mred".into());
+    o.containers[0].owner.as_mut().unwrap().source = Some("/srv/\x1b[1mevil".into());
+    d.source = "/srv/mine".into();
+    let refused = render::text(&plan(&d, &o), false);
+    assert!(!refused.contains('\x1b'), "{refused:?}");
+    assert!(refused.contains("/srv/\\u{1b}[1mevil"), "{refused}");
+    d.source.clear();
+    let changed = render::text(&plan(&d, &o), false);
+    assert!(changed.contains("env.B"), "{changed}");
+    assert!(!changed.contains('\x1b') && !changed.contains('\x07'), "{changed:?}");
+}
