@@ -142,6 +142,13 @@ impl Policy {
                 "`networkMode: host` is refused by the host policy (allowHostNetwork)",
             ));
         }
+        // The engine's own network named `host` is the host network by another name.
+        if s.networks.contains_key("host") && !self.allow_host_network {
+            out.push(Finding::new(
+                "networks/host",
+                "network `host` is the host's network; refused by the host policy (allowHostNetwork)",
+            ));
+        }
         for c in &s.cap_add {
             if let Err(why) = self.check_capability(c) {
                 out.push(Finding::new(format!("capAdd/{c}"), why));
@@ -350,8 +357,10 @@ mod tests {
         let p = Policy::default();
         let privileged = ContainerSpec { privileged: Some(true), ..Default::default() };
         let host = ContainerSpec { network_mode: Some("host".into()), ..Default::default() };
+        let host_by_name = ContainerSpec { networks: [("host".to_string(), Default::default())].into(), ..Default::default() };
         assert!(refused(&p, &privileged).is_some());
         assert!(refused(&p, &host).is_some());
+        assert!(refused(&p, &host_by_name).is_some(), "an external Network named host is the host network");
         assert!(refused(&p, &caps(&["SYS_ADMIN"])).is_some());
         assert!(refused(&p, &caps(&["NET_BIND_SERVICE"])).is_none());
         let p = Policy {

@@ -73,7 +73,13 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree, budget: &mut super::SizeBudget)
 /// Every file under `folder` of a plain directory, with paths relative to `folder`.
 pub fn files_under(root: &Path, folder: &str) -> Result<Vec<super::ContextFile>, String> {
     let base = if folder.is_empty() || folder == "." { root.to_path_buf() } else { root.join(folder) };
-    if !base.is_dir() {
+    // The context is sent to the engine (and may be pushed in an image): a folder that is, or
+    // passes through, a link out of the source would send the host's files.
+    let inside = match (std::fs::canonicalize(&base), std::fs::canonicalize(root)) {
+        (Ok(real), Ok(root)) => real.starts_with(root) && real.is_dir(),
+        _ => false,
+    };
+    if !inside {
         return Err(format!("folder `{folder}` is not in the source"));
     }
     let mut out = Vec::new();
@@ -95,4 +101,27 @@ pub fn files_under(root: &Path, folder: &str) -> Result<Vec<super::ContextFile>,
     }
     walk(&base, &base, &mut out).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A build context that is a link out of the source would send the host's files to the
+    /// engine, and into an image that may be pushed.
+    #[test]
+    fn a_build_context_that_leaves_the_source_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("shadow"), "secret").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("app")).unwrap();
+        std::fs::write(root.path().join("app/Dockerfile"), "FROM scratch\n").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("evil")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("app/linked")).unwrap();
+        let files = files_under(root.path(), "app").unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(names, ["Dockerfile"], "a link inside the context is not followed");
+        assert!(files_under(root.path(), "evil").unwrap_err().contains("is not in the source"));
+        assert!(files_under(root.path(), "app/../evil").is_err());
+    }
 }
