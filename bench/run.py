@@ -240,6 +240,39 @@ def serve_runs(hawser, pushes=10):
             "idle RSS (MB)": rss_kb / 1024, "idle private memory, RssAnon (MB)": anon_kb / 1024, "idle CPU over 10 s (s)": c1 - c0}
 
 
+def validate_runs(hawser, runs=3):
+    """10 MB of manifests: hawser's own format over many files, and one compose file that both
+    hawser and docker-compose (`config -q`) read. Parsing must be linear (issue 12)."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        own = os.path.join(tmp, "own")
+        os.makedirs(own)
+        filler = "x" * 300
+        for f in range(100):
+            with open(os.path.join(own, f"c{f:03}.yaml"), "w") as fh:
+                for i in range(200):
+                    n = f * 200 + i
+                    fh.write(f"---\nkind: Container\nmetadata: {{name: c{n}}}\nspec:\n  image: {IMAGE}\n"
+                             f"  command: [sleep, \"3600\"]\n  env: {{A: \"{filler}\", B: \"b{n}\"}}\n"
+                             f"  volumes: [\"v{n}:/data\"]\n---\nkind: Volume\nmetadata: {{name: v{n}}}\n")
+        comp = os.path.join(tmp, "compose")
+        os.makedirs(comp)
+        with open(os.path.join(comp, "compose.yaml"), "w") as fh:
+            fh.write("services:\n")
+            for n in range(20000):
+                fh.write(f"  s{n}:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n"
+                         f"    environment: {{A: \"{filler}\", B: \"b{n}\"}}\n")
+        size = lambda d: sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)) / 1e6
+        big = ["--max-manifest-size", "64Mi", "--max-revision-size", "64Mi"]
+        t = [timed([hawser, *big, "validate", own]) for _ in range(runs)]
+        out[f"validate {size(own):.1f} MB of manifests in 100 files (s)"] = median([x for x in t if x is not None])
+        t = [timed([hawser, *big, "validate", comp]) for _ in range(runs)]
+        out[f"validate one {size(comp):.1f} MB compose file, hawser (s)"] = median([x for x in t if x is not None])
+        t = [timed(["docker-compose", "-f", os.path.join(comp, "compose.yaml"), "config", "-q"]) for _ in range(runs)]
+        out[f"validate one {size(comp):.1f} MB compose file, docker-compose config (s)"] = median([x for x in t if x is not None])
+    return out
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -268,6 +301,9 @@ def main():
     extra = {}
     print("serve: push-to-running", file=sys.stderr)
     for k, v in serve_runs(args.hawser).items():
+        extra[k] = f"{v:.3f}" if isinstance(v, float) else str(v)
+    print("validate: 10 MB of manifests", file=sys.stderr)
+    for k, v in validate_runs(args.hawser).items():
         extra[k] = f"{v:.3f}" if isinstance(v, float) else str(v)
     for line in sh(["target/release/examples/plan_bench"], check=False).stdout.splitlines():
         if ":" in line:
@@ -302,6 +338,9 @@ def targets(results, extra):
             return float("nan")
     row("push-to-running, median: under 1 s", f"{num('push-to-running median (s)'):.3f} s", num("push-to-running median (s)") < 1)
     row("idle service RSS: under 20 MB", f"{num('idle RSS (MB)'):.1f} MB", num("idle RSS (MB)") < 20)
+    own = next((k for k in extra if k.startswith("validate") and "100 files" in k), None)
+    if own:
+        row("validate 10 MB of manifests: under 2 s", f"{num(own):.2f} s", num(own) < 2)
     row("plan of 1,000 resources: under 200 ms", f"{num('plan of 1000 resources, total'):.1f} ms", num("plan of 1000 resources, total") < 200)
     return out + [""]
 

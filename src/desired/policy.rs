@@ -357,7 +357,8 @@ mod tests {
         let p = Policy::default();
         let privileged = ContainerSpec { privileged: Some(true), ..Default::default() };
         let host = ContainerSpec { network_mode: Some("host".into()), ..Default::default() };
-        let host_by_name = ContainerSpec { networks: [("host".to_string(), Default::default())].into(), ..Default::default() };
+        let host_by_name =
+            ContainerSpec { networks: [("host".to_string(), Default::default())].into(), ..Default::default() };
         assert!(refused(&p, &privileged).is_some());
         assert!(refused(&p, &host).is_some());
         assert!(refused(&p, &host_by_name).is_some(), "an external Network named host is the host network");

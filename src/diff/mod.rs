@@ -7,7 +7,7 @@ pub mod render;
 pub use plan::{Action, Cause, FieldChange, Op, Plan, FORMAT_VERSION};
 
 use crate::desired::{hash, ContainerSpec, DesiredState, Kind, Resource, RestartPolicy, Strategy};
-use crate::observed::{normalize_reference, ObservedContainer, ObservedState, RunState};
+use crate::observed::{normalize_reference, repository, ObservedContainer, ObservedState, RunState};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, Default)]
@@ -95,16 +95,6 @@ pub fn effective<'d>(desired: &'d DesiredState, observed: &ObservedState) -> std
         d.declared_images.insert(name, tag);
     }
     std::borrow::Cow::Owned(d)
-}
-
-/// `repo:tag` (or `repo@digest`) without its tag or digest.
-fn repository(reference: &str) -> &str {
-    let no_digest = reference.split('@').next().unwrap_or(reference);
-    let last = no_digest.rfind('/').map_or(0, |i| i + 1);
-    match no_digest[last..].find(':') {
-        Some(i) => &no_digest[..last + i],
-        None => no_digest,
-    }
 }
 
 /// Computes the plan that takes the host from `observed` to `desired` (see [`effective`]).

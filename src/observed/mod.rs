@@ -110,6 +110,16 @@ pub fn normalize_reference(r: &str) -> String {
     }
 }
 
+/// `repo:tag` (or `repo@digest`, `repo`) without its tag or digest.
+pub fn repository(reference: &str) -> &str {
+    let no_digest = reference.split('@').next().unwrap_or(reference);
+    let last = no_digest.rfind('/').map_or(0, |i| i + 1);
+    match no_digest[last..].find(':') {
+        Some(i) => &no_digest[..last + i],
+        None => no_digest,
+    }
+}
+
 /// A digest of everything on the host that a plan for `project` was computed from: its managed
 /// objects and any object holding one of `names`. A saved plan is stale when this changed.
 pub fn fingerprint(observed: &ObservedState, project: &str, names: &std::collections::BTreeSet<String>) -> String {

@@ -5,6 +5,7 @@
 //! to over plain HTTP, as docker does.
 
 use crate::desired::{DesiredState, PullPolicy};
+use crate::observed::repository;
 use base64::Engine as _;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -46,16 +47,6 @@ pub fn auth_for(registry: &str) -> RegistryAuth {
     {
         Some((user, pass)) => RegistryAuth::Basic(user, pass),
         None => RegistryAuth::Anonymous,
-    }
-}
-
-/// `repo:tag` (or `repo`) without its tag or digest.
-fn repository(reference: &str) -> &str {
-    let no_digest = reference.split('@').next().unwrap_or(reference);
-    let last = no_digest.rfind('/').map_or(0, |i| i + 1);
-    match no_digest[last..].find(':') {
-        Some(i) => &no_digest[..last + i],
-        None => no_digest,
     }
 }
 

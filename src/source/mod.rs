@@ -472,6 +472,18 @@ mod tests {
         files.iter().map(|(p, t)| (p.to_string(), t.as_bytes().to_vec())).collect()
     }
 
+    fn git_in(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
     fn opts() -> SourceOptions {
         SourceOptions { cache_dir: std::env::temp_dir(), ..Default::default() }
     }
@@ -516,17 +528,7 @@ mod tests {
         assert!(e.contains("--max-revision-size"), "{e}");
 
         // The same from git, where sizes come from object headers.
-        let git = |args: &[&str]| {
-            let ok = std::process::Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
-                .args(args)
-                .current_dir(root.path())
-                .output()
-                .unwrap()
-                .status
-                .success();
-            assert!(ok, "git {args:?}");
-        };
+        let git = |args: &[&str]| git_in(root.path(), args);
         git(&["init", "-q"]);
         git(&["add", "-A"]);
         git(&["commit", "-qm", "two"]);
@@ -538,17 +540,7 @@ mod tests {
     #[test]
     fn a_symbolic_link_committed_to_git_is_an_error() {
         let root = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
-            let ok = std::process::Command::new("git")
-                .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
-                .args(args)
-                .current_dir(root.path())
-                .output()
-                .unwrap()
-                .status
-                .success();
-            assert!(ok, "git {args:?}");
-        };
+        let git = |args: &[&str]| git_in(root.path(), args);
         git(&["init", "-q"]);
         std::os::unix::fs::symlink("/etc/passwd", root.path().join("evil.yaml")).unwrap();
         git(&["add", "-A"]);
