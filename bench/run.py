@@ -255,18 +255,20 @@ def validate_runs(hawser, runs=3):
                     fh.write(f"---\nkind: Container\nmetadata: {{name: c{n}}}\nspec:\n  image: {IMAGE}\n"
                              f"  command: [sleep, \"3600\"]\n  env: {{A: \"{filler}\", B: \"b{n}\"}}\n"
                              f"  volumes: [\"v{n}:/data\"]\n---\nkind: Volume\nmetadata: {{name: v{n}}}\n")
+        # docker-compose's own YAML reading is slow enough that 10 MB takes minutes: the
+        # compose comparison uses 1 MB, the same file for both tools.
         comp = os.path.join(tmp, "compose")
         os.makedirs(comp)
         with open(os.path.join(comp, "compose.yaml"), "w") as fh:
             fh.write("services:\n")
-            for n in range(20000):
+            for n in range(2000):
                 fh.write(f"  s{n}:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n"
                          f"    environment: {{A: \"{filler}\", B: \"b{n}\"}}\n")
         size = lambda d: sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)) / 1e6
         big = ["--max-manifest-size", "64Mi", "--max-revision-size", "64Mi"]
         t = [timed([hawser, *big, "validate", own]) for _ in range(runs)]
         out[f"validate {size(own):.1f} MB of manifests in 100 files (s)"] = median([x for x in t if x is not None])
-        t = [timed([hawser, *big, "validate", comp]) for _ in range(runs)]
+        t = [timed([hawser, "validate", comp]) for _ in range(runs)]
         out[f"validate one {size(comp):.1f} MB compose file, hawser (s)"] = median([x for x in t if x is not None])
         t = [timed(["docker-compose", "-f", os.path.join(comp, "compose.yaml"), "config", "-q"]) for _ in range(runs)]
         out[f"validate one {size(comp):.1f} MB compose file, docker-compose config (s)"] = median([x for x in t if x is not None])
