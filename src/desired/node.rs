@@ -115,7 +115,8 @@ impl YamlBuilder<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
-                let mut names: HashSet<String> = HashSet::new();
+                // Small maps are scanned; a large one gets a set, so a map of many keys stays linear.
+                let mut names: Option<HashSet<String>> = None;
                 while let Some(k) = self.node(sink)? {
                     let Some(v) = self.node(sink)? else { break };
                     let name = match &k.value {
@@ -129,7 +130,14 @@ impl YamlBuilder<'_> {
                             continue;
                         }
                     };
-                    if !names.insert(name.clone()) {
+                    let duplicate = match &mut names {
+                        Some(set) => !set.insert(name.clone()),
+                        None => entries.iter().any(|(e, _)| e.name == name),
+                    };
+                    if names.is_none() && entries.len() >= 16 {
+                        names = Some(entries.iter().map(|(e, _)| e.name.clone()).chain([name.clone()]).collect());
+                    }
+                    if duplicate {
                         sink.error(k.pos, format!("duplicate key `{name}`"));
                         continue;
                     }
