@@ -450,6 +450,11 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     d.volumes.len(),
                     d.images.len()
                 );
+                if cli.verbose > 0 {
+                    for f in &d.skipped {
+                        println!("skipped (no manifest in it): {}", clean_line(f));
+                    }
+                }
             }
             Ok(EXIT_OK)
         }

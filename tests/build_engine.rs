@@ -123,3 +123,42 @@ fn old_images_are_collected_beyond_three_per_resource_and_rollback_reuses_them()
         let _ = docker_raw(&["rmi", "-f", t]);
     }
 }
+
+/// Compose's `build` (most public compose projects have one) runs on the same path: the
+/// service's image is built from the commit, and rebuilt only when its context changes.
+#[test]
+fn a_compose_service_with_build_is_built_from_the_repository() {
+    let p = "t-compose-build";
+    let s = Stack::new(p);
+    for id in docker(&["images", "-q", &format!("{p}-app")]).lines() {
+        let _ = docker_raw(&["rmi", "-f", id]);
+    }
+    s.write(
+        "app/Dockerfile",
+        &format!("FROM {IMAGE}\nARG GREETING\nRUN echo $GREETING > /msg.txt\nCMD [\"sleep\", \"3600\"]\n"),
+    );
+    let compose = |greeting: &str| {
+        format!(
+            "services:\n  app:\n    build: {{context: ./app, args: {{GREETING: {greeting}}}}}\n    container_name: {p}-app\n    init: true\n  helper:\n    image: {p}-app\n    container_name: {p}-helper\n    init: true\n"
+        )
+    };
+    s.write("compose.yaml", &compose("hello"));
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(&format!("+ Image {p}-app: build {p}-app:ctx-")), "{r:?}");
+    let msg = |c: &str| String::from_utf8_lossy(&exec(c, &["cat", "/msg.txt"]).stdout).trim().to_string();
+    assert_eq!(msg(&format!("{p}-app")), "hello");
+    assert_eq!(msg(&format!("{p}-helper")), "hello", "another service runs the same build by its name");
+
+    // A commit outside the context changes nothing; a changed build arg rebuilds and replaces.
+    s.write("README.md", "docs\n");
+    s.commit("docs");
+    assert_eq!(s.hawser(&["plan", "{src}", "--exit-code"]).code, 0);
+    s.write("compose.yaml", &compose("bonjour"));
+    s.commit("v2");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(msg(&format!("{p}-app")), "bonjour");
+    assert_eq!(msg(&format!("{p}-helper")), "bonjour");
+}

@@ -141,14 +141,16 @@ pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
     }
     let mut uses_default = false;
     for (k, v) in services {
-        let names = Names { containers: &container_names, networks: &network_names, volumes: &volume_names };
-        if let Some((mut d, default)) = service(&k.name, k.pos, v, &names, sink) {
+        let names = Names { project, containers: &container_names, networks: &network_names, volumes: &volume_names };
+        let mut built = None;
+        if let Some((mut d, default)) = service(&k.name, k.pos, v, &names, &mut built, sink) {
             if default {
                 uses_default = true;
                 d.refs.push((Kind::Network, default_net.clone(), k.pos));
             }
             out.push(d);
         }
+        out.extend(built);
     }
     let declared_default = out.iter().any(|d| d.kind == Kind::Network && d.name == default_net);
     if uses_default && !declared_default {
@@ -170,6 +172,7 @@ fn policy_name(key: &str) -> &str {
 }
 
 struct Names<'a> {
+    project: &'a str,
     containers: &'a BTreeMap<String, String>,
     networks: &'a BTreeMap<String, String>,
     volumes: &'a BTreeMap<String, String>,
@@ -416,22 +419,36 @@ fn docker_size(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<ByteSize> {
     }
 }
 
-fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<(Decoded, bool)> {
+fn service(
+    name: &str,
+    pos: Pos,
+    n: &Node,
+    names: &Names<'_>,
+    built: &mut Option<Decoded>,
+    sink: &mut Sink<'_>,
+) -> Option<(Decoded, bool)> {
     let what = format!("service `{name}`");
     let e = checked(n, SERVICE_KEYS, &what, sink)?;
     let cname = names.containers.get(name).cloned().unwrap_or_else(|| name.to_string());
     let mut refs = Vec::new();
     let mut spans = Spans::of_fields(n, policy_name);
     let mut s = ContainerSpec::default();
-    if let Some(b) = field(e, "build") {
-        sink.error(b.pos, format!("`build` in {what} is not supported yet: give `image` of an image in a registry"));
-    }
-    let image = match field(e, "image") {
-        Some(v) => string(v, "image", sink).inspect(|i| refs.push((Kind::Image, i.clone(), v.pos))),
-        None => {
-            if field(e, "build").is_none() {
-                sink.error(pos, format!("{what} needs `image`"));
-            }
+    let image = match (field(e, "build"), field(e, "image")) {
+        // Built on hawser's Image path, as an Image resource named by the tag it gets, so that
+        // other services naming that image run this build.
+        (Some(b), image) => {
+            let tag = image.and_then(|v| string(v, "image", sink));
+            let reference = tag.unwrap_or_else(|| format!("{}-{name}", names.project).to_ascii_lowercase());
+            build(b, &reference, sink).map(|spec| {
+                let image = resource(Kind::Image, reference.clone(), b.pos, sink, DecodedSpec::Image(spec));
+                *built = Some(image);
+                refs.push((Kind::Image, reference.clone(), b.pos));
+                reference
+            })
+        }
+        (None, Some(v)) => string(v, "image", sink).inspect(|i| refs.push((Kind::Image, i.clone(), v.pos))),
+        (None, None) => {
+            sink.error(pos, format!("{what} needs `image` or `build`"));
             None
         }
     };
@@ -617,6 +634,94 @@ fn service(name: &str, pos: Pos, n: &Node, names: &Names<'_>, sink: &mut Sink<'_
     Some((d, default_net))
 }
 
+/// Keys of compose's `build` that hawser reads; the others are refused at their position.
+const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
+const BUILD_UNSUPPORTED: &[&str] = &[
+    "labels",
+    "cache_from",
+    "cache_to",
+    "network",
+    "shm_size",
+    "extra_hosts",
+    "ssh",
+    "secrets",
+    "platforms",
+    "tags",
+    "no_cache",
+    "pull",
+    "dockerfile_inline",
+    "additional_contexts",
+    "isolation",
+    "privileged",
+    "ulimits",
+];
+
+/// A service's `build` (a context path, or `{context, dockerfile, args, target}`) as an Image
+/// spec tagged `reference`. The context is relative to the compose file's folder and must stay
+/// inside the repository.
+fn build(n: &Node, reference: &str, sink: &mut Sink<'_>) -> Option<ImageSpec> {
+    if let Err(e) = super::decode::check_reference(reference) {
+        sink.error(n.pos, format!("build: the image name `{reference}`: {e}"));
+        return None;
+    }
+    let (context, context_pos, mut spec) = match &n.value {
+        Value::Str(c) => (c.clone(), n.pos, BuildSpec::default()),
+        Value::Map(entries) => {
+            for (k, _) in entries {
+                if BUILD_UNSUPPORTED.contains(&k.name.as_str()) {
+                    sink.error(k.pos, format!("compose key `build.{}` is not supported by hawser", k.name));
+                } else if !BUILD_KEYS.contains(&k.name.as_str()) && !k.name.starts_with("x-") {
+                    let hint = super::diag::did_you_mean(&k.name, BUILD_KEYS)
+                        .map(|h| format!("; did you mean `{h}`?"))
+                        .unwrap_or_default();
+                    sink.error(k.pos, format!("unknown compose key `{}` in build{hint}", k.name));
+                }
+            }
+            let spec = BuildSpec {
+                dockerfile: field(entries, "dockerfile").and_then(|v| string(v, "build.dockerfile", sink)),
+                args: field(entries, "args").map(|v| pairs(v, "build.args", '=', sink)).unwrap_or_default(),
+                target: field(entries, "target").and_then(|v| string(v, "build.target", sink)),
+                ..Default::default()
+            };
+            let context = field(entries, "context").map_or(Some(".".to_string()), |v| string(v, "build.context", sink));
+            let at = field(entries, "context").map_or(n.pos, |v| v.pos);
+            (context?, at, spec)
+        }
+        other => {
+            sink.error(n.pos, format!("build must be a path or a map, found {}", other.type_name()));
+            return None;
+        }
+    };
+    let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
+    match repository_path(base, &context) {
+        Some(c) => spec.context = c,
+        None => {
+            sink.error(context_pos, format!("build context `{context}` must be a folder inside the repository"));
+            return None;
+        }
+    }
+    Some(ImageSpec { reference: reference.to_string(), pull: PullPolicy::Missing, build: Some(spec) })
+}
+
+/// `rel` taken from folder `base` of the repository, as a path from the repository's root
+/// (`.` for the root itself); `None` when it is absolute or climbs out.
+fn repository_path(base: &str, rel: &str) -> Option<String> {
+    if rel.starts_with('/') || rel.starts_with('~') {
+        return None;
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for part in rel.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(if parts.is_empty() { ".".into() } else { parts.join("/") })
+}
+
 fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
     if let Value::Map(_) = n.value {
         let e = checked(
@@ -794,6 +899,58 @@ mod mapping_tests {
 
     fn load_compose(text: &str) -> Result<crate::desired::DesiredState, crate::desired::Diagnostics> {
         load("shop", "r", &[ManifestFile { path: "compose.yaml".into(), text: text.into() }])
+    }
+
+    #[test]
+    fn build_becomes_an_image_built_from_the_repository() {
+        let d = load(
+            "shop",
+            "r",
+            &[ManifestFile {
+                path: "deploy/compose.yaml".into(),
+                text: r#"
+services:
+  web:
+    build: ../web
+  api:
+    build: {context: .., dockerfile: api.Dockerfile, args: [VERSION=2], target: prod}
+    image: reg/api:1
+  worker:
+    image: reg/api:1
+    command: work
+"#
+                .into(),
+            }],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let web = &d.images["shop-web"].spec;
+        assert_eq!(web.build.as_ref().unwrap().context, "web");
+        assert_eq!(d.containers["web"].spec.image, "shop-web");
+        let api = &d.images["reg/api:1"].spec;
+        let b = api.build.as_ref().unwrap();
+        assert_eq!(
+            (b.context.as_str(), b.dockerfile.as_deref(), b.target.as_deref()),
+            (".", Some("api.Dockerfile"), Some("prod"))
+        );
+        assert_eq!(b.args["VERSION"], "2");
+        assert_eq!(d.containers["worker"].spec.image, "reg/api:1", "another service runs that build by its name");
+
+        let e = load(
+            "shop",
+            "r",
+            &[ManifestFile {
+                path: "compose.yaml".into(),
+                text: "services:\n  a:\n    build: ../outside\n  b:\n    build: {context: ., cache_from: [x], dockerfle: D}\n".into(),
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("compose.yaml:3:12: build context `../outside` must be a folder inside the repository"),
+            "{e}"
+        );
+        assert!(e.contains("compose.yaml:5:25: compose key `build.cache_from` is not supported by hawser"), "{e}");
+        assert!(e.contains("unknown compose key `dockerfle` in build; did you mean `dockerfile`?"), "{e}");
     }
 
     /// Regressions: compose's lowercase capability and a bind volume's `device` both passed the

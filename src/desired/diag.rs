@@ -192,6 +192,11 @@ pub fn did_you_mean<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     })
 }
 
+/// Edits (insert, delete, replace a character) between two names, ignoring case.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    levenshtein(&a.to_ascii_lowercase(), &b.to_ascii_lowercase())
+}
+
 fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();

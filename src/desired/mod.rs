@@ -50,6 +50,7 @@ pub fn load_with_policy(
     policy: &Policy,
 ) -> Result<DesiredState, Diagnostics> {
     let mut diags = Vec::new();
+    let mut skipped = Vec::new();
     let mut decoded: Vec<Decoded> = Vec::new();
     let mut files: Vec<&ManifestFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -62,20 +63,40 @@ pub fn load_with_policy(
             }
             continue;
         }
-        let docs = if f.path.ends_with(".toml") {
-            node::parse_toml(&f.text, &mut sink).map(toml_documents).unwrap_or_default()
-        } else {
-            node::parse_yaml(&f.text, &mut sink)
+        // A file that does not parse is an error only when it looks like it was meant as a
+        // manifest; other YAML and TOML of the repository (a prometheus.yml, a CI workflow) is data.
+        let mut parse_errors = Vec::new();
+        let docs = {
+            let mut sink = Sink::new(&f.path, &f.text, &mut parse_errors);
+            if f.path.ends_with(".toml") {
+                node::parse_toml(&f.text, &mut sink).map(toml_documents).unwrap_or_default()
+            } else {
+                node::parse_yaml(&f.text, &mut sink)
+            }
         };
-        for doc in &docs {
+        if !parse_errors.is_empty() {
+            if mentions_a_kind(&f.text) {
+                sink.diags.extend(parse_errors);
+            } else {
+                skipped.push(f.path.clone());
+            }
+            continue;
+        }
+        let mut any = false;
+        for doc in docs.iter().filter(|d| is_manifest_shaped(d)) {
+            any = true;
             if let Some(d) = decode::decode(doc, &mut sink) {
                 decoded.push(d);
             }
         }
+        if !any {
+            skipped.push(f.path.clone());
+        }
     }
     let text_of = |file: &str| files.iter().find(|f| f.path == file).map(|f| f.text.as_str()).unwrap_or("");
 
-    let mut state = DesiredState { project: project.to_string(), revision: revision.to_string(), ..Default::default() };
+    let mut state =
+        DesiredState { project: project.to_string(), revision: revision.to_string(), skipped, ..Default::default() };
     let mut seen: BTreeMap<(Kind, String), String> = BTreeMap::new();
     let mut spans: BTreeMap<(Kind, String), decode::Spans> = BTreeMap::new();
     let mut refs = Vec::new();
@@ -158,6 +179,36 @@ pub fn load_with_policy(
         diags.dedup();
         Err(Diagnostics(diags))
     }
+}
+
+/// Whether a document is meant as a hawser manifest: its `kind` is one of hawser's (or a typo of
+/// one), or its `apiVersion` is hawser's. A Kubernetes `kind: Deployment` or a Grafana
+/// datasource file is data that happens to be YAML.
+fn is_manifest_shaped(doc: &Node) -> bool {
+    let Value::Map(entries) = &doc.value else { return false };
+    let get = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| &v.value);
+    match (get("kind"), get("apiVersion")) {
+        (_, Some(Value::Str(api))) if api.starts_with("hawser.dev") => true,
+        (Some(Value::Str(kind)), _) => names_a_kind(kind),
+        // `kind` missing or not a string: a manifest only if it has a manifest's other parts.
+        (None, _) => get("metadata").is_some() && get("spec").is_some(),
+        (Some(_), _) => true,
+    }
+}
+
+fn names_a_kind(kind: &str) -> bool {
+    Kind::ALL.iter().any(|k| k.as_str().eq_ignore_ascii_case(kind) || diag::edit_distance(k.as_str(), kind) <= 2)
+}
+
+/// Whether the text of a file that does not parse has a line `kind: X` (or `kind = "X"`) naming
+/// one of hawser's kinds.
+fn mentions_a_kind(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim_start_matches(['-', ' ']);
+        let Some(rest) = l.strip_prefix("kind") else { return false };
+        let value = rest.trim_start().trim_start_matches([':', '=']).trim().trim_matches(['"', '\'']);
+        !value.is_empty() && names_a_kind(value)
+    })
 }
 
 /// A TOML file holds one resource at its top level, or several as `[[resource]]` tables.

@@ -78,6 +78,8 @@ pub struct DesiredState {
     pub unresolved: BTreeMap<String, String>,
     /// Containers whose image was pinned to a digest, by name: the reference as declared.
     pub declared_images: BTreeMap<String, String>,
+    /// YAML and TOML files of the manifest folder that hold no manifest (data of the project).
+    pub skipped: Vec<String>,
 }
 
 /// What the engine needs to build one image: the context's files and the build's settings.

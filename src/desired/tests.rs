@@ -316,3 +316,48 @@ fn long_source_lines_are_shown_as_a_window() {
     let at: String = lines[1].chars().skip(caret).take(6).collect();
     assert_eq!(at, "colour", "{shown}");
 }
+
+/// Compose projects carry other YAML (a prometheus.yml, a CI workflow, Kubernetes files): data,
+/// not errors. A document meant as a manifest is still checked, broken or not.
+#[test]
+fn other_yaml_of_the_repository_is_data_and_manifests_are_still_checked() {
+    let file = |path: &str, text: &str| ManifestFile { path: path.into(), text: text.into() };
+    let files = [
+        file("prometheus/prometheus.yml", "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: app\n"),
+        file(".github/workflows/ci.yml", "on: push\njobs: {test: {runs-on: ubuntu-latest}}\n"),
+        file("k8s/deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {replicas: 1}\n"),
+        file("broken-data.yaml", "a: [unclosed\n"),
+        file("pyproject.toml", "[tool.black]\nline-length = 100\n"),
+        file("web.yaml", "kind: Container\nmetadata: {name: web}\nspec: {image: busybox}\n"),
+    ];
+    let d = load("p", "r", &files).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(d.containers.len(), 1);
+    assert_eq!(
+        d.skipped,
+        [
+            "prometheus/prometheus.yml",
+            ".github/workflows/ci.yml",
+            "k8s/deploy.yaml",
+            "broken-data.yaml",
+            "pyproject.toml"
+        ]
+        .map(String::from)
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>()
+    );
+
+    for (text, expected) in [
+        ("kind: Containr\nmetadata: {name: a}\nspec: {image: busybox}\n", "x.yaml:1:7: unknown kind `Containr`"),
+        ("kind: Container\nmetadata: {name: a}\nspec: {image: [busybox\n", "x.yaml:4:1: invalid YAML"),
+        (
+            "metadata: {name: a}\nspec: {image: busybox}\n",
+            "x.yaml:1:1: a resource is missing the required field `kind`",
+        ),
+        ("apiVersion: hawser.dev/v1\nkind: Pod\nmetadata: {name: a}\n", "x.yaml:2:7: unknown kind `Pod`"),
+    ] {
+        let e = load("p", "r", &[file("x.yaml", text)]).unwrap_err().to_string();
+        assert!(e.starts_with(expected), "{text:?}: {e}");
+    }
+}
