@@ -86,8 +86,52 @@ const UNSUPPORTED: &[&str] = &[
     "include",
 ];
 
+/// Compose's `$` in values: `$$` is a literal `$`, and `${VAR}` / `$VAR` is a variable. hawser
+/// does not interpolate yet, so a variable is an error at its position: passed on as written it
+/// would reach the engine as the literal text `${VAR}`.
+fn unescape(node: &mut Node, sink: &mut Sink<'_>) {
+    match &mut node.value {
+        Value::Str(text) if text.contains('$') => {
+            let mut out = String::with_capacity(text.len());
+            let mut chars = text.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c != '$' {
+                    out.push(c);
+                    continue;
+                }
+                match chars.peek() {
+                    Some('$') => {
+                        chars.next();
+                        out.push('$');
+                    }
+                    Some(n) if *n == '{' || n.is_ascii_alphabetic() || *n == '_' => {
+                        let name: String = chars
+                            .clone()
+                            .skip_while(|c| *c == '{')
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        sink.error(
+                            node.pos,
+                            format!("variable `{name}`: hawser does not interpolate compose variables yet; write the value, or `$$` for a literal `$`"),
+                        );
+                        return;
+                    }
+                    _ => out.push('$'),
+                }
+            }
+            *text = out;
+        }
+        Value::Seq(items) => items.iter_mut().for_each(|i| unescape(i, sink)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| unescape(v, sink)),
+        _ => {}
+    }
+}
+
 /// Decodes one compose file into resources of `project`.
 pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
+    let mut doc = doc.clone();
+    unescape(&mut doc, sink);
+    let doc = &doc;
     let mut out = Vec::new();
     let Value::Map(top) = &doc.value else {
         sink.error(doc.pos, "a compose file must be a map with `services`");
@@ -899,6 +943,19 @@ mod mapping_tests {
 
     fn load_compose(text: &str) -> Result<crate::desired::DesiredState, crate::desired::Diagnostics> {
         load("shop", "r", &[ManifestFile { path: "compose.yaml".into(), text: text.into() }])
+    }
+
+    /// Regression: `${VAR}` reached the engine as the literal text.
+    #[test]
+    fn variables_are_refused_at_their_position_and_double_dollars_are_literal() {
+        let e = load_compose("services:\n  web:\n    image: nginx:${TAG:-1}\n    command: [sh, -c, \"echo $$HOME\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("compose.yaml:3:12: variable `TAG`: hawser does not interpolate"), "{e}");
+        let d =
+            load_compose("services:\n  web:\n    image: nginx:1\n    command: [sh, -c, \"echo $$HOME costs 5$\"]\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.containers["web"].spec.command.as_ref().unwrap()[2], "echo $HOME costs 5$");
     }
 
     #[test]
