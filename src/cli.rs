@@ -433,6 +433,8 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
         desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(CliError::Invalid)?;
     d.source = snap.source_id.clone();
     source::resolve_builds(&mut d, &snap).map_err(CliError::Invalid)?;
+    let files_root = state_dir.join("files").join(&d.project);
+    source::resolve_repo_files(&mut d, &snap, &files_root).map_err(CliError::Invalid)?;
     Ok(d)
 }
 

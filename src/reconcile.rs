@@ -67,8 +67,13 @@ pub async fn execute<E: Engine>(
     plan: &Plan,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report, ReconcileError> {
+    // The repository files containers mount are on the host before any container is made.
+    if let Err(e) = apply::repo_files::materialize(d) {
+        return Err(ReconcileError::Failed { revision: d.revision.clone(), done: 0, failed: 1, lines: vec![e] });
+    }
     let report = apply::execute(engine, d, plan, progress).await;
     if report.ok() {
+        apply::repo_files::collect(d);
         Ok(report)
     } else {
         Err(ReconcileError::Failed {

@@ -77,3 +77,52 @@ fn the_seed_compose_example_is_applied_and_runs() {
     let r = s.hawser(&["plan", "{src}", "--exit-code"]);
     assert_eq!(r.code, 0, "a compose project converges: {r:?}");
 }
+
+/// Compose's relative bind mounts: files of the repository reach the container from a snapshot
+/// of the revision; a changed file replaces only the container that mounts it, and says so.
+#[test]
+fn repository_files_are_mounted_and_a_changed_file_replaces_only_its_container() {
+    let p = "t-repofiles";
+    let s = Stack::new(p);
+    s.write(
+        "compose.yaml",
+        &format!(
+            "services:\n  web:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    volumes: [\"./site:/www\"]\n    container_name: {p}-web\n    init: true\n  conf:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    volumes: [\"./conf/app.conf:/etc/app.conf\", \"./scratch:/scratch:rw\"]\n    container_name: {p}-conf\n    init: true\n"
+        ),
+    );
+    s.write("site/index.html", "hello\n");
+    s.write("site/css/site.css", "body {}\n");
+    s.write("conf/app.conf", "level = 1\n");
+    s.write("scratch/keep", "\n");
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let cat = |c: &str, f: &str| String::from_utf8_lossy(&exec(&format!("{p}-{c}"), &["cat", f]).stdout).to_string();
+    assert_eq!(cat("web", "/www/index.html"), "hello\n");
+    assert_eq!(cat("web", "/www/css/site.css"), "body {}\n");
+    assert_eq!(cat("conf", "/etc/app.conf"), "level = 1\n");
+    assert!(!exec(&format!("{p}-web"), &["touch", "/www/x"]).status.success(), "read-only by default");
+    assert!(exec(&format!("{p}-conf"), &["touch", "/scratch/x"]).status.success(), ":rw is writable");
+    let web = container_id(&format!("{p}-web")).unwrap();
+
+    // Nothing of the mounted files changed: nothing to do.
+    s.write("README.md", "docs\n");
+    s.commit("docs");
+    assert_eq!(s.hawser(&["plan", "{src}", "--exit-code"]).code, 0);
+
+    s.write("conf/app.conf", "level = 2\n");
+    s.commit("v2");
+    let r = s.hawser(&["plan", "{src}"]);
+    assert!(
+        r.stdout.contains(&format!("~ Container {p}-conf: replace (start-first) (repoFileChanged: conf/app.conf)")),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("1 to replace"), "only the container that mounts it: {r:?}");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(cat("conf", "/etc/app.conf"), "level = 2\n");
+    assert_eq!(container_id(&format!("{p}-web")).as_deref(), Some(web.as_str()));
+    // Snapshots are named by content and kept per project; the replaced one is gone.
+    let snapshots = std::fs::read_dir(s.state.path().join("files").join(p)).unwrap().count();
+    assert_eq!(snapshots, 3, "site, conf/app.conf at level 2, scratch");
+}

@@ -8,8 +8,9 @@ mod graph;
 pub mod images;
 pub mod limit;
 mod replace;
+pub mod repo_files;
 
-use crate::desired::{hash, DependCondition, DesiredState, Kind};
+use crate::desired::{hash, DependCondition, DesiredState, Kind, Mount};
 use crate::diff::{self, Action, Op, Plan};
 use crate::labels;
 use crate::runtime::{CreateContainer, Engine, EngineError};
@@ -259,7 +260,19 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
         .keys()
         .filter_map(|var| desired.secrets.0.get(&(resource.to_string(), var.clone())).map(|v| (var.clone(), v.clone())))
         .collect();
-    CreateContainer { name, spec: &r.spec, labels: l, aliases: vec![resource.to_string()], secret_env }
+    let repo_mounts = r
+        .spec
+        .volumes
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Repo { target, digest: Some(digest), .. } => {
+                let snap = desired.repo_files.get(digest)?;
+                Some((target.clone(), snap.host_path(&desired.repo_files_root, digest)))
+            }
+            _ => None,
+        })
+        .collect();
+    CreateContainer { name, spec: &r.spec, labels: l, aliases: vec![resource.to_string()], secret_env, repo_mounts }
 }
 
 /// Holds a container back until what it `dependsOn` is healthy or completed (`started` is

@@ -817,11 +817,11 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
 
 fn mount(n: &Node, names: &Names<'_>, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> Option<Mount> {
     let relative = |src: &str, sink: &mut Sink<'_>| {
-        sink.error(
-            n.pos,
-            format!("relative bind mount `{src}` is not supported: the repository is not a folder on the host; use an absolute host path"),
-        )
+        sink.error(n.pos, format!("bind mount `{src}`: home folders are not supported; use an absolute host path"))
     };
+    // Compose's own default is writable; a file of the repository is mounted read-only unless
+    // the compose file asks for writes.
+    let mut writable = false;
     let (ty, source, target, read_only, size) = match &n.value {
         Value::Map(_) => {
             let e = checked(
@@ -834,6 +834,7 @@ fn mount(n: &Node, names: &Names<'_>, refs: &mut Vec<(Kind, String, Pos)>, sink:
             let source = field(e, "source").and_then(|v| string(v, "source", sink));
             let target = field(e, "target").and_then(|v| string(v, "target", sink));
             let read_only = field(e, "read_only").and_then(|v| boolean(v, "read_only", sink)).unwrap_or(false);
+            writable = field(e, "read_only").is_some() && !read_only;
             let size = field(e, "tmpfs")
                 .and_then(|t| checked(t, &["size", "mode"], "tmpfs", sink))
                 .and_then(|t| field(t, "size"))
@@ -848,6 +849,7 @@ fn mount(n: &Node, names: &Names<'_>, refs: &mut Vec<(Kind, String, Pos)>, sink:
                 [src, t] => (kind_of(src), Some(src.to_string()), t.to_string(), false, None),
                 [src, t, mode] => {
                     let ro = mode.split(',').any(|m| m == "ro");
+                    writable = mode.split(',').any(|m| m == "rw");
                     (kind_of(src), Some(src.to_string()), t.to_string(), ro, None)
                 }
                 _ => {
@@ -864,9 +866,19 @@ fn mount(n: &Node, names: &Names<'_>, refs: &mut Vec<(Kind, String, Pos)>, sink:
     match (ty.as_str(), source) {
         ("tmpfs", _) => Some(Mount::Tmpfs { target, size }),
         ("bind", Some(src)) if src.starts_with('/') => Some(Mount::Bind { source: src, target, read_only }),
-        ("bind", Some(src)) => {
+        ("bind", Some(src)) if src.starts_with('~') => {
             relative(&src, sink);
             None
+        }
+        ("bind", Some(src)) => {
+            let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
+            match repository_path(base, &src) {
+                Some(path) => Some(Mount::Repo { path, target, read_only: !writable, digest: None }),
+                None => {
+                    sink.error(n.pos, format!("bind mount `{src}` leaves the repository"));
+                    None
+                }
+            }
         }
         ("volume", Some(src)) => {
             let real = names.volumes.get(&src).cloned().unwrap_or(src);
@@ -956,6 +968,32 @@ mod mapping_tests {
             load_compose("services:\n  web:\n    image: nginx:1\n    command: [sh, -c, \"echo $$HOME costs 5$\"]\n")
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(d.containers["web"].spec.command.as_ref().unwrap()[2], "echo $HOME costs 5$");
+    }
+
+    #[test]
+    fn relative_binds_mount_files_of_the_repository_read_only_unless_asked() {
+        let d = load(
+            "shop",
+            "r",
+            &[ManifestFile {
+                path: "deploy/compose.yaml".into(),
+                text: "services:\n  web:\n    image: nginx:1\n    volumes:\n      - ./nginx.conf:/etc/nginx/nginx.conf\n      - ../site:/www:rw\n      - {type: bind, source: ./data, target: /data, read_only: false}\n".into(),
+            }],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mounts: Vec<(String, bool)> = d.containers["web"]
+            .spec
+            .volumes
+            .iter()
+            .map(|m| match m {
+                crate::desired::Mount::Repo { path, read_only, .. } => (path.clone(), *read_only),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected = [("deploy/data", false), ("deploy/nginx.conf", true), ("site", false)];
+        assert_eq!(mounts, expected.map(|(p, ro)| (p.to_string(), ro)));
+        let e = load_compose("services:\n  web:\n    image: nginx:1\n    volumes: [\"../../etc:/etc\"]\n").unwrap_err();
+        assert!(e.to_string().contains("compose.yaml:4:15: bind mount `../../etc` leaves the repository"), "{e}");
     }
 
     #[test]
@@ -1104,7 +1142,7 @@ services:
     constainer-name: my-py-app
     env_file: .env
     volumes:
-      - ./html:/usr/share/nginx/html
+      - ~/html:/usr/share/nginx/html
 secrets: {}
 "#,
         )
@@ -1121,7 +1159,7 @@ secrets: {}
             e.contains("compose.yaml:8:5: compose key `env_file` in service `web` is not supported by hawser"),
             "{e}"
         );
-        assert!(e.contains("compose.yaml:10:9: relative bind mount `./html` is not supported"), "{e}");
+        assert!(e.contains("compose.yaml:10:9: bind mount `~/html`: home folders are not supported"), "{e}");
         assert!(
             e.contains("compose.yaml:11:1: compose key `secrets` in a compose file is not supported by hawser"),
             "{e}"

@@ -80,6 +80,11 @@ pub struct DesiredState {
     pub declared_images: BTreeMap<String, String>,
     /// YAML and TOML files of the manifest folder that hold no manifest (data of the project).
     pub skipped: Vec<String>,
+    /// Repository files that containers mount (`Mount::Repo`), by digest, read by
+    /// `source::resolve_repo_files`.
+    pub repo_files: BTreeMap<String, RepoSnapshot>,
+    /// Where those snapshots are kept on the host (the state dir's `files/`).
+    pub repo_files_root: std::path::PathBuf,
 }
 
 /// What the engine needs to build one image: the context's files and the build's settings.
@@ -92,6 +97,27 @@ pub struct BuildContext {
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub push: bool,
+}
+
+/// A file or folder of one revision that a container mounts: the files under it (paths
+/// relative to it; one file with its own name when `single` is set).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RepoSnapshot {
+    pub path: String,
+    /// The file's name when the mount is a single file, not a folder.
+    pub single: Option<String>,
+    pub files: Vec<ContextFile>,
+}
+
+impl RepoSnapshot {
+    /// Where the snapshot of `digest` is (or will be) on the host: a folder, or the file in it.
+    pub fn host_path(&self, root: &std::path::Path, digest: &str) -> std::path::PathBuf {
+        let dir = root.join(digest);
+        match &self.single {
+            Some(name) => dir.join(name),
+            None => dir,
+        }
+    }
 }
 
 /// One file of a build context: its path inside the context, its git/unix mode, its bytes.
@@ -241,12 +267,26 @@ pub enum Mount {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size: Option<ByteSize>,
     },
+    /// A file or folder of the repository (compose's relative bind mounts), mounted from a
+    /// snapshot of it on the host that is named by its content; `digest` is that content's, so
+    /// a changed file replaces the container and an unchanged one never does.
+    Repo {
+        path: String,
+        target: String,
+        #[serde(default, skip_serializing_if = "is_false", rename = "readOnly")]
+        read_only: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+    },
 }
 
 impl Mount {
     pub fn target(&self) -> &str {
         match self {
-            Mount::Volume { target, .. } | Mount::Bind { target, .. } | Mount::Tmpfs { target, .. } => target,
+            Mount::Volume { target, .. }
+            | Mount::Bind { target, .. }
+            | Mount::Tmpfs { target, .. }
+            | Mount::Repo { target, .. } => target,
         }
     }
 }

@@ -387,6 +387,10 @@ fn container(
     }
     if owner.spec_hash != want_hash {
         let view = hash::container_view(&r.spec);
+        if let Some(files) = only_repo_files_changed(owner.spec.as_deref(), &view) {
+            out.push(action(Kind::Container, name, replace, Cause::RepoFileChanged { files }));
+            return;
+        }
         let changes = field_changes(owner.spec.as_deref(), &view);
         let mut a = action(Kind::Container, name, replace, Cause::SpecChanged { changes });
         a.diff = unified_diff(owner.spec.as_deref(), &view);
@@ -428,6 +432,27 @@ fn container(
 
 /// Field-level differences between the applied canonical spec (JSON text from the label) and the
 /// desired one. Maps are compared key by key (`env.GREETING`), lists and scalars whole.
+/// When the applied and desired specs differ only in the content of repository files they
+/// mount, the paths of those files.
+fn only_repo_files_changed(applied: Option<&str>, desired: &serde_json::Value) -> Option<Vec<String>> {
+    let mut old: serde_json::Value = serde_json::from_str(applied?).ok()?;
+    let new_mounts = desired.get("volumes")?.as_array()?;
+    let mut files = Vec::new();
+    for m in old.get_mut("volumes")?.as_array_mut()? {
+        if m.get("type").and_then(|t| t.as_str()) != Some("repo") {
+            continue;
+        }
+        let same = new_mounts.iter().find(|n| {
+            n.get("type") == m.get("type") && n.get("target") == m.get("target") && n.get("path") == m.get("path")
+        })?;
+        if same.get("digest") != m.get("digest") {
+            files.push(m.get("path").and_then(|p| p.as_str()).unwrap_or_default().to_string());
+            m["digest"] = same.get("digest").cloned().unwrap_or_default();
+        }
+    }
+    (!files.is_empty() && &old == desired).then_some(files)
+}
+
 pub fn field_changes(applied: Option<&str>, desired: &serde_json::Value) -> Vec<FieldChange> {
     let Some(old) = applied.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
         return Vec::new();

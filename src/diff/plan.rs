@@ -139,6 +139,10 @@ pub enum Cause {
     BuildUnsupported,
     /// A one-shot container that ran to completion.
     Completed,
+    /// Only files of the repository that the container mounts changed (by content).
+    RepoFileChanged {
+        files: Vec<String>,
+    },
     /// The project's objects were applied by another source; a project belongs to one.
     OwnedBySource {
         source: String,
@@ -247,6 +251,7 @@ impl fmt::Display for Cause {
                 "the project belongs to source `{source}`; apply from there, or pass --take-over to move it here"
             ),
             Cause::SourceChanged { from } => write!(f, "taken over from source `{from}`"),
+            Cause::RepoFileChanged { files } => write!(f, "repoFileChanged: {}", files.join(", ")),
             Cause::Unchanged => f.write_str("unchanged"),
         }
     }

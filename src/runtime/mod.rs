@@ -52,6 +52,8 @@ pub struct CreateContainer<'a> {
     pub aliases: Vec<String>,
     /// `secretEnv` values, added to the environment; never logged.
     pub secret_env: Vec<(String, String)>,
+    /// Host paths of the repository snapshots that `Mount::Repo` mounts, by target.
+    pub repo_mounts: BTreeMap<String, std::path::PathBuf>,
 }
 
 #[allow(async_fn_in_trait)]

@@ -394,6 +394,8 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         let mut d = desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(invalid)?;
         d.source = snap.source_id.clone();
         source::resolve_builds(&mut d, &snap).map_err(invalid)?;
+        let files_root = state_dir.join("files").join(&d.project);
+        source::resolve_repo_files(&mut d, &snap, &files_root).map_err(invalid)?;
         desired::secrets::resolve(&mut d, &state_dir).map_err(invalid)?;
         Ok(d)
     });

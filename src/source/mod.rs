@@ -392,6 +392,74 @@ fn snapshot(
     Ok(Snapshot { project, revision, files, location: Location::None, source_id })
 }
 
+/// Reads the repository files and folders that containers mount (`Mount::Repo`) from the
+/// revision, records each one's content digest on the mount and its files in `d.repo_files`,
+/// to be written under `root` when applied.
+pub fn resolve_repo_files(
+    d: &mut crate::desired::DesiredState,
+    snap: &Snapshot,
+    root: &Path,
+) -> Result<(), Diagnostics> {
+    use crate::desired::Mount;
+    d.repo_files_root = root.to_path_buf();
+    let mut diags = Vec::new();
+    for c in d.containers.values_mut() {
+        for m in c.spec.volumes.iter_mut() {
+            let Mount::Repo { path, digest, .. } = m else { continue };
+            match read_repo_path(snap, path) {
+                Ok(files) => {
+                    let key = repo_digest(&files);
+                    *digest = Some(key.clone());
+                    d.repo_files.insert(key, files);
+                }
+                Err(message) => diags.push(Diagnostic {
+                    file: c.origin.file.clone(),
+                    pos: c.origin.pos,
+                    message: format!("Container `{}`: bind mount `{path}`: {message}", c.name),
+                    source: None,
+                }),
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(())
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+/// A folder of the revision with the files under it, or one file.
+fn read_repo_path(snap: &Snapshot, path: &str) -> Result<crate::desired::RepoSnapshot, String> {
+    use crate::desired::RepoSnapshot;
+    if let Ok(files) = snap.files_under(path) {
+        if !files.is_empty() {
+            return Ok(RepoSnapshot { path: path.to_string(), single: None, files });
+        }
+    }
+    let (parent, name) = path.rsplit_once('/').unwrap_or((".", path));
+    let file = snap
+        .files_under(parent)
+        .ok()
+        .and_then(|files| files.into_iter().find(|f| f.path == name))
+        .ok_or_else(|| "no such file or folder in this revision of the repository".to_string())?;
+    Ok(RepoSnapshot { path: path.to_string(), single: Some(name.to_string()), files: vec![file] })
+}
+
+/// The digest that names a snapshot: of its shape (file or folder), paths, modes and bytes.
+fn repo_digest(snap: &crate::desired::RepoSnapshot) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(snap.single.as_deref().unwrap_or("/").as_bytes());
+    for f in &snap.files {
+        h.update((f.path.len() as u64).to_le_bytes());
+        h.update(f.path.as_bytes());
+        h.update((f.mode & 0o111 != 0).then_some(b"x").unwrap_or(b"-"));
+        h.update((f.data.len() as u64).to_le_bytes());
+        h.update(&f.data);
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
 /// Reads the build context of every Image with `build` from the revision, and tags each with a
 /// hash of its context, Dockerfile, args and target: an unchanged context keeps its tag (and is
 /// never rebuilt), a changed one gets a new tag, which replaces the containers that run it.

@@ -1,0 +1,65 @@
+//! Snapshots of repository files that containers mount (compose's relative bind mounts): each
+//! written once under the state dir, in a folder named by its content's digest, so a container
+//! mounts exactly the revision it was planned with, and a new revision never changes the files
+//! under a running container.
+
+use crate::desired::DesiredState;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Writes every snapshot `d` mounts that is not on the host yet. A snapshot appears whole or
+/// not at all: it is written beside its place and renamed into it.
+pub fn materialize(d: &DesiredState) -> Result<(), String> {
+    let root = &d.repo_files_root;
+    for (digest, snap) in &d.repo_files {
+        let dir = root.join(digest);
+        if dir.is_dir() {
+            continue;
+        }
+        std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        let tmp = root.join(format!(".{digest}.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        write_all(&tmp, snap).map_err(|e| format!("cannot write the snapshot of `{}`: {e}", snap.path))?;
+        if let Err(e) = std::fs::rename(&tmp, &dir) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            // Another run put the same content there first.
+            if !dir.is_dir() {
+                return Err(format!("cannot place the snapshot of `{}`: {e}", snap.path));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_all(dir: &Path, snap: &crate::desired::RepoSnapshot) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    for f in &snap.files {
+        let path = dir.join(&f.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut out = std::fs::File::create(&path)?;
+        out.write_all(&f.data)?;
+        // Executable or not, as committed; never setuid or writable by others.
+        let mode = if f.mode & 0o111 != 0 { 0o755 } else { 0o644 };
+        out.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Removes the snapshots of `d`'s project that `d` does not mount. Called once a revision is
+/// fully applied, when no container of the project runs an older snapshot any more; snapshots
+/// are kept per project, so another project's are never touched.
+pub fn collect(d: &DesiredState) {
+    let Ok(entries) = std::fs::read_dir(&d.repo_files_root) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !d.repo_files.contains_key(&name) && !name.starts_with('.') {
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!(snapshot = %e.path().display(), error = %err, "cannot remove an unused snapshot");
+            }
+        }
+    }
+}
