@@ -126,3 +126,53 @@ fn repository_files_are_mounted_and_a_changed_file_replaces_only_its_container()
     let snapshots = std::fs::read_dir(s.state.path().join("files").join(p)).unwrap().count();
     assert_eq!(snapshots, 3, "site, conf/app.conf at level 2, scratch");
 }
+
+/// Compose secrets: a host file (under the policy's secretRoots) and a repository file reach
+/// /run/secrets, and the value appears in no output, label or state; a changed value replaces
+/// the container without showing it.
+#[test]
+fn secrets_reach_run_secrets_and_their_values_nothing_else() {
+    const MARKER: &str = "compose-secret-5e1f0a";
+    let p = "t-csecrets";
+    let s = Stack::new(p);
+    let host = tempfile::tempdir().unwrap();
+    let db = host.path().join("db_password");
+    std::fs::write(&db, format!("{MARKER}-host-1")).unwrap();
+    let policy = s.state.path().join("policy.toml");
+    std::fs::write(&policy, format!("secretRoots = [\"{}\"]\n", host.path().display())).unwrap();
+    let pol = policy.to_str().unwrap();
+    s.write(
+        "compose.yaml",
+        &format!(
+            "secrets:\n  db: {{file: {}}}\n  token: {{file: ./secrets/token}}\nservices:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    container_name: {p}-app\n    init: true\n    secrets: [db, {{source: token, target: api_token}}]\n",
+            db.display()
+        ),
+    );
+    s.write("secrets/token", "repo-token\n");
+    s.commit("secrets");
+    let mut outputs = Vec::new();
+    for output in ["text", "json"] {
+        let r = s.hawser(&["--policy", pol, "plan", "{src}", "--output", output]);
+        assert_eq!(r.code, 0, "{r:?}");
+        outputs.push(format!("{r:?}"));
+    }
+    let r = s.hawser(&["--policy", pol, "-vv", "apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    outputs.push(format!("{r:?}"));
+    let cat = |f: &str| String::from_utf8_lossy(&exec(&format!("{p}-app"), &["cat", f]).stdout).to_string();
+    assert_eq!(cat("/run/secrets/db"), format!("{MARKER}-host-1"));
+    assert_eq!(cat("/run/secrets/api_token"), "repo-token\n");
+    assert!(!exec(&format!("{p}-app"), &["sh", "-c", "echo x > /run/secrets/db"]).status.success(), "read-only");
+    outputs.push(inspect(&format!("{p}-app"), "{{json .Config}}"));
+    outputs.push(s.hawser(&["--policy", pol, "render", "{src}"]).stdout);
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(!o.contains(MARKER), "output {i} shows the secret: {o}");
+    }
+
+    std::fs::write(&db, format!("{MARKER}-host-2")).unwrap();
+    let r = s.hawser(&["--policy", pol, "plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 2, "a changed secret replaces the container: {r:?}");
+    assert!(!r.stdout.contains(MARKER), "{r:?}");
+    assert_eq!(s.hawser(&["--policy", pol, "apply", "{src}"]).code, 0);
+    assert_eq!(cat("/run/secrets/db"), format!("{MARKER}-host-2"));
+}

@@ -24,7 +24,7 @@ pub fn is_compose_file(path: &str) -> bool {
     FILE_NAMES.contains(&name)
 }
 
-const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks"];
+const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks", "secrets"];
 const SERVICE_KEYS: &[&str] = &[
     "image",
     "build",
@@ -58,6 +58,7 @@ const SERVICE_KEYS: &[&str] = &[
     "pids_limit",
     "tmpfs",
     "expose",
+    "secrets",
     "logging",
     "shm_size",
     "ulimits",
@@ -67,7 +68,6 @@ const SERVICE_KEYS: &[&str] = &[
 const UNSUPPORTED: &[&str] = &[
     "env_file",
     "configs",
-    "secrets",
     "deploy",
     "profiles",
     "devices",
@@ -167,6 +167,32 @@ pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
             }
         }
     }
+    // Top-level secrets: a `file`, of the repository (relative) or of the host (absolute).
+    let mut secrets: BTreeMap<String, String> = BTreeMap::new();
+    match get("secrets").map(|n| &n.value) {
+        None | Some(Value::Null) => {}
+        Some(Value::Map(entries)) => {
+            for (k, v) in entries {
+                let Value::Map(e) = &v.value else {
+                    sink.error(v.pos, format!("secret `{}` must be a map with `file`", k.name));
+                    continue;
+                };
+                for (key, _) in e.iter().filter(|(key, _)| key.name != "file") {
+                    sink.error(
+                        key.pos,
+                        format!("`{}` in secret `{}` is not supported by hawser: give `file`", key.name, k.name),
+                    );
+                }
+                match field(e, "file").and_then(|f| string(f, "file", sink)) {
+                    Some(file) => {
+                        secrets.insert(k.name.clone(), file);
+                    }
+                    None => sink.error(k.pos, format!("secret `{}` needs `file`", k.name)),
+                }
+            }
+        }
+        Some(other) => sink.error(doc.pos, format!("secrets must be a map, found {}", other.type_name())),
+    }
     let Some(Node { value: Value::Map(services), .. }) = get("services") else {
         sink.error(doc.pos, "a compose file needs `services`");
         return out;
@@ -185,7 +211,13 @@ pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
     }
     let mut uses_default = false;
     for (k, v) in services {
-        let names = Names { project, containers: &container_names, networks: &network_names, volumes: &volume_names };
+        let names = Names {
+            project,
+            secrets: &secrets,
+            containers: &container_names,
+            networks: &network_names,
+            volumes: &volume_names,
+        };
         let mut built = None;
         if let Some((mut d, default)) = service(&k.name, k.pos, v, &names, &mut built, sink) {
             if default {
@@ -217,6 +249,8 @@ fn policy_name(key: &str) -> &str {
 
 struct Names<'a> {
     project: &'a str,
+    /// Top-level secrets: name to the `file` as written, and where.
+    secrets: &'a BTreeMap<String, String>,
     containers: &'a BTreeMap<String, String>,
     networks: &'a BTreeMap<String, String>,
     volumes: &'a BTreeMap<String, String>,
@@ -516,6 +550,14 @@ fn service(
             }
         }
     }
+    if let Some(v) = field(e, "secrets") {
+        for item in seq(v, "secrets", sink).unwrap_or_default() {
+            if let Some(m) = secret_mount(item, names, sink) {
+                spans.mark(format!("volumes/{}", m.target()), item.pos);
+                s.volumes.push(m);
+            }
+        }
+    }
     if let Some(v) = field(e, "tmpfs") {
         let targets = match &v.value {
             Value::Str(t) => vec![t.clone()],
@@ -676,6 +718,59 @@ fn service(
     d.refs = refs;
     d.spans = spans;
     Some((d, default_net))
+}
+
+/// A service's use of a secret (`NAME`, or `{source, target}`), mounted read-only at
+/// `/run/secrets/NAME` (or its `target`): a repository file through a snapshot like any
+/// relative bind, a host file directly (held to the policy's `secretRoots`).
+fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
+    let (source, target) = match &n.value {
+        Value::Str(name) => (name.clone(), None),
+        Value::Map(e) => {
+            for (k, _) in e {
+                if matches!(k.name.as_str(), "uid" | "gid" | "mode") {
+                    sink.error(
+                        k.pos,
+                        format!("secret `{}` is not supported by hawser yet: the file is mounted as it is", k.name),
+                    );
+                } else if !matches!(k.name.as_str(), "source" | "target") {
+                    sink.error(k.pos, format!("unknown compose key `{}` in a service secret", k.name));
+                }
+            }
+            let Some(source) = field(e, "source").and_then(|v| string(v, "source", sink)) else {
+                sink.error(n.pos, "a service secret needs `source`");
+                return None;
+            };
+            (source, field(e, "target").and_then(|v| string(v, "target", sink)))
+        }
+        other => {
+            sink.error(n.pos, format!("a service secret must be a name or a map, found {}", other.type_name()));
+            return None;
+        }
+    };
+    let Some(file) = names.secrets.get(&source) else {
+        sink.error(n.pos, format!("secret `{source}` is not declared in the top-level `secrets`"));
+        return None;
+    };
+    let target = match target {
+        Some(t) if t.starts_with('/') => t,
+        Some(t) => format!("/run/secrets/{t}"),
+        None => format!("/run/secrets/{source}"),
+    };
+    if file.starts_with('/') {
+        return Some(Mount::Secret { file: file.clone(), target, digest: None });
+    }
+    let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
+    match repository_path(base, file).filter(|_| !file.starts_with('~')) {
+        Some(path) => Some(Mount::Repo { path, target, read_only: true, digest: None }),
+        None => {
+            sink.error(
+                n.pos,
+                format!("secret `{source}`: file `{file}` must be in the repository or an absolute host path"),
+            );
+            None
+        }
+    }
 }
 
 /// Keys of compose's `build` that hawser reads; the others are refused at their position.
@@ -997,6 +1092,38 @@ mod mapping_tests {
     }
 
     #[test]
+    fn secrets_are_mounted_files_from_the_repository_or_the_host() {
+        let text = "secrets:\n  db: {file: ./secrets/db.txt}\n  api: {file: /etc/hawser/secrets/api}\nservices:\n  web:\n    image: nginx:1\n    secrets: [db, {source: api, target: api_key}]\n";
+        let d = load_compose(text).unwrap_or_else(|e| panic!("{e}"));
+        let v = &d.containers["web"].spec.volumes;
+        assert!(
+            v.contains(&crate::desired::Mount::Repo {
+                path: "secrets/db.txt".into(),
+                target: "/run/secrets/db".into(),
+                read_only: true,
+                digest: None
+            }),
+            "{v:?}"
+        );
+        assert!(
+            v.contains(&crate::desired::Mount::Secret {
+                file: "/etc/hawser/secrets/api".into(),
+                target: "/run/secrets/api_key".into(),
+                digest: None
+            }),
+            "{v:?}"
+        );
+
+        let e = load_compose("secrets:\n  s: {file: /etc/shadow, environment: X}\nservices:\n  web:\n    image: nginx:1\n    secrets: [s, nope, {source: s, target: t2, mode: 0400}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("compose.yaml:2:26: `environment` in secret `s` is not supported by hawser"), "{e}");
+        assert!(e.contains("compose.yaml:6:18: secret `nope` is not declared"), "{e}");
+        assert!(e.contains("secret `mode` is not supported by hawser yet"), "{e}");
+        assert!(e.contains("compose.yaml:6:15: secret file `/etc/shadow` is outside the allowed roots"), "{e}");
+    }
+
+    #[test]
     fn build_becomes_an_image_built_from_the_repository() {
         let d = load(
             "shop",
@@ -1143,7 +1270,7 @@ services:
     env_file: .env
     volumes:
       - ~/html:/usr/share/nginx/html
-secrets: {}
+configs: {}
 "#,
         )
         .unwrap_err()
@@ -1161,7 +1288,7 @@ secrets: {}
         );
         assert!(e.contains("compose.yaml:10:9: bind mount `~/html`: home folders are not supported"), "{e}");
         assert!(
-            e.contains("compose.yaml:11:1: compose key `secrets` in a compose file is not supported by hawser"),
+            e.contains("compose.yaml:11:1: compose key `configs` in a compose file is not supported by hawser"),
             "{e}"
         );
     }

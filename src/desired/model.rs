@@ -267,6 +267,15 @@ pub enum Mount {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         size: Option<ByteSize>,
     },
+    /// A secret file of the host (compose's `secrets` with a `file` outside the repository),
+    /// mounted read-only; `digest` is a keyed digest of its content (see `secrets`), so a
+    /// changed secret replaces the container and nothing shows its value.
+    Secret {
+        file: String,
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+    },
     /// A file or folder of the repository (compose's relative bind mounts), mounted from a
     /// snapshot of it on the host that is named by its content; `digest` is that content's, so
     /// a changed file replaces the container and an unchanged one never does.
@@ -286,6 +295,7 @@ impl Mount {
             Mount::Volume { target, .. }
             | Mount::Bind { target, .. }
             | Mount::Tmpfs { target, .. }
+            | Mount::Secret { target, .. }
             | Mount::Repo { target, .. } => target,
         }
     }

@@ -155,10 +155,13 @@ impl Policy {
             }
         }
         for m in &s.volumes {
-            if let Mount::Bind { source, target, .. } = m {
-                if let Err(why) = self.check_bind(source) {
-                    out.push(Finding::new(format!("volumes/{target}"), why));
-                }
+            let checked = match m {
+                Mount::Bind { source, target, .. } => self.check_bind(source).map_err(|why| (target, why)),
+                Mount::Secret { file, target, .. } => self.check_secret_file(file).map_err(|why| (target, why)),
+                _ => Ok(()),
+            };
+            if let Err((target, why)) = checked {
+                out.push(Finding::new(format!("volumes/{target}"), why));
             }
         }
         for (name, secret) in &s.secret_env {

@@ -8,7 +8,7 @@
 //! nothing to test guesses against.
 
 use super::diag::{Diagnostic, Diagnostics, Pos};
-use super::model::DesiredState;
+use super::model::{DesiredState, Mount};
 use hmac::{Hmac, KeyInit, Mac};
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -21,7 +21,8 @@ const KEY_BYTES: usize = 32;
 /// Reads every secret file, records its keyed digest in the spec and its value in `d.secrets`.
 /// The key is read from `state_dir`, and made there the first time a revision has secrets.
 pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics> {
-    if d.containers.values().all(|c| c.spec.secret_env.is_empty()) {
+    let mounts_secrets = |c: &super::model::ContainerSpec| c.volumes.iter().any(|m| matches!(m, Mount::Secret { .. }));
+    if d.containers.values().all(|c| c.spec.secret_env.is_empty() && !mounts_secrets(&c.spec)) {
         return Ok(());
     }
     let key = digest_key(state_dir).map_err(|message| {
@@ -40,6 +41,19 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
                     file: c.origin.file.clone(),
                     pos: c.origin.pos,
                     message: format!("Container `{name}`: cannot read secretEnv.{var} from `{}`: {e}", r.file),
+                    source: None,
+                }),
+            }
+        }
+        // Secret files are mounted, not read into the container: only their digest is needed.
+        for m in c.spec.volumes.iter_mut() {
+            let Mount::Secret { file, target, digest } = m else { continue };
+            match std::fs::read(&*file) {
+                Ok(bytes) => *digest = Some(keyed_digest(&key, &String::from_utf8_lossy(&bytes))),
+                Err(e) => diags.push(Diagnostic {
+                    file: c.origin.file.clone(),
+                    pos: c.origin.pos,
+                    message: format!("Container `{name}`: cannot read the secret for `{target}` from `{file}`: {e}"),
                     source: None,
                 }),
             }

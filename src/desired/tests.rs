@@ -228,9 +228,10 @@ fn ulimits_and_dns_are_checked() {
     assert!(e.contains("c.yaml:9:19: dns: `resolver.local` is not an IP address"), "{e}");
 }
 
-/// Seconds of the fastest of three runs of `f`.
-fn fastest(f: impl Fn()) -> f64 {
-    (0..3)
+/// Seconds of the fastest of `runs` runs of `f` (the fastest is the one least disturbed by
+/// whatever else the machine is doing).
+fn fastest(runs: usize, f: impl Fn()) -> f64 {
+    (0..runs)
         .map(|_| {
             let t = std::time::Instant::now();
             f();
@@ -242,8 +243,8 @@ fn fastest(f: impl Fn()) -> f64 {
 /// How much longer 8x the input takes: about 8 for a linear parser, 64 for a quadratic one.
 fn growth(make: impl Fn(usize) -> Vec<ManifestFile>, n: usize) -> f64 {
     let (small, large) = (make(n), make(8 * n));
-    let t_small = fastest(|| drop(load("p", "r", &small)));
-    let t_large = fastest(|| drop(load("p", "r", &large)));
+    let t_small = fastest(5, || drop(load("p", "r", &small)));
+    let t_large = fastest(3, || drop(load("p", "r", &large)));
     t_large / t_small.max(1e-4)
 }
 
@@ -281,7 +282,8 @@ fn parsing_time_grows_linearly_with_the_input() {
         ("errors", &errors, 10_000),
     ] {
         let g = growth(make, n);
-        assert!(g < 24.0, "{what}: 8x the input took {g:.1}x the time");
+        // Linear is about 8, quadratic about 64: 32 leaves room for a busy machine.
+        assert!(g < 32.0, "{what}: 8x the input took {g:.1}x the time");
     }
     let diags = load("p", "r", &errors(5_000)).unwrap_err();
     assert_eq!(diags.0.len(), crate::desired::diag::MAX_DIAGNOSTICS + 1);

@@ -305,6 +305,13 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
                 read_only: Some(*read_only),
                 ..Default::default()
             },
+            Mount::Secret { file, target, .. } => m::Mount {
+                typ: Some(m::MountType::BIND),
+                source: Some(file.clone()),
+                target: Some(target.clone()),
+                read_only: Some(true),
+                ..Default::default()
+            },
             Mount::Repo { target, read_only, .. } => m::Mount {
                 typ: Some(m::MountType::BIND),
                 source: req.repo_mounts.get(target).map(|p| p.display().to_string()),
