@@ -453,7 +453,7 @@ fn repo_digest(snap: &crate::desired::RepoSnapshot) -> String {
     for f in &snap.files {
         h.update((f.path.len() as u64).to_le_bytes());
         h.update(f.path.as_bytes());
-        h.update((f.mode & 0o111 != 0).then_some(b"x").unwrap_or(b"-"));
+        h.update(if f.mode & 0o111 != 0 { b"x" } else { b"-" });
         h.update((f.data.len() as u64).to_le_bytes());
         h.update(&f.data);
     }
