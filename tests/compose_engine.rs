@@ -176,3 +176,25 @@ fn secrets_reach_run_secrets_and_their_values_nothing_else() {
     assert_eq!(s.hawser(&["--policy", pol, "apply", "{src}"]).code, 0);
     assert_eq!(cat("/run/secrets/db"), format!("{MARKER}-host-2"));
 }
+
+/// Compose keeps an anonymous volume's data when it recreates a container; so does hawser.
+#[test]
+fn an_anonymous_volume_keeps_its_data_across_a_replacement() {
+    let p = "t-anonvol";
+    let s = Stack::new(p);
+    let compose = |v: &str| {
+        format!("services:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    environment: {{V: \"{v}\"}}\n    volumes: [/cache]\n    container_name: {p}-app\n    init: true\n")
+    };
+    s.write("compose.yaml", &compose("1"));
+    s.commit("v1");
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    assert!(exec(&format!("{p}-app"), &["sh", "-c", "echo kept > /cache/data"]).status.success());
+    let old = container_id(&format!("{p}-app")).unwrap();
+    s.write("compose.yaml", &compose("2"));
+    s.commit("v2");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_ne!(container_id(&format!("{p}-app")).unwrap(), old, "replaced");
+    let out = exec(&format!("{p}-app"), &["cat", "/cache/data"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
+}

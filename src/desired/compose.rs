@@ -218,15 +218,15 @@ pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
             networks: &network_names,
             volumes: &volume_names,
         };
-        let mut built = None;
-        if let Some((mut d, default)) = service(&k.name, k.pos, v, &names, &mut built, sink) {
+        let mut extra = Vec::new();
+        if let Some((mut d, default)) = service(&k.name, k.pos, v, &names, &mut extra, sink) {
             if default {
                 uses_default = true;
                 d.refs.push((Kind::Network, default_net.clone(), k.pos));
             }
             out.push(d);
         }
-        out.extend(built);
+        out.extend(extra);
     }
     let declared_default = out.iter().any(|d| d.kind == Kind::Network && d.name == default_net);
     if uses_default && !declared_default {
@@ -502,7 +502,7 @@ fn service(
     pos: Pos,
     n: &Node,
     names: &Names<'_>,
-    built: &mut Option<Decoded>,
+    extra: &mut Vec<Decoded>,
     sink: &mut Sink<'_>,
 ) -> Option<(Decoded, bool)> {
     let what = format!("service `{name}`");
@@ -519,7 +519,7 @@ fn service(
             let reference = tag.unwrap_or_else(|| format!("{}-{name}", names.project).to_ascii_lowercase());
             build(b, &reference, sink).map(|spec| {
                 let image = resource(Kind::Image, reference.clone(), b.pos, sink, DecodedSpec::Image(spec));
-                *built = Some(image);
+                extra.push(image);
                 refs.push((Kind::Image, reference.clone(), b.pos));
                 reference
             })
@@ -544,7 +544,15 @@ fn service(
     }
     if let Some(v) = field(e, "volumes") {
         for item in seq(v, "volumes", sink).unwrap_or_default() {
-            if let Some(m) = mount(item, names, &mut refs, sink) {
+            if let Some(m) = mount(item, names, &cname, &mut refs, sink) {
+                // An anonymous volume gets a name of its own, so its data outlives replacements.
+                if let Mount::Volume { source, .. } = &m {
+                    let declared = extra.iter().any(|d| d.kind == Kind::Volume && &d.name == source);
+                    if source.starts_with(&format!("{cname}-anon-")) && !declared {
+                        let spec = VolumeSpec { driver: "local".into(), retain: true, ..Default::default() };
+                        extra.push(resource(Kind::Volume, source.clone(), item.pos, sink, DecodedSpec::Volume(spec)));
+                    }
+                }
                 spans.mark(format!("volumes/{}", m.target()), item.pos);
                 s.volumes.push(m);
             }
@@ -910,7 +918,13 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
     }
 }
 
-fn mount(n: &Node, names: &Names<'_>, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> Option<Mount> {
+fn mount(
+    n: &Node,
+    names: &Names<'_>,
+    container: &str,
+    refs: &mut Vec<(Kind, String, Pos)>,
+    sink: &mut Sink<'_>,
+) -> Option<Mount> {
     let relative = |src: &str, sink: &mut Sink<'_>| {
         sink.error(n.pos, format!("bind mount `{src}`: home folders are not supported; use an absolute host path"))
     };
@@ -981,8 +995,13 @@ fn mount(n: &Node, names: &Names<'_>, refs: &mut Vec<(Kind, String, Pos)>, sink:
             Some(Mount::Volume { source: real, target, read_only })
         }
         ("volume", None) => {
-            sink.error(n.pos, format!("anonymous volume at `{target}` is not supported: name it, so its data is kept"));
-            None
+            // Compose keeps an anonymous volume's data when it recreates the container; here it
+            // is a Volume named after the container and the path, kept the same way as any other.
+            use sha2::Digest;
+            let tag = hex::encode(&sha2::Sha256::digest(target.as_bytes())[..4]);
+            let source = format!("{container}-anon-{tag}");
+            refs.push((Kind::Volume, source.clone(), n.pos));
+            Some(Mount::Volume { source, target, read_only })
         }
         (other, _) => {
             sink.error(n.pos, format!("volume type `{other}` is not supported: expected volume, bind or tmpfs"));
@@ -1121,6 +1140,23 @@ mod mapping_tests {
         assert!(e.contains("compose.yaml:6:18: secret `nope` is not declared"), "{e}");
         assert!(e.contains("secret `mode` is not supported by hawser yet"), "{e}");
         assert!(e.contains("compose.yaml:6:15: secret file `/etc/shadow` is outside the allowed roots"), "{e}");
+    }
+
+    #[test]
+    fn an_anonymous_volume_becomes_a_volume_named_after_its_container_and_path() {
+        let d = load_compose(
+            "services:\n  web:\n    image: nginx:1\n    volumes: [/app/node_modules, {type: volume, target: /cache}]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&String> = d.volumes.keys().collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| n.starts_with("web-anon-")), "{names:?}");
+        let again = load_compose(
+            "services:\n  web:\n    image: nginx:2\n    volumes: [/app/node_modules, {type: volume, target: /cache}]\n",
+        )
+        .unwrap();
+        assert_eq!(again.volumes.keys().collect::<Vec<_>>(), names, "the same names in every revision");
+        assert!(d.volumes.values().all(|v| v.spec.retain));
     }
 
     #[test]
