@@ -429,8 +429,12 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
     };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
-    let mut d =
-        desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(CliError::Invalid)?;
+    let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let mut d = desired::load_with_env(&snap.project, &snap.revision, &snap.files, &policy, &process_env)
+        .map_err(CliError::Invalid)?;
+    for w in &d.warnings {
+        eprintln!("warning: {w}");
+    }
     d.source = snap.source_id.clone();
     source::resolve_builds(&mut d, &snap).map_err(CliError::Invalid)?;
     let files_root = state_dir.join("files").join(&d.project);
@@ -475,7 +479,8 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let engine = DockerEngine::connect(&cli.host).await?;
             let observed = engine.observe().await?;
             let effective = diff::effective(&d, &observed);
-            let plan = diff::diff(&effective, &observed, &DiffOptions { prune: *prune, take_over: *take_over });
+            let mut plan = diff::diff(&effective, &observed, &DiffOptions { prune: *prune, take_over: *take_over });
+            plan.mask(&d.masked);
             if let Some(file) = out {
                 let saved = SavedPlan {
                     format_version: diff::FORMAT_VERSION,

@@ -42,7 +42,8 @@ pub async fn plan<'d, E: Engine>(
 ) -> Result<(ObservedState, Plan, Cow<'d, DesiredState>), ReconcileError> {
     let observed = engine.observe().await?;
     let effective = diff::effective(d, &observed);
-    let plan = diff::diff(&effective, &observed, &DiffOptions { prune: opts.prune, take_over: opts.take_over });
+    let mut plan = diff::diff(&effective, &observed, &DiffOptions { prune: opts.prune, take_over: opts.take_over });
+    plan.mask(&d.masked);
     Ok((observed, plan, effective))
 }
 

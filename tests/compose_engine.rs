@@ -198,3 +198,41 @@ fn an_anonymous_volume_keeps_its_data_across_a_replacement() {
     let out = exec(&format!("{p}-app"), &["cat", "/cache/data"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
 }
+
+/// Interpolation as compose does it: `.env` of the commit and the environment of the hawser
+/// process; the host's values reach the container and are masked in plans.
+#[test]
+fn interpolated_values_reach_the_container_and_the_hosts_are_masked_in_plans() {
+    const MARKER: &str = "host-value-7c2d";
+    let p = "t-interp";
+    let s = Stack::new(p);
+    s.write(
+        "compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"${{SLEEP:-3600}}\"]\n    environment:\n      GREETING: \"${{GREETING}} from .env\"\n      TOKEN: ${{HAWSER_TEST_TOKEN:?the host must set it}}\n    container_name: {p}-app\n    init: true\n"
+        ),
+    );
+    s.write(".env", "GREETING=hello\n");
+    s.commit("v1");
+    let r = s.hawser(&["plan", "{src}"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr.contains("required variable `HAWSER_TEST_TOKEN` is missing a value: the host must set it"),
+        "{r:?}"
+    );
+
+    let one = format!("{MARKER}-1");
+    let r = s.hawser_env(&["apply", "{src}"], &[("HAWSER_TEST_TOKEN", &one)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let env = inspect(&format!("{p}-app"), "{{json .Config.Env}}");
+    assert!(env.contains("GREETING=hello from .env") && env.contains(&format!("TOKEN={one}")), "{env}");
+    assert_eq!(inspect(&format!("{p}-app"), "{{json .Config.Cmd}}"), r#"["sleep","3600"]"#);
+
+    let two = format!("{MARKER}-2");
+    for output in ["text", "json", "markdown"] {
+        let r = s.hawser_env(&["plan", "{src}", "--output", output], &[("HAWSER_TEST_TOKEN", &two)]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(r.stdout.contains("env.TOKEN"), "{output}: {r:?}");
+        assert!(!r.stdout.contains(MARKER), "{output} shows the host's value: {r:?}");
+    }
+}

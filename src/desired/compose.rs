@@ -12,6 +12,7 @@ use super::decode::{
     string_list, Decoded, DecodedSpec, Spans,
 };
 use super::diag::{Pos, Sink};
+use super::interpolate::{interpolate, Found, Variables};
 use super::model::*;
 use super::node::{Node, Value};
 use super::types::{ByteSize, PortBinding, RestartPolicy};
@@ -86,51 +87,51 @@ const UNSUPPORTED: &[&str] = &[
     "include",
 ];
 
-/// Compose's `$` in values: `$$` is a literal `$`, and `${VAR}` / `$VAR` is a variable. hawser
-/// does not interpolate yet, so a variable is an error at its position: passed on as written it
-/// would reach the engine as the literal text `${VAR}`.
-fn unescape(node: &mut Node, sink: &mut Sink<'_>) {
+/// Interpolates every string value of a compose file (keys are left as written): errors
+/// and warnings at the value's position, values from the process's environment remembered.
+fn interpolate_values(
+    node: &mut Node,
+    vars: &Variables,
+    found: &mut Found,
+    warnings: &mut Sink<'_>,
+    sink: &mut Sink<'_>,
+) {
     match &mut node.value {
         Value::Str(text) if text.contains('$') => {
-            let mut out = String::with_capacity(text.len());
-            let mut chars = text.chars().peekable();
-            while let Some(c) = chars.next() {
-                if c != '$' {
-                    out.push(c);
-                    continue;
-                }
-                match chars.peek() {
-                    Some('$') => {
-                        chars.next();
-                        out.push('$');
-                    }
-                    Some(n) if *n == '{' || n.is_ascii_alphabetic() || *n == '_' => {
-                        let name: String = chars
-                            .clone()
-                            .skip_while(|c| *c == '{')
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect();
-                        sink.error(
-                            node.pos,
-                            format!("variable `{name}`: hawser does not interpolate compose variables yet; write the value, or `$$` for a literal `$`"),
-                        );
-                        return;
-                    }
-                    _ => out.push('$'),
-                }
+            let mut here = Found::default();
+            match interpolate(text, vars, &mut here) {
+                Ok(v) => *text = v,
+                Err(e) => sink.error(node.pos, e),
             }
-            *text = out;
+            for name in &here.unset {
+                warnings.error(node.pos, format!("variable `{name}` is not set; an empty string is used"));
+            }
+            found.from_process.extend(here.from_process);
         }
-        Value::Seq(items) => items.iter_mut().for_each(|i| unescape(i, sink)),
-        Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| unescape(v, sink)),
+        Value::Seq(items) => items.iter_mut().for_each(|i| interpolate_values(i, vars, found, warnings, sink)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| interpolate_values(v, vars, found, warnings, sink)),
         _ => {}
     }
 }
 
-/// Decodes one compose file into resources of `project`.
-pub fn decode(doc: &Node, project: &str, sink: &mut Sink<'_>) -> Vec<Decoded> {
+/// Decodes one compose file into resources of `project`, its variables interpolated from
+/// `vars`; warnings go to `warnings`, values taken from the process's environment to `found`.
+pub fn decode(
+    doc: &Node,
+    project: &str,
+    vars: &Variables,
+    found: &mut Found,
+    warnings: &mut Vec<super::diag::Diagnostic>,
+    sink: &mut Sink<'_>,
+) -> Vec<Decoded> {
     let mut doc = doc.clone();
-    unescape(&mut doc, sink);
+    {
+        let mut warn = sink.beside(warnings);
+        let mut errors = Vec::new();
+        let mut err = sink.beside(&mut errors);
+        interpolate_values(&mut doc, vars, found, &mut warn, &mut err);
+        sink.diags.extend(errors);
+    }
     let doc = &doc;
     let mut out = Vec::new();
     let Value::Map(top) = &doc.value else {
@@ -1073,15 +1074,38 @@ mod mapping_tests {
 
     /// Regression: `${VAR}` reached the engine as the literal text.
     #[test]
-    fn variables_are_refused_at_their_position_and_double_dollars_are_literal() {
-        let e = load_compose("services:\n  web:\n    image: nginx:${TAG:-1}\n    command: [sh, -c, \"echo $$HOME\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("compose.yaml:3:12: variable `TAG`: hawser does not interpolate"), "{e}");
-        let d =
-            load_compose("services:\n  web:\n    image: nginx:1\n    command: [sh, -c, \"echo $$HOME costs 5$\"]\n")
-                .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(d.containers["web"].spec.command.as_ref().unwrap()[2], "echo $HOME costs 5$");
+    fn variables_are_interpolated_from_the_process_then_dotenv_as_compose_does() {
+        let files = [
+            ManifestFile {
+                path: "app/compose.yaml".into(),
+                text: "services:\n  web:\n    image: nginx:${TAG:-1}\n    environment: {DB: \"${DB_HOST}:5432\", PASSWORD: $DB_PASSWORD, NONE: \"${UNSET}\"}\n    command: [sh, -c, \"echo $$HOME\"]\n".into(),
+            },
+            ManifestFile { path: "app/.env".into(), text: "TAG=1.27\nDB_HOST=db\n".into() },
+        ];
+        let process: std::collections::BTreeMap<String, String> =
+            [("DB_PASSWORD".to_string(), "s3cret-from-host".to_string())].into();
+        let d = crate::desired::load_with_env("shop", "r", &files, &Default::default(), &process)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let web = &d.containers["web"].spec;
+        assert_eq!(web.image, "nginx:1.27");
+        assert_eq!(web.env["DB"], "db:5432");
+        assert_eq!(web.env["PASSWORD"], "s3cret-from-host");
+        assert_eq!(web.env["NONE"], "");
+        assert_eq!(web.command.as_ref().unwrap()[2], "echo $HOME");
+        assert_eq!(d.masked.0, ["s3cret-from-host".to_string()].into());
+        assert_eq!(d.warnings.len(), 1);
+        assert!(d.warnings[0].to_string().starts_with("app/compose.yaml:4:"), "{}", d.warnings[0]);
+        assert!(d.warnings[0].message.contains("variable `UNSET` is not set"));
+
+        // A plan shows the host's value masked.
+        let mut plan = crate::diff::diff(&d, &Default::default(), &Default::default());
+        let before = serde_json::to_string(&plan).unwrap();
+        plan.mask(&d.masked);
+        let after = serde_json::to_string(&plan).unwrap();
+        assert_eq!(before, after, "a created container's plan shows no values");
+
+        let e = load_compose("services:\n  web:\n    image: nginx:${TAG:?give a tag}\n").unwrap_err().to_string();
+        assert!(e.starts_with("compose.yaml:3:12: required variable `TAG` is missing a value: give a tag"), "{e}");
     }
 
     #[test]

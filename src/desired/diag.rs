@@ -138,6 +138,14 @@ impl<'a> Sink<'a> {
         Sink { file, text, diags }
     }
 
+    /// A sink for the same file that collects into `diags` (warnings beside errors).
+    pub fn beside<'c>(&self, diags: &'c mut Vec<Diagnostic>) -> Sink<'c>
+    where
+        'a: 'c,
+    {
+        Sink { file: self.file, text: self.text, diags }
+    }
+
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
         if self.diags.len() > MAX_DIAGNOSTICS {
             return;

@@ -7,6 +7,7 @@ pub mod compose;
 pub mod decode;
 pub mod diag;
 pub mod hash;
+pub mod interpolate;
 pub mod model;
 pub mod node;
 pub mod policy;
@@ -42,24 +43,56 @@ pub fn load(project: &str, revision: &str, files: &[ManifestFile]) -> Result<Des
     load_with_policy(project, revision, files, &Policy::default())
 }
 
-/// Parses, normalizes and checks the manifests of one revision under `policy`.
+/// A compose project's `.env` file, which the source reads beside the manifests.
+pub fn is_dotenv(path: &str) -> bool {
+    path.rsplit('/').next() == Some(".env")
+}
+
+/// Parses, normalizes and checks the manifests of one revision under `policy`, with no
+/// variables from the process's environment.
 pub fn load_with_policy(
     project: &str,
     revision: &str,
     files: &[ManifestFile],
     policy: &Policy,
 ) -> Result<DesiredState, Diagnostics> {
+    load_with_env(project, revision, files, policy, &BTreeMap::new())
+}
+
+/// As [`load_with_policy`], with the process's environment for compose interpolation (passed
+/// in, so that loading stays a function of its inputs).
+pub fn load_with_env(
+    project: &str,
+    revision: &str,
+    files: &[ManifestFile],
+    policy: &Policy,
+    process_env: &BTreeMap<String, String>,
+) -> Result<DesiredState, Diagnostics> {
     let mut diags = Vec::new();
+    let mut warnings = Vec::new();
+    let mut found = interpolate::Found::default();
     let mut skipped = Vec::new();
     let mut decoded: Vec<Decoded> = Vec::new();
     let mut files: Vec<&ManifestFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    for f in &files {
+    for f in files.iter().filter(|f| !is_dotenv(&f.path)) {
         let mut sink = Sink::new(&f.path, &f.text, &mut diags);
         if compose::is_compose_file(&f.path) {
+            // The `.env` beside the compose file, as compose reads it from the project folder.
+            let dir = f.path.rsplit_once('/').map_or(String::new(), |(d, _)| format!("{d}/"));
+            let dotenv = files.iter().find(|g| g.path == format!("{dir}.env"));
+            let values = match dotenv.map(|g| (g, interpolate::parse_dotenv(&g.text))) {
+                None => BTreeMap::new(),
+                Some((_, Ok(values))) => values,
+                Some((g, Err((line, message)))) => {
+                    Sink::new(&g.path, &g.text, sink.diags).error(Pos::new(line, 1), message);
+                    continue;
+                }
+            };
+            let vars = interpolate::Variables::new(process_env, &values);
             let docs = node::parse_yaml(&f.text, &mut sink);
             if let Some(doc) = docs.first() {
-                decoded.extend(compose::decode(doc, project, &mut sink));
+                decoded.extend(compose::decode(doc, project, &vars, &mut found, &mut warnings, &mut sink));
             }
             continue;
         }
@@ -95,8 +128,15 @@ pub fn load_with_policy(
     }
     let text_of = |file: &str| files.iter().find(|f| f.path == file).map(|f| f.text.as_str()).unwrap_or("");
 
-    let mut state =
-        DesiredState { project: project.to_string(), revision: revision.to_string(), skipped, ..Default::default() };
+    let mut state = DesiredState {
+        project: project.to_string(),
+        revision: revision.to_string(),
+        skipped,
+        warnings,
+        // Short values would mask every occurrence of themselves: masked from 4 characters.
+        masked: MaskedValues(found.from_process.into_iter().filter(|v| v.chars().count() >= 4).collect()),
+        ..Default::default()
+    };
     let mut seen: BTreeMap<(Kind, String), String> = BTreeMap::new();
     let mut spans: BTreeMap<(Kind, String), decode::Spans> = BTreeMap::new();
     let mut refs = Vec::new();

@@ -85,6 +85,10 @@ pub struct DesiredState {
     pub repo_files: BTreeMap<String, RepoSnapshot>,
     /// Where those snapshots are kept on the host (the state dir's `files/`).
     pub repo_files_root: std::path::PathBuf,
+    /// What is not wrong but worth saying (a compose variable without a value).
+    pub warnings: Vec<super::diag::Diagnostic>,
+    /// Values that compose interpolation took from the process's environment: masked in plans.
+    pub masked: MaskedValues,
 }
 
 /// What the engine needs to build one image: the context's files and the build's settings.
@@ -138,6 +142,16 @@ pub struct SecretRef {
     /// versions named it `sha256`.
     #[serde(default, alias = "sha256", skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+}
+
+/// Values to be masked wherever a plan is shown. Its `Debug` shows none of them.
+#[derive(Clone, Default, PartialEq)]
+pub struct MaskedValues(pub std::collections::BTreeSet<String>);
+
+impl std::fmt::Debug for MaskedValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MaskedValues({} masked)", self.0.len())
+    }
 }
 
 /// Secret values by (container, variable). Its `Debug` shows no value.

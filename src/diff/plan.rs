@@ -155,6 +155,54 @@ pub enum Cause {
 }
 
 impl Plan {
+    /// Replaces each of `masked` (values the host gave compose interpolation) with `***`
+    /// wherever the plan shows values: field changes and unified diffs.
+    pub fn mask(&mut self, masked: &crate::desired::MaskedValues) {
+        if masked.0.is_empty() {
+            return;
+        }
+        fn walk(v: &mut serde_json::Value, hide: &dyn Fn(&str) -> String) {
+            match v {
+                serde_json::Value::String(s) => *s = hide(s),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, hide)),
+                serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, hide)),
+                _ => {}
+            }
+        }
+        fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::String(s) if s.chars().count() >= 4 => out.push(s.clone()),
+                serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+                serde_json::Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+                _ => {}
+            }
+        }
+        for a in &mut self.actions {
+            // A field whose new value is the host's had an earlier value of the host's too,
+            // applied from another environment: it is hidden as well.
+            let mut hidden: Vec<String> = masked.0.iter().cloned().collect();
+            if let Cause::SpecChanged { changes } | Cause::NetworkChanged { changes } = &a.cause {
+                for c in changes {
+                    let new = c.new.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                    if masked.0.iter().any(|m| new.contains(m.as_str())) {
+                        if let Some(old) = &c.old {
+                            strings(old, &mut hidden);
+                        }
+                    }
+                }
+            }
+            let hide = |s: &str| hidden.iter().fold(s.to_string(), |s, m| s.replace(m.as_str(), "***"));
+            if let Some(d) = &mut a.diff {
+                *d = hide(d);
+            }
+            if let Cause::SpecChanged { changes } | Cause::NetworkChanged { changes } = &mut a.cause {
+                for c in changes {
+                    c.old.iter_mut().chain(c.new.iter_mut()).for_each(|v| walk(v, &hide));
+                }
+            }
+        }
+    }
+
     pub fn has_changes(&self) -> bool {
         self.actions.iter().any(|a| !matches!(a.op, Op::Keep | Op::Orphan))
     }

@@ -391,7 +391,12 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
             e => SourceProblem::Unavailable(e.to_string()),
         })?;
         let invalid = |e: desired::Diagnostics| SourceProblem::Invalid(e.to_string());
-        let mut d = desired::load_with_policy(&snap.project, &snap.revision, &snap.files, &policy).map_err(invalid)?;
+        let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+        let mut d = desired::load_with_env(&snap.project, &snap.revision, &snap.files, &policy, &process_env)
+            .map_err(invalid)?;
+        for w in &d.warnings {
+            tracing::warn!("{w}");
+        }
         d.source = snap.source_id.clone();
         source::resolve_builds(&mut d, &snap).map_err(invalid)?;
         let files_root = state_dir.join("files").join(&d.project);

@@ -44,7 +44,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree, budget: &mut super::SizeBudget)
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
+        // Hidden files and folders are not the project's, but for compose's `.env`.
+        if name.to_string_lossy().starts_with('.') && name != ".env" {
             continue;
         }
         let path = entry.path();
@@ -53,7 +54,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree, budget: &mut super::SizeBudget)
             walk(root, &path, out, budget)?;
         } else if ty.is_file() || ty.is_symlink() {
             let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
-            let keep = rel == "hawser.toml" || crate::desired::is_manifest(&rel);
+            let keep = rel == "hawser.toml" || crate::desired::is_manifest(&rel) || crate::desired::is_dotenv(&rel);
             if !keep {
                 continue;
             }

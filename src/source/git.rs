@@ -98,7 +98,7 @@ fn files_of(
             return TreeWalkResult::Ok;
         }
         let path = format!("{root}{}", entry.name().unwrap_or_default());
-        let wanted = path == "hawser.toml" || crate::desired::is_manifest(&path);
+        let wanted = path == "hawser.toml" || crate::desired::is_manifest(&path) || crate::desired::is_dotenv(&path);
         if wanted && entry.filemode() == 0o120000 {
             // A link's blob is its target's path: reading it as a manifest would mean neither.
             links.push(path);

@@ -369,7 +369,7 @@ fn snapshot(
         let Some(rel) = path.strip_prefix(&prefix) else {
             continue;
         };
-        if !desired::is_manifest(rel) || path == "hawser.toml" {
+        if !(desired::is_manifest(rel) || desired::is_dotenv(rel)) || path == "hawser.toml" {
             continue;
         }
         let text = match String::from_utf8(bytes) {
