@@ -430,8 +430,14 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
     let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    let mut d = desired::load_with_env(&snap.project, &snap.revision, &snap.files, &policy, &process_env)
-        .map_err(CliError::Invalid)?;
+    let profiles = desired::active_profiles(&snap.profiles, &process_env);
+    let mut d = desired::load_with(
+        &snap.project,
+        &snap.revision,
+        &snap.files,
+        &desired::load_options(&policy, &process_env, &profiles),
+    )
+    .map_err(CliError::Invalid)?;
     for w in &d.warnings {
         eprintln!("warning: {w}");
     }

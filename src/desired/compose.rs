@@ -60,6 +60,7 @@ const SERVICE_KEYS: &[&str] = &[
     "tmpfs",
     "expose",
     "secrets",
+    "profiles",
     "logging",
     "shm_size",
     "ulimits",
@@ -70,7 +71,6 @@ const UNSUPPORTED: &[&str] = &[
     "env_file",
     "configs",
     "deploy",
-    "profiles",
     "devices",
     "dns_search",
     "sysctls",
@@ -114,16 +114,23 @@ fn interpolate_values(
     }
 }
 
+/// What a compose file is read with: its project, its variables, the active profiles.
+pub struct Context<'a> {
+    pub project: &'a str,
+    pub vars: &'a Variables,
+    pub profiles: &'a [String],
+}
+
 /// Decodes one compose file into resources of `project`, its variables interpolated from
 /// `vars`; warnings go to `warnings`, values taken from the process's environment to `found`.
 pub fn decode(
     doc: &Node,
-    project: &str,
-    vars: &Variables,
+    ctx: &Context<'_>,
     found: &mut Found,
     warnings: &mut Vec<super::diag::Diagnostic>,
     sink: &mut Sink<'_>,
 ) -> Vec<Decoded> {
+    let (project, vars) = (ctx.project, ctx.vars);
     let mut doc = doc.clone();
     {
         let mut warn = sink.beside(warnings);
@@ -211,7 +218,22 @@ pub fn decode(
         container_names.insert(k.name.clone(), explicit.unwrap_or_else(|| k.name.clone()));
     }
     let mut uses_default = false;
+    // A service with `profiles` is deployed only when one of them is active.
+    let active = |v: &Node, sink: &mut Sink<'_>| {
+        let Value::Map(m) = &v.value else { return true };
+        let Some((_, p)) = m.iter().find(|(k, _)| k.name == "profiles") else { return true };
+        match &p.value {
+            Value::Seq(items) => items.iter().any(|i| matches!(&i.value, Value::Str(s) if ctx.profiles.contains(s))),
+            _ => {
+                sink.error(p.pos, "profiles must be a list of names");
+                false
+            }
+        }
+    };
     for (k, v) in services {
+        if !active(v, sink) {
+            continue;
+        }
         let names = Names {
             project,
             secrets: &secrets,
@@ -1084,8 +1106,9 @@ mod mapping_tests {
         ];
         let process: std::collections::BTreeMap<String, String> =
             [("DB_PASSWORD".to_string(), "s3cret-from-host".to_string())].into();
-        let d = crate::desired::load_with_env("shop", "r", &files, &Default::default(), &process)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let policy = crate::desired::Policy::default();
+        let opts = crate::desired::load_options(&policy, &process, &[]);
+        let d = crate::desired::load_with("shop", "r", &files, &opts).unwrap_or_else(|e| panic!("{e}"));
         let web = &d.containers["web"].spec;
         assert_eq!(web.image, "nginx:1.27");
         assert_eq!(web.env["DB"], "db:5432");
@@ -1181,6 +1204,25 @@ mod mapping_tests {
         .unwrap();
         assert_eq!(again.volumes.keys().collect::<Vec<_>>(), names, "the same names in every revision");
         assert!(d.volumes.values().all(|v| v.spec.retain));
+    }
+
+    #[test]
+    fn services_of_profiles_run_only_when_a_profile_is_active() {
+        let files = [ManifestFile {
+            path: "compose.yaml".into(),
+            text: "services:\n  web:\n    image: nginx:1\n  debug:\n    image: busybox\n    profiles: [debug, tools]\n"
+                .into(),
+        }];
+        let env = Default::default();
+        let policy = crate::desired::Policy::default();
+        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &[])).unwrap();
+        assert_eq!(d.containers.keys().collect::<Vec<_>>(), ["web"]);
+        let on = ["tools".to_string()];
+        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &on)).unwrap();
+        assert_eq!(d.containers.keys().collect::<Vec<_>>(), ["debug", "web"]);
+        let env: std::collections::BTreeMap<String, String> =
+            [("COMPOSE_PROFILES".to_string(), "x, debug".to_string())].into();
+        assert_eq!(crate::desired::active_profiles(&["a".to_string()], &env), ["a", "debug", "x"]);
     }
 
     #[test]

@@ -49,25 +49,55 @@ pub fn is_dotenv(path: &str) -> bool {
 }
 
 /// Parses, normalizes and checks the manifests of one revision under `policy`, with no
-/// variables from the process's environment.
+/// variables from the process's environment and no compose profiles.
 pub fn load_with_policy(
     project: &str,
     revision: &str,
     files: &[ManifestFile],
     policy: &Policy,
 ) -> Result<DesiredState, Diagnostics> {
-    load_with_env(project, revision, files, policy, &BTreeMap::new())
+    let env = BTreeMap::new();
+    load_with(project, revision, files, &LoadOptions { policy, process_env: &env, profiles: &[] })
 }
 
-/// As [`load_with_policy`], with the process's environment for compose interpolation (passed
-/// in, so that loading stays a function of its inputs).
-pub fn load_with_env(
+/// What loading a revision takes besides its files; passed in, so that loading stays a
+/// function of its inputs.
+pub struct LoadOptions<'a> {
+    pub policy: &'a Policy,
+    /// The process's environment, for compose interpolation.
+    pub process_env: &'a BTreeMap<String, String>,
+    /// Active compose profiles: services with `profiles` are deployed when one is active.
+    pub profiles: &'a [String],
+}
+
+/// The options of a real run: the process's environment, and the profiles of `hawser.toml`
+/// together with `COMPOSE_PROFILES` of the environment, as compose reads it.
+pub fn load_options<'a>(
+    policy: &'a Policy,
+    process_env: &'a BTreeMap<String, String>,
+    profiles: &'a [String],
+) -> LoadOptions<'a> {
+    LoadOptions { policy, process_env, profiles }
+}
+
+/// The profiles of `hawser.toml` and those `COMPOSE_PROFILES` names.
+pub fn active_profiles(configured: &[String], process_env: &BTreeMap<String, String>) -> Vec<String> {
+    let from_env = process_env.get("COMPOSE_PROFILES").map(|p| p.split(',').map(|s| s.trim().to_string()));
+    let mut out: Vec<String> = configured.iter().cloned().chain(from_env.into_iter().flatten()).collect();
+    out.retain(|p| !p.is_empty());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// As [`load_with_policy`], with everything of [`LoadOptions`].
+pub fn load_with(
     project: &str,
     revision: &str,
     files: &[ManifestFile],
-    policy: &Policy,
-    process_env: &BTreeMap<String, String>,
+    opts: &LoadOptions<'_>,
 ) -> Result<DesiredState, Diagnostics> {
+    let (policy, process_env) = (opts.policy, opts.process_env);
     let mut diags = Vec::new();
     let mut warnings = Vec::new();
     let mut found = interpolate::Found::default();
@@ -92,7 +122,8 @@ pub fn load_with_env(
             let vars = interpolate::Variables::new(process_env, &values);
             let docs = node::parse_yaml(&f.text, &mut sink);
             if let Some(doc) = docs.first() {
-                decoded.extend(compose::decode(doc, project, &vars, &mut found, &mut warnings, &mut sink));
+                let ctx = compose::Context { project, vars: &vars, profiles: opts.profiles };
+                decoded.extend(compose::decode(doc, &ctx, &mut found, &mut warnings, &mut sink));
             }
             continue;
         }

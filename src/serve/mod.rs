@@ -392,8 +392,14 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         })?;
         let invalid = |e: desired::Diagnostics| SourceProblem::Invalid(e.to_string());
         let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-        let mut d = desired::load_with_env(&snap.project, &snap.revision, &snap.files, &policy, &process_env)
-            .map_err(invalid)?;
+        let profiles = desired::active_profiles(&snap.profiles, &process_env);
+        let mut d = desired::load_with(
+            &snap.project,
+            &snap.revision,
+            &snap.files,
+            &desired::load_options(&policy, &process_env, &profiles),
+        )
+        .map_err(invalid)?;
         for w in &d.warnings {
             tracing::warn!("{w}");
         }

@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub files: Vec<ManifestFile>,
     /// Where the revision's other files (build contexts) are read from.
     pub location: Location,
+    /// Compose profiles selected in `hawser.toml`.
+    pub profiles: Vec<String>,
     /// Which source this is, as recorded on the objects it applies: the repository's URL
     /// (without credentials) or real path, and `#FOLDER` when the manifests are not at its root.
     pub source_id: String,
@@ -238,6 +240,9 @@ pub enum SourceError {
 struct SourceConfig {
     project: Option<String>,
     path: Option<String>,
+    /// Compose profiles whose services are deployed (services without profiles always are).
+    #[serde(default)]
+    profiles: Vec<String>,
 }
 
 /// The files of a revision before the manifest folder is chosen: path relative to the root, text.
@@ -389,7 +394,7 @@ fn snapshot(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     // The manifest folder for now; `read` puts the repository in front.
     let source_id = if prefix.is_empty() { String::new() } else { folder };
-    Ok(Snapshot { project, revision, files, location: Location::None, source_id })
+    Ok(Snapshot { project, revision, files, location: Location::None, profiles: config.profiles, source_id })
 }
 
 /// Reads the repository files and folders that containers mount (`Mount::Repo`) from the
