@@ -61,6 +61,7 @@ const SERVICE_KEYS: &[&str] = &[
     "expose",
     "secrets",
     "profiles",
+    "deploy",
     "logging",
     "shm_size",
     "ulimits",
@@ -70,7 +71,6 @@ const SERVICE_KEYS: &[&str] = &[
 const UNSUPPORTED: &[&str] = &[
     "env_file",
     "configs",
-    "deploy",
     "devices",
     "dns_search",
     "sysctls",
@@ -723,14 +723,22 @@ fn service(
         let hosts = pairs(v, "extra_hosts", sep, sink);
         s.extra_hosts = hosts.into_iter().map(|(h, ip)| format!("{h}:{ip}")).collect();
     }
-    let memory = field(e, "mem_limit").and_then(|v| docker_size(v, "mem_limit", sink));
-    let cpus = field(e, "cpus").and_then(|v| match &v.value {
+    let number = |v: &Node| match &v.value {
         Value::Float(f) => Some(*f),
         Value::Int(i) => Some(*i as f64),
         Value::Str(t) => t.parse().ok(),
         _ => None,
-    });
-    let pids = field(e, "pids_limit").and_then(|v| integer(v, "pids_limit", sink));
+    };
+    let mut memory = field(e, "mem_limit").and_then(|v| docker_size(v, "mem_limit", sink));
+    let mut cpus = field(e, "cpus").and_then(number);
+    let mut pids = field(e, "pids_limit").and_then(|v| integer(v, "pids_limit", sink));
+    if let Some(d) = field(e, "deploy") {
+        let limits = deploy(d, &mut s, sink);
+        // The service's own keys win over `deploy.resources.limits`, as in compose.
+        memory = memory.or(limits.memory);
+        cpus = cpus.or(limits.cpus);
+        pids = pids.or(limits.pids);
+    }
     if memory.is_some() || cpus.is_some() || pids.is_some() {
         s.resources = Some(Limits { memory, cpus, pids });
     }
@@ -802,6 +810,72 @@ fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Moun
             None
         }
     }
+}
+
+/// `deploy` on one host: `resources.limits` are the container's limits, `restart_policy` its
+/// restart policy (unless `restart` is given), one replica. What only a cluster can do
+/// (replicas, placement, update order) is refused at its position with the reason.
+fn deploy(n: &Node, s: &mut ContainerSpec, sink: &mut Sink<'_>) -> Limits {
+    let mut out = Limits::default();
+    const CLUSTER: &[&str] = &["placement", "update_config", "rollback_config", "endpoint_mode", "labels"];
+    let known = ["replicas", "resources", "restart_policy", "mode"];
+    let Some(e) = checked(n, &[&known[..], CLUSTER].concat(), "deploy", sink) else { return out };
+    for (k, _) in e.iter().filter(|(k, _)| CLUSTER.contains(&k.name.as_str())) {
+        sink.error(k.pos, format!("deploy.{} is for a cluster; one host has nothing to apply it to", k.name));
+    }
+    if let Some(r) = field(e, "replicas") {
+        match integer(r, "deploy.replicas", sink) {
+            Some(0 | 1) | None => {}
+            Some(n) => sink.error(
+                r.pos,
+                format!(
+                    "deploy.replicas: {n}: one host runs one container per service; replicas need a cluster target"
+                ),
+            ),
+        }
+    }
+    if let Some(m) = field(e, "mode").and_then(|v| string(v, "deploy.mode", sink)) {
+        if m != "replicated" {
+            sink.error(n.pos, format!("deploy.mode `{m}` needs a cluster target"));
+        }
+    }
+    if let Some(res) = field(e, "resources").and_then(|r| checked(r, &["limits"], "deploy.resources", sink)) {
+        if let Some(l) =
+            field(res, "limits").and_then(|l| checked(l, &["cpus", "memory", "pids"], "deploy.resources.limits", sink))
+        {
+            out.memory = field(l, "memory").and_then(|v| docker_size(v, "deploy.resources.limits.memory", sink));
+            out.cpus = field(l, "cpus").and_then(|v| match &v.value {
+                Value::Float(f) => Some(*f),
+                Value::Int(i) => Some(*i as f64),
+                Value::Str(t) => t.parse().ok(),
+                _ => None,
+            });
+            out.pids = field(l, "pids").and_then(|v| integer(v, "deploy.resources.limits.pids", sink));
+        }
+    }
+    if let Some(rp) = field(e, "restart_policy")
+        .and_then(|r| checked(r, &["condition", "max_attempts"], "deploy.restart_policy", sink))
+    {
+        let condition = field(rp, "condition").and_then(|v| string(v, "condition", sink));
+        let attempts = field(rp, "max_attempts").and_then(|v| integer(v, "max_attempts", sink));
+        let policy = match (condition.as_deref(), attempts) {
+            (Some("none"), _) => Some("no".to_string()),
+            (Some("on-failure"), Some(n)) => Some(format!("on-failure:{n}")),
+            (Some("on-failure"), None) => Some("on-failure".to_string()),
+            (Some("any") | None, _) => Some("always".to_string()),
+            (Some(other), _) => {
+                sink.error(
+                    n.pos,
+                    format!("invalid deploy.restart_policy.condition `{other}`: expected none, on-failure or any"),
+                );
+                None
+            }
+        };
+        if s.restart.is_none() {
+            s.restart = policy.and_then(|p| p.parse().ok());
+        }
+    }
+    out
 }
 
 /// Keys of compose's `build` that hawser reads; the others are refused at their position.
@@ -1223,6 +1297,22 @@ mod mapping_tests {
         let env: std::collections::BTreeMap<String, String> =
             [("COMPOSE_PROFILES".to_string(), "x, debug".to_string())].into();
         assert_eq!(crate::desired::active_profiles(&["a".to_string()], &env), ["a", "debug", "x"]);
+    }
+
+    #[test]
+    fn deploy_gives_limits_and_restart_on_one_host_and_refuses_replicas() {
+        let d = load_compose("services:\n  web:\n    image: nginx:1\n    deploy:\n      replicas: 1\n      resources: {limits: {cpus: '0.5', memory: 256M, pids: 100}}\n      restart_policy: {condition: on-failure, max_attempts: 3}\n").unwrap_or_else(|e| panic!("{e}"));
+        let web = &d.containers["web"].spec;
+        let l = web.resources.as_ref().unwrap();
+        assert_eq!((l.cpus, l.memory.map(|m| m.0), l.pids), (Some(0.5), Some(256 << 20), Some(100)));
+        assert_eq!(web.restart, Some(crate::desired::RestartPolicy::OnFailure(Some(3))));
+        let e = load_compose(
+            "services:\n  web:\n    image: nginx:1\n    deploy: {replicas: 3, placement: {constraints: []}}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("compose.yaml:4:24: deploy.replicas: 3: one host runs one container per service"), "{e}");
+        assert!(e.contains("compose.yaml:4:27: deploy.placement is for a cluster"), "{e}");
     }
 
     #[test]
