@@ -209,10 +209,11 @@ fn interpolated_values_reach_the_container_and_the_hosts_are_masked_in_plans() {
     s.write(
         "compose.yaml",
         &format!(
-            "services:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"${{SLEEP:-3600}}\"]\n    environment:\n      GREETING: \"${{GREETING}} from .env\"\n      TOKEN: ${{HAWSER_TEST_TOKEN:?the host must set it}}\n    container_name: {p}-app\n    init: true\n"
+            "services:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"${{SLEEP:-3600}}\"]\n    environment:\n      GREETING: \"${{GREETING}} from .env\"\n      TOKEN: ${{HAWSER_TEST_TOKEN:?the host must set it}}\n    env_file: config/app.env\n    container_name: {p}-app\n    init: true\n"
         ),
     );
     s.write(".env", "GREETING=hello\n");
+    s.write("config/app.env", "FROM_FILE=yes\n");
     s.commit("v1");
     let r = s.hawser(&["plan", "{src}"]);
     assert_eq!(r.code, 3, "{r:?}");
@@ -226,6 +227,7 @@ fn interpolated_values_reach_the_container_and_the_hosts_are_masked_in_plans() {
     assert_eq!(r.code, 0, "{r:?}");
     let env = inspect(&format!("{p}-app"), "{{json .Config.Env}}");
     assert!(env.contains("GREETING=hello from .env") && env.contains(&format!("TOKEN={one}")), "{env}");
+    assert!(env.contains("FROM_FILE=yes"), "env_file of the repository: {env}");
     assert_eq!(inspect(&format!("{p}-app"), "{{json .Config.Cmd}}"), r#"["sleep","3600"]"#);
 
     let two = format!("{MARKER}-2");

@@ -62,6 +62,7 @@ const SERVICE_KEYS: &[&str] = &[
     "secrets",
     "profiles",
     "deploy",
+    "env_file",
     "logging",
     "shm_size",
     "ulimits",
@@ -92,7 +93,6 @@ const UNSUPPORTED: &[&str] = &[
     "dns_search",
     "domainname",
     "driver_opts",
-    "env_file",
     "extends",
     "external_links",
     "gpus",
@@ -152,11 +152,47 @@ fn interpolate_values(
     }
 }
 
-/// What a compose file is read with: its project, its variables, the active profiles.
+/// What a compose file is read with: its project, its variables, the active profiles, and the
+/// other files of the repository it names (`env_file`), by path from the repository's root.
 pub struct Context<'a> {
     pub project: &'a str,
     pub vars: &'a Variables,
     pub profiles: &'a [String],
+    pub data: &'a BTreeMap<String, String>,
+}
+
+/// The files of the repository a compose file names besides itself (`env_file`), as paths
+/// from the repository's root, for the source to read before the file is decoded.
+pub fn referenced_files(path: &str, text: &str) -> Vec<String> {
+    let mut ignored = Vec::new();
+    let docs = super::node::parse_yaml(text, &mut Sink::new(path, text, &mut ignored));
+    let base = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let mut out = Vec::new();
+    let Some(Value::Map(top)) = docs.first().map(|d| &d.value) else { return out };
+    let Some((_, services)) = top.iter().find(|(k, _)| k.name == "services") else { return out };
+    let Value::Map(services) = &services.value else { return out };
+    for (_, svc) in services {
+        let Value::Map(fields) = &svc.value else { continue };
+        let Some(env_file) = field(fields, "env_file") else { continue };
+        let items: Vec<&Node> = match &env_file.value {
+            Value::Seq(items) => items.iter().collect(),
+            _ => vec![env_file],
+        };
+        for item in items {
+            let p = match &item.value {
+                Value::Str(p) => Some(p.clone()),
+                Value::Map(m) => match field(m, "path").map(|v| &v.value) {
+                    Some(Value::Str(p)) => Some(p.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
+            out.extend(p.and_then(|p| repository_path(base, &p)));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Decodes one compose file into resources of `project`, its variables interpolated from
@@ -274,6 +310,7 @@ pub fn decode(
         }
         let names = Names {
             project,
+            data: ctx.data,
             secrets: &secrets,
             containers: &container_names,
             networks: &network_names,
@@ -310,6 +347,8 @@ fn policy_name(key: &str) -> &str {
 
 struct Names<'a> {
     project: &'a str,
+    /// Files the compose file names (`env_file`), by path from the repository's root.
+    data: &'a BTreeMap<String, String>,
     /// Top-level secrets: name to the `file` as written, and where.
     secrets: &'a BTreeMap<String, String>,
     containers: &'a BTreeMap<String, String>,
@@ -593,8 +632,37 @@ fn service(
     };
     s.command = field(e, "command").and_then(|v| words(v, "command", sink));
     s.entrypoint = field(e, "entrypoint").and_then(|v| words(v, "entrypoint", sink));
+    if let Some(v) = field(e, "env_file") {
+        // In order, each over the one before; `environment` over them all, as in compose.
+        let items: Vec<&Node> = match &v.value {
+            Value::Seq(items) => items.iter().collect(),
+            _ => vec![v],
+        };
+        for item in items {
+            let (file, required) = match &item.value {
+                Value::Map(m) => (
+                    field(m, "path").and_then(|p| string(p, "env_file.path", sink)),
+                    field(m, "required").and_then(|r| boolean(r, "env_file.required", sink)).unwrap_or(true),
+                ),
+                _ => (string(item, "env_file", sink), true),
+            };
+            let Some(file) = file else { continue };
+            let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let text = repository_path(base, &file).and_then(|p| names.data.get(&p));
+            match text.map(|t| super::interpolate::parse_dotenv(t)) {
+                Some(Ok(values)) => s.env.extend(values),
+                Some(Err((line, message))) => {
+                    sink.error(item.pos, format!("env_file `{file}`, line {line}: {message}"))
+                }
+                None if required => {
+                    sink.error(item.pos, format!("env_file `{file}` is not in this revision of the repository"))
+                }
+                None => {}
+            }
+        }
+    }
     if let Some(v) = field(e, "environment") {
-        s.env = pairs(v, "environment", '=', sink);
+        s.env.extend(pairs(v, "environment", '=', sink));
     }
     if let Some(v) = field(e, "ports") {
         for item in seq(v, "ports", sink).unwrap_or_default() {
@@ -1219,7 +1287,8 @@ mod mapping_tests {
         let process: std::collections::BTreeMap<String, String> =
             [("DB_PASSWORD".to_string(), "s3cret-from-host".to_string())].into();
         let policy = crate::desired::Policy::default();
-        let opts = crate::desired::load_options(&policy, &process, &[]);
+        let data = Default::default();
+        let opts = crate::desired::load_options(&policy, &process, &[], &data);
         let d = crate::desired::load_with("shop", "r", &files, &opts).unwrap_or_else(|e| panic!("{e}"));
         let web = &d.containers["web"].spec;
         assert_eq!(web.image, "nginx:1.27");
@@ -1325,12 +1394,14 @@ mod mapping_tests {
             text: "services:\n  web:\n    image: nginx:1\n  debug:\n    image: busybox\n    profiles: [debug, tools]\n"
                 .into(),
         }];
-        let env = Default::default();
+        let (env, data) = (Default::default(), Default::default());
         let policy = crate::desired::Policy::default();
-        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &[])).unwrap();
+        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &[], &data))
+            .unwrap();
         assert_eq!(d.containers.keys().collect::<Vec<_>>(), ["web"]);
         let on = ["tools".to_string()];
-        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &on)).unwrap();
+        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &on, &data))
+            .unwrap();
         assert_eq!(d.containers.keys().collect::<Vec<_>>(), ["debug", "web"]);
         let env: std::collections::BTreeMap<String, String> =
             [("COMPOSE_PROFILES".to_string(), "x, debug".to_string())].into();
@@ -1351,6 +1422,34 @@ mod mapping_tests {
         .to_string();
         assert!(e.contains("compose.yaml:4:24: deploy.replicas: 3: one host runs one container per service"), "{e}");
         assert!(e.contains("compose.yaml:4:27: deploy.placement is for a cluster"), "{e}");
+    }
+
+    #[test]
+    fn env_files_of_the_repository_come_before_environment() {
+        let files = [ManifestFile {
+            path: "app/compose.yaml".into(),
+            text: "services:\n  web:\n    image: nginx:1\n    env_file: [common.env, {path: ../local.env, required: false}, ./web.env]\n    environment: {B: from-compose}\n".into(),
+        }];
+        assert_eq!(
+            super::referenced_files(&files[0].path, &files[0].text),
+            ["app/common.env", "app/web.env", "local.env"]
+        );
+        let data: std::collections::BTreeMap<String, String> = [
+            ("app/common.env".to_string(), "A=common\nB=common\nC=common\n".to_string()),
+            ("app/web.env".to_string(), "C=web\n".to_string()),
+        ]
+        .into();
+        let (env, policy) = (Default::default(), crate::desired::Policy::default());
+        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &[], &data))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let web = &d.containers["web"].spec.env;
+        assert_eq!((web["A"].as_str(), web["B"].as_str(), web["C"].as_str()), ("common", "from-compose", "web"));
+        let none = Default::default();
+        let e = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &[], &none))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app/compose.yaml:4:16: env_file `common.env` is not in this revision"), "{e}");
+        assert!(!e.contains("`../local.env`"), "not required: {e}");
     }
 
     #[test]
@@ -1497,7 +1596,7 @@ services:
     enviorment:
       - var_name=value
     constainer-name: my-py-app
-    env_file: .env
+    pid: host
     volumes:
       - ~/html:/usr/share/nginx/html
 configs: {}
@@ -1513,7 +1612,7 @@ configs: {}
         );
         assert!(e.contains("compose.yaml:7:5: unknown compose key `constainer-name` in service `web`; did you mean `container_name`?"), "{e}");
         assert!(
-            e.contains("compose.yaml:8:5: compose key `env_file` in service `web` is not supported by hawser"),
+            e.contains("compose.yaml:8:5: compose key `pid` in service `web` is not supported by hawser"),
             "{e}"
         );
         assert!(e.contains("compose.yaml:10:9: bind mount `~/html`: home folders are not supported"), "{e}");

@@ -56,8 +56,8 @@ pub fn load_with_policy(
     files: &[ManifestFile],
     policy: &Policy,
 ) -> Result<DesiredState, Diagnostics> {
-    let env = BTreeMap::new();
-    load_with(project, revision, files, &LoadOptions { policy, process_env: &env, profiles: &[] })
+    let (env, data) = (BTreeMap::new(), BTreeMap::new());
+    load_with(project, revision, files, &LoadOptions { policy, process_env: &env, profiles: &[], data: &data })
 }
 
 /// What loading a revision takes besides its files; passed in, so that loading stays a
@@ -68,6 +68,8 @@ pub struct LoadOptions<'a> {
     pub process_env: &'a BTreeMap<String, String>,
     /// Active compose profiles: services with `profiles` are deployed when one is active.
     pub profiles: &'a [String],
+    /// Files of the revision that compose files name (`env_file`), by path from the root.
+    pub data: &'a BTreeMap<String, String>,
 }
 
 /// The options of a real run: the process's environment, and the profiles of `hawser.toml`
@@ -76,8 +78,9 @@ pub fn load_options<'a>(
     policy: &'a Policy,
     process_env: &'a BTreeMap<String, String>,
     profiles: &'a [String],
+    data: &'a BTreeMap<String, String>,
 ) -> LoadOptions<'a> {
-    LoadOptions { policy, process_env, profiles }
+    LoadOptions { policy, process_env, profiles, data }
 }
 
 /// The profiles of `hawser.toml` and those `COMPOSE_PROFILES` names.
@@ -122,7 +125,7 @@ pub fn load_with(
             let vars = interpolate::Variables::new(process_env, &values);
             let docs = node::parse_yaml(&f.text, &mut sink);
             if let Some(doc) = docs.first() {
-                let ctx = compose::Context { project, vars: &vars, profiles: opts.profiles };
+                let ctx = compose::Context { project, vars: &vars, profiles: opts.profiles, data: opts.data };
                 decoded.extend(compose::decode(doc, &ctx, &mut found, &mut warnings, &mut sink));
             }
             continue;

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub location: Location,
     /// Compose profiles selected in `hawser.toml`.
     pub profiles: Vec<String>,
+    /// Other files of the revision that compose files name (`env_file`), by path from the root.
+    pub data: std::collections::BTreeMap<String, String>,
     /// Which source this is, as recorded on the objects it applies: the repository's URL
     /// (without credentials) or real path, and `#FOLDER` when the manifests are not at its root.
     pub source_id: String,
@@ -299,6 +301,20 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
         "" => base_id,
         folder => format!("{base_id}#{folder}"),
     };
+    // Files the compose files name; one that is missing is reported where it is named.
+    let named: Vec<String> = snap
+        .files
+        .iter()
+        .filter(|f| desired::compose::is_compose_file(&f.path))
+        .flat_map(|f| desired::compose::referenced_files(&f.path, &f.text))
+        .collect();
+    for path in named {
+        if let Ok(mut found) = read_repo_path(&snap, &path) {
+            if let (Some(_), Some(f)) = (&found.single, found.files.pop()) {
+                snap.data.insert(path, String::from_utf8_lossy(&f.data).into_owned());
+            }
+        }
+    }
     if let Some(p) = &opts.project {
         if let Err(e) = desired::decode::check_name(p) {
             let diag = Diagnostic { file: "--project".into(), pos: Pos::new(1, 1), message: e, source: None };
@@ -394,7 +410,15 @@ fn snapshot(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     // The manifest folder for now; `read` puts the repository in front.
     let source_id = if prefix.is_empty() { String::new() } else { folder };
-    Ok(Snapshot { project, revision, files, location: Location::None, profiles: config.profiles, source_id })
+    Ok(Snapshot {
+        project,
+        revision,
+        files,
+        location: Location::None,
+        profiles: config.profiles,
+        data: Default::default(),
+        source_id,
+    })
 }
 
 /// Reads the repository files and folders that containers mount (`Mount::Repo`) from the
