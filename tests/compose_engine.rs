@@ -183,12 +183,14 @@ fn an_anonymous_volume_keeps_its_data_across_a_replacement() {
     let p = "t-anonvol";
     let s = Stack::new(p);
     let compose = |v: &str| {
-        format!("services:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    environment: {{V: \"{v}\"}}\n    volumes: [/cache]\n    container_name: {p}-app\n    init: true\n")
+        format!("configs:\n  motd: {{content: \"hi from a config\"}}\nservices:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    environment: {{V: \"{v}\"}}\n    volumes: [/cache]\n    configs: [{{source: motd, target: /etc/motd}}]\n    container_name: {p}-app\n    init: true\n")
     };
     s.write("compose.yaml", &compose("1"));
     s.commit("v1");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
     assert!(exec(&format!("{p}-app"), &["sh", "-c", "echo kept > /cache/data"]).status.success());
+    let motd = exec(&format!("{p}-app"), &["cat", "/etc/motd"]);
+    assert_eq!(String::from_utf8_lossy(&motd.stdout), "hi from a config", "a config's declared content");
     let old = container_id(&format!("{p}-app")).unwrap();
     s.write("compose.yaml", &compose("2"));
     s.commit("v2");

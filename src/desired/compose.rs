@@ -25,7 +25,7 @@ pub fn is_compose_file(path: &str) -> bool {
     FILE_NAMES.contains(&name)
 }
 
-const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks", "secrets"];
+const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks", "secrets", "configs"];
 const SERVICE_KEYS: &[&str] = &[
     "image",
     "build",
@@ -63,6 +63,7 @@ const SERVICE_KEYS: &[&str] = &[
     "profiles",
     "deploy",
     "env_file",
+    "configs",
     "logging",
     "shm_size",
     "ulimits",
@@ -76,7 +77,6 @@ const UNSUPPORTED: &[&str] = &[
     "blkio_config",
     "cgroup",
     "cgroup_parent",
-    "configs",
     "cpu_count",
     "cpu_percent",
     "cpu_period",
@@ -275,6 +275,47 @@ pub fn decode(
         }
         Some(other) => sink.error(doc.pos, format!("secrets must be a map, found {}", other.type_name())),
     }
+    // Top-level configs: a `file` (of the repository or the host), `content`, or `environment`.
+    let mut configs: BTreeMap<String, ConfigSource> = BTreeMap::new();
+    match get("configs").map(|n| &n.value) {
+        None | Some(Value::Null) => {}
+        Some(Value::Map(entries)) => {
+            for (k, v) in entries {
+                let Value::Map(e) = &v.value else {
+                    sink.error(
+                        v.pos,
+                        format!("config `{}` must be a map with `file`, `content` or `environment`", k.name),
+                    );
+                    continue;
+                };
+                for (key, _) in
+                    e.iter().filter(|(key, _)| !["file", "content", "environment"].contains(&key.name.as_str()))
+                {
+                    sink.error(key.pos, format!("`{}` in config `{}` is not supported by hawser", key.name, k.name));
+                }
+                let source = if let Some(f) = field(e, "file").and_then(|f| string(f, "file", sink)) {
+                    Some(ConfigSource::File(f))
+                } else if let Some(c) = field(e, "content").and_then(|c| lenient_string(c, "content", sink)) {
+                    Some(ConfigSource::Content(c))
+                } else if let Some(var) = field(e, "environment").and_then(|v| string(v, "environment", sink)) {
+                    match vars.value(&var) {
+                        Some(value) => Some(ConfigSource::Content(value.to_string())),
+                        None => {
+                            sink.error(k.pos, format!("config `{}`: variable `{var}` is not set", k.name));
+                            None
+                        }
+                    }
+                } else {
+                    sink.error(k.pos, format!("config `{}` needs `file`, `content` or `environment`", k.name));
+                    None
+                };
+                if let Some(source) = source {
+                    configs.insert(k.name.clone(), source);
+                }
+            }
+        }
+        Some(other) => sink.error(doc.pos, format!("configs must be a map, found {}", other.type_name())),
+    }
     let Some(Node { value: Value::Map(services), .. }) = get("services") else {
         sink.error(doc.pos, "a compose file needs `services`");
         return out;
@@ -312,6 +353,7 @@ pub fn decode(
             project,
             data: ctx.data,
             secrets: &secrets,
+            configs: &configs,
             containers: &container_names,
             networks: &network_names,
             volumes: &volume_names,
@@ -345,12 +387,19 @@ fn policy_name(key: &str) -> &str {
     }
 }
 
+/// Where a config's text comes from.
+enum ConfigSource {
+    File(String),
+    Content(String),
+}
+
 struct Names<'a> {
     project: &'a str,
     /// Files the compose file names (`env_file`), by path from the repository's root.
     data: &'a BTreeMap<String, String>,
     /// Top-level secrets: name to the `file` as written, and where.
     secrets: &'a BTreeMap<String, String>,
+    configs: &'a BTreeMap<String, ConfigSource>,
     containers: &'a BTreeMap<String, String>,
     networks: &'a BTreeMap<String, String>,
     volumes: &'a BTreeMap<String, String>,
@@ -695,6 +744,14 @@ fn service(
             }
         }
     }
+    if let Some(v) = field(e, "configs") {
+        for item in seq(v, "configs", sink).unwrap_or_default() {
+            if let Some(m) = config_mount(item, names, sink) {
+                spans.mark(format!("volumes/{}", m.target()), item.pos);
+                s.volumes.push(m);
+            }
+        }
+    }
     if let Some(v) = field(e, "tmpfs") {
         let targets = match &v.value {
             Value::Str(t) => vec![t.clone()],
@@ -907,7 +964,7 @@ fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Moun
     }
     let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
     match repository_path(base, file).filter(|_| !file.starts_with('~')) {
-        Some(path) => Some(Mount::Repo { path, target, read_only: true, digest: None }),
+        Some(path) => Some(Mount::Repo { path, target, read_only: true, digest: None, content: None }),
         None => {
             sink.error(
                 n.pos,
@@ -982,6 +1039,66 @@ fn deploy(n: &Node, s: &mut ContainerSpec, sink: &mut Sink<'_>) -> Limits {
         }
     }
     out
+}
+
+/// A service's use of a config (`NAME`, or `{source, target}`), mounted read-only at `/NAME`
+/// (or its `target`): a repository file through a snapshot, a host file as a bind (held to
+/// `bindRoots`), declared text as a snapshot of its own.
+fn config_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
+    let (source, target) = match &n.value {
+        Value::Str(name) => (name.clone(), None),
+        Value::Map(e) => {
+            for (k, _) in e {
+                if matches!(k.name.as_str(), "uid" | "gid" | "mode") {
+                    sink.error(
+                        k.pos,
+                        format!("config `{}` is not supported by hawser yet: the file is mounted as it is", k.name),
+                    );
+                } else if !matches!(k.name.as_str(), "source" | "target") {
+                    sink.error(k.pos, format!("unknown compose key `{}` in a service config", k.name));
+                }
+            }
+            let Some(source) = field(e, "source").and_then(|v| string(v, "source", sink)) else {
+                sink.error(n.pos, "a service config needs `source`");
+                return None;
+            };
+            (source, field(e, "target").and_then(|v| string(v, "target", sink)))
+        }
+        other => {
+            sink.error(n.pos, format!("a service config must be a name or a map, found {}", other.type_name()));
+            return None;
+        }
+    };
+    let Some(config) = names.configs.get(&source) else {
+        sink.error(n.pos, format!("config `{source}` is not declared in the top-level `configs`"));
+        return None;
+    };
+    let target = match target {
+        Some(t) if t.starts_with('/') => t,
+        Some(t) => format!("/{t}"),
+        None => format!("/{source}"),
+    };
+    match config {
+        ConfigSource::Content(text) => {
+            Some(Mount::Repo { path: source, target, read_only: true, digest: None, content: Some(text.clone()) })
+        }
+        ConfigSource::File(file) if file.starts_with('/') => {
+            Some(Mount::Bind { source: file.clone(), target, read_only: true })
+        }
+        ConfigSource::File(file) => {
+            let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
+            match repository_path(base, file).filter(|_| !file.starts_with('~')) {
+                Some(path) => Some(Mount::Repo { path, target, read_only: true, digest: None, content: None }),
+                None => {
+                    sink.error(
+                        n.pos,
+                        format!("config `{source}`: file `{file}` must be in the repository or an absolute host path"),
+                    );
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// Keys of compose's `build` that hawser reads; the others are refused at their position.
@@ -1185,7 +1302,7 @@ fn mount(
         ("bind", Some(src)) => {
             let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
             match repository_path(base, &src) {
-                Some(path) => Some(Mount::Repo { path, target, read_only: !writable, digest: None }),
+                Some(path) => Some(Mount::Repo { path, target, read_only: !writable, digest: None, content: None }),
                 None => {
                     sink.error(n.pos, format!("bind mount `{src}` leaves the repository"));
                     None
@@ -1348,7 +1465,8 @@ mod mapping_tests {
                 path: "secrets/db.txt".into(),
                 target: "/run/secrets/db".into(),
                 read_only: true,
-                digest: None
+                digest: None,
+                content: None
             }),
             "{v:?}"
         );
@@ -1450,6 +1568,32 @@ mod mapping_tests {
             .to_string();
         assert!(e.contains("app/compose.yaml:4:16: env_file `common.env` is not in this revision"), "{e}");
         assert!(!e.contains("`../local.env`"), "not required: {e}");
+    }
+
+    #[test]
+    fn configs_are_files_of_the_repository_or_the_host_or_declared_text() {
+        use crate::desired::Mount;
+        let text = "configs:\n  nginx: {file: ./nginx.conf}\n  motd: {content: \"hello\"}\n  host: {file: /srv/conf/app.ini}\nservices:\n  web:\n    image: nginx:1\n    configs: [nginx, {source: motd, target: /etc/motd}, {source: host, target: app.ini}]\n";
+        let d = load_compose(text).unwrap_or_else(|e| panic!("{e}"));
+        let v = &d.containers["web"].spec.volumes;
+        let repo = |path: &str, target: &str, content: Option<&str>| Mount::Repo {
+            path: path.into(),
+            target: target.into(),
+            read_only: true,
+            digest: None,
+            content: content.map(String::from),
+        };
+        assert!(v.contains(&repo("nginx.conf", "/nginx", None)), "{v:?}");
+        assert!(v.contains(&repo("motd", "/etc/motd", Some("hello"))), "{v:?}");
+        assert!(
+            v.contains(&Mount::Bind { source: "/srv/conf/app.ini".into(), target: "/app.ini".into(), read_only: true }),
+            "{v:?}"
+        );
+        let e = load_compose(
+            "configs:\n  c: {file: /etc/shadow}\nservices:\n  web:\n    image: nginx:1\n    configs: [c]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bind mount `/etc/shadow` is outside the allowed roots"), "{e}");
     }
 
     #[test]
@@ -1599,7 +1743,7 @@ services:
     pid: host
     volumes:
       - ~/html:/usr/share/nginx/html
-configs: {}
+include: []
 "#,
         )
         .unwrap_err()
@@ -1611,13 +1755,10 @@ configs: {}
             "{e}"
         );
         assert!(e.contains("compose.yaml:7:5: unknown compose key `constainer-name` in service `web`; did you mean `container_name`?"), "{e}");
-        assert!(
-            e.contains("compose.yaml:8:5: compose key `pid` in service `web` is not supported by hawser"),
-            "{e}"
-        );
+        assert!(e.contains("compose.yaml:8:5: compose key `pid` in service `web` is not supported by hawser"), "{e}");
         assert!(e.contains("compose.yaml:10:9: bind mount `~/html`: home folders are not supported"), "{e}");
         assert!(
-            e.contains("compose.yaml:11:1: compose key `configs` in a compose file is not supported by hawser"),
+            e.contains("compose.yaml:11:1: compose key `include` in a compose file is not supported by hawser"),
             "{e}"
         );
     }

@@ -34,6 +34,11 @@ impl Variables {
     fn get(&self, name: &str) -> Option<&(String, From)> {
         self.values.get(name)
     }
+
+    /// A variable's value, from the process or `.env`.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|(v, _)| v.as_str())
+    }
 }
 
 /// What interpolating one value found besides its result.

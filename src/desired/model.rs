@@ -300,6 +300,10 @@ pub enum Mount {
         read_only: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         digest: Option<String>,
+        /// The file's text as declared (compose's `configs` with `content` or `environment`),
+        /// instead of a file of the repository; `path` then names the config.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
     },
 }
 

@@ -434,8 +434,21 @@ pub fn resolve_repo_files(
     let mut diags = Vec::new();
     for c in d.containers.values_mut() {
         for m in c.spec.volumes.iter_mut() {
-            let Mount::Repo { path, digest, .. } = m else { continue };
-            match read_repo_path(snap, path) {
+            let Mount::Repo { path, digest, content, .. } = m else { continue };
+            let read = match content {
+                // Declared text: one file named after the config.
+                Some(text) => Ok(crate::desired::RepoSnapshot {
+                    path: path.clone(),
+                    single: Some(path.rsplit('/').next().unwrap_or(path).to_string()),
+                    files: vec![ContextFile {
+                        path: path.rsplit('/').next().unwrap_or(path).to_string(),
+                        mode: 0o644,
+                        data: text.clone().into_bytes(),
+                    }],
+                }),
+                None => read_repo_path(snap, path),
+            };
+            match read {
                 Ok(files) => {
                     let key = repo_digest(&files);
                     *digest = Some(key.clone());
