@@ -136,8 +136,13 @@ fn compose_50() -> f64 {
     let mut times = Vec::new();
     for _ in 0..15 {
         let t = Instant::now();
-        let d = desired::load_with("bench", "rev", &files, &desired::load_options(&policy, &env, &[], &data))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let d = desired::load_with(
+            "bench",
+            "rev",
+            &files,
+            &desired::load_options(&policy, &env, &[], &data, &Default::default()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let _ = desired::render::to_yaml(&d);
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(d.containers.len(), 50);

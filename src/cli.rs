@@ -435,7 +435,7 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
         &snap.project,
         &snap.revision,
         &snap.files,
-        &desired::load_options(&policy, &process_env, &profiles, &snap.data),
+        &desired::load_options(&policy, &process_env, &profiles, &snap.data, &snap.filter),
     )
     .map_err(CliError::Invalid)?;
     for w in &d.warnings {

@@ -1405,7 +1405,8 @@ mod mapping_tests {
             [("DB_PASSWORD".to_string(), "s3cret-from-host".to_string())].into();
         let policy = crate::desired::Policy::default();
         let data = Default::default();
-        let opts = crate::desired::load_options(&policy, &process, &[], &data);
+        let filter = Default::default();
+        let opts = crate::desired::load_options(&policy, &process, &[], &data, &filter);
         let d = crate::desired::load_with("shop", "r", &files, &opts).unwrap_or_else(|e| panic!("{e}"));
         let web = &d.containers["web"].spec;
         assert_eq!(web.image, "nginx:1.27");
@@ -1514,12 +1515,22 @@ mod mapping_tests {
         }];
         let (env, data) = (Default::default(), Default::default());
         let policy = crate::desired::Policy::default();
-        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &[], &data))
-            .unwrap();
+        let d = crate::desired::load_with(
+            "p",
+            "r",
+            &files,
+            &crate::desired::load_options(&policy, &env, &[], &data, &Default::default()),
+        )
+        .unwrap();
         assert_eq!(d.containers.keys().collect::<Vec<_>>(), ["web"]);
         let on = ["tools".to_string()];
-        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &on, &data))
-            .unwrap();
+        let d = crate::desired::load_with(
+            "p",
+            "r",
+            &files,
+            &crate::desired::load_options(&policy, &env, &on, &data, &Default::default()),
+        )
+        .unwrap();
         assert_eq!(d.containers.keys().collect::<Vec<_>>(), ["debug", "web"]);
         let env: std::collections::BTreeMap<String, String> =
             [("COMPOSE_PROFILES".to_string(), "x, debug".to_string())].into();
@@ -1558,14 +1569,24 @@ mod mapping_tests {
         ]
         .into();
         let (env, policy) = (Default::default(), crate::desired::Policy::default());
-        let d = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &[], &data))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let d = crate::desired::load_with(
+            "p",
+            "r",
+            &files,
+            &crate::desired::load_options(&policy, &env, &[], &data, &Default::default()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let web = &d.containers["web"].spec.env;
         assert_eq!((web["A"].as_str(), web["B"].as_str(), web["C"].as_str()), ("common", "from-compose", "web"));
         let none = Default::default();
-        let e = crate::desired::load_with("p", "r", &files, &crate::desired::load_options(&policy, &env, &[], &none))
-            .unwrap_err()
-            .to_string();
+        let e = crate::desired::load_with(
+            "p",
+            "r",
+            &files,
+            &crate::desired::load_options(&policy, &env, &[], &none, &Default::default()),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("app/compose.yaml:4:16: env_file `common.env` is not in this revision"), "{e}");
         assert!(!e.contains("`../local.env`"), "not required: {e}");
     }

@@ -57,7 +57,31 @@ pub fn load_with_policy(
     policy: &Policy,
 ) -> Result<DesiredState, Diagnostics> {
     let (env, data) = (BTreeMap::new(), BTreeMap::new());
-    load_with(project, revision, files, &LoadOptions { policy, process_env: &env, profiles: &[], data: &data })
+    let filter = ManifestFilter::default();
+    load_with(
+        project,
+        revision,
+        files,
+        &LoadOptions { policy, process_env: &env, profiles: &[], data: &data, filter: &filter },
+    )
+}
+
+/// Which files of a revision are manifests besides what their shape says: `include` globs
+/// (always manifests, checked as such) and `exclude` globs (never), from `hawser.toml`, matched
+/// against paths from the source's root.
+#[derive(Clone, Debug, Default)]
+pub struct ManifestFilter {
+    pub include: Option<globset::GlobSet>,
+    pub exclude: Option<globset::GlobSet>,
+}
+
+impl ManifestFilter {
+    fn included(&self, path: &str) -> bool {
+        self.include.as_ref().is_some_and(|g| g.is_match(path))
+    }
+    fn excluded(&self, path: &str) -> bool {
+        self.exclude.as_ref().is_some_and(|g| g.is_match(path))
+    }
 }
 
 /// What loading a revision takes besides its files; passed in, so that loading stays a
@@ -70,6 +94,7 @@ pub struct LoadOptions<'a> {
     pub profiles: &'a [String],
     /// Files of the revision that compose files name (`env_file`), by path from the root.
     pub data: &'a BTreeMap<String, String>,
+    pub filter: &'a ManifestFilter,
 }
 
 /// The options of a real run: the process's environment, and the profiles of `hawser.toml`
@@ -79,8 +104,9 @@ pub fn load_options<'a>(
     process_env: &'a BTreeMap<String, String>,
     profiles: &'a [String],
     data: &'a BTreeMap<String, String>,
+    filter: &'a ManifestFilter,
 ) -> LoadOptions<'a> {
-    LoadOptions { policy, process_env, profiles, data }
+    LoadOptions { policy, process_env, profiles, data, filter }
 }
 
 /// The profiles of `hawser.toml` and those `COMPOSE_PROFILES` names.
@@ -109,6 +135,11 @@ pub fn load_with(
     let mut files: Vec<&ManifestFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     for f in files.iter().filter(|f| !is_dotenv(&f.path)) {
+        if opts.filter.excluded(&f.path) {
+            skipped.push(f.path.clone());
+            continue;
+        }
+        let forced = opts.filter.included(&f.path);
         let mut sink = Sink::new(&f.path, &f.text, &mut diags);
         if compose::is_compose_file(&f.path) {
             // The `.env` beside the compose file, as compose reads it from the project folder.
@@ -142,7 +173,7 @@ pub fn load_with(
             }
         };
         if !parse_errors.is_empty() {
-            if mentions_a_kind(&f.text) {
+            if forced || mentions_a_kind(&f.text) {
                 sink.diags.extend(parse_errors);
             } else {
                 skipped.push(f.path.clone());
@@ -150,7 +181,7 @@ pub fn load_with(
             continue;
         }
         let mut any = false;
-        for doc in docs.iter().filter(|d| is_manifest_shaped(d)) {
+        for doc in docs.iter().filter(|d| forced || is_manifest_shaped(d)) {
             any = true;
             if let Some(d) = decode::decode(doc, &mut sink) {
                 decoded.push(d);

@@ -397,7 +397,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
             &snap.project,
             &snap.revision,
             &snap.files,
-            &desired::load_options(&policy, &process_env, &profiles, &snap.data),
+            &desired::load_options(&policy, &process_env, &profiles, &snap.data, &snap.filter),
         )
         .map_err(invalid)?;
         for w in &d.warnings {

@@ -29,6 +29,8 @@ pub struct Snapshot {
     pub profiles: Vec<String>,
     /// Other files of the revision that compose files name (`env_file`), by path from the root.
     pub data: std::collections::BTreeMap<String, String>,
+    /// `include` and `exclude` of `hawser.toml`.
+    pub filter: desired::ManifestFilter,
     /// Which source this is, as recorded on the objects it applies: the repository's URL
     /// (without credentials) or real path, and `#FOLDER` when the manifests are not at its root.
     pub source_id: String,
@@ -245,6 +247,11 @@ struct SourceConfig {
     /// Compose profiles whose services are deployed (services without profiles always are).
     #[serde(default)]
     profiles: Vec<String>,
+    /// Globs of files that are manifests whatever their shape, and of files that never are.
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 /// The files of a revision before the manifest folder is chosen: path relative to the root, text.
@@ -372,6 +379,36 @@ fn snapshot(
             }
         }
     }
+    let globs = |key: &str, patterns: &[String]| -> Result<Option<globset::GlobSet>, SourceError> {
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for p in patterns {
+            let glob = globset::GlobBuilder::new(p).literal_separator(true).build().map_err(|e| {
+                let text =
+                    tree.iter().find(|(p, _)| p == "hawser.toml").map(|(_, b)| String::from_utf8_lossy(b).to_string());
+                let text = text.unwrap_or_default();
+                let pos = text.find(p.as_str()).map(|o| Pos::from_offset(&text, o)).unwrap_or(Pos::new(1, 1));
+                let mut diags = Vec::new();
+                Sink::new("hawser.toml", &text, &mut diags).error(pos, format!("{key}: {e}"));
+                SourceError::Invalid(Diagnostics(diags))
+            })?;
+            set.add(glob);
+        }
+        set.build().map(Some).map_err(|e| {
+            SourceError::Invalid(Diagnostics(vec![Diagnostic {
+                file: "hawser.toml".into(),
+                pos: Pos::new(1, 1),
+                message: format!("{key}: {e}"),
+                source: None,
+            }]))
+        })
+    };
+    let filter = desired::ManifestFilter {
+        include: globs("include", &config.include)?,
+        exclude: globs("exclude", &config.exclude)?,
+    };
     let project = config.project.unwrap_or(default_project);
     if let Err(e) = desired::decode::check_name(&project) {
         let diag = Diagnostic {
@@ -417,6 +454,7 @@ fn snapshot(
         location: Location::None,
         profiles: config.profiles,
         data: Default::default(),
+        filter,
         source_id,
     })
 }
@@ -619,6 +657,29 @@ mod tests {
         std::os::unix::fs::symlink("../../../../../../../../etc/hostname", root.path().join("up.yml")).unwrap();
         let e = read(root.path().to_str().unwrap(), &opts()).unwrap_err().to_string();
         assert!(e.starts_with("up.yml:1:1: a symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn include_and_exclude_globs_of_hawser_toml_decide_over_shape() {
+        let root = tempfile::tempdir().unwrap();
+        let w = |p: &str, t: &str| {
+            let path = root.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, t).unwrap();
+        };
+        w("hawser.toml", "include = [\"forced/*.yml\"]\nexclude = [\"legacy/**\"]\n");
+        w("legacy/old/net.yaml", "kind: Network\nmetadata: {name: old}\nspec: {driver: weave}\n");
+        w("forced/thing.yml", "name: not a manifest\n");
+        w("ok.yaml", "kind: Volume\nmetadata: {name: v}\n");
+        let snap = read(root.path().to_str().unwrap(), &opts()).unwrap();
+        let (env, data, policy) = (Default::default(), Default::default(), crate::desired::Policy::default());
+        let o = crate::desired::load_options(&policy, &env, &[], &data, &snap.filter);
+        let e = crate::desired::load_with(&snap.project, "r", &snap.files, &o).unwrap_err().to_string();
+        assert!(e.starts_with("forced/thing.yml:1:1:"), "included, so checked as a manifest: {e}");
+        assert!(!e.contains("legacy"), "excluded: {e}");
+        w("hawser.toml", "include = [\"[oops\"]\n");
+        let e = read(root.path().to_str().unwrap(), &opts()).unwrap_err().to_string();
+        assert!(e.starts_with("hawser.toml:1:13: include:"), "{e}");
     }
 
     #[test]
