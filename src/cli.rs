@@ -429,22 +429,10 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
     };
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
-    let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    let profiles = desired::active_profiles(&snap.profiles, &process_env);
-    let mut d = desired::load_with(
-        &snap.project,
-        &snap.revision,
-        &snap.files,
-        &desired::load_options(&policy, &process_env, &profiles, &snap.data, &snap.filter),
-    )
-    .map_err(CliError::Invalid)?;
+    let d = source::desired_state(&snap, &policy, state_dir).map_err(CliError::Invalid)?;
     for w in &d.warnings {
         eprintln!("warning: {w}");
     }
-    d.source = snap.source_id.clone();
-    source::resolve_builds(&mut d, &snap).map_err(CliError::Invalid)?;
-    let files_root = state_dir.join("files").join(&d.project);
-    source::resolve_repo_files(&mut d, &snap, &files_root).map_err(CliError::Invalid)?;
     Ok(d)
 }
 

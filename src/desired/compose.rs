@@ -922,34 +922,39 @@ fn service(
     Some((d, default_net))
 }
 
-/// A service's use of a secret (`NAME`, or `{source, target}`), mounted read-only at
-/// `/run/secrets/NAME` (or its `target`): a repository file through a snapshot like any
-/// relative bind, a host file directly (held to the policy's `secretRoots`).
-fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
-    let (source, target) = match &n.value {
-        Value::Str(name) => (name.clone(), None),
+/// A service's use of a secret or config: `NAME`, or `{source, target}`.
+fn usage(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<(String, Option<String>)> {
+    match &n.value {
+        Value::Str(name) => Some((name.clone(), None)),
         Value::Map(e) => {
             for (k, _) in e {
                 if matches!(k.name.as_str(), "uid" | "gid" | "mode") {
                     sink.error(
                         k.pos,
-                        format!("secret `{}` is not supported by hawser yet: the file is mounted as it is", k.name),
+                        format!("{what} `{}` is not supported by hawser yet: the file is mounted as it is", k.name),
                     );
                 } else if !matches!(k.name.as_str(), "source" | "target") {
-                    sink.error(k.pos, format!("unknown compose key `{}` in a service secret", k.name));
+                    sink.error(k.pos, format!("unknown compose key `{}` in a service {what}", k.name));
                 }
             }
             let Some(source) = field(e, "source").and_then(|v| string(v, "source", sink)) else {
-                sink.error(n.pos, "a service secret needs `source`");
+                sink.error(n.pos, format!("a service {what} needs `source`"));
                 return None;
             };
-            (source, field(e, "target").and_then(|v| string(v, "target", sink)))
+            Some((source, field(e, "target").and_then(|v| string(v, "target", sink))))
         }
         other => {
-            sink.error(n.pos, format!("a service secret must be a name or a map, found {}", other.type_name()));
-            return None;
+            sink.error(n.pos, format!("a service {what} must be a name or a map, found {}", other.type_name()));
+            None
         }
-    };
+    }
+}
+
+/// A service's use of a secret (`NAME`, or `{source, target}`), mounted read-only at
+/// `/run/secrets/NAME` (or its `target`): a repository file through a snapshot like any
+/// relative bind, a host file directly (held to the policy's `secretRoots`).
+fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
+    let (source, target) = usage(n, "secret", sink)?;
     let Some(file) = names.secrets.get(&source) else {
         sink.error(n.pos, format!("secret `{source}` is not declared in the top-level `secrets`"));
         return None;
@@ -1045,30 +1050,7 @@ fn deploy(n: &Node, s: &mut ContainerSpec, sink: &mut Sink<'_>) -> Limits {
 /// (or its `target`): a repository file through a snapshot, a host file as a bind (held to
 /// `bindRoots`), declared text as a snapshot of its own.
 fn config_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
-    let (source, target) = match &n.value {
-        Value::Str(name) => (name.clone(), None),
-        Value::Map(e) => {
-            for (k, _) in e {
-                if matches!(k.name.as_str(), "uid" | "gid" | "mode") {
-                    sink.error(
-                        k.pos,
-                        format!("config `{}` is not supported by hawser yet: the file is mounted as it is", k.name),
-                    );
-                } else if !matches!(k.name.as_str(), "source" | "target") {
-                    sink.error(k.pos, format!("unknown compose key `{}` in a service config", k.name));
-                }
-            }
-            let Some(source) = field(e, "source").and_then(|v| string(v, "source", sink)) else {
-                sink.error(n.pos, "a service config needs `source`");
-                return None;
-            };
-            (source, field(e, "target").and_then(|v| string(v, "target", sink)))
-        }
-        other => {
-            sink.error(n.pos, format!("a service config must be a name or a map, found {}", other.type_name()));
-            return None;
-        }
-    };
+    let (source, target) = usage(n, "config", sink)?;
     let Some(config) = names.configs.get(&source) else {
         sink.error(n.pos, format!("config `{source}` is not declared in the top-level `configs`"));
         return None;

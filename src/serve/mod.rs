@@ -391,22 +391,10 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
             e => SourceProblem::Unavailable(e.to_string()),
         })?;
         let invalid = |e: desired::Diagnostics| SourceProblem::Invalid(e.to_string());
-        let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-        let profiles = desired::active_profiles(&snap.profiles, &process_env);
-        let mut d = desired::load_with(
-            &snap.project,
-            &snap.revision,
-            &snap.files,
-            &desired::load_options(&policy, &process_env, &profiles, &snap.data, &snap.filter),
-        )
-        .map_err(invalid)?;
+        let mut d = source::desired_state(&snap, &policy, &state_dir).map_err(invalid)?;
         for w in &d.warnings {
             tracing::warn!("{w}");
         }
-        d.source = snap.source_id.clone();
-        source::resolve_builds(&mut d, &snap).map_err(invalid)?;
-        let files_root = state_dir.join("files").join(&d.project);
-        source::resolve_repo_files(&mut d, &snap, &files_root).map_err(invalid)?;
         desired::secrets::resolve(&mut d, &state_dir).map_err(invalid)?;
         Ok(d)
     });

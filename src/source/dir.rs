@@ -71,6 +71,22 @@ fn walk(root: &Path, dir: &Path, out: &mut Tree, budget: &mut super::SizeBudget)
     Ok(())
 }
 
+/// The file at `path` of a plain directory, if it is one inside it (a link is followed only
+/// when its real path stays inside).
+pub fn file_at(root: &Path, path: &str) -> Result<Option<super::ContextFile>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let (Ok(real), Ok(root)) = (std::fs::canonicalize(root.join(path)), std::fs::canonicalize(root)) else {
+        return Ok(None);
+    };
+    if !real.starts_with(&root) || !real.is_file() {
+        return Ok(None);
+    }
+    let mode = std::fs::metadata(&real).map_err(|e| e.to_string())?.permissions().mode();
+    let data = std::fs::read(&real).map_err(|e| e.to_string())?;
+    let name = path.rsplit('/').next().unwrap_or(path).to_string();
+    Ok(Some(super::ContextFile { path: name, mode, data }))
+}
+
 /// Every file under `folder` of a plain directory, with paths relative to `folder`.
 pub fn files_under(root: &Path, folder: &str) -> Result<Vec<super::ContextFile>, String> {
     let base = if folder.is_empty() || folder == "." { root.to_path_buf() } else { root.join(folder) };

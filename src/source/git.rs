@@ -174,6 +174,22 @@ pub fn files_under(repo_path: &Path, commit: &str, folder: &str) -> Result<Vec<s
     }
 }
 
+/// The file at `path` of a commit; `None` when there is none (or it is a folder or a link).
+pub fn file_at(repo_path: &Path, commit: &str, path: &str) -> Result<Option<super::ContextFile>, String> {
+    let repo = open(repo_path)
+        .or_else(|| Repository::open_bare(repo_path).ok())
+        .ok_or_else(|| format!("cannot open {}", repo_path.display()))?;
+    let oid = git2::Oid::from_str(commit).map_err(|e| e.message().to_string())?;
+    let tree = repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| e.message().to_string())?;
+    let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+    if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
+        return Ok(None);
+    }
+    let blob = repo.find_blob(entry.id()).map_err(|e| e.message().to_string())?;
+    let name = path.rsplit('/').next().unwrap_or(path).to_string();
+    Ok(Some(super::ContextFile { path: name, mode: entry.filemode() as u32, data: blob.content().to_vec() }))
+}
+
 /// How long a remote may take to accept a connection, and to answer each read.
 const CONNECT_TIMEOUT_MS: i32 = 10_000;
 const READ_TIMEOUT_MS: i32 = 20_000;

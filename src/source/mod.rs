@@ -65,6 +65,17 @@ impl Snapshot {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
+
+    /// The one file at `path` (relative to the source root) in this revision, named by its
+    /// file name; `None` when there is no such file.
+    pub fn file(&self, path: &str) -> Result<Option<ContextFile>, String> {
+        let path = path.trim_start_matches("./");
+        match &self.location {
+            Location::Git { repo, commit } => git::file_at(repo, commit, path),
+            Location::Dir { root } => dir::file_at(root, path),
+            Location::None => Err("this source has no files".into()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -316,11 +327,10 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
         .flat_map(|f| desired::compose::referenced_files(&f.path, &f.text))
         .collect();
     for path in named {
-        if let Ok(mut found) = read_repo_path(&snap, &path) {
-            if let (Some(_), Some(f)) = (&found.single, found.files.pop()) {
-                snap.data.insert(path, String::from_utf8_lossy(&f.data).into_owned());
-            }
-        }
+        // Read one file each (never the folder around it), held to the manifest size limit.
+        let Ok(Some(f)) = snap.file(&path) else { continue };
+        SizeBudget::new(opts.limits).admit(&path, f.data.len() as u64)?;
+        snap.data.insert(path, String::from_utf8_lossy(&f.data).into_owned());
     }
     if let Some(p) = &opts.project {
         if let Err(e) = desired::decode::check_name(p) {
@@ -459,6 +469,26 @@ fn snapshot(
     })
 }
 
+/// The desired state of a revision as it is applied: its manifests loaded with the process's
+/// environment and the revision's profiles and filters, recorded as this source's, its build
+/// contexts and mounted repository files read. Warnings are in `warnings`, for the caller to
+/// show; secrets are read where they are used.
+pub fn desired_state(
+    snap: &Snapshot,
+    policy: &desired::Policy,
+    state_dir: &Path,
+) -> Result<desired::DesiredState, Diagnostics> {
+    let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let profiles = desired::active_profiles(&snap.profiles, &process_env);
+    let opts = desired::load_options(policy, &process_env, &profiles, &snap.data, &snap.filter);
+    let mut d = desired::load_with(&snap.project, &snap.revision, &snap.files, &opts)?;
+    d.source = snap.source_id.clone();
+    resolve_builds(&mut d, snap)?;
+    let files_root = state_dir.join("files").join(&d.project);
+    resolve_repo_files(&mut d, snap, &files_root)?;
+    Ok(d)
+}
+
 /// Reads the repository files and folders that containers mount (`Mount::Repo`) from the
 /// revision, records each one's content digest on the mount and its files in `d.repo_files`,
 /// to be written under `root` when applied.
@@ -511,18 +541,13 @@ pub fn resolve_repo_files(
 /// A folder of the revision with the files under it, or one file.
 fn read_repo_path(snap: &Snapshot, path: &str) -> Result<crate::desired::RepoSnapshot, String> {
     use crate::desired::RepoSnapshot;
-    if let Ok(files) = snap.files_under(path) {
-        if !files.is_empty() {
-            return Ok(RepoSnapshot { path: path.to_string(), single: None, files });
-        }
+    if let Some(file) = snap.file(path)? {
+        return Ok(RepoSnapshot { path: path.to_string(), single: Some(file.path.clone()), files: vec![file] });
     }
-    let (parent, name) = path.rsplit_once('/').unwrap_or((".", path));
-    let file = snap
-        .files_under(parent)
-        .ok()
-        .and_then(|files| files.into_iter().find(|f| f.path == name))
-        .ok_or_else(|| "no such file or folder in this revision of the repository".to_string())?;
-    Ok(RepoSnapshot { path: path.to_string(), single: Some(name.to_string()), files: vec![file] })
+    match snap.files_under(path) {
+        Ok(files) if !files.is_empty() => Ok(RepoSnapshot { path: path.to_string(), single: None, files }),
+        _ => Err("no such file or folder in this revision of the repository".to_string()),
+    }
 }
 
 /// The digest that names a snapshot: of its shape (file or folder), paths, modes and bytes.
