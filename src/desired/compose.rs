@@ -68,6 +68,19 @@ const SERVICE_KEYS: &[&str] = &[
     "shm_size",
     "ulimits",
     "dns",
+    "platform",
+    "runtime",
+    "sysctls",
+    "devices",
+    "security_opt",
+    "pid",
+    "ipc",
+    "group_add",
+    "mem_reservation",
+    "oom_score_adj",
+    "domainname",
+    "links",
+    "pull_policy",
 ];
 /// Keys of the Compose Specification that hawser does not support yet; named as such in the
 /// error, not as unknown. (The README's table says why for each.)
@@ -88,37 +101,24 @@ const UNSUPPORTED: &[&str] = &[
     "credential_spec",
     "develop",
     "device_cgroup_rules",
-    "devices",
     "dns_opt",
     "dns_search",
-    "domainname",
     "driver_opts",
     "extends",
     "external_links",
     "gpus",
-    "group_add",
     "include",
-    "ipc",
     "isolation",
     "label_file",
-    "links",
     "mac_address",
-    "mem_reservation",
     "mem_swappiness",
     "memswap_limit",
     "oom_kill_disable",
-    "oom_score_adj",
-    "pid",
-    "platform",
     "post_start",
     "pre_stop",
     "provider",
-    "pull_policy",
-    "runtime",
     "scale",
-    "security_opt",
     "storage_opt",
-    "sysctls",
     "use_api_socket",
     "userns_mode",
     "uts",
@@ -359,14 +359,21 @@ pub fn decode(
             volumes: &volume_names,
         };
         let mut extra = Vec::new();
-        if let Some((mut d, default)) = service(&k.name, k.pos, v, &names, &mut extra, sink) {
+        let mut warn = sink.beside(warnings);
+        if let Some((mut d, default)) = service(&k.name, k.pos, v, &names, &mut extra, &mut warn, sink) {
             if default {
                 uses_default = true;
                 d.refs.push((Kind::Network, default_net.clone(), k.pos));
             }
             out.push(d);
         }
-        out.extend(extra);
+        for d in extra {
+            // Services that share an image share its resource (a differing one is a duplicate).
+            let same = |o: &Decoded| o.kind == Kind::Image && o.name == d.name && o.spec == d.spec;
+            if !(d.kind == Kind::Image && out.iter().any(same)) {
+                out.push(d);
+            }
+        }
     }
     let declared_default = out.iter().any(|d| d.kind == Kind::Network && d.name == default_net);
     if uses_default && !declared_default {
@@ -382,6 +389,7 @@ fn policy_name(key: &str) -> &str {
         "cap_add" => "capAdd",
         "cap_drop" => "capDrop",
         "network_mode" => "networkMode",
+        "security_opt" => "securityOpt",
         "driver_opts" => "driverOpts",
         other => other,
     }
@@ -652,6 +660,7 @@ fn service(
     n: &Node,
     names: &Names<'_>,
     extra: &mut Vec<Decoded>,
+    warn: &mut Sink<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<(Decoded, bool)> {
     let what = format!("service `{name}`");
@@ -664,6 +673,15 @@ fn service(
         // Built on hawser's Image path, as an Image resource named by the tag it gets, so that
         // other services naming that image run this build.
         (Some(b), image) => {
+            if let Some(p) = field(e, "pull_policy") {
+                match string(p, "pull_policy", sink).as_deref() {
+                    Some("build" | "missing" | "if_not_present") | None => {}
+                    Some(other) => sink.error(
+                        p.pos,
+                        format!("pull_policy `{other}` with `build`: hawser builds this image from the repository; use `build` or leave it out"),
+                    ),
+                }
+            }
             let tag = image.and_then(|v| string(v, "image", sink));
             let reference = tag.unwrap_or_else(|| format!("{}-{name}", names.project).to_ascii_lowercase());
             build(b, &reference, sink).map(|spec| {
@@ -673,7 +691,32 @@ fn service(
                 reference
             })
         }
-        (None, Some(v)) => string(v, "image", sink).inspect(|i| refs.push((Kind::Image, i.clone(), v.pos))),
+        (None, Some(v)) => string(v, "image", sink).inspect(|i| {
+            refs.push((Kind::Image, i.clone(), v.pos));
+            // A pull policy other than the default makes the image a resource of its own.
+            let pull = match field(e, "pull_policy").and_then(|p| string(p, "pull_policy", sink).map(|s| (p, s))) {
+                None => None,
+                Some((_, m)) if m == "missing" || m == "if_not_present" => None,
+                Some((_, m)) if m == "always" => Some(PullPolicy::Always),
+                Some((_, m)) if m == "never" => Some(PullPolicy::Never),
+                Some((p, m)) if m == "build" => {
+                    sink.error(p.pos, "pull_policy: build needs `build`");
+                    None
+                }
+                Some((p, m)) if m == "daily" || m == "weekly" || m.starts_with("every_") => {
+                    sink.error(p.pos, format!("pull_policy `{m}` is not supported by hawser: use `always`, and the service's poll interval decides how often"));
+                    None
+                }
+                Some((p, m)) => {
+                    sink.error(p.pos, format!("invalid pull_policy `{m}`: expected always, never, missing, if_not_present or build"));
+                    None
+                }
+            };
+            if let Some(pull) = pull {
+                let spec = ImageSpec { reference: i.clone(), pull, build: None };
+                extra.push(resource(Kind::Image, i.clone(), v.pos, sink, DecodedSpec::Image(spec)));
+            }
+        }),
         (None, None) => {
             sink.error(pos, format!("{what} needs `image` or `build`"));
             None
@@ -779,9 +822,14 @@ fn service(
                     let real = names.networks.get(&k.name).cloned().unwrap_or(k.name.clone());
                     refs.push((Kind::Network, real.clone(), k.pos));
                     let mut att = NetworkAttachment::default();
-                    if let Some(a) = checked(v, &["aliases"], "a service network", sink) {
+                    if let Some(a) = checked(v, &["aliases", "ipv4_address", "ipv6_address"], "a service network", sink)
+                    {
                         att.aliases =
                             field(a, "aliases").and_then(|v| string_list(v, "aliases", sink)).unwrap_or_default();
+                        att.ipv4_address =
+                            field(a, "ipv4_address").and_then(|v| super::decode::address(v, "ipv4_address", sink));
+                        att.ipv6_address =
+                            field(a, "ipv6_address").and_then(|v| super::decode::address(v, "ipv6_address", sink));
                         att.aliases.sort();
                         att.aliases.dedup();
                     }
@@ -857,6 +905,46 @@ fn service(
     s.shm_size = field(e, "shm_size").and_then(|v| docker_size(v, "shm_size", sink));
     s.ulimits = field(e, "ulimits").map(|v| super::decode::ulimits(v, sink)).unwrap_or_default();
     s.dns = field(e, "dns").map(|v| super::decode::dns(v, sink)).unwrap_or_default();
+    s.expose = field(e, "expose").map(|v| super::decode::expose(v, "expose", sink)).unwrap_or_default();
+    s.platform = field(e, "platform").and_then(|v| super::decode::platform(v, "platform", sink));
+    s.runtime = field(e, "runtime").and_then(|v| string(v, "runtime", sink));
+    if let Some(v) = field(e, "sysctls") {
+        s.sysctls = super::decode::sysctls(pairs(v, "sysctls", '=', sink), v.pos, sink);
+    }
+    s.devices = field(e, "devices").map(|v| super::decode::devices(v, "devices", &mut spans, sink)).unwrap_or_default();
+    s.security_opt = field(e, "security_opt").and_then(|v| string_list(v, "security_opt", sink)).unwrap_or_default();
+    // `service:NAME` shares another service's namespace, by its container.
+    let shared = |mode: String| match mode.strip_prefix("service:") {
+        Some(svc) => format!("container:{}", names.containers.get(svc).cloned().unwrap_or(svc.to_string())),
+        None => mode,
+    };
+    s.pid = field(e, "pid").and_then(|v| {
+        let mode = shared(string(v, "pid", sink)?);
+        super::decode::namespace_mode(mode, "pid", &["host"], v.pos, &mut refs, sink)
+    });
+    s.ipc = field(e, "ipc").and_then(|v| {
+        let mode = shared(string(v, "ipc", sink)?);
+        super::decode::namespace_mode(mode, "ipc", &["private", "shareable", "none", "host"], v.pos, &mut refs, sink)
+    });
+    s.group_add = field(e, "group_add")
+        .and_then(|v| seq(v, "group_add", sink))
+        .map(|items| items.iter().filter_map(|i| lenient_string(i, "group_add", sink)).collect())
+        .unwrap_or_default();
+    s.oom_score_adj = field(e, "oom_score_adj").and_then(|v| super::decode::oom_score_adj(v, "oom_score_adj", sink));
+    s.domainname = field(e, "domainname").and_then(|v| string(v, "domainname", sink));
+    if let Some(v) = field(e, "links") {
+        // `SERVICE[:ALIAS]`: the service's container under ALIAS, started first, as compose does.
+        for item in seq(v, "links", sink).unwrap_or_default() {
+            let Some(link) = string(item, "links", sink) else { continue };
+            let (svc, alias) = link.split_once(':').unwrap_or((&link, &link));
+            let real = names.containers.get(svc).cloned().unwrap_or(svc.to_string());
+            refs.push((Kind::Container, real.clone(), item.pos));
+            s.links.push(format!("{real}:{alias}"));
+            s.depends_on.entry(real).or_insert(DependCondition::Started);
+        }
+        s.links.sort();
+        s.links.dedup();
+    }
     if let Some(v) = field(e, "restart") {
         if let Some(r) = lenient_string(v, "restart", sink) {
             match r.parse::<RestartPolicy>() {
@@ -895,15 +983,17 @@ fn service(
     let mut memory = field(e, "mem_limit").and_then(|v| docker_size(v, "mem_limit", sink));
     let mut cpus = field(e, "cpus").and_then(number);
     let mut pids = field(e, "pids_limit").and_then(|v| integer(v, "pids_limit", sink));
+    let mut reservation = field(e, "mem_reservation").and_then(|v| docker_size(v, "mem_reservation", sink));
     if let Some(d) = field(e, "deploy") {
-        let limits = deploy(d, &mut s, sink);
-        // The service's own keys win over `deploy.resources.limits`, as in compose.
+        let limits = deploy(d, &mut s, warn, sink);
+        // The service's own keys win over `deploy.resources`, as in compose.
         memory = memory.or(limits.memory);
         cpus = cpus.or(limits.cpus);
         pids = pids.or(limits.pids);
+        reservation = reservation.or(limits.memory_reservation);
     }
-    if memory.is_some() || cpus.is_some() || pids.is_some() {
-        s.resources = Some(Limits { memory, cpus, pids });
+    if memory.is_some() || cpus.is_some() || pids.is_some() || reservation.is_some() {
+        s.resources = Some(Limits { memory, cpus, pids, memory_reservation: reservation });
     }
     if let Some(cn) = field(e, "container_name") {
         if let Err(err) = check_name(&cname) {
@@ -983,7 +1073,7 @@ fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Moun
 /// `deploy` on one host: `resources.limits` are the container's limits, `restart_policy` its
 /// restart policy (unless `restart` is given), one replica. What only a cluster can do
 /// (replicas, placement, update order) is refused at its position with the reason.
-fn deploy(n: &Node, s: &mut ContainerSpec, sink: &mut Sink<'_>) -> Limits {
+fn deploy(n: &Node, s: &mut ContainerSpec, warn: &mut Sink<'_>, sink: &mut Sink<'_>) -> Limits {
     let mut out = Limits::default();
     const CLUSTER: &[&str] = &["placement", "update_config", "rollback_config", "endpoint_mode", "labels"];
     let known = ["replicas", "resources", "restart_policy", "mode"];
@@ -1007,7 +1097,25 @@ fn deploy(n: &Node, s: &mut ContainerSpec, sink: &mut Sink<'_>) -> Limits {
             sink.error(n.pos, format!("deploy.mode `{m}` needs a cluster target"));
         }
     }
-    if let Some(res) = field(e, "resources").and_then(|r| checked(r, &["limits"], "deploy.resources", sink)) {
+    if let Some(res) =
+        field(e, "resources").and_then(|r| checked(r, &["limits", "reservations"], "deploy.resources", sink))
+    {
+        if let Some(r) = field(res, "reservations")
+            .and_then(|r| checked(r, &["cpus", "memory", "devices"], "deploy.resources.reservations", sink))
+        {
+            out.memory_reservation =
+                field(r, "memory").and_then(|v| docker_size(v, "deploy.resources.reservations.memory", sink));
+            if let Some(c) = field(r, "cpus") {
+                // The engine has no CPU reservation for one container; compose ignores it too.
+                warn.error(
+                    c.pos,
+                    "deploy.resources.reservations.cpus has no effect on one host (a cluster schedules by it)",
+                );
+            }
+            if let Some(d) = field(r, "devices") {
+                sink.error(d.pos, "deploy.resources.reservations.devices (GPUs) is not supported by hawser yet; give the devices with `devices`");
+            }
+        }
         if let Some(l) =
             field(res, "limits").and_then(|l| checked(l, &["cpus", "memory", "pids"], "deploy.resources.limits", sink))
         {
@@ -1654,6 +1762,94 @@ services:
     /// Regressions: compose's lowercase capability and a bind volume's `device` both passed the
     /// host policy. The policy is one pass over the model, so compose gets it too.
     #[test]
+    fn the_rest_of_the_service_keys_reach_the_model() {
+        let d = load_compose(
+            r#"
+services:
+  db:
+    image: postgres:16
+    shm_size: 128m
+  app:
+    image: shop/app:1
+    pull_policy: always
+    expose: ["3000", "9000-9001/udp", 8080]
+    platform: linux/arm64
+    runtime: crun
+    sysctls: {net.core.somaxconn: "1024"}
+    security_opt: ["no-new-privileges:true", "apparmor=docker-default"]
+    ipc: service:db
+    group_add: [audio, 1001]
+    mem_reservation: 64m
+    oom_score_adj: -200
+    domainname: shop.internal
+    links: ["db:database"]
+    networks:
+      back: {ipv4_address: 172.28.0.10, aliases: [api]}
+    deploy:
+      resources:
+        reservations: {memory: 32m, cpus: "0.5"}
+networks:
+  back:
+    ipam: {config: [{subnet: 172.28.0.0/16}]}
+"#,
+        )
+        .unwrap();
+        let app = &d.containers["app"].spec;
+        let shown = |v: &[crate::desired::types::ContainerPort]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert_eq!(shown(&app.expose), ["3000/tcp", "8080/tcp", "9000/udp", "9001/udp"]);
+        assert_eq!(app.platform.as_deref(), Some("linux/arm64"));
+        assert_eq!(app.runtime.as_deref(), Some("crun"));
+        assert_eq!(app.sysctls["net.core.somaxconn"], "1024");
+        assert_eq!(app.security_opt.len(), 2);
+        assert_eq!(app.ipc.as_deref(), Some("container:db"));
+        assert_eq!(app.group_add, ["audio", "1001"]);
+        let r = app.resources.as_ref().unwrap();
+        assert_eq!(r.memory_reservation.unwrap().0, 64 << 20, "the service's key wins over deploy's");
+        assert_eq!(app.oom_score_adj, Some(-200));
+        assert_eq!(app.domainname.as_deref(), Some("shop.internal"));
+        assert_eq!(app.links, ["db:database"]);
+        assert_eq!(app.depends_on.get("db"), Some(&DependCondition::Started), "a link starts its target first");
+        assert_eq!(app.networks["back"].ipv4_address, Some("172.28.0.10".parse().unwrap()));
+        assert_eq!(d.images["shop/app:1"].spec.pull, crate::desired::PullPolicy::Always);
+        assert!(
+            d.warnings.iter().any(|w| w.to_string().contains("reservations.cpus has no effect")),
+            "{:?}",
+            d.warnings
+        );
+        let e = load_compose(
+            r#"
+services:
+  app:
+    image: shop/app:1
+    pull_policy: daily
+    sysctls: [kernel.panic=1]
+    devices: [/dev/ttyUSB0]
+    security_opt: [seccomp=unconfined]
+    pid: host
+    ipc: host
+    oom_score_adj: -2000
+    platform: arm64
+    expose: ["0"]
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        for expected in [
+            "compose.yaml:5:18: pull_policy `daily` is not supported",
+            "compose.yaml:6:14: sysctl `kernel.panic` is the host's",
+            "compose.yaml:7:15: device `/dev/ttyUSB0` of the host is refused by the host policy (allowDevices)",
+            "compose.yaml:8:19: security option `seccomp=unconfined` weakens",
+            "compose.yaml:9:10: `pid: host` shares the host's processes",
+            "compose.yaml:10:10: `ipc: host` shares the host's IPC",
+            "compose.yaml:11:20: oom_score_adj must be between -1000 and 1000",
+            "compose.yaml:12:15: invalid platform `arm64`",
+            "compose.yaml:13:14: expose: invalid port `0`",
+        ] {
+            assert!(e.contains(expected), "missing {expected}:\n{e}");
+        }
+    }
+
+    #[test]
     fn the_host_policy_holds_for_compose_as_for_manifests() {
         let e = load_compose(
             r#"
@@ -1743,7 +1939,7 @@ services:
     enviorment:
       - var_name=value
     constainer-name: my-py-app
-    pid: host
+    mac_address: 02:42:ac:11:65:43
     volumes:
       - ~/html:/usr/share/nginx/html
 include: []
@@ -1758,7 +1954,10 @@ include: []
             "{e}"
         );
         assert!(e.contains("compose.yaml:7:5: unknown compose key `constainer-name` in service `web`; did you mean `container_name`?"), "{e}");
-        assert!(e.contains("compose.yaml:8:5: compose key `pid` in service `web` is not supported by hawser"), "{e}");
+        assert!(
+            e.contains("compose.yaml:8:5: compose key `mac_address` in service `web` is not supported by hawser"),
+            "{e}"
+        );
         assert!(e.contains("compose.yaml:10:9: bind mount `~/html`: home folders are not supported"), "{e}");
         assert!(
             e.contains("compose.yaml:11:1: compose key `include` in a compose file is not supported by hawser"),

@@ -4,7 +4,7 @@
 use super::diag::{did_you_mean, Pos, Sink};
 use super::model::*;
 use super::node::{Key, Node, Value};
-use super::types::{ByteSize, Capability, Duration, PortBinding, Protocol, RestartPolicy};
+use super::types::{ByteSize, Capability, ContainerPort, Device, Duration, PortBinding, Protocol, RestartPolicy};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -60,7 +60,7 @@ impl Spans {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum DecodedSpec {
     Network(NetworkSpec),
     Volume(VolumeSpec),
@@ -172,6 +172,19 @@ pub(super) fn parsed<T: FromStr<Err = String>>(n: &Node, what: &str, sink: &mut 
             None
         }
     }
+}
+
+/// An IP address of one family (`Ipv4Addr`, `Ipv6Addr`).
+pub(super) fn address<T: FromStr>(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<T> {
+    let s = string(n, what, sink)?;
+    let parsed = s.parse().ok();
+    if parsed.is_none() {
+        sink.error(
+            n.pos,
+            format!("{what}: `{s}` is not an {} address", if what.contains('6') { "IPv6" } else { "IPv4" }),
+        );
+    }
+    parsed
 }
 
 pub(super) fn duration(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Duration> {
@@ -319,6 +332,115 @@ pub(super) fn dns(n: &Node, sink: &mut Sink<'_>) -> Vec<std::net::IpAddr> {
         }
     }
     out
+}
+
+/// `expose`: ports or ranges, as strings or numbers.
+pub(super) fn expose(n: &Node, what: &str, sink: &mut Sink<'_>) -> Vec<ContainerPort> {
+    let mut out = Vec::new();
+    for item in seq(n, what, sink).unwrap_or_default() {
+        let Some(text) = lenient_string(item, what, sink) else { continue };
+        match ContainerPort::parse_range(&text) {
+            Ok(ports) => out.extend(ports),
+            Err(e) => sink.error(item.pos, format!("{what}: {e}")),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Kernel parameters the engine can set per container: those of its own namespaces. Others
+/// would be the host's, and the engine refuses them at creation; here they fail the revision.
+pub(super) fn sysctls(map: BTreeMap<String, String>, pos: Pos, sink: &mut Sink<'_>) -> BTreeMap<String, String> {
+    for key in map.keys() {
+        let namespaced = key.starts_with("net.")
+            || key.starts_with("kernel.shm")
+            || key.starts_with("kernel.msg")
+            || key == "kernel.sem"
+            || key.starts_with("fs.mqueue.");
+        if !namespaced {
+            sink.error(
+                pos,
+                format!("sysctl `{key}` is the host's, not the container's: only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* can be set per container"),
+            );
+        }
+    }
+    map
+}
+
+/// `devices`: `HOST[:CONTAINER[:PERMISSIONS]]` strings, or compose's `{source, target, permissions}`.
+pub(super) fn devices(n: &Node, what: &str, spans: &mut Spans, sink: &mut Sink<'_>) -> Vec<Device> {
+    let mut out = Vec::new();
+    for item in seq(n, what, sink).unwrap_or_default() {
+        let text = match &item.value {
+            Value::Map(_) => {
+                let Some(mut f) = Fields::of(item, "a device", sink) else { continue };
+                let source = f.required("source", "a device", sink).and_then(|v| string(v, "source", sink));
+                let target = f.get("target").and_then(|v| string(v, "target", sink));
+                let perms = f.get("permissions").and_then(|v| string(v, "permissions", sink));
+                f.finish("a device", sink);
+                let Some(source) = source else { continue };
+                let target = target.unwrap_or_else(|| source.clone());
+                format!("{source}:{target}:{}", perms.unwrap_or_else(|| "rwm".into()))
+            }
+            _ => match lenient_string(item, what, sink) {
+                Some(t) => t,
+                None => continue,
+            },
+        };
+        match text.parse::<Device>() {
+            Ok(d) => {
+                spans.mark(format!("devices/{}", d.host), item.pos);
+                out.push(d);
+            }
+            Err(e) => sink.error(item.pos, format!("{what}: {e}")),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `pid` and `ipc`: the engine's modes, with `container:NAME` a reference to another container.
+pub(super) fn namespace_mode(
+    mode: String,
+    what: &str,
+    allowed: &[&str],
+    pos: Pos,
+    refs: &mut Vec<(Kind, String, Pos)>,
+    sink: &mut Sink<'_>,
+) -> Option<String> {
+    if let Some(other) = mode.strip_prefix("container:") {
+        refs.push((Kind::Container, other.to_string(), pos));
+        return Some(mode);
+    }
+    if allowed.contains(&mode.as_str()) {
+        return Some(mode);
+    }
+    sink.error(pos, format!("invalid {what} `{mode}`: expected {} or container:NAME", allowed.join(", ")));
+    None
+}
+
+/// `oomScoreAdj` / `oom_score_adj`: the kernel's range.
+pub(super) fn oom_score_adj(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> {
+    let v = integer(n, what, sink)?;
+    if !(-1000..=1000).contains(&v) {
+        sink.error(n.pos, format!("{what} must be between -1000 and 1000"));
+        return None;
+    }
+    Some(v)
+}
+
+/// `platform`: `os/arch[/variant]`.
+pub(super) fn platform(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<String> {
+    let p = string(n, what, sink)?;
+    let parts: Vec<&str> = p.split('/').collect();
+    let word = |s: &&str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !(2..=3).contains(&parts.len()) || !parts.iter().all(word) {
+        sink.error(n.pos, format!("invalid {what} `{p}`: expected OS/ARCH or OS/ARCH/VARIANT, like linux/arm64"));
+        return None;
+    }
+    Some(p)
 }
 
 /// `logging: {driver, options}`. The options of the engine's own rotating drivers are checked
@@ -710,6 +832,9 @@ fn container(
                     }
                 }),
                 pids: r.get("pids").and_then(|v| integer(v, "resources.pids", sink)),
+                memory_reservation: r
+                    .get("memoryReservation")
+                    .and_then(|v| parsed::<ByteSize>(v, "resources.memoryReservation", sink)),
             };
             r.finish("resources", sink);
             s.resources = Some(l);
@@ -732,6 +857,36 @@ fn container(
     s.shm_size = f.get("shmSize").and_then(|v| parsed::<ByteSize>(v, "shmSize", sink));
     s.ulimits = f.get("ulimits").map(|v| ulimits(v, sink)).unwrap_or_default();
     s.dns = f.get("dns").map(|v| dns(v, sink)).unwrap_or_default();
+    s.expose = f.get("expose").map(|v| expose(v, "expose", sink)).unwrap_or_default();
+    s.platform = f.get("platform").and_then(|v| platform(v, "platform", sink));
+    s.runtime = f.get("runtime").and_then(|v| string(v, "runtime", sink));
+    if let Some(v) = f.get("sysctls") {
+        s.sysctls = sysctls(string_map(v, "sysctls", sink).unwrap_or_default(), v.pos, sink);
+    }
+    s.devices = f.get("devices").map(|v| devices(v, "devices", spans, sink)).unwrap_or_default();
+    s.security_opt = f.get("securityOpt").and_then(|v| string_list(v, "securityOpt", sink)).unwrap_or_default();
+    s.pid = f.get("pid").and_then(|v| {
+        let mode = string(v, "pid", sink)?;
+        namespace_mode(mode, "pid", &["host"], v.pos, refs, sink)
+    });
+    s.ipc = f.get("ipc").and_then(|v| {
+        let mode = string(v, "ipc", sink)?;
+        namespace_mode(mode, "ipc", &["private", "shareable", "none", "host"], v.pos, refs, sink)
+    });
+    s.group_add = f.get("groupAdd").and_then(|v| string_list(v, "groupAdd", sink)).unwrap_or_default();
+    s.oom_score_adj = f.get("oomScoreAdj").and_then(|v| oom_score_adj(v, "oomScoreAdj", sink));
+    s.domainname = f.get("domainname").and_then(|v| string(v, "domainname", sink));
+    if let Some(v) = f.get("links") {
+        for item in seq(v, "links", sink).unwrap_or_default() {
+            if let Some(link) = string(item, "links", sink) {
+                let (target, alias) = link.split_once(':').unwrap_or((&link, &link));
+                refs.push((Kind::Container, target.to_string(), item.pos));
+                s.links.push(format!("{target}:{alias}"));
+            }
+        }
+        s.links.sort();
+        s.links.dedup();
+    }
     if let Some(v) = f.get("secretEnv") {
         for (name, file) in string_map(v, "secretEnv", sink).unwrap_or_default() {
             if !file.starts_with('/') {
@@ -924,6 +1079,8 @@ fn networks(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) 
                 let mut att = NetworkAttachment::default();
                 if let Some(mut f) = Fields::of(v, "a network attachment", sink) {
                     att.aliases = f.get("aliases").and_then(|v| string_list(v, "aliases", sink)).unwrap_or_default();
+                    att.ipv4_address = f.get("ipv4Address").and_then(|v| address(v, "ipv4Address", sink));
+                    att.ipv6_address = f.get("ipv6Address").and_then(|v| address(v, "ipv6Address", sink));
                     f.finish("a network attachment", sink);
                 }
                 att.aliases.sort();

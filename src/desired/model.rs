@@ -3,7 +3,7 @@
 //! stored on engine objects and shown by `hawser plan`.
 
 use super::diag::Pos;
-use super::types::{ByteSize, Capability, Duration, PortBinding, RestartPolicy};
+use super::types::{ByteSize, Capability, ContainerPort, Device, Duration, PortBinding, RestartPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -324,6 +324,11 @@ impl Mount {
 pub struct NetworkAttachment {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// A fixed address on this network (the network needs a subnet of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<std::net::Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<std::net::Ipv6Addr>,
 }
 
 /// A healthcheck in docker's form; `test: ["NONE"]` disables the image's own.
@@ -385,6 +390,9 @@ pub struct Limits {
     pub cpus: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
+    /// A soft limit: the kernel reclaims down to it when the host runs short of memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<ByteSize>,
 }
 
 /// A resource limit of the container's processes (`ulimit -S` and `-H`).
@@ -469,6 +477,41 @@ pub struct ContainerSpec {
     /// DNS servers, instead of the host's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<std::net::IpAddr>,
+    /// Ports the container listens on, not published (the image's own EXPOSE, added to).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<ContainerPort>,
+    /// `os/arch[/variant]` of the image to run, for a multi-platform image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// An OCI runtime the engine is configured with (`runc`, `crun`, `nvidia`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Namespaced kernel parameters (`net.*`, `kernel.shm*`, `kernel.msg*`, `kernel.sem`, `fs.mqueue.*`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Host devices, held to the host policy's `allowDevices`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// `no-new-privileges`, `apparmor=PROFILE`, `seccomp=...`, `label=...`; whatever weakens
+    /// confinement is held to the host policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// PID namespace: `host` (host policy) or `container:NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// IPC namespace: `private`, `shareable`, `none`, `host` (host policy) or `container:NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    /// Supplementary groups of the container's processes, by name or id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// Legacy links, `CONTAINER:ALIAS`: the other container reachable under ALIAS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// Environment variables whose values are read from files on the host at apply time. Only
     /// the path and a digest of the content are ever shown, stored or hashed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -54,6 +54,19 @@ pub struct Policy {
     /// Network drivers other than bridge and overlay (`macvlan`, `ipvlan`), by name.
     #[serde(default)]
     pub allow_network_drivers: Vec<String>,
+    /// Host devices containers may use, by path; a trailing `*` matches a prefix (`/dev/dri/*`).
+    #[serde(default)]
+    pub allow_devices: Vec<String>,
+    /// Security options that switch confinement off (`seccomp=unconfined`, `apparmor=unconfined`,
+    /// `label=disable`, `systempaths=unconfined`, a seccomp profile of the repository's).
+    #[serde(default)]
+    pub allow_unconfined: bool,
+    /// `pid: host`: the container sees, and can signal, every process of the host.
+    #[serde(default)]
+    pub allow_host_pid: bool,
+    /// `ipc: host`: the host's shared memory and semaphores.
+    #[serde(default)]
+    pub allow_host_ipc: bool,
     /// Host folders `secretEnv` files may be read from.
     #[serde(default = "default_secret_roots")]
     pub secret_roots: Vec<PathBuf>,
@@ -81,9 +94,26 @@ impl Default for Policy {
             allow_volume_drivers: Vec::new(),
             allow_network_volumes: false,
             allow_network_drivers: Vec::new(),
+            allow_devices: Vec::new(),
+            allow_unconfined: false,
+            allow_host_pid: false,
+            allow_host_ipc: false,
             secret_roots: default_secret_roots(),
             engine_sockets: Vec::new(),
         }
+    }
+}
+
+/// Security options that only add confinement: `no-new-privileges`, a named AppArmor profile,
+/// SELinux user, role and level. Everything else (unconfined seccomp or AppArmor, a seccomp
+/// profile, `label=disable` or `label=type:`, `systempaths=unconfined`) may take it away.
+fn confining(opt: &str) -> bool {
+    let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, ""));
+    match key {
+        "no-new-privileges" => matches!(value, "" | "true"),
+        "apparmor" => !value.is_empty() && value != "unconfined",
+        "label" => ["user:", "role:", "level:"].iter().any(|p| value.starts_with(p)),
+        _ => false,
     }
 }
 
@@ -168,6 +198,38 @@ impl Policy {
             if let Err(why) = self.check_secret_file(&secret.file) {
                 out.push(Finding::new(format!("secretEnv/{name}"), why));
             }
+        }
+        for d in &s.devices {
+            let allowed = self.allow_devices.iter().any(|a| match a.strip_suffix('*') {
+                Some(prefix) => d.host.starts_with(prefix),
+                None => a == &d.host,
+            });
+            if !allowed {
+                out.push(Finding::new(
+                    format!("devices/{}", d.host),
+                    format!("device `{}` of the host is refused by the host policy (allowDevices)", d.host),
+                ));
+            }
+        }
+        for opt in &s.security_opt {
+            if !self.allow_unconfined && !confining(opt) {
+                out.push(Finding::new(
+                    "securityOpt",
+                    format!("security option `{opt}` weakens the container's confinement; refused by the host policy (allowUnconfined)"),
+                ));
+            }
+        }
+        if s.pid.as_deref() == Some("host") && !self.allow_host_pid {
+            out.push(Finding::new(
+                "pid",
+                "`pid: host` shares the host's processes; refused by the host policy (allowHostPid)",
+            ));
+        }
+        if s.ipc.as_deref() == Some("host") && !self.allow_host_ipc {
+            out.push(Finding::new(
+                "ipc",
+                "`ipc: host` shares the host's IPC; refused by the host policy (allowHostIpc)",
+            ));
         }
         out
     }

@@ -303,6 +303,91 @@ impl fmt::Display for PortBinding {
 }
 serde_via_str!(PortBinding);
 
+/// A port the container exposes without publishing it (`expose`): `PORT[/PROTO]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerPort {
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+impl ContainerPort {
+    /// `PORT[/PROTO]` or a range `FROM-TO[/PROTO]`, as compose's `expose` takes them.
+    pub fn parse_range(s: &str) -> Result<Vec<ContainerPort>, String> {
+        let bad = || format!("invalid port `{s}`: expected PORT or FROM-TO, with an optional /tcp or /udp");
+        let (ports, protocol) = match s.rsplit_once('/') {
+            Some((p, "tcp")) => (p, Protocol::Tcp),
+            Some((p, "udp")) => (p, Protocol::Udp),
+            Some(_) => return Err(bad()),
+            None => (s, Protocol::Tcp),
+        };
+        let one = |p: &str| p.trim().parse::<u16>().ok().filter(|n| *n > 0).ok_or_else(bad);
+        let (from, to) = match ports.split_once('-') {
+            Some((a, b)) => (one(a)?, one(b)?),
+            None => (one(ports)?, one(ports)?),
+        };
+        if from > to {
+            return Err(bad());
+        }
+        Ok((from..=to).map(|port| ContainerPort { port, protocol }).collect())
+    }
+}
+
+impl FromStr for ContainerPort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match ContainerPort::parse_range(s)?.as_slice() {
+            [one] => Ok(*one),
+            _ => Err(format!("invalid port `{s}`: one port, not a range")),
+        }
+    }
+}
+
+impl fmt::Display for ContainerPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.port, self.protocol)
+    }
+}
+serde_via_str!(ContainerPort);
+
+/// A host device made visible in the container: `HOST[:CONTAINER[:PERMISSIONS]]`, as docker's `--device`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Device {
+    pub host: String,
+    pub container: String,
+    /// Some of `r`, `w` and `m` (read, write, mknod).
+    pub permissions: String,
+}
+
+impl FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("invalid device `{s}`: {why}; expected HOST[:CONTAINER[:PERMISSIONS]]");
+        let parts: Vec<&str> = s.split(':').collect();
+        let perms = |p: &str| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+        let (host, container, permissions) = match parts.as_slice() {
+            [h] => (*h, *h, "rwm"),
+            [h, p] if perms(p) => (*h, *h, *p),
+            [h, c] => (*h, *c, "rwm"),
+            [h, c, p] if perms(p) => (*h, *c, *p),
+            [_, _, _] => return Err(bad("permissions are some of r, w and m")),
+            _ => return Err(bad("too many `:`")),
+        };
+        for path in [host, container] {
+            if !path.starts_with('/') {
+                return Err(bad("paths must be absolute"));
+            }
+        }
+        Ok(Device { host: host.into(), container: container.into(), permissions: permissions.into() })
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.host, self.container, self.permissions)
+    }
+}
+serde_via_str!(Device);
+
 /// A container restart policy, as docker's `--restart`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RestartPolicy {
@@ -382,6 +467,22 @@ mod tests {
         assert_eq!("80".parse::<PortBinding>().unwrap().to_string(), "80/tcp");
         for bad in ["0:80", "70000:80", "a:b", "1.2.3:80:80", "80/sctp", "1:2:3:4"] {
             assert!(bad.parse::<PortBinding>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exposed_ports_and_devices() {
+        let r = ContainerPort::parse_range("8000-8002/udp").unwrap();
+        assert_eq!(r.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["8000/udp", "8001/udp", "8002/udp"]);
+        assert_eq!("3000".parse::<ContainerPort>().unwrap().to_string(), "3000/tcp");
+        for bad in ["0", "9-3", "80/sctp", "x"] {
+            assert!(ContainerPort::parse_range(bad).is_err(), "{bad}");
+        }
+        assert_eq!("/dev/dri".parse::<Device>().unwrap().to_string(), "/dev/dri:/dev/dri:rwm");
+        assert_eq!("/dev/ttyUSB0:r".parse::<Device>().unwrap().to_string(), "/dev/ttyUSB0:/dev/ttyUSB0:r");
+        assert_eq!("/dev/a:/dev/b:rw".parse::<Device>().unwrap().to_string(), "/dev/a:/dev/b:rw");
+        for bad in ["dev/a", "/dev/a:/dev/b:x", "/a:/b:r:w"] {
+            assert!(bad.parse::<Device>().is_err(), "{bad}");
         }
     }
 

@@ -287,6 +287,12 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
             host_port: p.host_port.map(|h| h.to_string()),
         });
     }
+    for p in &s.expose {
+        let key = p.to_string();
+        if !exposed.contains(&key) {
+            exposed.push(key);
+        }
+    }
     let mounts: Vec<m::Mount> = s
         .volumes
         .iter()
@@ -346,7 +352,16 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
                 aliases.push(a.clone());
             }
         }
-        endpoints.push((net.clone(), m::EndpointSettings { aliases: Some(aliases), ..Default::default() }));
+        let ipam_config = (att.ipv4_address.is_some() || att.ipv6_address.is_some()).then(|| m::EndpointIpamConfig {
+            ipv4_address: att.ipv4_address.map(|a| a.to_string()),
+            ipv6_address: att.ipv6_address.map(|a| a.to_string()),
+            ..Default::default()
+        });
+        let links = (!s.links.is_empty()).then(|| s.links.clone());
+        endpoints.push((
+            net.clone(),
+            m::EndpointSettings { aliases: Some(aliases), ipam_config, links, ..Default::default() },
+        ));
     }
     let host_config = m::HostConfig {
         port_bindings: (!port_map.is_empty()).then_some(port_map),
@@ -374,6 +389,24 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
                 .collect()
         }),
         dns: (!s.dns.is_empty()).then(|| s.dns.iter().map(|ip| ip.to_string()).collect()),
+        memory_reservation: limits.memory_reservation.map(|b| b.0 as i64),
+        runtime: s.runtime.clone(),
+        sysctls: (!s.sysctls.is_empty()).then(|| s.sysctls.clone().into_iter().collect()),
+        devices: (!s.devices.is_empty()).then(|| {
+            s.devices
+                .iter()
+                .map(|d| m::DeviceMapping {
+                    path_on_host: Some(d.host.clone()),
+                    path_in_container: Some(d.container.clone()),
+                    cgroup_permissions: Some(d.permissions.clone()),
+                })
+                .collect()
+        }),
+        security_opt: (!s.security_opt.is_empty()).then(|| s.security_opt.clone()),
+        pid_mode: s.pid.clone(),
+        ipc_mode: s.ipc.clone(),
+        group_add: (!s.group_add.is_empty()).then(|| s.group_add.clone()),
+        oom_score_adj: s.oom_score_adj,
         log_config: s.logging.as_ref().map(|l| m::HostConfigLogConfig {
             typ: l.driver.clone(),
             config: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
@@ -395,6 +428,7 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
         user: s.user.clone(),
         working_dir: s.working_dir.clone(),
         hostname: s.hostname.clone(),
+        domainname: s.domainname.clone(),
         stop_signal: s.stop_signal.clone(),
         stop_timeout: s.stop_timeout.map(|d| d.as_std().as_secs() as i64),
         tty: s.tty,
@@ -571,7 +605,10 @@ impl Engine for DockerEngine {
     async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String> {
         let op = format!("create container {}", req.name);
         let (body, more_networks) = create_body(req);
-        let opts = q::CreateContainerOptions { name: Some(req.name.to_string()), ..Default::default() };
+        let opts = q::CreateContainerOptions {
+            name: Some(req.name.to_string()),
+            platform: req.spec.platform.clone().unwrap_or_default(),
+        };
         let id = deadline(&op, CALL_TIMEOUT, async {
             self.docker.create_container(Some(opts), body).await.map(|r| r.id).map_err(|e| err(&op, e))
         })
