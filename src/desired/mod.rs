@@ -134,6 +134,13 @@ pub fn load_with(
     let mut decoded: Vec<Decoded> = Vec::new();
     let mut files: Vec<&ManifestFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    let all = files.clone();
+    let file_text = move |p: &str| {
+        all.iter().find(|f| f.path == p).map(|f| f.text.as_str()).or_else(|| opts.data.get(p).map(String::as_str))
+    };
+    // Compose files that others `include`, whatever their names, with the `.env` each reads.
+    let included = compose::included(&files, &file_text);
+    let home = process_env.get("HOME").map(String::as_str);
     for f in files.iter().filter(|f| !is_dotenv(&f.path)) {
         if opts.filter.excluded(&f.path) {
             skipped.push(f.path.clone());
@@ -141,22 +148,31 @@ pub fn load_with(
         }
         let forced = opts.filter.included(&f.path);
         let mut sink = Sink::new(&f.path, &f.text, &mut diags);
-        if compose::is_compose_file(&f.path) {
-            // The `.env` beside the compose file, as compose reads it from the project folder.
+        if compose::is_compose_file(&f.path) || included.contains_key(&f.path) {
+            // The `.env` beside the compose file, as compose reads it from the project folder,
+            // or the one its `include` names.
             let dir = f.path.rsplit_once('/').map_or(String::new(), |(d, _)| format!("{d}/"));
-            let dotenv = files.iter().find(|g| g.path == format!("{dir}.env"));
-            let values = match dotenv.map(|g| (g, interpolate::parse_dotenv(&g.text))) {
+            let dotenv_path = included.get(&f.path).cloned().flatten().unwrap_or(format!("{dir}.env"));
+            let dotenv = file_text(&dotenv_path).map(|text| (dotenv_path.as_str(), text));
+            let values = match dotenv.map(|(path, text)| (path, text, interpolate::parse_dotenv(text))) {
                 None => BTreeMap::new(),
-                Some((_, Ok(values))) => values,
-                Some((g, Err((line, message)))) => {
-                    Sink::new(&g.path, &g.text, sink.diags).error(Pos::new(line, 1), message);
+                Some((_, _, Ok(values))) => values,
+                Some((path, text, Err((line, message)))) => {
+                    Sink::new(path, text, sink.diags).error(Pos::new(line, 1), message);
                     continue;
                 }
             };
             let vars = interpolate::Variables::new(process_env, &values);
             let docs = node::parse_yaml(&f.text, &mut sink);
             if let Some(doc) = docs.first() {
-                let ctx = compose::Context { project, vars: &vars, profiles: opts.profiles, data: opts.data };
+                let ctx = compose::Context {
+                    project,
+                    vars: &vars,
+                    profiles: opts.profiles,
+                    data: opts.data,
+                    file_text: &file_text,
+                    home,
+                };
                 decoded.extend(compose::decode(doc, &ctx, &mut found, &mut warnings, &mut sink));
             }
             continue;
@@ -208,6 +224,16 @@ pub fn load_with(
     for d in decoded {
         let key = (d.kind, d.name.clone());
         if let Some(first) = seen.get(&key) {
+            // Compose files of one project (one includes another) share its default network
+            // and may declare the same network or volume: the same declaration is one resource.
+            let same = match &d.spec {
+                DecodedSpec::Network(s) => state.networks.get(&d.name).is_some_and(|r| &r.spec == s),
+                DecodedSpec::Volume(s) => state.volumes.get(&d.name).is_some_and(|r| &r.spec == s),
+                _ => false,
+            };
+            if same {
+                continue;
+            }
             Sink::new(&d.origin.file, text_of(&d.origin.file), &mut diags)
                 .error(d.name_pos, format!("duplicate {} `{}`: already declared at {first}", d.kind, d.name));
             continue;

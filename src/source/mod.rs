@@ -319,18 +319,34 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
         "" => base_id,
         folder => format!("{base_id}#{folder}"),
     };
-    // Files the compose files name; one that is missing is reported where it is named.
-    let named: Vec<String> = snap
+    // Files the compose files name, and those the files they include or extend name in turn;
+    // one that is missing is reported where it is named.
+    let mut todo: Vec<(String, String)> = snap
         .files
         .iter()
         .filter(|f| desired::compose::is_compose_file(&f.path))
-        .flat_map(|f| desired::compose::referenced_files(&f.path, &f.text))
+        .map(|f| (f.path.clone(), f.text.clone()))
         .collect();
-    for path in named {
-        // Read one file each (never the folder around it), held to the manifest size limit.
-        let Ok(Some(f)) = snap.file(&path) else { continue };
-        SizeBudget::new(opts.limits).admit(&path, f.data.len() as u64)?;
-        snap.data.insert(path, String::from_utf8_lossy(&f.data).into_owned());
+    let mut seen: std::collections::BTreeSet<String> = todo.iter().map(|(p, _)| p.clone()).collect();
+    while let Some((path, text)) = todo.pop() {
+        for named in desired::compose::referenced_files(&path, &text) {
+            if !seen.insert(named.clone()) {
+                continue;
+            }
+            let text = match snap.files.iter().find(|f| f.path == named) {
+                Some(f) => f.text.clone(),
+                None => {
+                    // Read one file each (never the folder around it), held to the manifest size limit.
+                    let Ok(Some(f)) = snap.file(&named) else { continue };
+                    SizeBudget::new(opts.limits).admit(&named, f.data.len() as u64)?;
+                    String::from_utf8_lossy(&f.data).into_owned()
+                }
+            };
+            snap.data.insert(named.clone(), text.clone());
+            if named.ends_with(".yaml") || named.ends_with(".yml") {
+                todo.push((named, text));
+            }
+        }
     }
     if let Some(p) = &opts.project {
         if let Err(e) = desired::decode::check_name(p) {

@@ -18,6 +18,8 @@ use super::node::{Node, Value};
 use super::types::{ByteSize, PortBinding, RestartPolicy};
 use std::collections::BTreeMap;
 
+mod extends;
+
 pub const FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
 pub fn is_compose_file(path: &str) -> bool {
@@ -25,7 +27,7 @@ pub fn is_compose_file(path: &str) -> bool {
     FILE_NAMES.contains(&name)
 }
 
-const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks", "secrets", "configs"];
+const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks", "secrets", "configs", "include"];
 const SERVICE_KEYS: &[&str] = &[
     "image",
     "build",
@@ -81,6 +83,7 @@ const SERVICE_KEYS: &[&str] = &[
     "domainname",
     "links",
     "pull_policy",
+    "extends",
 ];
 /// Keys of the Compose Specification that hawser does not support yet; named as such in the
 /// error, not as unknown. (The README's table says why for each.)
@@ -104,10 +107,8 @@ const UNSUPPORTED: &[&str] = &[
     "dns_opt",
     "dns_search",
     "driver_opts",
-    "extends",
     "external_links",
     "gpus",
-    "include",
     "isolation",
     "label_file",
     "mac_address",
@@ -154,25 +155,42 @@ fn interpolate_values(
 
 /// What a compose file is read with: its project, its variables, the active profiles, and the
 /// other files of the repository it names (`env_file`), by path from the repository's root.
-pub struct Context<'a> {
+pub struct Context<'a, 't> {
     pub project: &'a str,
     pub vars: &'a Variables,
     pub profiles: &'a [String],
     pub data: &'a BTreeMap<String, String>,
+    /// Any file of the revision by its path from the root (`extends.file`, `include`).
+    pub file_text: &'a dyn Fn(&str) -> Option<&'t str>,
+    /// The home folder of the hawser process, for `~` in bind mounts (as compose's own).
+    pub home: Option<&'a str>,
 }
 
-/// The files of the repository a compose file names besides itself (`env_file`), as paths
-/// from the repository's root, for the source to read before the file is decoded.
+/// The files of the repository a compose file names besides itself (`env_file`, `include`,
+/// `extends.file`), as paths from the repository's root, for the source to read before the
+/// file is decoded.
 pub fn referenced_files(path: &str, text: &str) -> Vec<String> {
     let mut ignored = Vec::new();
-    let docs = super::node::parse_yaml(text, &mut Sink::new(path, text, &mut ignored));
+    let mut sink = Sink::new(path, text, &mut ignored);
+    let docs = super::node::parse_yaml(text, &mut sink);
     let base = path.rsplit_once('/').map_or("", |(dir, _)| dir);
     let mut out = Vec::new();
     let Some(Value::Map(top)) = docs.first().map(|d| &d.value) else { return out };
+    for inc in includes(top, path, &mut sink) {
+        out.push(inc.path);
+        out.extend(inc.env_file);
+    }
     let Some((_, services)) = top.iter().find(|(k, _)| k.name == "services") else { return out };
     let Value::Map(services) = &services.value else { return out };
+    let text_of = |n: Option<&Node>| match n.map(|n| &n.value) {
+        Some(Value::Str(p)) => Some(p.clone()),
+        _ => None,
+    };
     for (_, svc) in services {
         let Value::Map(fields) = &svc.value else { continue };
+        if let Some(Value::Map(e)) = field(fields, "extends").map(|n| &n.value) {
+            out.extend(text_of(field(e, "file")).and_then(|p| repository_path(base, &p)));
+        }
         let Some(env_file) = field(fields, "env_file") else { continue };
         let items: Vec<&Node> = match &env_file.value {
             Value::Seq(items) => items.iter().collect(),
@@ -181,10 +199,7 @@ pub fn referenced_files(path: &str, text: &str) -> Vec<String> {
         for item in items {
             let p = match &item.value {
                 Value::Str(p) => Some(p.clone()),
-                Value::Map(m) => match field(m, "path").map(|v| &v.value) {
-                    Some(Value::Str(p)) => Some(p.clone()),
-                    _ => None,
-                },
+                Value::Map(m) => text_of(field(m, "path")),
                 _ => None,
             };
             out.extend(p.and_then(|p| repository_path(base, &p)));
@@ -195,11 +210,109 @@ pub fn referenced_files(path: &str, text: &str) -> Vec<String> {
     out
 }
 
+/// One entry of a compose file's `include`: the path of the included file and of the `.env`
+/// it reads (by default the one beside it), both from the repository's root.
+struct Include {
+    pos: Pos,
+    path: String,
+    env_file: Option<String>,
+}
+
+/// The entries of `include` in a compose file's top level; errors at their positions.
+fn includes(top: &[(super::node::Key, Node)], file: &str, sink: &mut Sink<'_>) -> Vec<Include> {
+    let mut out = Vec::new();
+    let Some(n) = field(top, "include") else { return out };
+    let base = file.rsplit_once('/').map_or("", |(dir, _)| dir);
+    for item in seq(n, "include", sink).unwrap_or_default() {
+        let (path, env_file) = match &item.value {
+            Value::Str(p) => (Some((p.clone(), item.pos)), None),
+            Value::Map(e) => {
+                for (k, _) in e.iter().filter(|(k, _)| !["path", "env_file"].contains(&k.name.as_str())) {
+                    let why = if k.name == "project_directory" {
+                        "paths of an included file are relative to its own folder in hawser".to_string()
+                    } else {
+                        "expected path and env_file".to_string()
+                    };
+                    sink.error(k.pos, format!("`{}` in include is not supported: {why}", k.name));
+                }
+                let one = |key: &str, sink: &mut Sink<'_>| match field(e, key) {
+                    None => None,
+                    Some(v) => {
+                        match &v.value {
+                            Value::Str(p) => Some((p.clone(), v.pos)),
+                            _ => {
+                                sink.error(v.pos, format!("include.{key} must be one path (a list of files merged into one is not supported)"));
+                                None
+                            }
+                        }
+                    }
+                };
+                let path = one("path", sink);
+                if path.is_none() && field(e, "path").is_none() {
+                    sink.error(item.pos, "include needs `path`");
+                }
+                (path, one("env_file", sink))
+            }
+            other => {
+                sink.error(item.pos, format!("include entries are paths or maps, found {}", other.type_name()));
+                continue;
+            }
+        };
+        let Some((path, pos)) = path else { continue };
+        let Some(resolved) = repository_path(base, &path) else {
+            sink.error(pos, format!("include `{path}` is outside the repository"));
+            continue;
+        };
+        let env_file = env_file.and_then(|(p, pos)| {
+            let r = repository_path(base, &p);
+            if r.is_none() {
+                sink.error(pos, format!("include.env_file `{p}` is outside the repository"));
+            }
+            r
+        });
+        out.push(Include { pos, path: resolved, env_file });
+    }
+    out
+}
+
+/// Files that compose files `include`, transitively, each with the `.env` it is read with
+/// (`None`: the one beside it). Only the paths; their content is checked where they are named.
+pub fn included<'t>(
+    files: &[&super::ManifestFile],
+    file_text: &dyn Fn(&str) -> Option<&'t str>,
+) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    let mut todo: Vec<(String, String)> = files
+        .iter()
+        .filter(|f| is_compose_file(&f.path) && f.text.contains("include"))
+        .map(|f| (f.path.clone(), f.text.clone()))
+        .collect();
+    while let Some((path, text)) = todo.pop() {
+        let mut ignored = Vec::new();
+        let mut sink = Sink::new(&path, &text, &mut ignored);
+        let docs = super::node::parse_yaml(&text, &mut sink);
+        let Some(Value::Map(top)) = docs.first().map(|d| &d.value) else { continue };
+        for inc in includes(top, &path, &mut sink) {
+            if out.contains_key(&inc.path)
+                || is_compose_file(&inc.path) && files.iter().any(|f| f.path == inc.path) && inc.env_file.is_none()
+            {
+                // Already read as a compose file of its own, with the `.env` beside it.
+                continue;
+            }
+            if let Some(t) = file_text(&inc.path) {
+                todo.push((inc.path.clone(), t.to_string()));
+            }
+            out.insert(inc.path, inc.env_file);
+        }
+    }
+    out
+}
+
 /// Decodes one compose file into resources of `project`, its variables interpolated from
 /// `vars`; warnings go to `warnings`, values taken from the process's environment to `found`.
 pub fn decode(
     doc: &Node,
-    ctx: &Context<'_>,
+    ctx: &Context<'_, '_>,
     found: &mut Found,
     warnings: &mut Vec<super::diag::Diagnostic>,
     sink: &mut Sink<'_>,
@@ -211,6 +324,7 @@ pub fn decode(
         let mut errors = Vec::new();
         let mut err = sink.beside(&mut errors);
         interpolate_values(&mut doc, vars, found, &mut warn, &mut err);
+        extends::resolve(&mut doc, ctx, found, &mut warn, &mut err);
         sink.diags.extend(errors);
     }
     let doc = &doc;
@@ -221,6 +335,13 @@ pub fn decode(
     };
     for (k, _) in top {
         report_key(&k.name, k.pos, TOP_KEYS, "a compose file", sink);
+    }
+    // An included file is decoded as a compose file of this project in its own right; here
+    // only that it is there.
+    for inc in includes(top, sink.file, sink) {
+        if (ctx.file_text)(&inc.path).is_none() {
+            sink.error(inc.pos, format!("include `{}` is not in this revision of the repository", inc.path));
+        }
     }
     let get = |name: &str| top.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
     let default_net = format!("{project}-default");
@@ -351,6 +472,7 @@ pub fn decode(
         }
         let names = Names {
             project,
+            home: ctx.home,
             data: ctx.data,
             secrets: &secrets,
             configs: &configs,
@@ -403,6 +525,8 @@ enum ConfigSource {
 
 struct Names<'a> {
     project: &'a str,
+    /// The hawser process's home folder, which `~` in a bind mount means.
+    home: Option<&'a str>,
     /// Files the compose file names (`env_file`), by path from the repository's root.
     data: &'a BTreeMap<String, String>,
     /// Top-level secrets: name to the `file` as written, and where.
@@ -1336,7 +1460,7 @@ fn mount(
     sink: &mut Sink<'_>,
 ) -> Option<Mount> {
     let relative = |src: &str, sink: &mut Sink<'_>| {
-        sink.error(n.pos, format!("bind mount `{src}`: home folders are not supported; use an absolute host path"))
+        sink.error(n.pos, format!("bind mount `{src}`: `~USER` is not supported (compose has only `~`, the home of who runs it); use an absolute host path"))
     };
     // Compose's own default is writable; a file of the repository is mounted read-only unless
     // the compose file asks for writes.
@@ -1386,8 +1510,23 @@ fn mount(
         ("tmpfs", _) => Some(Mount::Tmpfs { target, size }),
         ("bind", Some(src)) if src.starts_with('/') => Some(Mount::Bind { source: src, target, read_only }),
         ("bind", Some(src)) if src.starts_with('~') => {
-            relative(&src, sink);
-            None
+            // As compose: `~` is the home of whoever runs it; then the host policy decides.
+            match (src.strip_prefix('~'), names.home) {
+                (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
+                    Some(Mount::Bind { source: format!("{}{rest}", home.trim_end_matches('/')), target, read_only })
+                }
+                (Some(rest), None) if rest.is_empty() || rest.starts_with('/') => {
+                    sink.error(
+                        n.pos,
+                        format!("bind mount `{src}`: `~` needs HOME, which the hawser process does not have"),
+                    );
+                    None
+                }
+                _ => {
+                    relative(&src, sink);
+                    None
+                }
+            }
         }
         ("bind", Some(src)) => {
             let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
@@ -1475,7 +1614,8 @@ mod tests {
 
 #[cfg(test)]
 mod mapping_tests {
-    use crate::desired::{load, DependCondition, ManifestFile};
+    use crate::desired::{load, DependCondition, ManifestFile, Mount};
+    use std::collections::BTreeMap;
 
     fn load_compose(text: &str) -> Result<crate::desired::DesiredState, crate::desired::Diagnostics> {
         load("shop", "r", &[ManifestFile { path: "compose.yaml".into(), text: text.into() }])
@@ -1849,6 +1989,144 @@ services:
         }
     }
 
+    fn load_files(
+        files: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Result<crate::desired::DesiredState, crate::desired::Diagnostics> {
+        let files: Vec<ManifestFile> =
+            files.iter().map(|(p, t)| ManifestFile { path: p.to_string(), text: t.to_string() }).collect();
+        let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let data = files.iter().map(|f| (f.path.clone(), f.text.clone())).collect();
+        let policy = crate::desired::Policy::default();
+        let filter = crate::desired::ManifestFilter::default();
+        crate::desired::load_with(
+            "shop",
+            "r",
+            &files,
+            &crate::desired::load_options(&policy, &env, &[], &data, &filter),
+        )
+    }
+
+    #[test]
+    fn extends_merges_a_base_service_of_this_file_or_another() {
+        let d = load_files(
+            &[
+                (
+                    "compose.yaml",
+                    r#"
+services:
+  base:
+    image: shop/app:1
+    environment: [MODE=base, KEEP=1]
+    ports: ["80"]
+    volumes: [./conf:/etc/app, data:/data]
+  web:
+    extends: base
+    environment: {MODE: web}
+    ports: ["8443:443"]
+    volumes: [./web-conf:/etc/app]
+    command: serve
+  worker:
+    extends: {file: common/services.yml, service: job}
+    environment: [QUEUE=fast]
+volumes:
+  data: {}
+"#,
+                ),
+                (
+                    "common/services.yml",
+                    "services:\n  job:\n    image: shop/job:${TAG:-2}\n    env_file: job.env\n    volumes: [./scripts:/scripts]\n    command: [run, \"--all\"]\n",
+                ),
+                ("common/job.env", "QUEUE=slow\nRETRIES=3\n"),
+            ],
+            &[],
+        )
+        .unwrap();
+        let web = &d.containers["web"].spec;
+        assert_eq!(web.image, "shop/app:1");
+        assert_eq!(web.env["MODE"], "web");
+        assert_eq!(web.env["KEEP"], "1");
+        assert_eq!(web.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["80/tcp", "8443:443/tcp"]);
+        let sources: Vec<String> = web
+            .volumes
+            .iter()
+            .map(|m| match m {
+                Mount::Repo { path, target, .. } => format!("{path}:{target}"),
+                Mount::Volume { source, target, .. } => format!("{source}:{target}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sources, ["data:/data", "web-conf:/etc/app"], "a mount at the same path is replaced");
+        assert_eq!(web.command.as_deref(), Some(&["serve".to_string()][..]));
+        let worker = &d.containers["worker"].spec;
+        assert_eq!(worker.image, "shop/job:2", "the other file is interpolated too");
+        assert_eq!(worker.env["QUEUE"], "fast");
+        assert_eq!(worker.env["RETRIES"], "3", "its env_file is read from its own folder");
+        assert!(
+            matches!(&worker.volumes[0], Mount::Repo { path, .. } if path == "common/scripts"),
+            "its paths are its folder's: {:?}",
+            worker.volumes
+        );
+        let e = load_files(
+            &[(
+                "compose.yaml",
+                "services:\n  a:\n    extends: b\n  b:\n    extends: a\n  c:\n    extends: nothing\n  d:\n    extends: {file: gone.yml, service: x}\n",
+            )],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("goes round in a circle"), "{e}");
+        assert!(e.contains("compose.yaml:7:14: service `c` extends `nothing`, which this file does not define"), "{e}");
+        assert!(e.contains("compose.yaml:9:14: extends.file `gone.yml` is not in this revision"), "{e}");
+    }
+
+    #[test]
+    fn include_brings_another_files_services_into_the_project() {
+        let d = load_files(
+            &[
+                (
+                    "compose.yaml",
+                    "include:\n  - db/infra.yaml\nservices:\n  app:\n    image: shop/app:1\n    depends_on: [db]\n",
+                ),
+                (
+                    "db/infra.yaml",
+                    "services:\n  db:\n    image: postgres:${PG:-15}\n    volumes: [./init.sql:/docker-entrypoint-initdb.d/init.sql]\n",
+                ),
+                ("db/.env", "PG=16\n"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(d.containers["db"].spec.image, "postgres:16", "the included file reads the .env beside it");
+        assert!(matches!(&d.containers["db"].spec.volumes[0], Mount::Repo { path, .. } if path == "db/init.sql"));
+        assert!(d.containers["app"].spec.networks.contains_key("shop-default"));
+        assert!(d.containers["db"].spec.networks.contains_key("shop-default"), "one default network for both");
+        let e = load_files(
+            &[(
+                "compose.yaml",
+                "include:\n  - missing.yaml\n  - {path: x.yaml, project_directory: ..}\nservices: {}\n",
+            )],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("include `missing.yaml` is not in this revision"), "{e}");
+        assert!(e.contains("compose.yaml:3:20: `project_directory` in include is not supported"), "{e}");
+        assert!(e.contains("compose.yaml:3:12: include `x.yaml` is not in this revision"), "{e}");
+    }
+
+    #[test]
+    fn a_home_folder_is_the_processs_then_the_policy_decides() {
+        let compose = "services:\n  web:\n    image: nginx:1\n    volumes: [\"~/site:/usr/share/nginx/html:ro\"]\n";
+        let d = load_files(&[("compose.yaml", compose)], &[("HOME", "/srv/deploy")]).unwrap();
+        assert!(
+            matches!(&d.containers["web"].spec.volumes[0], Mount::Bind { source, read_only: true, .. } if source == "/srv/deploy/site")
+        );
+        let e = load_files(&[("compose.yaml", compose)], &[("HOME", "/root")]).unwrap_err().to_string();
+        assert!(e.contains("bind mount `/root/site` is outside the allowed roots"), "{e}");
+    }
+
     #[test]
     fn the_host_policy_holds_for_compose_as_for_manifests() {
         let e = load_compose(
@@ -1942,7 +2220,7 @@ services:
     mac_address: 02:42:ac:11:65:43
     volumes:
       - ~/html:/usr/share/nginx/html
-include: []
+develop: {}
 "#,
         )
         .unwrap_err()
@@ -1958,9 +2236,9 @@ include: []
             e.contains("compose.yaml:8:5: compose key `mac_address` in service `web` is not supported by hawser"),
             "{e}"
         );
-        assert!(e.contains("compose.yaml:10:9: bind mount `~/html`: home folders are not supported"), "{e}");
+        assert!(e.contains("compose.yaml:10:9: bind mount `~/html`: `~` needs HOME"), "{e}");
         assert!(
-            e.contains("compose.yaml:11:1: compose key `include` in a compose file is not supported by hawser"),
+            e.contains("compose.yaml:11:1: compose key `develop` in a compose file is not supported by hawser"),
             "{e}"
         );
     }
