@@ -11,6 +11,10 @@ use std::path::Path;
 /// Writes every snapshot `d` mounts that is not on the host yet. A snapshot appears whole or
 /// not at all: it is written beside its place and renamed into it.
 pub fn materialize(d: &DesiredState) -> Result<(), String> {
+    // The project's data folders: made when missing, never emptied or removed here.
+    for dir in &d.data_folders {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the data folder {}: {e}", dir.display()))?;
+    }
     let root = &d.repo_files_root;
     for (digest, snap) in &d.repo_files {
         let dir = root.join(digest);

@@ -85,6 +85,9 @@ pub struct DesiredState {
     pub repo_files: BTreeMap<String, RepoSnapshot>,
     /// Where those snapshots are kept on the host (the state dir's `files/`).
     pub repo_files_root: std::path::PathBuf,
+    /// Folders of the project's data on the host (`STATE_DIR/data/PROJECT/...`), for compose
+    /// bind mounts of paths the repository does not have: created when applied, never removed.
+    pub data_folders: Vec<std::path::PathBuf>,
     /// What is not wrong but worth saying (a compose variable without a value).
     pub warnings: Vec<super::diag::Diagnostic>,
     /// Values that compose interpolation took from the process's environment: masked in plans.
@@ -304,6 +307,11 @@ pub enum Mount {
         /// instead of a file of the repository; `path` then names the config.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         content: Option<String>,
+        /// A compose bind mount (not a secret or config) whose path may be no file of the
+        /// repository but a folder the app writes (`./data:/data`): then a data folder of the
+        /// project, read-only if this is `Some(true)`. Read by the source, never stored.
+        #[serde(skip)]
+        data_folder: Option<bool>,
     },
 }
 

@@ -117,8 +117,20 @@ impl YamlBuilder<'_> {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
                 // Small maps are scanned; a large one gets a set, so a map of many keys stays linear.
                 let mut names: Option<HashSet<String>> = None;
+                // YAML merge keys (`<<: *base`), which compose files use for shared blocks.
+                let mut merged: Vec<Node> = Vec::new();
                 while let Some(k) = self.node(sink)? {
                     let Some(v) = self.node(sink)? else { break };
+                    if k.value == Value::Str("<<".into()) {
+                        match v.value {
+                            Value::Map(_) => merged.push(v),
+                            Value::Seq(items) if items.iter().all(|i| matches!(i.value, Value::Map(_))) => {
+                                merged.extend(items)
+                            }
+                            _ => sink.error(v.pos, "a merge key `<<` takes a map or a list of maps"),
+                        }
+                        continue;
+                    }
                     let name = match &k.value {
                         Value::Str(s) => s.clone(),
                         Value::Int(i) => i.to_string(),
@@ -142,6 +154,15 @@ impl YamlBuilder<'_> {
                         continue;
                     }
                     entries.push((Key { name, pos: k.pos }, v));
+                }
+                // Keys written in the map win over merged ones; of merged maps, the first wins.
+                for m in merged {
+                    let Value::Map(from) = m.value else { continue };
+                    for (k, v) in from {
+                        if !entries.iter().any(|(e, _)| e.name == k.name) {
+                            entries.push((k, v));
+                        }
+                    }
                 }
                 {
                     // A block mapping's event comes after its first key; the map starts at that key.
@@ -293,6 +314,21 @@ mod tests {
         let Value::Map(spec) = &top[1].1.value else { panic!() };
         assert_eq!(spec[0].0.pos, Pos::new(3, 3));
         assert_eq!(spec[0].1.pos, Pos::new(3, 10));
+    }
+
+    #[test]
+    fn yaml_merge_keys_fill_in_what_the_map_does_not_say() {
+        let text = "x: &a {image: a, restart: always}\ny: &b {user: b, restart: never}\nweb:\n  <<: [*a, *b]\n  image: web\nbad:\n  <<: 3\n";
+        let (docs, diags) = yaml(text);
+        let Value::Map(top) = &docs[0].value else { panic!() };
+        let Value::Map(web) = &top[2].1.value else { panic!() };
+        let get = |k: &str| web.iter().find(|(e, _)| e.name == k).map(|(_, v)| v.value.clone());
+        assert_eq!(get("image"), Some(Value::Str("web".into())), "the map's own key wins");
+        assert_eq!(get("restart"), Some(Value::Str("always".into())), "the first merged map wins");
+        assert_eq!(get("user"), Some(Value::Str("b".into())));
+        assert_eq!(get("<<"), None);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].pos, Pos::new(7, 7));
     }
 
     #[test]

@@ -502,6 +502,8 @@ pub fn desired_state(
     resolve_builds(&mut d, snap)?;
     let files_root = state_dir.join("files").join(&d.project);
     resolve_repo_files(&mut d, snap, &files_root)?;
+    let data_root = state_dir.join("data").join(&d.project);
+    data_folders(&mut d, &data_root);
     Ok(d)
 }
 
@@ -518,7 +520,7 @@ pub fn resolve_repo_files(
     let mut diags = Vec::new();
     for c in d.containers.values_mut() {
         for m in c.spec.volumes.iter_mut() {
-            let Mount::Repo { path, digest, content, .. } = m else { continue };
+            let Mount::Repo { path, digest, content, read_only, data_folder, .. } = m else { continue };
             let read = match content {
                 // Declared text: one file named after the config.
                 Some(text) => Ok(crate::desired::RepoSnapshot {
@@ -532,6 +534,21 @@ pub fn resolve_repo_files(
                 }),
                 None => read_repo_path(snap, path),
             };
+            if read.is_err() && data_folder.is_some() && content.is_none() {
+                // Not a file of the repository: the app's own data (`./data:/data`), see `data_folders`.
+                continue;
+            }
+            if !*read_only {
+                d.warnings.push(Diagnostic {
+                    file: c.origin.file.clone(),
+                    pos: c.origin.pos,
+                    message: format!(
+                        "Container `{}` mounts `{path}` of the repository writable: its writes are not kept across revisions (each revision mounts a fresh copy)",
+                        c.name
+                    ),
+                    source: None,
+                });
+            }
             match read {
                 Ok(files) => {
                     let key = repo_digest(&files);
@@ -552,6 +569,25 @@ pub fn resolve_repo_files(
     } else {
         Err(Diagnostics(diags))
     }
+}
+
+/// Compose bind mounts of paths the revision does not have become folders of the project's
+/// data under `root`, as compose makes them in the project folder: kept across revisions,
+/// replacements and prunes, writable unless the compose file says `ro`.
+pub fn data_folders(d: &mut crate::desired::DesiredState, root: &Path) {
+    use crate::desired::Mount;
+    for c in d.containers.values_mut() {
+        for m in c.spec.volumes.iter_mut() {
+            let Mount::Repo { path, target, digest: None, content: None, data_folder: Some(ro), .. } = m else {
+                continue;
+            };
+            let source = root.join(path.as_str());
+            d.data_folders.push(source.clone());
+            *m = Mount::Bind { source: source.display().to_string(), target: target.clone(), read_only: *ro };
+        }
+    }
+    d.data_folders.sort();
+    d.data_folders.dedup();
 }
 
 /// A folder of the revision with the files under it, or one file.

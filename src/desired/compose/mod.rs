@@ -153,6 +153,50 @@ fn interpolate_values(
     }
 }
 
+/// `environment` entries without a value (`- TOKEN`, `TOKEN:`) take it from the variables, as
+/// compose takes it from its own environment; one that is not set is left out of the container.
+fn bare_environment(doc: &mut Node, vars: &Variables, found: &mut Found) {
+    let Value::Map(top) = &mut doc.value else { return };
+    let Some((_, Node { value: Value::Map(services), .. })) = top.iter_mut().find(|(k, _)| k.name == "services") else {
+        return;
+    };
+    let mut lookup = |name: &str| {
+        let mut here = Found::default();
+        let v = interpolate(&format!("${{{name}}}"), vars, &mut here).ok().filter(|_| here.unset.is_empty());
+        found.from_process.extend(here.from_process);
+        v
+    };
+    for (_, svc) in services.iter_mut() {
+        let Value::Map(fields) = &mut svc.value else { continue };
+        let Some((_, env)) = fields.iter_mut().find(|(k, _)| k.name == "environment") else { continue };
+        match &mut env.value {
+            Value::Seq(items) => items.retain_mut(|i| match &mut i.value {
+                Value::Str(s) if !s.contains('=') => match lookup(s) {
+                    Some(v) => {
+                        *s = format!("{s}={v}");
+                        true
+                    }
+                    None => false,
+                },
+                _ => true,
+            }),
+            Value::Map(entries) => entries.retain_mut(|(k, v)| {
+                if v.value != Value::Null {
+                    return true;
+                }
+                match lookup(&k.name) {
+                    Some(value) => {
+                        v.value = Value::Str(value);
+                        true
+                    }
+                    None => false,
+                }
+            }),
+            _ => {}
+        }
+    }
+}
+
 /// What a compose file is read with: its project, its variables, the active profiles, and the
 /// other files of the repository it names (`env_file`), by path from the repository's root.
 pub struct Context<'a, 't> {
@@ -325,6 +369,7 @@ pub fn decode(
         let mut err = sink.beside(&mut errors);
         interpolate_values(&mut doc, vars, found, &mut warn, &mut err);
         extends::resolve(&mut doc, ctx, found, &mut warn, &mut err);
+        bare_environment(&mut doc, vars, found);
         sink.diags.extend(errors);
     }
     let doc = &doc;
@@ -1183,7 +1228,9 @@ fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Moun
     }
     let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
     match repository_path(base, file).filter(|_| !file.starts_with('~')) {
-        Some(path) => Some(Mount::Repo { path, target, read_only: true, digest: None, content: None }),
+        Some(path) => {
+            Some(Mount::Repo { path, target, read_only: true, digest: None, content: None, data_folder: None })
+        }
         None => {
             sink.error(
                 n.pos,
@@ -1293,16 +1340,23 @@ fn config_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Moun
         None => format!("/{source}"),
     };
     match config {
-        ConfigSource::Content(text) => {
-            Some(Mount::Repo { path: source, target, read_only: true, digest: None, content: Some(text.clone()) })
-        }
+        ConfigSource::Content(text) => Some(Mount::Repo {
+            path: source,
+            target,
+            read_only: true,
+            digest: None,
+            content: Some(text.clone()),
+            data_folder: None,
+        }),
         ConfigSource::File(file) if file.starts_with('/') => {
             Some(Mount::Bind { source: file.clone(), target, read_only: true })
         }
         ConfigSource::File(file) => {
             let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
             match repository_path(base, file).filter(|_| !file.starts_with('~')) {
-                Some(path) => Some(Mount::Repo { path, target, read_only: true, digest: None, content: None }),
+                Some(path) => {
+                    Some(Mount::Repo { path, target, read_only: true, digest: None, content: None, data_folder: None })
+                }
                 None => {
                     sink.error(
                         n.pos,
@@ -1506,6 +1560,11 @@ fn mount(
         sink.error(n.pos, format!("mount target `{target}` must be an absolute path in the container"));
         return None;
     }
+    // `/data/` and `/data` are one place, as compose and the engine take them.
+    let target = match target.trim_end_matches('/') {
+        "" => "/".to_string(),
+        t => t.to_string(),
+    };
     match (ty.as_str(), source) {
         ("tmpfs", _) => Some(Mount::Tmpfs { target, size }),
         ("bind", Some(src)) if src.starts_with('/') => Some(Mount::Bind { source: src, target, read_only }),
@@ -1531,7 +1590,14 @@ fn mount(
         ("bind", Some(src)) => {
             let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
             match repository_path(base, &src) {
-                Some(path) => Some(Mount::Repo { path, target, read_only: !writable, digest: None, content: None }),
+                Some(path) => Some(Mount::Repo {
+                    path,
+                    target,
+                    read_only: !writable,
+                    digest: None,
+                    content: None,
+                    data_folder: Some(read_only),
+                }),
                 None => {
                     sink.error(n.pos, format!("bind mount `{src}` leaves the repository"));
                     None
@@ -1697,7 +1763,8 @@ mod mapping_tests {
                 target: "/run/secrets/db".into(),
                 read_only: true,
                 digest: None,
-                content: None
+                content: None,
+                data_folder: None,
             }),
             "{v:?}"
         );
@@ -1833,6 +1900,7 @@ mod mapping_tests {
             read_only: true,
             digest: None,
             content: content.map(String::from),
+            data_folder: None,
         };
         assert!(v.contains(&repo("nginx.conf", "/nginx", None)), "{v:?}");
         assert!(v.contains(&repo("motd", "/etc/motd", Some("hello"))), "{v:?}");
