@@ -41,6 +41,20 @@ networks:
     name: tcompose-backend
 "#;
 
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn get(port: u16) -> Option<String> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(2))).ok()?;
@@ -144,37 +158,62 @@ fn secrets_reach_run_secrets_and_their_values_nothing_else() {
     s.write(
         "compose.yaml",
         &format!(
-            "secrets:\n  db: {{file: {}}}\n  token: {{file: ./secrets/token}}\nservices:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    container_name: {p}-app\n    init: true\n    secrets: [db, {{source: token, target: api_token}}]\n",
+            "secrets:\n  db: {{file: {}}}\n  token: {{file: ./secrets/token}}\n  env: {{environment: HAWSER_TEST_SECRET}}\nservices:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    container_name: {p}-app\n    init: true\n    secrets: [db, {{source: token, target: api_token, uid: \"1000\", gid: \"1001\", mode: 0440}}, env]\n",
             db.display()
         ),
     );
     s.write("secrets/token", "repo-token\n");
     s.commit("secrets");
+    let env_value = format!("{MARKER}-env-1");
+    let env = [("HAWSER_TEST_SECRET", env_value.as_str())];
     let mut outputs = Vec::new();
     for output in ["text", "json"] {
-        let r = s.hawser(&["--policy", pol, "plan", "{src}", "--output", output]);
+        let r = s.hawser_env(&["--policy", pol, "plan", "{src}", "--output", output], &env);
         assert_eq!(r.code, 0, "{r:?}");
         outputs.push(format!("{r:?}"));
     }
-    let r = s.hawser(&["--policy", pol, "-vv", "apply", "{src}"]);
+    let r = s.hawser_env(&["--policy", pol, "-vv", "apply", "{src}"], &env);
     assert_eq!(r.code, 0, "{r:?}");
     outputs.push(format!("{r:?}"));
     let cat = |f: &str| String::from_utf8_lossy(&exec(&format!("{p}-app"), &["cat", f]).stdout).to_string();
     assert_eq!(cat("/run/secrets/db"), format!("{MARKER}-host-1"));
     assert_eq!(cat("/run/secrets/api_token"), "repo-token\n");
+    assert_eq!(cat("/run/secrets/env"), env_value, "a secret of hawser's environment");
+    let stat = exec(&format!("{p}-app"), &["stat", "-c", "%a %u %g", "/run/secrets/api_token"]);
+    assert_eq!(String::from_utf8_lossy(&stat.stdout).trim(), "440 1000 1001", "mode, uid and gid as asked");
     assert!(!exec(&format!("{p}-app"), &["sh", "-c", "echo x > /run/secrets/db"]).status.success(), "read-only");
     outputs.push(inspect(&format!("{p}-app"), "{{json .Config}}"));
-    outputs.push(s.hawser(&["--policy", pol, "render", "{src}"]).stdout);
+    outputs.push(inspect(&format!("{p}-app"), "{{json .Config.Labels}}"));
+    outputs.push(s.hawser_env(&["--policy", pol, "render", "{src}"], &env).stdout);
+    // Whatever hawser keeps in its state folder (history, records), besides the mounted files.
+    for e in walk(s.state.path()) {
+        if !e.starts_with(s.state.path().join("files")) {
+            outputs.push(String::from_utf8_lossy(&std::fs::read(&e).unwrap_or_default()).to_string());
+        }
+    }
     for (i, o) in outputs.iter().enumerate() {
         assert!(!o.contains(MARKER), "output {i} shows the secret: {o}");
     }
 
     std::fs::write(&db, format!("{MARKER}-host-2")).unwrap();
-    let r = s.hawser(&["--policy", pol, "plan", "{src}", "--exit-code"]);
+    let r = s.hawser_env(&["--policy", pol, "plan", "{src}", "--exit-code"], &env);
     assert_eq!(r.code, 2, "a changed secret replaces the container: {r:?}");
     assert!(!r.stdout.contains(MARKER), "{r:?}");
-    assert_eq!(s.hawser(&["--policy", pol, "apply", "{src}"]).code, 0);
+    assert_eq!(s.hawser_env(&["--policy", pol, "apply", "{src}"], &env).code, 0);
     assert_eq!(cat("/run/secrets/db"), format!("{MARKER}-host-2"));
+
+    let two = format!("{MARKER}-env-2");
+    let r = s.hawser_env(&["--policy", pol, "plan", "{src}", "--exit-code"], &[("HAWSER_TEST_SECRET", &two)]);
+    assert_eq!(r.code, 2, "a changed secret of the environment replaces the container: {r:?}");
+    assert!(!r.stdout.contains(MARKER), "{r:?}");
+    assert_eq!(s.hawser_env(&["--policy", pol, "apply", "{src}"], &[("HAWSER_TEST_SECRET", &two)]).code, 0);
+    assert_eq!(cat("/run/secrets/env"), two);
+    let r = s.hawser(&["--policy", pol, "plan", "{src}"]);
+    assert_eq!(r.code, 3, "without the variable nothing is planned: {r:?}");
+    assert!(
+        r.stderr.contains("comes from `HAWSER_TEST_SECRET`, which the environment of hawser does not set"),
+        "{r:?}"
+    );
 }
 
 /// Compose keeps an anonymous volume's data when it recreates a container; so does hawser.
@@ -239,4 +278,101 @@ fn interpolated_values_reach_the_container_and_the_hosts_are_masked_in_plans() {
         assert!(r.stdout.contains("env.TOKEN"), "{output}: {r:?}");
         assert!(!r.stdout.contains(MARKER), "{output} shows the host's value: {r:?}");
     }
+}
+
+/// The service keys beyond the basics reach the engine as compose sends them; a relative bind of
+/// a folder the repository lacks is the project's data folder: writable, kept across replacements.
+#[test]
+fn the_rest_of_the_service_keys_reach_the_engine_and_data_folders_are_kept() {
+    let p = "t-ckeys";
+    let s = Stack::new(p);
+    let compose = |v: &str, db: &str| {
+        format!(
+            r#"x-base: &base
+  image: {IMAGE}
+  init: true
+  command: [sleep, "3600"]
+services:
+  db:
+    <<: *base
+    container_name: {p}-db
+    environment: {{DB: "{db}"}}
+    ipc: shareable
+    networks: [back]
+  app:
+    <<: *base
+    container_name: {p}-app
+    environment: {{V: "{v}"}}
+    expose: ["7000", "7100-7101/udp"]
+    sysctls: {{net.ipv4.ip_unprivileged_port_start: "80"}}
+    group_add: ["1234"]
+    domainname: shop.internal
+    oom_score_adj: 100
+    mem_reservation: 32m
+    security_opt: [no-new-privileges:true]
+    ipc: service:db
+    links: ["db:database"]
+    volumes: ["./appdata:/appdata"]
+    networks:
+      back: {{ipv4_address: 198.19.251.10}}
+networks:
+  back:
+    name: {p}-back
+    ipam: {{config: [{{subnet: 198.19.251.0/24}}]}}
+"#
+        )
+    };
+    s.write("compose.yaml", &compose("1", "1"));
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let app = format!("{p}-app");
+    let db_id = container_id(&format!("{p}-db")).unwrap();
+    let host = inspect(&app, "{{json .HostConfig}}");
+    for expected in [
+        r#""Sysctls":{"net.ipv4.ip_unprivileged_port_start":"80"}"#,
+        r#""GroupAdd":["1234"]"#,
+        r#""OomScoreAdj":100"#,
+        r#""MemoryReservation":33554432"#,
+        r#""SecurityOpt":["no-new-privileges:true"]"#,
+    ] {
+        assert!(host.contains(expected), "missing {expected} in {host}");
+    }
+    let config = inspect(&app, "{{json .Config}}");
+    assert!(config.contains(r#""Domainname":"shop.internal""#), "{config}");
+    for port in ["7000/tcp", "7100/udp", "7101/udp"] {
+        assert!(config.contains(&format!("\"{port}\":{{}}")), "expose {port}: {config}");
+    }
+    let net = inspect(&app, &format!("{{{{json (index .NetworkSettings.Networks \"{p}-back\")}}}}"));
+    assert!(net.contains(r#""IPAddress":"198.19.251.10""#), "{net}");
+    assert!(net.contains(&format!(r#""Links":["{p}-db:database"]"#)), "{net}");
+    let ping = exec(&app, &["ping", "-c", "1", "-W", "2", "database"]);
+    assert!(ping.status.success(), "the link's alias resolves: {ping:?}");
+    let ipc = |c: &str| inspect(c, "{{.HostConfig.IpcMode}}");
+    assert_eq!(ipc(&app), format!("container:{db_id}"), "joins db's IPC namespace");
+
+    // The data folder: made on the host, writable, and kept when the container is replaced.
+    assert!(exec(&app, &["sh", "-c", "echo kept > /appdata/state"]).status.success());
+    let old = container_id(&app).unwrap();
+    s.write("compose.yaml", &compose("2", "1"));
+    s.commit("v2");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_ne!(container_id(&app).unwrap(), old, "replaced");
+    assert_eq!(container_id(&format!("{p}-db")).unwrap(), db_id, "db is not touched");
+    let out = exec(&app, &["cat", "/appdata/state"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
+    assert!(s.state.path().join("data").join(p).join("appdata/state").is_file());
+
+    // db made anew: app, which joins its IPC namespace, is made anew after it and joins the new one.
+    s.write("compose.yaml", &compose("2", "2"));
+    s.commit("v3");
+    let r = s.hawser(&["plan", "{src}"]);
+    assert!(r.stdout.contains(&format!("`{p}-db`, whose namespaces it joins, is made anew")), "{r:?}");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let new_db = container_id(&format!("{p}-db")).unwrap();
+    assert_ne!(new_db, db_id);
+    assert_eq!(ipc(&app), format!("container:{new_db}"));
+    assert!(inspect(&app, "{{.State.Running}}").contains("true"));
 }

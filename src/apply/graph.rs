@@ -41,7 +41,7 @@ pub fn dependencies(desired: &DesiredState, plan: &Plan) -> Vec<Vec<usize>> {
                                 b.name == c.spec.image
                                     || desired.images.get(&b.name).is_some_and(|img| img.spec.reference == c.spec.image)
                             }
-                            Kind::Container => c.spec.depends_on.contains_key(&b.name),
+                            Kind::Container => c.spec.needs(&b.name),
                         };
                         if needed && !(b.kind == Kind::Network && matches!(b.op, Op::Remove { .. })) {
                             d.push(j);

@@ -269,6 +269,11 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
                 let snap = desired.repo_files.get(digest)?;
                 Some((target.clone(), snap.host_path(&desired.repo_files_root, digest)))
             }
+            Mount::EnvSecret { target, digest: Some(digest), .. } => {
+                let key = digest.replace(':', "-");
+                let snap = desired.repo_files.get(&key)?;
+                Some((target.clone(), snap.host_path(&desired.repo_files_root, &key)))
+            }
             _ => None,
         })
         .collect();

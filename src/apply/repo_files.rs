@@ -38,7 +38,10 @@ pub fn materialize(d: &DesiredState) -> Result<(), String> {
 
 fn write_all(dir: &Path, snap: &crate::desired::RepoSnapshot) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    // A mounted folder is seen as it is; around a mounted file (a secret, a config) the folder
+    // only needs to be reachable by hawser, so no other user of the host reads the file.
+    let dir_mode = if snap.single.is_some() { 0o700 } else { 0o755 };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))?;
     for f in &snap.files {
         let path = dir.join(&f.path);
         if let Some(parent) = path.parent() {
@@ -48,7 +51,11 @@ fn write_all(dir: &Path, snap: &crate::desired::RepoSnapshot) -> std::io::Result
         out.write_all(&f.data)?;
         // Executable or not, as committed; never setuid or writable by others.
         let mode = if f.mode & 0o111 != 0 { 0o755 } else { 0o644 };
-        out.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        let access = snap.access.unwrap_or_default();
+        out.set_permissions(std::fs::Permissions::from_mode(access.mode.map_or(mode, |m| m.0)))?;
+        if access.uid.is_some() || access.gid.is_some() {
+            std::os::unix::fs::chown(&path, access.uid, access.gid)?;
+        }
     }
     Ok(())
 }

@@ -39,6 +39,11 @@ impl Variables {
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(|(v, _)| v.as_str())
     }
+
+    /// Whether `name` is set in the process's environment (not only in a `.env` file).
+    pub fn from_process(&self, name: &str) -> bool {
+        self.values.get(name).is_some_and(|(_, from)| matches!(from, From::Process))
+    }
 }
 
 /// What interpolating one value found besides its result.

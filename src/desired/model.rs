@@ -3,7 +3,7 @@
 //! stored on engine objects and shown by `hawser plan`.
 
 use super::diag::Pos;
-use super::types::{ByteSize, Capability, ContainerPort, Device, Duration, PortBinding, RestartPolicy};
+use super::types::{ByteSize, Capability, ContainerPort, Device, Duration, FileMode, PortBinding, RestartPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -111,6 +111,8 @@ pub struct BuildContext {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RepoSnapshot {
     pub path: String,
+    /// Owner and mode its files are given (a secret's or config's `uid`, `gid`, `mode`).
+    pub access: Option<FileAccess>,
     /// The file's name when the mount is a single file, not a folder.
     pub single: Option<String>,
     pub files: Vec<ContextFile>,
@@ -307,12 +309,39 @@ pub enum Mount {
         /// instead of a file of the repository; `path` then names the config.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         content: Option<String>,
+        /// Owner and mode of the mounted file (compose's `uid`, `gid`, `mode` of a secret or config).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<FileAccess>,
         /// A compose bind mount (not a secret or config) whose path may be no file of the
         /// repository but a folder the app writes (`./data:/data`): then a data folder of the
         /// project, read-only if this is `Some(true)`. Read by the source, never stored.
         #[serde(skip)]
         data_folder: Option<bool>,
     },
+    /// A secret from a variable of the hawser process's environment (compose's
+    /// `secrets.environment`), mounted read-only as a file. Only the variable's name and a
+    /// keyed digest of its value are shown or stored; the value is read when applied.
+    #[serde(rename = "envSecret")]
+    EnvSecret {
+        variable: String,
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        access: Option<FileAccess>,
+    },
+}
+
+/// Who owns a mounted secret or config file, and its mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileAccess {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FileMode>,
 }
 
 impl Mount {
@@ -322,6 +351,7 @@ impl Mount {
             | Mount::Bind { target, .. }
             | Mount::Tmpfs { target, .. }
             | Mount::Secret { target, .. }
+            | Mount::EnvSecret { target, .. }
             | Mount::Repo { target, .. } => target,
         }
     }
@@ -535,14 +565,28 @@ pub struct ContainerSpec {
 }
 
 impl ContainerSpec {
-    /// Start-first unless the container publishes host ports (two containers can't bind one port)
-    /// or the user asked for stop-first.
+    /// Start-first unless the container publishes host ports or has a fixed address (two
+    /// containers can't bind one port or hold one address) or the user asked for stop-first.
     pub fn strategy(&self) -> Strategy {
+        let fixed_address = self.networks.values().any(|a| a.ipv4_address.is_some() || a.ipv6_address.is_some());
         match self.update.as_ref().and_then(|u| u.strategy) {
             Some(s) => s,
-            None if self.ports.iter().any(|p| p.host_port.is_some()) => Strategy::StopFirst,
+            None if self.ports.iter().any(|p| p.host_port.is_some()) || fixed_address => Strategy::StopFirst,
             None => Strategy::StartFirst,
         }
+    }
+
+    /// Containers whose namespaces this one joins (`container:NAME` as network mode, pid or
+    /// ipc): it is made after them, and made again when they are.
+    pub fn joins(&self) -> impl Iterator<Item = &str> {
+        [&self.network_mode, &self.pid, &self.ipc]
+            .into_iter()
+            .filter_map(|m| m.as_deref().and_then(|m| m.strip_prefix("container:")))
+    }
+
+    /// What this container waits for: its `dependsOn` and the containers it joins.
+    pub fn needs(&self, other: &str) -> bool {
+        self.depends_on.contains_key(other) || self.joins().any(|j| j == other)
     }
 
     pub fn health_timeout(&self) -> Duration {

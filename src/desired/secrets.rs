@@ -21,7 +21,9 @@ const KEY_BYTES: usize = 32;
 /// Reads every secret file, records its keyed digest in the spec and its value in `d.secrets`.
 /// The key is read from `state_dir`, and made there the first time a revision has secrets.
 pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics> {
-    let mounts_secrets = |c: &super::model::ContainerSpec| c.volumes.iter().any(|m| matches!(m, Mount::Secret { .. }));
+    let mounts_secrets = |c: &super::model::ContainerSpec| {
+        c.volumes.iter().any(|m| matches!(m, Mount::Secret { .. } | Mount::EnvSecret { .. }))
+    };
     if d.containers.values().all(|c| c.spec.secret_env.is_empty() && !mounts_secrets(&c.spec)) {
         return Ok(());
     }
@@ -45,8 +47,33 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
                 }),
             }
         }
-        // Secret files are mounted, not read into the container: only their digest is needed.
         for m in c.spec.volumes.iter_mut() {
+            // A secret of the environment is written to a file when applied, like a snapshot of
+            // the repository, in a folder named by its keyed digest.
+            if let Mount::EnvSecret { variable, target, digest, access } = m {
+                match std::env::var(&*variable) {
+                    Ok(value) => {
+                        let keyed = keyed_digest(&key, &format!("{value}\0{access:?}"));
+                        let name = target.rsplit('/').next().unwrap_or("secret").to_string();
+                        let snap = super::model::RepoSnapshot {
+                            path: format!("${variable}"),
+                            access: *access,
+                            single: Some(name.clone()),
+                            files: vec![super::model::ContextFile { path: name, mode: 0o644, data: value.into_bytes() }],
+                        };
+                        d.repo_files.insert(keyed.replace(':', "-"), snap);
+                        *digest = Some(keyed);
+                    }
+                    Err(_) => diags.push(Diagnostic {
+                        file: c.origin.file.clone(),
+                        pos: c.origin.pos,
+                        message: format!("Container `{name}`: the secret for `{target}` comes from `{variable}`, which the environment of hawser does not set"),
+                        source: None,
+                    }),
+                }
+                continue;
+            }
+            // Secret files are mounted, not read into the container: only their digest is needed.
             let Mount::Secret { file, target, digest } = m else { continue };
             match std::fs::read(&*file) {
                 Ok(bytes) => *digest = Some(keyed_digest(&key, &String::from_utf8_lossy(&bytes))),

@@ -388,6 +388,28 @@ impl fmt::Display for Device {
 }
 serde_via_str!(Device);
 
+/// Permission bits of a file, written and read in octal as `chmod` takes them (`0440`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileMode(pub u32);
+
+impl FromStr for FileMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let digits = s.strip_prefix("0o").unwrap_or(s);
+        match u32::from_str_radix(digits, 8) {
+            Ok(m) if m <= 0o777 => Ok(FileMode(m)),
+            _ => Err(format!("invalid file mode `{s}`: expected octal permission bits, like 0440")),
+        }
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+serde_via_str!(FileMode);
+
 /// A container restart policy, as docker's `--restart`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RestartPolicy {

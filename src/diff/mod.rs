@@ -308,7 +308,7 @@ pub fn container_order(desired: &DesiredState) -> Vec<&str> {
         let Some(c) = d.containers.get(name) else {
             return;
         };
-        for dep in c.spec.depends_on.keys() {
+        for dep in c.spec.depends_on.keys().map(String::as_str).chain(c.spec.joins()) {
             visit(dep, d, done, order, depth + 1);
         }
         if done.insert(name) {
@@ -395,6 +395,17 @@ fn container(
         let mut a = action(Kind::Container, name, replace, Cause::SpecChanged { changes });
         a.diff = unified_diff(owner.spec.as_deref(), &view);
         out.push(a);
+        return;
+    }
+    // A container it joins (network, pid or ipc namespace) is made anew: joined to the old
+    // one, this one would keep a namespace nothing else uses any more.
+    let remade = |other: &str| {
+        out.iter()
+            .any(|a| a.kind == Kind::Container && a.name == other && matches!(a.op, Op::Replace { .. } | Op::Create))
+    };
+    if let Some(other) = r.spec.joins().find(|o| remade(o)) {
+        let cause = Cause::JoinedReplaced { container: other.to_string() };
+        out.push(action(Kind::Container, name, replace, cause));
         return;
     }
     if let Some(want_image) = observed.images.get(&normalize_reference(&r.spec.image)) {

@@ -120,6 +120,10 @@ pub enum Cause {
     NetworkChanged {
         changes: Vec<FieldChange>,
     },
+    /// Made anew because a container whose namespace it joins (`container:NAME`) is.
+    JoinedReplaced {
+        container: String,
+    },
     /// Recreated because a Network it is attached to is replaced.
     NetworkReplaced {
         network: String,
@@ -289,6 +293,9 @@ impl fmt::Display for Cause {
             Cause::Unresolved { error } => write!(f, "unresolved: the tag's digest is unknown ({error})"),
             Cause::BuildUnsupported => f.write_str("its build context was not read"),
             Cause::NetworkReplaced { network } => write!(f, "network `{network}` is replaced"),
+            Cause::JoinedReplaced { container } => {
+                write!(f, "`{container}`, whose namespaces it joins, is made anew")
+            }
             Cause::AttachedUnmanaged { container } => write!(
                 f,
                 "the network must be replaced, but `{container}`, which hawser will not remove, is attached to it"

@@ -406,3 +406,25 @@ fn plan_text_escapes_control_characters_from_input() {
     assert!(changed.contains("env.B"), "{changed}");
     assert!(!changed.contains('\x1b') && !changed.contains('\x07'), "{changed:?}");
 }
+
+#[test]
+fn a_container_that_joins_another_is_made_anew_after_it() {
+    const SHARED: &str = "kind: Network\nmetadata: {name: net}\n---\nkind: Container\nmetadata: {name: z-db}\nspec:\n  image: reg/db:1\n  env: {V: \"1\"}\n  networks: [net]\n---\nkind: Container\nmetadata: {name: a-sidecar}\nspec:\n  image: reg/side:1\n  networkMode: container:z-db\n---\nkind: Container\nmetadata: {name: b-ipc}\nspec:\n  image: reg/side:1\n  ipc: container:z-db\n  networks: [net]\n---\nkind: Container\nmetadata: {name: c-alone}\nspec:\n  image: reg/side:1\n  networks: [net]\n";
+    let d1 = desired(SHARED);
+    assert_eq!(container_order(&d1), ["z-db", "a-sidecar", "b-ipc", "c-alone"], "the joined one first");
+    let o = converged(&d1);
+    assert!(!plan(&d1, &o).has_changes());
+    let d2 = desired(&SHARED.replace("V: \"1\"", "V: \"2\""));
+    let p = plan(&d2, &o);
+    assert_eq!(
+        ops(&p),
+        [
+            "Container z-db Replace { old_id: \"id-z-db\", strategy: StartFirst }",
+            "Container a-sidecar Replace { old_id: \"id-a-sidecar\", strategy: StartFirst }",
+            "Container b-ipc Replace { old_id: \"id-b-ipc\", strategy: StartFirst }",
+        ]
+    );
+    let side = p.actions.iter().find(|a| a.name == "a-sidecar").unwrap();
+    assert_eq!(side.cause, Cause::JoinedReplaced { container: "z-db".into() });
+    assert_eq!(side.cause.to_string(), "`z-db`, whose namespaces it joins, is made anew");
+}

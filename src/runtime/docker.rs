@@ -318,6 +318,14 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
                 read_only: Some(true),
                 ..Default::default()
             },
+            // A secret of the environment is written to a file like a repository snapshot.
+            Mount::EnvSecret { target, .. } => m::Mount {
+                typ: Some(m::MountType::BIND),
+                source: req.repo_mounts.get(target).map(|p| p.display().to_string()),
+                target: Some(target.clone()),
+                read_only: Some(true),
+                ..Default::default()
+            },
             Mount::Repo { target, read_only, .. } => m::Mount {
                 typ: Some(m::MountType::BIND),
                 source: req.repo_mounts.get(target).map(|p| p.display().to_string()),

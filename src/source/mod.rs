@@ -520,11 +520,12 @@ pub fn resolve_repo_files(
     let mut diags = Vec::new();
     for c in d.containers.values_mut() {
         for m in c.spec.volumes.iter_mut() {
-            let Mount::Repo { path, digest, content, read_only, data_folder, .. } = m else { continue };
+            let Mount::Repo { path, digest, content, read_only, data_folder, access, .. } = m else { continue };
             let read = match content {
                 // Declared text: one file named after the config.
                 Some(text) => Ok(crate::desired::RepoSnapshot {
                     path: path.clone(),
+                    access: None,
                     single: Some(path.rsplit('/').next().unwrap_or(path).to_string()),
                     files: vec![ContextFile {
                         path: path.rsplit('/').next().unwrap_or(path).to_string(),
@@ -550,7 +551,8 @@ pub fn resolve_repo_files(
                 });
             }
             match read {
-                Ok(files) => {
+                Ok(mut files) => {
+                    files.access = *access;
                     let key = repo_digest(&files);
                     *digest = Some(key.clone());
                     d.repo_files.insert(key, files);
@@ -594,10 +596,17 @@ pub fn data_folders(d: &mut crate::desired::DesiredState, root: &Path) {
 fn read_repo_path(snap: &Snapshot, path: &str) -> Result<crate::desired::RepoSnapshot, String> {
     use crate::desired::RepoSnapshot;
     if let Some(file) = snap.file(path)? {
-        return Ok(RepoSnapshot { path: path.to_string(), single: Some(file.path.clone()), files: vec![file] });
+        return Ok(RepoSnapshot {
+            path: path.to_string(),
+            access: None,
+            single: Some(file.path.clone()),
+            files: vec![file],
+        });
     }
     match snap.files_under(path) {
-        Ok(files) if !files.is_empty() => Ok(RepoSnapshot { path: path.to_string(), single: None, files }),
+        Ok(files) if !files.is_empty() => {
+            Ok(RepoSnapshot { path: path.to_string(), access: None, single: None, files })
+        }
         _ => Err("no such file or folder in this revision of the repository".to_string()),
     }
 }
@@ -607,6 +616,10 @@ fn repo_digest(snap: &crate::desired::RepoSnapshot) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(snap.single.as_deref().unwrap_or("/").as_bytes());
+    if let Some(a) = &snap.access {
+        // Owner and mode are part of what is mounted: a change is a new snapshot.
+        h.update(format!("access:{:?}:{:?}:{:?}", a.uid, a.gid, a.mode.map(|m| m.0)).as_bytes());
+    }
     for f in &snap.files {
         h.update((f.path.len() as u64).to_le_bytes());
         h.update(f.path.as_bytes());

@@ -415,27 +415,47 @@ pub fn decode(
             }
         }
     }
-    // Top-level secrets: a `file`, of the repository (relative) or of the host (absolute).
-    let mut secrets: BTreeMap<String, String> = BTreeMap::new();
+    // Top-level secrets: a `file`, of the repository (relative) or of the host (absolute), or
+    // a variable of the hawser process's `environment`.
+    let mut secrets: BTreeMap<String, SecretSource> = BTreeMap::new();
     match get("secrets").map(|n| &n.value) {
         None | Some(Value::Null) => {}
         Some(Value::Map(entries)) => {
             for (k, v) in entries {
                 let Value::Map(e) = &v.value else {
-                    sink.error(v.pos, format!("secret `{}` must be a map with `file`", k.name));
+                    sink.error(v.pos, format!("secret `{}` must be a map with `file` or `environment`", k.name));
                     continue;
                 };
-                for (key, _) in e.iter().filter(|(key, _)| key.name != "file") {
+                for (key, _) in e.iter().filter(|(key, _)| key.name != "file" && key.name != "environment") {
+                    let why = match key.name.as_str() {
+                        "external" | "name" | "driver" | "driver_opts" | "template_driver" => {
+                            "a swarm secret; on one host give `file` or `environment`"
+                        }
+                        _ => "give `file` or `environment`",
+                    };
                     sink.error(
                         key.pos,
-                        format!("`{}` in secret `{}` is not supported by hawser: give `file`", key.name, k.name),
+                        format!("`{}` in secret `{}` is not supported by hawser: {why}", key.name, k.name),
                     );
                 }
-                match field(e, "file").and_then(|f| string(f, "file", sink)) {
-                    Some(file) => {
-                        secrets.insert(k.name.clone(), file);
+                if let Some(file) = field(e, "file").and_then(|f| string(f, "file", sink)) {
+                    if !file.starts_with('/') {
+                        sink.beside(warnings).error(
+                            k.pos,
+                            format!("secret `{}` is `{file}` of the repository, committed in clear: whoever can read the repository can read it; keep it on the host (an absolute `file`) or in hawser's environment (`environment`)", k.name),
+                        );
                     }
-                    None => sink.error(k.pos, format!("secret `{}` needs `file`", k.name)),
+                    secrets.insert(k.name.clone(), SecretSource::File(file));
+                } else if let Some(var) = field(e, "environment").and_then(|f| string(f, "environment", sink)) {
+                    if ctx.vars.value(&var).is_some() && !ctx.vars.from_process(&var) {
+                        sink.error(
+                            k.pos,
+                            format!("secret `{}`: `{var}` is set in a .env file of the repository, in clear; hawser reads secret variables from its own environment only", k.name),
+                        );
+                    }
+                    secrets.insert(k.name.clone(), SecretSource::Environment(var));
+                } else if field(e, "file").is_none() && field(e, "environment").is_none() {
+                    sink.error(k.pos, format!("secret `{}` needs `file` or `environment`", k.name));
                 }
             }
         }
@@ -562,6 +582,12 @@ fn policy_name(key: &str) -> &str {
     }
 }
 
+/// Where a secret's value comes from.
+enum SecretSource {
+    File(String),
+    Environment(String),
+}
+
 /// Where a config's text comes from.
 enum ConfigSource {
     File(String),
@@ -574,8 +600,8 @@ struct Names<'a> {
     home: Option<&'a str>,
     /// Files the compose file names (`env_file`), by path from the repository's root.
     data: &'a BTreeMap<String, String>,
-    /// Top-level secrets: name to the `file` as written, and where.
-    secrets: &'a BTreeMap<String, String>,
+    /// Top-level secrets by name.
+    secrets: &'a BTreeMap<String, SecretSource>,
     configs: &'a BTreeMap<String, ConfigSource>,
     containers: &'a BTreeMap<String, String>,
     networks: &'a BTreeMap<String, String>,
@@ -1181,18 +1207,13 @@ fn service(
     Some((d, default_net))
 }
 
-/// A service's use of a secret or config: `NAME`, or `{source, target}`.
-fn usage(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<(String, Option<String>)> {
+/// A service's use of a secret or config: `NAME`, or `{source, target, uid, gid, mode}`.
+fn usage(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<(String, Option<String>, Option<FileAccess>)> {
     match &n.value {
-        Value::Str(name) => Some((name.clone(), None)),
+        Value::Str(name) => Some((name.clone(), None, None)),
         Value::Map(e) => {
             for (k, _) in e {
-                if matches!(k.name.as_str(), "uid" | "gid" | "mode") {
-                    sink.error(
-                        k.pos,
-                        format!("{what} `{}` is not supported by hawser yet: the file is mounted as it is", k.name),
-                    );
-                } else if !matches!(k.name.as_str(), "source" | "target") {
+                if !matches!(k.name.as_str(), "source" | "target" | "uid" | "gid" | "mode") {
                     sink.error(k.pos, format!("unknown compose key `{}` in a service {what}", k.name));
                 }
             }
@@ -1200,7 +1221,29 @@ fn usage(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<(String, Option<St
                 sink.error(n.pos, format!("a service {what} needs `source`"));
                 return None;
             };
-            Some((source, field(e, "target").and_then(|v| string(v, "target", sink))))
+            let id = |key: &str, sink: &mut Sink<'_>| {
+                let v = field(e, key)?;
+                let text = lenient_string(v, key, sink)?;
+                let id = text.parse::<u32>().ok();
+                if id.is_none() {
+                    sink.error(v.pos, format!("{what} {key} `{text}` must be a number"));
+                }
+                id
+            };
+            let (uid, gid) = (id("uid", sink), id("gid", sink));
+            // Written in octal, as chmod takes it: `0440` (YAML reads it as the number 440).
+            let mode = field(e, "mode").and_then(|v| {
+                let text = lenient_string(v, "mode", sink)?;
+                match text.parse::<super::types::FileMode>() {
+                    Ok(m) => Some(m),
+                    Err(err) => {
+                        sink.error(v.pos, err);
+                        None
+                    }
+                }
+            });
+            let access = (uid.is_some() || gid.is_some() || mode.is_some()).then_some(FileAccess { uid, gid, mode });
+            Some((source, field(e, "target").and_then(|v| string(v, "target", sink)), access))
         }
         other => {
             sink.error(n.pos, format!("a service {what} must be a name or a map, found {}", other.type_name()));
@@ -1209,12 +1252,12 @@ fn usage(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<(String, Option<St
     }
 }
 
-/// A service's use of a secret (`NAME`, or `{source, target}`), mounted read-only at
-/// `/run/secrets/NAME` (or its `target`): a repository file through a snapshot like any
-/// relative bind, a host file directly (held to the policy's `secretRoots`).
+/// A service's use of a secret, mounted read-only at `/run/secrets/NAME` (or its `target`): a
+/// repository file through a snapshot like any relative bind, a host file directly (held to
+/// the policy's `secretRoots`), or a variable of hawser's environment written to a file.
 fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
-    let (source, target) = usage(n, "secret", sink)?;
-    let Some(file) = names.secrets.get(&source) else {
+    let (source, target, access) = usage(n, "secret", sink)?;
+    let Some(secret) = names.secrets.get(&source) else {
         sink.error(n.pos, format!("secret `{source}` is not declared in the top-level `secrets`"));
         return None;
     };
@@ -1223,13 +1266,22 @@ fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Moun
         Some(t) => format!("/run/secrets/{t}"),
         None => format!("/run/secrets/{source}"),
     };
+    let file = match secret {
+        SecretSource::Environment(variable) => {
+            return Some(Mount::EnvSecret { variable: variable.clone(), target, digest: None, access })
+        }
+        SecretSource::File(file) => file,
+    };
     if file.starts_with('/') {
+        if access.is_some() {
+            sink.error(n.pos, format!("secret `{source}`: uid, gid and mode need the secret in the repository or in the environment; a host file is mounted as it is (set them on the file)"));
+        }
         return Some(Mount::Secret { file: file.clone(), target, digest: None });
     }
     let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
     match repository_path(base, file).filter(|_| !file.starts_with('~')) {
         Some(path) => {
-            Some(Mount::Repo { path, target, read_only: true, digest: None, content: None, data_folder: None })
+            Some(Mount::Repo { path, target, read_only: true, digest: None, content: None, access, data_folder: None })
         }
         None => {
             sink.error(
@@ -1329,7 +1381,7 @@ fn deploy(n: &Node, s: &mut ContainerSpec, warn: &mut Sink<'_>, sink: &mut Sink<
 /// (or its `target`): a repository file through a snapshot, a host file as a bind (held to
 /// `bindRoots`), declared text as a snapshot of its own.
 fn config_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
-    let (source, target) = usage(n, "config", sink)?;
+    let (source, target, access) = usage(n, "config", sink)?;
     let Some(config) = names.configs.get(&source) else {
         sink.error(n.pos, format!("config `{source}` is not declared in the top-level `configs`"));
         return None;
@@ -1346,17 +1398,27 @@ fn config_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Moun
             read_only: true,
             digest: None,
             content: Some(text.clone()),
+            access,
             data_folder: None,
         }),
         ConfigSource::File(file) if file.starts_with('/') => {
+            if access.is_some() {
+                sink.error(n.pos, format!("config `{source}`: uid, gid and mode need the file in the repository; a host file is mounted as it is"));
+            }
             Some(Mount::Bind { source: file.clone(), target, read_only: true })
         }
         ConfigSource::File(file) => {
             let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
             match repository_path(base, file).filter(|_| !file.starts_with('~')) {
-                Some(path) => {
-                    Some(Mount::Repo { path, target, read_only: true, digest: None, content: None, data_folder: None })
-                }
+                Some(path) => Some(Mount::Repo {
+                    path,
+                    target,
+                    read_only: true,
+                    digest: None,
+                    content: None,
+                    access,
+                    data_folder: None,
+                }),
                 None => {
                     sink.error(
                         n.pos,
@@ -1596,6 +1658,7 @@ fn mount(
                     read_only: !writable,
                     digest: None,
                     content: None,
+                    access: None,
                     data_folder: Some(read_only),
                 }),
                 None => {
@@ -1754,9 +1817,11 @@ mod mapping_tests {
 
     #[test]
     fn secrets_are_mounted_files_from_the_repository_or_the_host() {
-        let text = "secrets:\n  db: {file: ./secrets/db.txt}\n  api: {file: /etc/hawser/secrets/api}\nservices:\n  web:\n    image: nginx:1\n    secrets: [db, {source: api, target: api_key}]\n";
-        let d = load_compose(text).unwrap_or_else(|e| panic!("{e}"));
+        let text = "secrets:\n  db: {file: ./secrets/db.txt}\n  api: {file: /etc/hawser/secrets/api}\n  token: {environment: SHOP_TOKEN}\nservices:\n  web:\n    image: nginx:1\n    secrets: [{source: db, uid: \"70\", gid: 70, mode: 0440}, {source: api, target: api_key}, token]\n";
+        let d =
+            load_files(&[("compose.yaml", text)], &[("SHOP_TOKEN", "t0ken-value")]).unwrap_or_else(|e| panic!("{e}"));
         let v = &d.containers["web"].spec.volumes;
+        let access = crate::desired::FileAccess { uid: Some(70), gid: Some(70), mode: Some("0440".parse().unwrap()) };
         assert!(
             v.contains(&crate::desired::Mount::Repo {
                 path: "secrets/db.txt".into(),
@@ -1764,6 +1829,7 @@ mod mapping_tests {
                 read_only: true,
                 digest: None,
                 content: None,
+                access: Some(access),
                 data_folder: None,
             }),
             "{v:?}"
@@ -1776,14 +1842,49 @@ mod mapping_tests {
             }),
             "{v:?}"
         );
+        assert!(
+            v.contains(&crate::desired::Mount::EnvSecret {
+                variable: "SHOP_TOKEN".into(),
+                target: "/run/secrets/token".into(),
+                digest: None,
+                access: None,
+            }),
+            "{v:?}"
+        );
+        let rendered = crate::desired::render::to_json(&d);
+        assert!(!rendered.contains("t0ken-value"), "{rendered}");
+        assert!(rendered.contains("\"mode\": \"0440\""), "{rendered}");
+        let warned: Vec<String> = d.warnings.iter().map(|w| w.to_string()).collect();
+        assert!(
+            warned.iter().any(|w| w
+                .contains("compose.yaml:2:3: secret `db` is `./secrets/db.txt` of the repository, committed in clear")),
+            "{warned:?}"
+        );
+        assert_eq!(warned.len(), 1, "{warned:?}");
 
-        let e = load_compose("secrets:\n  s: {file: /etc/shadow, environment: X}\nservices:\n  web:\n    image: nginx:1\n    secrets: [s, nope, {source: s, target: t2, mode: 0400}]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("compose.yaml:2:26: `environment` in secret `s` is not supported by hawser"), "{e}");
-        assert!(e.contains("compose.yaml:6:18: secret `nope` is not declared"), "{e}");
-        assert!(e.contains("secret `mode` is not supported by hawser yet"), "{e}");
-        assert!(e.contains("compose.yaml:6:15: secret file `/etc/shadow` is outside the allowed roots"), "{e}");
+        let e = load_files(
+            &[("compose.yaml", "secrets:\n  s: {file: /etc/shadow, external: true}\n  d: {environment: FROM_DOTENV}\nservices:\n  web:\n    image: nginx:1\n    secrets: [s, nope, {source: s, target: t2, mode: 0400}, {source: d, mode: 999, uid: x}]\n"),
+              (".env", "FROM_DOTENV=committed\n")],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("compose.yaml:2:26: `external` in secret `s` is not supported by hawser: a swarm secret"),
+            "{e}"
+        );
+        assert!(
+            e.contains("compose.yaml:3:3: secret `d`: `FROM_DOTENV` is set in a .env file of the repository, in clear"),
+            "{e}"
+        );
+        assert!(e.contains("compose.yaml:7:18: secret `nope` is not declared"), "{e}");
+        assert!(
+            e.contains("secret `s`: uid, gid and mode need the secret in the repository or in the environment"),
+            "{e}"
+        );
+        assert!(e.contains("invalid file mode `999`"), "{e}");
+        assert!(e.contains("secret uid `x` must be a number"), "{e}");
+        assert!(e.contains("compose.yaml:7:15: secret file `/etc/shadow` is outside the allowed roots"), "{e}");
     }
 
     #[test]
@@ -1900,6 +2001,7 @@ mod mapping_tests {
             read_only: true,
             digest: None,
             content: content.map(String::from),
+            access: None,
             data_folder: None,
         };
         assert!(v.contains(&repo("nginx.conf", "/nginx", None)), "{v:?}");
