@@ -226,11 +226,17 @@ pub fn load_with(
         if let Some(first) = seen.get(&key) {
             // Compose files of one project (one includes another) share its default network
             // and may declare the same network or volume: the same declaration is one resource.
-            let same = match &d.spec {
-                DecodedSpec::Network(s) => state.networks.get(&d.name).is_some_and(|r| &r.spec == s),
-                DecodedSpec::Volume(s) => state.volumes.get(&d.name).is_some_and(|r| &r.spec == s),
-                _ => false,
-            };
+            let compose = |file: &str| compose::is_compose_file(file) || included.contains_key(file);
+            let same = compose(&d.origin.file)
+                && match &d.spec {
+                    DecodedSpec::Network(s) => {
+                        state.networks.get(&d.name).is_some_and(|r| &r.spec == s && compose(&r.origin.file))
+                    }
+                    DecodedSpec::Volume(s) => {
+                        state.volumes.get(&d.name).is_some_and(|r| &r.spec == s && compose(&r.origin.file))
+                    }
+                    _ => false,
+                };
             if same {
                 continue;
             }
