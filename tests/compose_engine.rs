@@ -376,3 +376,70 @@ networks:
     assert_eq!(ipc(&app), format!("container:{new_db}"));
     assert!(inspect(&app, "{{.State.Running}}").contains("true"));
 }
+
+/// A secret committed encrypted with age is decrypted on the host with the identity the host
+/// policy names, only when applied: plans need no key, and no output shows the plaintext.
+#[test]
+fn an_age_encrypted_secret_is_decrypted_on_the_host_only() {
+    use age::secrecy::ExposeSecret;
+    const MARKER: &str = "age-plaintext-93b1";
+    let p = "t-cage";
+    let s = Stack::new(p);
+    let identity = age::x25519::Identity::generate();
+    let key = s.state.path().join("age.key");
+    std::fs::write(&key, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let encrypt = |text: &str| age::encrypt_and_armor(&identity.to_public(), text.as_bytes()).unwrap();
+    s.write(
+        "compose.yaml",
+        &format!("secrets:\n  db: {{file: ./secrets/db.txt.age}}\nservices:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    container_name: {p}-app\n    init: true\n    secrets: [{{source: db, mode: 0400}}]\n"),
+    );
+    s.write("secrets/db.txt.age", &encrypt(&format!("{MARKER}-1")));
+    s.commit("v1");
+    let policy = s.state.path().join("policy.toml");
+    std::fs::write(&policy, format!("ageIdentity = \"{}\"\n", key.display())).unwrap();
+    let pol = policy.to_str().unwrap();
+
+    // A plan needs no key: the ciphertext is what changes.
+    let r = s.hawser(&["plan", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("committed in clear"), "an encrypted secret is not in clear: {r:?}");
+    // Without the identity, nothing is applied.
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("encrypted with age, and the host policy names no identity"), "{r:?}");
+    assert!(container_id(&format!("{p}-app")).is_none(), "nothing was made");
+
+    let r = s.hawser(&["--policy", pol, "-vv", "apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let app = format!("{p}-app");
+    let cat = || String::from_utf8_lossy(&exec(&app, &["cat", "/run/secrets/db"]).stdout).to_string();
+    assert_eq!(cat(), format!("{MARKER}-1"));
+    let stat = exec(&app, &["stat", "-c", "%a", "/run/secrets/db"]);
+    assert_eq!(String::from_utf8_lossy(&stat.stdout).trim(), "400");
+    let mut outputs = vec![format!("{r:?}"), inspect(&app, "{{json .Config}}")];
+    outputs.push(format!("{:?}", s.hawser(&["--policy", pol, "plan", "{src}", "--output", "json"])));
+    for (i, o) in outputs.iter().enumerate() {
+        assert!(!o.contains(MARKER), "output {i} shows the plaintext: {o}");
+    }
+
+    // Re-encrypted with a new value: the plan replaces the container, and the new value is there.
+    s.write("secrets/db.txt.age", &encrypt(&format!("{MARKER}-2")));
+    s.commit("v2");
+    let r = s.hawser(&["--policy", pol, "plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("secrets/db.txt.age"), "the plan names the file: {r:?}");
+    assert_eq!(s.hawser(&["--policy", pol, "apply", "{src}"]).code, 0);
+    assert_eq!(cat(), format!("{MARKER}-2"));
+
+    // Another identity cannot decrypt it: the apply fails and the running container stays.
+    let other = age::x25519::Identity::generate();
+    std::fs::write(&key, format!("{}\n", other.to_string().expose_secret())).unwrap();
+    s.write("secrets/db.txt.age", &encrypt(&format!("{MARKER}-3")));
+    s.commit("v3");
+    let r = s.hawser(&["--policy", pol, "apply", "{src}"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("cannot decrypt `secrets/db.txt.age`"), "{r:?}");
+    assert!(!r.stderr.contains(MARKER), "{r:?}");
+    assert_eq!(cat(), format!("{MARKER}-2"), "what worked keeps running");
+}

@@ -24,6 +24,13 @@ pub fn materialize(d: &DesiredState) -> Result<(), String> {
         std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
         let tmp = root.join(format!(".{digest}.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
+        let decrypted;
+        let snap = if snap.encrypted {
+            decrypted = decrypt(snap, d.age_identity.as_deref())?;
+            &decrypted
+        } else {
+            snap
+        };
         write_all(&tmp, snap).map_err(|e| format!("cannot write the snapshot of `{}`: {e}", snap.path))?;
         if let Err(e) = std::fs::rename(&tmp, &dir) {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -34,6 +41,41 @@ pub fn materialize(d: &DesiredState) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The snapshot of an age file with its plaintext, decrypted with the host's identity.
+fn decrypt(
+    snap: &crate::desired::RepoSnapshot,
+    identity: Option<&Path>,
+) -> Result<crate::desired::RepoSnapshot, String> {
+    use std::io::Read;
+    let Some(identity) = identity else {
+        return Err(format!(
+            "`{}` is encrypted with age, and the host policy names no identity to decrypt it (ageIdentity)",
+            snap.path
+        ));
+    };
+    let shown = identity.display();
+    let meta = std::fs::metadata(identity).map_err(|e| format!("cannot read the age identity {shown}: {e}"))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!("the age identity {shown} is readable by others; chmod 600 it"));
+    }
+    let identities = age::IdentityFile::from_file(identity.display().to_string())
+        .map_err(|e| format!("cannot read the age identity {shown}: {e}"))?
+        .into_identities()
+        .map_err(|e| format!("the age identity {shown}: {e}"))?;
+    let mut out = snap.clone();
+    out.encrypted = false;
+    for f in out.files.iter_mut() {
+        let fail = |e: &dyn std::fmt::Display| format!("cannot decrypt `{}` with {shown}: {e}", snap.path);
+        let reader = age::armor::ArmoredReader::new(&f.data[..]);
+        let decryptor = age::Decryptor::new(reader).map_err(|e| fail(&e))?;
+        let mut stream = decryptor.decrypt(identities.iter().map(|i| i.as_ref())).map_err(|e| fail(&e))?;
+        let mut plain = Vec::new();
+        stream.read_to_end(&mut plain).map_err(|e| fail(&e))?;
+        f.data = plain;
+    }
+    Ok(out)
 }
 
 fn write_all(dir: &Path, snap: &crate::desired::RepoSnapshot) -> std::io::Result<()> {

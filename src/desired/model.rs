@@ -85,6 +85,8 @@ pub struct DesiredState {
     pub repo_files: BTreeMap<String, RepoSnapshot>,
     /// Where those snapshots are kept on the host (the state dir's `files/`).
     pub repo_files_root: std::path::PathBuf,
+    /// The host policy's age identity, which decrypts encrypted snapshots when they are written.
+    pub age_identity: Option<std::path::PathBuf>,
     /// Folders of the project's data on the host (`STATE_DIR/data/PROJECT/...`), for compose
     /// bind mounts of paths the repository does not have: created when applied, never removed.
     pub data_folders: Vec<std::path::PathBuf>,
@@ -113,6 +115,9 @@ pub struct RepoSnapshot {
     pub path: String,
     /// Owner and mode its files are given (a secret's or config's `uid`, `gid`, `mode`).
     pub access: Option<FileAccess>,
+    /// An age-encrypted file of the repository (`*.age`): decrypted only when it is written
+    /// on the host for a container, so plans and validation never need the key.
+    pub encrypted: bool,
     /// The file's name when the mount is a single file, not a folder.
     pub single: Option<String>,
     pub files: Vec<ContextFile>,

@@ -67,6 +67,10 @@ pub struct Policy {
     /// `ipc: host`: the host's shared memory and semaphores.
     #[serde(default)]
     pub allow_host_ipc: bool,
+    /// The age identity (private key) file that decrypts `.age` files of the repository that
+    /// containers mount (compose secrets and configs). Only the host has it.
+    #[serde(default)]
+    pub age_identity: Option<PathBuf>,
     /// Host folders `secretEnv` files may be read from.
     #[serde(default = "default_secret_roots")]
     pub secret_roots: Vec<PathBuf>,
@@ -98,6 +102,7 @@ impl Default for Policy {
             allow_unconfined: false,
             allow_host_pid: false,
             allow_host_ipc: false,
+            age_identity: None,
             secret_roots: default_secret_roots(),
             engine_sockets: Vec::new(),
         }

@@ -58,6 +58,7 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
                         let snap = super::model::RepoSnapshot {
                             path: format!("${variable}"),
                             access: *access,
+                            encrypted: false,
                             single: Some(name.clone()),
                             files: vec![super::model::ContextFile { path: name, mode: 0o644, data: value.into_bytes() }],
                         };

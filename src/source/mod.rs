@@ -500,6 +500,7 @@ pub fn desired_state(
     let mut d = desired::load_with(&snap.project, &snap.revision, &snap.files, &opts)?;
     d.source = snap.source_id.clone();
     resolve_builds(&mut d, snap)?;
+    d.age_identity = policy.age_identity.clone();
     let files_root = state_dir.join("files").join(&d.project);
     resolve_repo_files(&mut d, snap, &files_root)?;
     let data_root = state_dir.join("data").join(&d.project);
@@ -526,6 +527,7 @@ pub fn resolve_repo_files(
                 Some(text) => Ok(crate::desired::RepoSnapshot {
                     path: path.clone(),
                     access: None,
+                    encrypted: false,
                     single: Some(path.rsplit('/').next().unwrap_or(path).to_string()),
                     files: vec![ContextFile {
                         path: path.rsplit('/').next().unwrap_or(path).to_string(),
@@ -599,16 +601,22 @@ fn read_repo_path(snap: &Snapshot, path: &str) -> Result<crate::desired::RepoSna
         return Ok(RepoSnapshot {
             path: path.to_string(),
             access: None,
+            encrypted: path.ends_with(".age") && data_is_age(&file.data),
             single: Some(file.path.clone()),
             files: vec![file],
         });
     }
     match snap.files_under(path) {
         Ok(files) if !files.is_empty() => {
-            Ok(RepoSnapshot { path: path.to_string(), access: None, single: None, files })
+            Ok(RepoSnapshot { path: path.to_string(), access: None, encrypted: false, single: None, files })
         }
         _ => Err("no such file or folder in this revision of the repository".to_string()),
     }
+}
+
+/// Whether a file is an age file, binary or armored (its first line says so).
+fn data_is_age(data: &[u8]) -> bool {
+    data.starts_with(b"age-encryption.org/") || data.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
 }
 
 /// The digest that names a snapshot: of its shape (file or folder), paths, modes and bytes.

@@ -439,7 +439,7 @@ pub fn decode(
                     );
                 }
                 if let Some(file) = field(e, "file").and_then(|f| string(f, "file", sink)) {
-                    if !file.starts_with('/') {
+                    if !file.starts_with('/') && !file.ends_with(".age") {
                         sink.beside(warnings).error(
                             k.pos,
                             format!("secret `{}` is `{file}` of the repository, committed in clear: whoever can read the repository can read it; keep it on the host (an absolute `file`) or in hawser's environment (`environment`)", k.name),
