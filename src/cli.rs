@@ -430,8 +430,11 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
     let snap = source::read(&src.source, &opts)?;
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
     let d = source::desired_state(&snap, &policy, state_dir).map_err(CliError::Invalid)?;
-    for w in &d.warnings {
-        eprintln!("warning: {w}");
+    // A plan shows the warnings itself (in each of its forms).
+    if !matches!(cli.command, Command::Plan { .. }) {
+        for w in &d.warnings {
+            eprintln!("warning: {w}");
+        }
     }
     Ok(d)
 }

@@ -118,6 +118,7 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
                 project: project.to_string(),
                 revision: desired.revision.clone(),
                 actions,
+                warnings: warnings(desired),
             };
         }
     }
@@ -157,7 +158,18 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
         !is_net_removal
     });
     actions.extend(later);
-    Plan { format_version: FORMAT_VERSION, project: project.to_string(), revision: desired.revision.clone(), actions }
+    Plan {
+        format_version: FORMAT_VERSION,
+        project: project.to_string(),
+        revision: desired.revision.clone(),
+        actions,
+        warnings: warnings(desired),
+    }
+}
+
+/// The desired state's warnings as the plan shows them: `FILE:LINE:COL: message`.
+fn warnings(desired: &DesiredState) -> Vec<String> {
+    desired.warnings.iter().map(|w| format!("{}:{}:{}: {}", w.file, w.pos.line, w.pos.col, w.message)).collect()
 }
 
 fn owned_by<'a>(

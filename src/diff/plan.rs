@@ -15,6 +15,10 @@ pub struct Plan {
     pub project: String,
     pub revision: String,
     pub actions: Vec<Action>,
+    /// What is not wrong but must be seen before applying (a secret committed in clear, a
+    /// writable repository mount, a compose variable without a value).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 const RED: &str = "\x1b[31m";
 const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
 const CYAN: &str = "\x1b[36m";
 const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
@@ -80,6 +81,12 @@ pub fn text(plan: &Plan, color: bool) -> String {
             }
         }
     }
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+        for w in &plan.warnings {
+            let _ = writeln!(out, "  {} {}", paint(YELLOW, "warning:"), clean_line(w));
+        }
+    }
     out.push('\n');
     out.push_str(&summary_line(plan));
     out.push('\n');
@@ -96,6 +103,9 @@ pub fn markdown(plan: &Plan) -> String {
     };
     let _ = writeln!(out, "### hawser plan: `{}` at `{short}`\n", plan.project);
     let _ = writeln!(out, "**{}**\n", summary_line(plan));
+    for w in &plan.warnings {
+        let _ = writeln!(out, "> ⚠️ **warning:** {}\n", w.replace('\n', " "));
+    }
     let rows: Vec<&Action> = shown(plan).collect();
     if rows.is_empty() {
         return out;

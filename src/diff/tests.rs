@@ -428,3 +428,19 @@ fn a_container_that_joins_another_is_made_anew_after_it() {
     assert_eq!(side.cause, Cause::JoinedReplaced { container: "z-db".into() });
     assert_eq!(side.cause.to_string(), "`z-db`, whose namespaces it joins, is made anew");
 }
+
+#[test]
+fn warnings_of_the_revision_are_in_every_form_of_the_plan() {
+    let files = [ManifestFile {
+        path: "compose.yaml".into(),
+        text: "secrets:\n  db: {file: ./db.txt}\nservices:\n  web:\n    image: nginx:1\n    secrets: [db]\n".into(),
+    }];
+    let d = desired::load("shop", "rev2", &files).unwrap_or_else(|e| panic!("{e}"));
+    let p = plan(&d, &ObservedState::default());
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    let w = "compose.yaml:2:3: secret `db` is `./db.txt` of the repository, committed in clear";
+    assert!(p.warnings[0].starts_with(w), "{:?}", p.warnings);
+    assert!(render::text(&p, false).contains(&format!("warning: {w}")));
+    assert!(render::markdown(&p).contains(&format!("**warning:** {w}")));
+    assert!(serde_json::to_string(&p).unwrap().contains(w));
+}
