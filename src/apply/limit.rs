@@ -5,77 +5,109 @@ use crate::desired::{NetworkSpec, VolumeSpec};
 use crate::observed::ObservedState;
 use crate::runtime::{ContainerStatus, CreateContainer, Engine, EngineRead, Result};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 pub struct Limited<'e, E> {
     inner: &'e E,
     permits: Semaphore,
+    /// When this executor began, for the timeline (`HAWSER_LOG=hawser::timeline=debug`).
+    epoch: Instant,
 }
 
 impl<'e, E> Limited<'e, E> {
     pub fn new(inner: &'e E, max_in_flight: usize) -> Self {
-        Limited { inner, permits: Semaphore::new(max_in_flight.max(1)) }
+        Limited { inner, permits: Semaphore::new(max_in_flight.max(1)), epoch: Instant::now() }
     }
 }
 
+/// One engine call on the timeline: what, on what, when it asked for a slot, got one, ended
+/// (milliseconds since the executor began). The benchmark reads these to say where time goes.
+fn timeline(epoch: Instant, op: &str, on: &str, asked: Instant, began: Instant) {
+    let ms = |t: Instant| t.duration_since(epoch).as_secs_f64() * 1000.0;
+    tracing::debug!(
+        target: "hawser::timeline",
+        op,
+        on,
+        asked = ms(asked),
+        began = ms(began),
+        ended = ms(Instant::now()),
+        "engine call"
+    );
+}
+
 macro_rules! limited {
-    ($self:ident, $call:expr) => {{
+    ($self:ident, $op:expr, $on:expr, $call:expr) => {{
+        let asked = Instant::now();
         let _permit = $self.permits.acquire().await.expect("the semaphore is never closed");
-        $call.await
+        let began = Instant::now();
+        let r = $call.await;
+        timeline($self.epoch, $op, $on, asked, began);
+        r
+    }};
+}
+
+/// A call that mostly waits (a stop's grace period): it takes no slot, so the calls that make
+/// things are never queued behind the ones that wait.
+macro_rules! waiting {
+    ($self:ident, $op:expr, $on:expr, $call:expr) => {{
+        let began = Instant::now();
+        let r = $call.await;
+        timeline($self.epoch, $op, $on, began, began);
+        r
     }};
 }
 
 impl<E: EngineRead> EngineRead for Limited<'_, E> {
     async fn observe(&self) -> Result<ObservedState> {
-        limited!(self, self.inner.observe())
+        limited!(self, "observe", "", self.inner.observe())
     }
     async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
-        limited!(self, self.inner.container_status(id))
+        limited!(self, "container_status", id, self.inner.container_status(id))
     }
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
-        limited!(self, self.inner.logs_tail(id, lines))
+        limited!(self, "logs_tail", id, self.inner.logs_tail(id, lines))
     }
 }
 
 impl<E: Engine> Engine for Limited<'_, E> {
     async fn create_network(&self, name: &str, spec: &NetworkSpec, labels: BTreeMap<String, String>) -> Result<String> {
-        limited!(self, self.inner.create_network(name, spec, labels))
+        limited!(self, "create_network", name, self.inner.create_network(name, spec, labels))
     }
     async fn remove_network(&self, id: &str) -> Result<()> {
-        limited!(self, self.inner.remove_network(id))
+        limited!(self, "remove_network", id, self.inner.remove_network(id))
     }
     async fn create_volume(&self, name: &str, spec: &VolumeSpec, labels: BTreeMap<String, String>) -> Result<()> {
-        limited!(self, self.inner.create_volume(name, spec, labels))
+        limited!(self, "create_volume", name, self.inner.create_volume(name, spec, labels))
     }
     async fn remove_volume(&self, name: &str) -> Result<()> {
-        limited!(self, self.inner.remove_volume(name))
+        limited!(self, "remove_volume", name, self.inner.remove_volume(name))
     }
     async fn pull_image(&self, reference: &str) -> Result<()> {
-        limited!(self, self.inner.pull_image(reference))
+        limited!(self, "pull_image", reference, self.inner.pull_image(reference))
     }
     async fn remove_image(&self, reference: &str) -> Result<()> {
-        limited!(self, self.inner.remove_image(reference))
+        limited!(self, "remove_image", reference, self.inner.remove_image(reference))
     }
     async fn push_image(&self, reference: &str) -> Result<()> {
-        limited!(self, self.inner.push_image(reference))
+        limited!(self, "push_image", reference, self.inner.push_image(reference))
     }
     async fn build_image(&self, ctx: &crate::desired::BuildContext) -> Result<()> {
-        limited!(self, self.inner.build_image(ctx))
+        limited!(self, "build_image", &ctx.tag, self.inner.build_image(ctx))
     }
     async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String> {
-        limited!(self, self.inner.create_container(req))
+        limited!(self, "create_container", req.name, self.inner.create_container(req))
     }
     async fn start_container(&self, id: &str) -> Result<()> {
-        limited!(self, self.inner.start_container(id))
+        limited!(self, "start_container", id, self.inner.start_container(id))
     }
     async fn stop_container(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
-        limited!(self, self.inner.stop_container(id, timeout))
+        waiting!(self, "stop_container", id, self.inner.stop_container(id, timeout))
     }
     async fn remove_container(&self, id: &str) -> Result<()> {
-        limited!(self, self.inner.remove_container(id))
+        limited!(self, "remove_container", id, self.inner.remove_container(id))
     }
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
-        limited!(self, self.inner.rename_container(id, new_name))
+        limited!(self, "rename_container", id, self.inner.rename_container(id, new_name))
     }
 }
