@@ -65,6 +65,10 @@ impl<E: EngineRead> EngineRead for Limited<'_, E> {
     async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
         limited!(self, "container_status", id, self.inner.container_status(id))
     }
+    /// Waiting on events takes no slot.
+    fn events<'a>(&'a self, id: &str, since: std::time::SystemTime) -> crate::runtime::Events<'a> {
+        self.inner.events(id, since)
+    }
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
         limited!(self, "logs_tail", id, self.inner.logs_tail(id, lines))
     }

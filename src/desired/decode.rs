@@ -921,6 +921,7 @@ fn container(
                     None => None,
                 }),
                 health_timeout: u.get("healthTimeout").and_then(|v| duration(v, "update.healthTimeout", sink)),
+                min_uptime: u.get("minUptime").and_then(|v| duration(v, "update.minUptime", sink)),
             };
             u.finish("update", sink);
             s.update = Some(up);

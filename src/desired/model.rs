@@ -422,6 +422,10 @@ pub struct UpdatePolicy {
     pub strategy: Option<Strategy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_timeout: Option<Duration>,
+    /// How long a container without a healthcheck must run, without restarting, to pass its
+    /// gate (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_uptime: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -596,6 +600,10 @@ impl ContainerSpec {
 
     pub fn health_timeout(&self) -> Duration {
         self.update.as_ref().and_then(|u| u.health_timeout).unwrap_or(Duration::from_secs(60))
+    }
+
+    pub fn min_uptime(&self) -> Duration {
+        self.update.as_ref().and_then(|u| u.min_uptime).unwrap_or(Duration::from_secs(1))
     }
 
     pub fn has_healthcheck(&self) -> bool {

@@ -188,7 +188,32 @@ impl EngineRead for DockerEngine {
             exit_code: st.exit_code,
             restart_count: c.restart_count.unwrap_or(0),
             health_output,
+            started_at: st.started_at.as_deref().and_then(parse_rfc3339),
         })
+    }
+
+    fn events<'a>(&'a self, id: &str, since: std::time::SystemTime) -> crate::runtime::Events<'a> {
+        use crate::runtime::ContainerEvent as E;
+        let since = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let opts = q::EventsOptions {
+            since: Some(since.to_string()),
+            until: None,
+            filters: Some(HashMap::from([
+                ("type".to_string(), vec!["container".to_string()]),
+                ("container".to_string(), vec![id.to_string()]),
+            ])),
+        };
+        let op = format!("follow the events of {}", short(id));
+        Box::pin(self.docker.events(Some(opts)).map(move |e| {
+            let e = e.map_err(|e| err(&op, e))?;
+            Ok(match e.action.as_deref().unwrap_or("") {
+                "start" => E::Started,
+                "die" => E::Died,
+                "health_status: healthy" => E::Healthy,
+                "health_status: unhealthy" => E::Unhealthy,
+                _ => E::Other,
+            })
+        }))
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
@@ -271,6 +296,31 @@ fn restart_policy(r: RestartPolicy) -> m::RestartPolicy {
         RestartPolicy::OnFailure(n) => (N::ON_FAILURE, n.map(i64::from)),
     };
     m::RestartPolicy { name: Some(name), maximum_retry_count: max }
+}
+
+/// An RFC 3339 time as the engine writes it (`2026-11-24T12:00:00.123456789Z`); `None` for the
+/// zero time of a container that never started.
+fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
+    let time = time.strip_suffix('Z')?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    if y < 1971 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + da - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + h * 3600 + mi * 60 + se;
+    let nanos: u32 = format!("{:0<9}", &frac[..frac.len().min(9)]).parse().ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::new(u64::try_from(secs).ok()?, nanos))
 }
 
 fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(String, m::EndpointSettings)>) {

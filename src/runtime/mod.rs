@@ -39,7 +39,23 @@ pub struct ContainerStatus {
     pub restart_count: i64,
     /// The last health check's output, if any.
     pub health_output: Option<String>,
+    /// When its process last started, by the engine's clock.
+    pub started_at: Option<std::time::SystemTime>,
 }
+
+/// What happened to a container, as the engine's event stream tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerEvent {
+    Started,
+    Died,
+    Healthy,
+    Unhealthy,
+    /// Anything else about it (a rename, an exec): worth a look, nothing more.
+    Other,
+}
+
+/// A container's events as they come; ends when the engine closes the stream.
+pub type Events<'a> = futures_util::stream::BoxStream<'a, Result<ContainerEvent>>;
 
 /// How a container is created: the spec plus what hawser adds.
 #[derive(Clone, Debug)]
@@ -62,6 +78,9 @@ pub trait EngineRead {
     async fn observe(&self) -> Result<ObservedState>;
     async fn container_status(&self, id: &str) -> Result<ContainerStatus>;
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String>;
+    /// Container `id`'s events from `since` (engine clock) on: those since then that already
+    /// happened first, so a watch begun after an action misses nothing that followed it.
+    fn events<'a>(&'a self, id: &str, since: std::time::SystemTime) -> Events<'a>;
 }
 
 #[allow(async_fn_in_trait)]
