@@ -289,6 +289,9 @@ fn callbacks<'a>(
 ) -> git2::RemoteCallbacks<'a> {
     use git2::{Cred, CredentialType};
     let auth = &opts.auth;
+    if url.starts_with("https://") {
+        super::https_ca();
+    }
     let mut cb = git2::RemoteCallbacks::new();
     // Returning false from a progress callback cancels the transfer: a fetch past its deadline
     // ends here instead of running on in a thread nobody waits for.

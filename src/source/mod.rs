@@ -192,9 +192,26 @@ impl GitAuth {
 /// an https fetch. So when the user has chosen neither, and the system has such a directory,
 /// that is what OpenSSL is pointed at, with an empty bundle (/dev/null: it must exist, or
 /// libgit2's own probe names the full bundle again). Call before any thread starts.
+///
+/// When the user has chosen a bundle or a directory, libgit2 is set up now with nothing to
+/// read, the environment is given back as it was (for the registry client and anything else
+/// that reads it), and the chosen ones are handed to libgit2 by [`https_ca`] when an https
+/// remote is first fetched: a local repository and the engine's unix socket never pay for them.
 pub fn lazy_ca_lookup() {
-    let chosen = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    if chosen("SSL_CERT_FILE") || chosen("SSL_CERT_DIR") {
+    let chosen = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    let (file, dir) = (chosen("SSL_CERT_FILE"), chosen("SSL_CERT_DIR"));
+    if file.is_some() || dir.is_some() {
+        let _ = CHOSEN_CA.set((file.clone(), dir.clone()));
+        std::env::set_var("SSL_CERT_FILE", "/dev/null");
+        std::env::remove_var("SSL_CERT_DIR");
+        git2::opts::strict_hash_verification(true); // sets libgit2 (and its OpenSSL) up
+        match file {
+            Some(f) => std::env::set_var("SSL_CERT_FILE", f),
+            None => std::env::remove_var("SSL_CERT_FILE"),
+        }
+        if let Some(d) = dir {
+            std::env::set_var("SSL_CERT_DIR", d);
+        }
         return;
     }
     let dir = Path::new("/etc/ssl/certs");
@@ -205,6 +222,31 @@ pub fn lazy_ca_lookup() {
         std::env::set_var("SSL_CERT_DIR", dir);
         std::env::set_var("SSL_CERT_FILE", "/dev/null");
     }
+}
+
+/// The CA bundle and directory the user chose (`SSL_CERT_FILE`, `SSL_CERT_DIR`), kept for libgit2.
+static CHOSEN_CA: std::sync::OnceLock<(Option<std::ffi::OsString>, Option<std::ffi::OsString>)> =
+    std::sync::OnceLock::new();
+
+/// Gives libgit2 the CA bundle and directory the user chose, once, before the first https fetch.
+pub fn https_ca() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Some((file, dir)) = CHOSEN_CA.get() else { return };
+        // SAFETY: libgit2 options are process-wide; this runs once, before the first TLS stream.
+        unsafe {
+            if let Some(f) = file {
+                if let Err(e) = git2::opts::set_ssl_cert_file(f.to_string_lossy().as_ref()) {
+                    tracing::warn!(file = ?f, error = %e, "cannot load SSL_CERT_FILE");
+                }
+            }
+            if let Some(d) = dir {
+                if let Err(e) = git2::opts::set_ssl_cert_dir(d.to_string_lossy().as_ref()) {
+                    tracing::warn!(dir = ?d, error = %e, "cannot use SSL_CERT_DIR");
+                }
+            }
+        }
+    });
 }
 
 /// Why a URL may not be used as a source, if it may not: a password written into the URL would
