@@ -6,7 +6,7 @@
 
 use crate::desired::{ContainerSpec, DependCondition, RestartPolicy};
 use crate::observed::{Health, RunState};
-use crate::runtime::{ContainerStatus, EngineRead};
+use crate::runtime::{ContainerEvent, ContainerStatus, EngineRead};
 use futures_util::StreamExt;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -130,20 +130,26 @@ pub async fn wait<E: EngineRead>(
             .await;
         }
         let wake = until.map_or(deadline, |u| u.min(deadline));
-        match events.as_mut() {
-            Some(stream) => {
-                tokio::select! {
-                    ev = stream.next() => {
-                        if !matches!(ev, Some(Ok(_))) {
-                            // The stream ended or failed: look on a timer from now on.
-                            tracing::debug!(container = name, "event stream ended; the gate polls");
-                            events = None;
-                        }
+        // Until an event that can change the verdict, or the wake-up time.
+        loop {
+            match events.as_mut() {
+                Some(stream) => {
+                    tokio::select! {
+                        ev = stream.next() => match ev {
+                            Some(Ok(ContainerEvent::Other)) => continue,
+                            Some(Ok(_)) => {}
+                            _ => {
+                                // The stream ended or failed: look on a timer from now on.
+                                tracing::debug!(container = name, "event stream ended; the gate polls");
+                                events = None;
+                            }
+                        },
+                        _ = tokio::time::sleep_until(wake.into()) => {}
                     }
-                    _ = tokio::time::sleep_until(wake.into()) => {}
                 }
+                None => tokio::time::sleep_until(wake.min(Instant::now() + FALLBACK_POLL).into()).await,
             }
-            None => tokio::time::sleep_until(wake.min(Instant::now() + FALLBACK_POLL).into()).await,
+            break;
         }
     }
 }
