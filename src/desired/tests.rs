@@ -43,7 +43,7 @@ spec:
   ulimits: {nofile: {soft: 1024, hard: 65536}, nproc: 512}
   dns: [10.0.0.2, "fd00::53"]
   labels: {team: shop}
-  update: {strategy: stop-first, healthTimeout: 30s}
+  update: {strategy: stop-first, healthTimeout: 30s, minUptime: 250ms}
 "#,
     );
     let toml = load_one(
@@ -82,7 +82,7 @@ shmSize = "256Mi"
 ulimits = { nofile = { soft = 1024, hard = 65536 }, nproc = 512 }
 dns = ["10.0.0.2", "fd00::53"]
 labels = { team = "shop" }
-update = { strategy = "stop-first", healthTimeout = "30s" }
+update = { strategy = "stop-first", healthTimeout = "30s", minUptime = "250ms" }
 "#,
     );
     let (y, t) = (&yaml.containers["web"], &toml.containers["web"]);
@@ -94,6 +94,8 @@ update = { strategy = "stop-first", healthTimeout = "30s" }
     assert_eq!(s.env["PORT"], "8080");
     assert_eq!(s.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["8080:80/tcp", "127.0.0.1:5353:53/udp"]);
     assert_eq!(s.stop_timeout.unwrap().to_string(), "1m30s");
+    assert_eq!(s.min_uptime().to_string(), "250ms");
+    assert_eq!(s.health_timeout().to_string(), "30s");
     let logging = s.logging.as_ref().unwrap();
     assert_eq!(logging.driver.as_deref(), Some("json-file"));
     assert_eq!(logging.options["max-size"], "10m");
