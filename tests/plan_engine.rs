@@ -131,16 +131,3 @@ fn a_secret_appears_in_no_output_log_saved_plan_label_or_state() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stdout.contains("(changed: secretEnv.DB_PASSWORD)") && !r.stdout.contains(MARKER), "{r:?}");
 }
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}

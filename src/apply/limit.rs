@@ -47,8 +47,9 @@ macro_rules! limited {
     }};
 }
 
-/// A call that mostly waits (a stop's grace period): it takes no slot, so the calls that make
-/// things are never queued behind the ones that wait.
+/// A call that mostly waits (a stop's grace period) or that a waiting gate makes (a look at the
+/// container): it takes no slot, so neither queues behind the calls that make things, nor they
+/// behind it.
 macro_rules! waiting {
     ($self:ident, $op:expr, $on:expr, $call:expr) => {{
         let began = Instant::now();
@@ -63,14 +64,15 @@ impl<E: EngineRead> EngineRead for Limited<'_, E> {
         limited!(self, "observe", "", self.inner.observe())
     }
     async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
-        limited!(self, "container_status", id, self.inner.container_status(id))
+        // A gate's look: part of waiting, answered by the engine from memory.
+        waiting!(self, "container_status", id, self.inner.container_status(id))
     }
     /// Waiting on events takes no slot.
     fn events<'a>(&'a self, id: &str, since: std::time::SystemTime) -> crate::runtime::Events<'a> {
         self.inner.events(id, since)
     }
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
-        limited!(self, "logs_tail", id, self.inner.logs_tail(id, lines))
+        waiting!(self, "logs_tail", id, self.inner.logs_tail(id, lines))
     }
 }
 

@@ -215,3 +215,17 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// Every file under `dir`, for tests that search all of hawser's state for a secret.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1252,20 +1252,35 @@ fn usage(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<(String, Option<St
     }
 }
 
+/// The top-level declaration a service's secret or config names, and where it is mounted: its
+/// `target` (relative to `dir` unless absolute), else `dir/NAME`.
+fn declared<'d, T>(
+    n: &Node,
+    decls: &'d BTreeMap<String, T>,
+    what: &str,
+    source: &str,
+    target: Option<String>,
+    dir: &str,
+    sink: &mut Sink<'_>,
+) -> Option<(&'d T, String)> {
+    let Some(decl) = decls.get(source) else {
+        sink.error(n.pos, format!("{what} `{source}` is not declared in the top-level `{what}s`"));
+        return None;
+    };
+    let target = match target {
+        Some(t) if t.starts_with('/') => t,
+        Some(t) => format!("{dir}/{t}"),
+        None => format!("{dir}/{source}"),
+    };
+    Some((decl, target))
+}
+
 /// A service's use of a secret, mounted read-only at `/run/secrets/NAME` (or its `target`): a
 /// repository file through a snapshot like any relative bind, a host file directly (held to
 /// the policy's `secretRoots`), or a variable of hawser's environment written to a file.
 fn secret_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
     let (source, target, access) = usage(n, "secret", sink)?;
-    let Some(secret) = names.secrets.get(&source) else {
-        sink.error(n.pos, format!("secret `{source}` is not declared in the top-level `secrets`"));
-        return None;
-    };
-    let target = match target {
-        Some(t) if t.starts_with('/') => t,
-        Some(t) => format!("/run/secrets/{t}"),
-        None => format!("/run/secrets/{source}"),
-    };
+    let (secret, target) = declared(n, names.secrets, "secret", &source, target, "/run/secrets", sink)?;
     let file = match secret {
         SecretSource::Environment(variable) => {
             return Some(Mount::EnvSecret { variable: variable.clone(), target, digest: None, access })
@@ -1382,15 +1397,7 @@ fn deploy(n: &Node, s: &mut ContainerSpec, warn: &mut Sink<'_>, sink: &mut Sink<
 /// `bindRoots`), declared text as a snapshot of its own.
 fn config_mount(n: &Node, names: &Names<'_>, sink: &mut Sink<'_>) -> Option<Mount> {
     let (source, target, access) = usage(n, "config", sink)?;
-    let Some(config) = names.configs.get(&source) else {
-        sink.error(n.pos, format!("config `{source}` is not declared in the top-level `configs`"));
-        return None;
-    };
-    let target = match target {
-        Some(t) if t.starts_with('/') => t,
-        Some(t) => format!("/{t}"),
-        None => format!("/{source}"),
-    };
+    let (config, target) = declared(n, names.configs, "config", &source, target, "", sink)?;
     match config {
         ConfigSource::Content(text) => Some(Mount::Repo {
             path: source,
