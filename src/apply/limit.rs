@@ -89,8 +89,8 @@ impl<E: Engine> Engine for Limited<'_, E> {
     async fn remove_volume(&self, name: &str) -> Result<()> {
         limited!(self, "remove_volume", name, self.inner.remove_volume(name))
     }
-    async fn pull_image(&self, reference: &str) -> Result<()> {
-        limited!(self, "pull_image", reference, self.inner.pull_image(reference))
+    async fn pull_image(&self, reference: &str, platform: Option<&str>) -> Result<()> {
+        limited!(self, "pull_image", reference, self.inner.pull_image(reference, platform))
     }
     async fn remove_image(&self, reference: &str) -> Result<()> {
         limited!(self, "remove_image", reference, self.inner.remove_image(reference))

@@ -166,7 +166,13 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
             Ok("created".into())
         }
         (Op::Pull { reference }, _) => {
-            engine.pull_image(reference).await?;
+            // The platform a container of it asks for (`platform`), else the engine's own.
+            let platform = desired
+                .containers
+                .values()
+                .find(|c| &c.spec.image == reference && c.spec.platform.is_some())
+                .and_then(|c| c.spec.platform.as_deref());
+            engine.pull_image(reference, platform).await?;
             Ok("pulled".into())
         }
         (Op::Build { reference }, Kind::Image) => match desired.builds.get(&a.name) {

@@ -552,9 +552,13 @@ impl Engine for DockerEngine {
         .await
     }
 
-    async fn pull_image(&self, reference: &str) -> Result<()> {
+    async fn pull_image(&self, reference: &str, platform: Option<&str>) -> Result<()> {
         let op = format!("pull {reference}");
-        let opts = q::CreateImageOptions { from_image: Some(reference.to_string()), ..Default::default() };
+        let opts = q::CreateImageOptions {
+            from_image: Some(reference.to_string()),
+            platform: platform.unwrap_or_default().to_string(),
+            ..Default::default()
+        };
         deadline(&op, PULL_TIMEOUT, async {
             let mut stream = self.docker.create_image(Some(opts), None, None);
             let mut seen = std::collections::BTreeSet::new();

@@ -89,7 +89,8 @@ pub trait Engine: EngineRead {
     async fn remove_network(&self, id: &str) -> Result<()>;
     async fn create_volume(&self, name: &str, spec: &VolumeSpec, labels: BTreeMap<String, String>) -> Result<()>;
     async fn remove_volume(&self, name: &str) -> Result<()>;
-    async fn pull_image(&self, reference: &str) -> Result<()>;
+    /// Pulls `reference`, for `platform` (`os/arch[/variant]`) when given, else the engine's own.
+    async fn pull_image(&self, reference: &str, platform: Option<&str>) -> Result<()>;
     /// Removes an image reference (untags; deletes the image when nothing else names it).
     async fn remove_image(&self, reference: &str) -> Result<()>;
     /// Pushes `reference` (`REPO:TAG`) to its registry.
