@@ -429,3 +429,32 @@ fn an_age_encrypted_secret_is_decrypted_on_the_host_only() {
     assert!(!r.stderr.contains(MARKER), "{r:?}");
     assert_eq!(cat(), format!("{MARKER}-2"), "what worked keeps running");
 }
+
+/// `platform` reaches the pull and the create: an image not on the host is pulled for it, and
+/// one of another architecture fails with the engine's reason, nothing else changed.
+#[test]
+fn platform_is_asked_of_the_pull_and_the_create() {
+    let p = "t-cplat";
+    let s = Stack::new(p);
+    let image = "127.0.0.1:5000/hawser-test-platform:1";
+    docker(&["tag", IMAGE, image]);
+    docker(&["push", "-q", image]);
+    docker(&["rmi", image]);
+    let compose = |platform: &str| {
+        format!("services:\n  app:\n    image: {image}\n    platform: {platform}\n    command: [sleep, \"3600\"]\n    container_name: {p}-app\n    init: true\n")
+    };
+    s.write("compose.yaml", &compose("linux/arm64"));
+    s.commit("arm64");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("wanted linux/arm64"), "the engine's reason: {r:?}");
+    assert!(container_id(&format!("{p}-app")).is_none());
+
+    docker(&["rmi", image]);
+    s.write("compose.yaml", &compose("linux/amd64"));
+    s.commit("amd64");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("pulled") || r.stderr.contains("pulled"), "pulled for the platform: {r:?}");
+    assert_eq!(inspect(&format!("{p}-app"), "{{.Platform}}"), "linux");
+}
