@@ -126,7 +126,15 @@ pub fn load_with(
     files: &[ManifestFile],
     opts: &LoadOptions<'_>,
 ) -> Result<DesiredState, Diagnostics> {
-    let (policy, process_env) = (opts.policy, opts.process_env);
+    let policy = opts.policy;
+    // Only what the host policy lets compose files read of hawser's own environment.
+    let allowed_env: BTreeMap<String, String> = opts
+        .process_env
+        .iter()
+        .filter(|(k, _)| policy.allows_variable(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let process_env = &allowed_env;
     let mut diags = Vec::new();
     let mut warnings = Vec::new();
     let mut found = interpolate::Found::default();
@@ -140,7 +148,8 @@ pub fn load_with(
     };
     // Compose files that others `include`, whatever their names, with the `.env` each reads.
     let included = compose::included(&files, &file_text);
-    let home = process_env.get("HOME").map(String::as_str);
+    let home = opts.process_env.get("HOME").map(String::as_str);
+    let allows_variable = |name: &str| policy.allows_variable(name);
     for f in files.iter().filter(|f| !is_dotenv(&f.path)) {
         if opts.filter.excluded(&f.path) {
             skipped.push(f.path.clone());
@@ -172,6 +181,7 @@ pub fn load_with(
                     data: opts.data,
                     file_text: &file_text,
                     home,
+                    allows_variable: &allows_variable,
                 };
                 decoded.extend(compose::decode(doc, &ctx, &mut found, &mut warnings, &mut sink));
             }

@@ -67,6 +67,11 @@ pub struct Policy {
     /// `ipc: host`: the host's shared memory and semaphores.
     #[serde(default)]
     pub allow_host_ipc: bool,
+    /// Variables of hawser's own environment that compose files may read (`${VAR}`, a bare
+    /// `- VAR` entry, `secrets.environment`), by name; `*` matches any run of characters. The
+    /// rest are as if unset, so a repository cannot read, say, a CI runner's tokens.
+    #[serde(default = "all_variables")]
+    pub allow_variables: Vec<String>,
     /// The age identity (private key) file that decrypts `.age` files of the repository that
     /// containers mount (compose secrets and configs). Only the host has it.
     #[serde(default)]
@@ -77,6 +82,10 @@ pub struct Policy {
     /// The socket of the engine hawser drives, added by the CLI from `--host`.
     #[serde(skip)]
     pub engine_sockets: Vec<PathBuf>,
+}
+
+fn all_variables() -> Vec<String> {
+    vec!["*".into()]
 }
 
 fn default_secret_roots() -> Vec<PathBuf> {
@@ -103,6 +112,7 @@ impl Default for Policy {
             allow_host_pid: false,
             allow_host_ipc: false,
             age_identity: None,
+            allow_variables: all_variables(),
             secret_roots: default_secret_roots(),
             engine_sockets: Vec::new(),
         }
@@ -120,6 +130,26 @@ fn confining(opt: &str) -> bool {
         "label" => ["user:", "role:", "level:"].iter().any(|p| value.starts_with(p)),
         _ => false,
     }
+}
+
+/// `pattern` with `*` for any run of characters, matched against the whole of `name`.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || !name[first.len()..].ends_with(last) || name.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Network drivers that attach to nothing of the host's own: others (macvlan and ipvlan put
@@ -319,6 +349,11 @@ impl Policy {
         Ok(())
     }
 
+    /// Whether compose files may read variable `name` of hawser's environment.
+    pub fn allows_variable(&self, name: &str) -> bool {
+        self.allow_variables.iter().any(|pattern| glob_match(pattern, name))
+    }
+
     fn check_secret_file(&self, file: &str) -> Result<(), String> {
         let resolved = resolve(Path::new(file));
         if self.secret_roots.iter().any(|r| resolved.starts_with(resolve(r))) {
@@ -405,6 +440,23 @@ pub fn resolve(p: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn variable_patterns_match_whole_names() {
+        for (pattern, name, ok) in [
+            ("*", "ANY", true),
+            ("TAG", "TAG", true),
+            ("TAG", "TAGS", false),
+            ("APP_*", "APP_PORT", true),
+            ("APP_*", "MY_APP_PORT", false),
+            ("*_PASSWORD", "DB_PASSWORD", true),
+            ("A*B*C", "AxxBxxC", true),
+            ("A*B*C", "AxxC", false),
+            ("AB*BA", "ABA", false),
+        ] {
+            assert_eq!(super::glob_match(pattern, name), ok, "{pattern} {name}");
+        }
+    }
+
     use super::*;
 
     fn caps(names: &[&str]) -> ContainerSpec {

@@ -211,6 +211,8 @@ pub struct Context<'a, 't> {
     pub file_text: &'a dyn Fn(&str) -> Option<&'t str>,
     /// The home folder of the hawser process, for `~` in bind mounts (as compose's own).
     pub home: Option<&'a str>,
+    /// Whether the host policy lets compose files read a variable of hawser's environment.
+    pub allows_variable: &'a dyn Fn(&str) -> bool,
 }
 
 /// The files of the repository a compose file names besides itself (`env_file`, `include`,
@@ -450,7 +452,12 @@ pub fn decode(
                     }
                     secrets.insert(k.name.clone(), SecretSource::File(file));
                 } else if let Some(var) = field(e, "environment").and_then(|f| string(f, "environment", sink)) {
-                    if ctx.vars.value(&var).is_some() && !ctx.vars.from_process(&var) {
+                    if !(ctx.allows_variable)(&var) {
+                        sink.error(
+                            k.pos,
+                            format!("secret `{}`: variable `{var}` of hawser's environment is refused by the host policy (allowVariables)", k.name),
+                        );
+                    } else if ctx.vars.value(&var).is_some() && !ctx.vars.from_process(&var) {
                         sink.error(
                             k.pos,
                             format!("secret `{}`: `{var}` is set in a .env file of the repository, in clear; hawser reads secret variables from its own environment only", k.name),

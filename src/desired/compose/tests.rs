@@ -681,3 +681,39 @@ develop: {}
         );
     }
 }
+
+mod variables_policy {
+    use crate::desired::{load_options, load_with, ManifestFile, ManifestFilter, Policy};
+    use std::collections::BTreeMap;
+
+    /// Regression: a repository could read any variable of hawser's environment (a CI runner's
+    /// token) into a container it controls; the host policy now says which it may read.
+    #[test]
+    fn the_host_policy_says_which_variables_of_the_environment_compose_may_read() {
+        let compose = "secrets:\n  t: {environment: RUNNER_TOKEN}\nservices:\n  app:\n    image: \"shop/app:${TAG:-1}\"\n    environment: [\"LEAK=${RUNNER_TOKEN:-none}\", RUNNER_TOKEN]\n";
+        let env: BTreeMap<String, String> = [("TAG", "7"), ("RUNNER_TOKEN", "ghs_secret")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (data, filter) = (BTreeMap::new(), ManifestFilter::default());
+        let load = |policy: &Policy, text: &str| {
+            let files = [ManifestFile { path: "compose.yaml".into(), text: text.into() }];
+            load_with("shop", "r", &files, &load_options(policy, &env, &[], &data, &filter))
+        };
+        let strict = Policy { allow_variables: vec!["TAG".into(), "APP_*".into()], ..Policy::default() };
+        let e = load(&strict, compose).unwrap_err().to_string();
+        assert!(
+            e.contains("compose.yaml:2:3: secret `t`: variable `RUNNER_TOKEN` of hawser's environment is refused by the host policy (allowVariables)"),
+            "{e}"
+        );
+        let without_secret = "services:\n  app:\n    image: \"shop/app:${TAG:-1}\"\n    environment: [\"LEAK=${RUNNER_TOKEN:-none}\", RUNNER_TOKEN]\n";
+        let d = load(&strict, without_secret).unwrap();
+        let app = &d.containers["app"].spec;
+        assert_eq!(app.image, "shop/app:7", "an allowed variable is read");
+        assert_eq!(app.env["LEAK"], "none", "a refused one is as if unset");
+        assert!(!app.env.contains_key("RUNNER_TOKEN"), "{:?}", app.env);
+        // The default reads them all, as compose does.
+        let d = load(&Policy::default(), without_secret).unwrap();
+        assert_eq!(d.containers["app"].spec.env["LEAK"], "ghs_secret");
+    }
+}
