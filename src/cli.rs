@@ -470,10 +470,11 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             Ok(EXIT_OK)
         }
         Command::Plan { src, output, exit_code, prune, take_over, out } => {
+            let engine = connect_early(cli);
             let mut d = load(cli, src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             crate::runtime::registry::resolve_digests(&mut d).await;
-            let engine = DockerEngine::connect(&cli.host).await?;
+            let engine = connected(engine).await?;
             let observed = engine.observe().await?;
             let effective = diff::effective(&d, &observed);
             let mut plan = diff::diff(&effective, &observed, &DiffOptions { prune: *prune, take_over: *take_over });
@@ -532,7 +533,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 saved: None,
             };
             let run = RunOptions { lock_timeout: None, parallel: 8, keep_images: 3 };
-            run_apply(cli, state_dir, source, &d, &opts, &run).await
+            run_apply(connect_early(cli), state_dir, source, &d, &opts, &run).await
         }
         Command::Apply {
             source,
@@ -563,6 +564,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             };
             let prune = saved.as_ref().map_or(*prune, |sp| sp.prune);
             let take_over = saved.as_ref().map_or(*take_over, |sp| sp.take_over);
+            let engine = connect_early(cli);
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             crate::runtime::registry::resolve_digests(&mut d).await;
@@ -590,7 +592,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 parallel: *parallel,
                 keep_images: *keep_images,
             };
-            run_apply(cli, state_dir, &src.source, &d, &opts, &run).await
+            run_apply(engine, state_dir, &src.source, &d, &opts, &run).await
         }
         Command::Serve { config, source, sel, listen, interval, fetch_timeout, webhook_secret_file, no_self_heal } => {
             let cfg = match config {
@@ -745,17 +747,28 @@ struct RunOptions {
     keep_images: usize,
 }
 
+/// Connects to the engine in the background: begun before the source is read, the two (each
+/// some milliseconds) overlap instead of adding up.
+fn connect_early(cli: &Cli) -> tokio::task::JoinHandle<crate::runtime::Result<DockerEngine>> {
+    let host = cli.host.clone();
+    tokio::spawn(async move { DockerEngine::connect(&host).await })
+}
+
+async fn connected(h: tokio::task::JoinHandle<crate::runtime::Result<DockerEngine>>) -> Result<DockerEngine, CliError> {
+    Ok(h.await.map_err(|e| CliError::Failed(format!("connecting to the engine: {e}")))??)
+}
+
 /// The steps `apply` and `rollback` share: connect, take the project's lock, apply, record the
 /// reconcile in the history and, after success, the images it ran (cleaning up old ones).
 async fn run_apply(
-    cli: &Cli,
+    engine: tokio::task::JoinHandle<crate::runtime::Result<DockerEngine>>,
     state_dir: &std::path::Path,
     source: &str,
     d: &DesiredState,
     opts: &ApplyOptions<'_>,
     run: &RunOptions,
 ) -> Result<u8, CliError> {
-    let engine = DockerEngine::connect(&cli.host).await?;
+    let engine = connected(engine).await?;
     let _lock = crate::lock::acquire(state_dir, &d.project, run.lock_timeout, &mut |m: &str| eprintln!("{m}"))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let limited = apply::limit::Limited::new(&engine, run.parallel);
@@ -764,7 +777,7 @@ async fn run_apply(
     record_apply(state_dir, source, d, &result, started);
     if let Ok((EXIT_OK, _)) = result {
         for r in apply::collect_images(&limited, d, state_dir, run.keep_images).await {
-            if !cli.quiet {
+            if !opts.quiet {
                 println!("Removed image {r} (no container uses it; {} newest kept).", run.keep_images);
             }
         }

@@ -321,11 +321,14 @@ pub async fn collect_images<E: Engine>(
     keep: usize,
 ) -> Vec<String> {
     let mut record = images::ImageRecord::load(state_dir, &d.project);
+    let before = serde_json::to_string(&record).unwrap_or_default();
     let now: std::collections::BTreeMap<String, String> =
         d.images.iter().map(|(n, i)| (n.clone(), i.spec.reference.clone())).collect();
     record.applied(&d.revision, &now);
     let mut removed = Vec::new();
-    if let Ok(observed) = engine.observe().await {
+    // Only an image past the newest `keep` of its resource can go: with none, the engine is not asked.
+    let stale = !record.stale(keep).is_empty();
+    if let Some(observed) = if stale { engine.observe().await.ok() } else { None } {
         let in_use: std::collections::BTreeSet<&str> =
             observed.containers.iter().map(|c| c.image_id.as_str()).collect();
         for (name, reference) in record.stale(keep) {
@@ -341,6 +344,10 @@ pub async fn collect_images<E: Engine>(
                 }
             }
         }
+    }
+    let unchanged = serde_json::to_string(&record).is_ok_and(|after| after == before);
+    if unchanged {
+        return removed;
     }
     if let Err(e) = record.save(state_dir, &d.project) {
         tracing::warn!(error = %e, "cannot record the images of this revision");
