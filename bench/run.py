@@ -27,6 +27,9 @@ def sh(cmd, cwd=None, check=True):
 
 
 STEP_TIMEOUT = 300
+# Part of every name this run makes: a dockerd that kept a stale endpoint from an earlier run
+# (its network then can't be removed) never blocks this one.
+RUN = f"{os.getpid() % 10000}"
 NOTES = []
 TIMELINE = []
 
@@ -95,7 +98,7 @@ def hawser_runs(hawser, n, runs):
     res = {k: [] for k in ("cold apply", "no-op apply", "no-op plan", "change one", "change all", "prune half")}
     for run_no in range(runs):
         # A fresh prefix per run: a dockerd that kept a stale endpoint can't block the next run.
-        prefix = f"bh{n}r{run_no}-"
+        prefix = f"b{RUN}h{n}r{run_no}-"
         clean(prefix)
         d = tempfile.mkdtemp()
         state = tempfile.mkdtemp()
@@ -122,7 +125,7 @@ def hawser_runs(hawser, n, runs):
 def compose_runs(n, runs):
     res = {k: [] for k in ("cold apply", "no-op apply", "change one", "change all", "prune half")}
     for run_no in range(runs):
-        prefix = f"bc{n}r{run_no}-"
+        prefix = f"b{RUN}c{n}r{run_no}-"
         clean(prefix)
         d = tempfile.mkdtemp()
         f = os.path.join(d, "docker-compose.yml")
@@ -164,7 +167,7 @@ def hawser_change_runs(hawser, n, runs, timeline=None):
     bundle = "/etc/ssl/certs/ca-certificates.crt"
     for run_no in range(runs):
         for case_no, (name, slow, strategy) in enumerate(CHANGE_CASES):
-            prefix = f"bx{n}r{run_no}k{case_no}-"
+            prefix = f"b{RUN}x{n}r{run_no}k{case_no}-"
             clean(prefix)
             d, state = tempfile.mkdtemp(), tempfile.mkdtemp()
             open(os.path.join(d, "hawser.toml"), "w").write(f'project = "{prefix}bench"\n')
@@ -203,7 +206,7 @@ def compose_change_runs(n, runs):
         for case_no, (name, slow, _) in enumerate(CHANGE_CASES):
             if "minUptime" in name:
                 continue  # the same for compose as the case without it
-            prefix = f"by{n}r{run_no}k{case_no}-"
+            prefix = f"b{RUN}y{n}r{run_no}k{case_no}-"
             clean(prefix)
             d = tempfile.mkdtemp()
             f = os.path.join(d, "docker-compose.yml")
@@ -229,7 +232,7 @@ def limit_change_runs(n, runs):
     container stop, rename, run, remove, with plain docker commands, all at once."""
     res = {"change all, slow stop, stop-first": []}
     for run_no in range(runs):
-        prefix = f"bz{n}r{run_no}-"
+        prefix = f"b{RUN}z{n}r{run_no}-"
         clean(prefix)
         docker("network", "create", f"{prefix}net")
         run = (f"docker -H {HOST} run -d --name {prefix}c$0 -e VERSION=$1 -v {prefix}v$0:/data "
@@ -297,7 +300,7 @@ def limit_runs(n, runs):
     """The engine's own limit: the same objects made with plain docker commands, 8 at a time."""
     res = {"cold apply": []}
     for run_no in range(runs):
-        prefix = f"bl{n}r{run_no}-"
+        prefix = f"b{RUN}l{n}r{run_no}-"
         clean(prefix)
         t = time.perf_counter()
         docker("network", "create", f"{prefix}net")
