@@ -34,6 +34,10 @@ const KEYED: &[(&str, char)] = &[("environment", '='), ("labels", '='), ("sysctl
 /// Lists of names that are maps with defaults (`networks: [a]` is `networks: {a: null}`).
 const NAMED: &[&str] = &["networks", "depends_on"];
 
+/// The services of other files `extends` names, by path, interpolated; `None` when the file
+/// has none (its errors are reported once, when it is read).
+type Files = std::collections::BTreeMap<String, Option<std::rc::Rc<Vec<(Key, Node)>>>>;
+
 /// Chains longer than this are taken for a loop.
 const MAX_DEPTH: usize = 16;
 
@@ -52,9 +56,10 @@ pub(super) fn resolve(
     };
     let services = services.clone();
     let mut merged = Vec::new();
+    let mut cache = Files::new();
     for (k, v) in &services {
         if matches!(&v.value, Value::Map(m) if field(m, "extends").is_some()) {
-            if let Some(n) = resolved(&services, &k.name, &file, ctx, 0, found, warn, sink) {
+            if let Some(n) = resolved(&services, &k.name, &file, ctx, 0, found, &mut cache, warn, sink) {
                 merged.push((k.name.clone(), n));
             }
         }
@@ -78,6 +83,7 @@ fn resolved(
     ctx: &Context<'_, '_>,
     depth: usize,
     found: &mut Found,
+    cache: &mut Files,
     warn: &mut Sink<'_>,
     sink: &mut Sink<'_>,
 ) -> Option<Node> {
@@ -122,7 +128,7 @@ fn resolved(
                 sink.error(ext.pos, format!("service `{name}` extends `{base_name}`, which this file does not define"));
                 return None;
             }
-            resolved(services, &base_name, file, ctx, depth + 1, found, warn, sink)?
+            resolved(services, &base_name, file, ctx, depth + 1, found, cache, warn, sink)?
         }
         Some(other) => {
             let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
@@ -136,18 +142,25 @@ fn resolved(
             };
             let mut diags = Vec::new();
             let mut other_sink = Sink::new(&path, text, &mut diags);
-            let mut docs = super::super::node::parse_yaml(text, &mut other_sink);
             let mut warnings = Vec::new();
-            let base = docs.first_mut().and_then(|doc| {
-                let mut other_warn = other_sink.beside(&mut warnings);
-                interpolate_values(doc, ctx.vars, found, &mut other_warn, &mut other_sink);
-                let Value::Map(top) = &doc.value else { return None };
-                let (_, s) = top.iter().find(|(k, _)| k.name == "services")?;
-                let Value::Map(others) = &s.value else { return None };
-                if !others.iter().any(|(k, _)| k.name == base_name) {
-                    return None;
-                }
-                resolved(others, &base_name, &path, ctx, depth + 1, found, &mut other_warn, &mut other_sink)
+            let mut other_warn = other_sink.beside(&mut warnings);
+            // Each other file is read and interpolated once, however many services extend it.
+            if !cache.contains_key(&path) {
+                let services =
+                    super::super::node::parse_yaml(text, &mut other_sink).into_iter().next().and_then(|mut doc| {
+                        interpolate_values(&mut doc, ctx.vars, found, &mut other_warn, &mut other_sink);
+                        let Value::Map(top) = doc.value else { return None };
+                        let (_, s) = top.into_iter().find(|(k, _)| k.name == "services")?;
+                        match s.value {
+                            Value::Map(others) => Some(std::rc::Rc::new(others)),
+                            _ => None,
+                        }
+                    });
+                cache.insert(path.clone(), services);
+            }
+            let others = cache.get(&path).cloned().flatten();
+            let base = others.filter(|o| o.iter().any(|(k, _)| k.name == base_name)).and_then(|others| {
+                resolved(&others, &base_name, &path, ctx, depth + 1, found, cache, &mut other_warn, &mut other_sink)
             });
             let failed = !diags.is_empty();
             sink.diags.extend(diags);
