@@ -306,10 +306,10 @@ def timeline_section(lines):
                 f"{total - last:.0f} ms after the last start: the uptime window of that last container "
                 "(`update.minUptime`, 1 s), which is why the same change with `minUptime: 0s` is faster than compose."]
         if CPU:
-            out += ["", f"The machine's {os.cpu_count()} cores were {CPU['busy'] * 100:.0f}% busy during the change, and hawser "
-                    f"itself used {CPU['hawser'] * 1000:.0f} ms of CPU: a start costs the engine (dockerd, containerd, "
-                    "runc, the network set-up) about two cores' worth of those ms, so starts queue on the CPU "
-                    "whoever asks for them. A change of every container cannot end before the last start "
+            out += ["", f"The machine's {os.cpu_count()} cores were {CPU['busy'] * 100:.0f}% busy over the whole change, the "
+                    "idle waits included (the stop grace before the first start, the uptime window after the last), "
+                    f"and hawser itself used {CPU['hawser'] * 1000:.0f} ms of CPU: the starts' cost is the engine's "
+                    "(dockerd, containerd, runc, the network set-up), and the starts queue in it whoever asks for them. A change of every container cannot end before the last start "
                     "plus the uptime window that hawser keeps by default, and compose waits for no window."]
     return out + [""]
 
