@@ -21,6 +21,8 @@ pub struct Options {
 pub enum ReconcileError {
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("the project's target is `{0}`, which `hawser serve` does not deploy to yet; use `hawser apply`")]
+    Target(String),
     #[error("Image {name}: {source}")]
     Pull { name: String, source: EngineError },
     /// Conflicts make the whole revision refused.
@@ -40,6 +42,11 @@ pub async fn plan<'d, E: Engine>(
     d: &'d DesiredState,
     opts: &Options,
 ) -> Result<(ObservedState, Plan, Cow<'d, DesiredState>), ReconcileError> {
+    if d.target != crate::desired::Target::Docker {
+        // Only `hawser plan` and `hawser apply` deploy to a swarm so far; a swarm project must
+        // never be applied to one host as if it were one.
+        return Err(ReconcileError::Target(d.target.as_str().to_string()));
+    }
     let observed = engine.observe().await?;
     let effective = diff::effective(d, &observed);
     let mut plan = diff::diff(&effective, &observed, &DiffOptions { prune: opts.prune, take_over: opts.take_over });

@@ -9,6 +9,7 @@ pub mod images;
 pub mod limit;
 mod replace;
 pub mod repo_files;
+pub mod swarm;
 
 use crate::desired::{hash, DependCondition, DesiredState, Kind, Mount};
 use crate::diff::{self, Action, Op, Plan};
@@ -68,6 +69,23 @@ pub async fn execute<E: Engine>(
     plan: &Plan,
     progress: &mut dyn FnMut(&str),
 ) -> Report {
+    drive(desired, plan, progress, starting_note, |a| run(engine, desired, a)).await
+}
+
+/// The executor's loop, whatever the target: starts each action of `plan` once the actions it
+/// waits for are done (`graph`), with `run`, and skips what waits on a failure.
+pub(crate) async fn drive<'a, F, Fut>(
+    desired: &'a DesiredState,
+    plan: &'a Plan,
+    progress: &mut dyn FnMut(&str),
+    starting_note: fn(&Action) -> Option<&'static str>,
+    run: F,
+) -> Report
+where
+    F: Fn(&'a Action) -> Fut,
+    Fut: std::future::Future<Output = Result<String, ActionError>> + 'a,
+{
+    let run = &run;
     let deps = dependencies(desired, plan);
     let actions = &plan.actions;
     let mut state: Vec<State> =
@@ -103,7 +121,7 @@ pub async fn execute<E: Engine>(
                     }
                     running.push(async move {
                         let started = Instant::now();
-                        (i, run(engine, desired, a).await, started.elapsed())
+                        (i, run(a).await, started.elapsed())
                     });
                 }
             }

@@ -1,6 +1,8 @@
 //! The command line (contract section 1): argument parsing, the order of steps of each command,
 //! what is printed, and the exit codes. The work itself lives in the library modules.
 
+mod swarm;
+
 use crate::apply;
 use crate::desired::{self, DesiredState, Diagnostics, Policy};
 use crate::diff::{self, DiffOptions, Plan};
@@ -30,6 +32,10 @@ pub struct Cli {
     /// Git cache, history and lock.
     #[arg(long, global = true, env = "HAWSER_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// What the project is deployed to: `docker` (the engine at --host) or `swarm` (the swarm
+    /// whose manager is at --host). Overrides `target` of hawser.toml.
+    #[arg(long, global = true, env = "HAWSER_TARGET", value_parser = parse_target)]
+    pub target: Option<desired::Target>,
     /// More log output (repeatable).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -261,6 +267,10 @@ fn parse_duration(s: &str) -> Result<desired::Duration, String> {
     s.parse()
 }
 
+fn parse_target(s: &str) -> Result<desired::Target, String> {
+    s.parse()
+}
+
 fn parse_size(s: &str) -> Result<desired::ByteSize, String> {
     s.parse()
 }
@@ -427,7 +437,10 @@ fn load(cli: &Cli, src: &SourceArgs, state_dir: &std::path::Path) -> Result<Desi
         deadline: None,
         limits: size_limits(cli),
     };
-    let snap = source::read(&src.source, &opts)?;
+    let mut snap = source::read(&src.source, &opts)?;
+    if let Some(t) = cli.target {
+        snap.target = t;
+    }
     tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
     let d = source::desired_state(&snap, &policy, state_dir).map_err(CliError::Invalid)?;
     // A plan shows the warnings itself (in each of its forms).
@@ -473,6 +486,14 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let engine = connect_early(cli);
             let mut d = load(cli, src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
+            if d.target == desired::Target::Swarm {
+                engine.abort();
+                if out.is_some() {
+                    return Err(CliError::Failed("plan --out is not supported on the swarm target yet".into()));
+                }
+                swarm::pin_images(&mut d).await;
+                return swarm::plan(&cli.host, &d, *output, *exit_code, *prune, *take_over).await;
+            }
             crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = connected(engine).await?;
             let observed = engine.observe().await?;
@@ -506,6 +527,11 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 sel: Selection { git_ref: Some(to.clone()), path: path.clone(), project: project.clone() },
             };
             let mut d = load(cli, &src, state_dir)?;
+            if d.target == desired::Target::Swarm {
+                return Err(CliError::Failed(
+                    "rollback is not supported on the swarm target yet: apply the earlier revision with `hawser apply --ref`".into(),
+                ));
+            }
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             // The images that revision ran, as recorded when it was applied; else resolved anew.
             let record = apply::images::ImageRecord::load(state_dir, &d.project);
@@ -567,6 +593,23 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let engine = connect_early(cli);
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
+            if d.target == desired::Target::Swarm {
+                engine.abort();
+                if saved.is_some() {
+                    return Err(CliError::Failed("apply --plan is not supported on the swarm target yet".into()));
+                }
+                swarm::pin_images(&mut d).await;
+                let opts = ApplyOptions {
+                    prune,
+                    take_over,
+                    yes: *yes,
+                    allow_empty: *allow_empty,
+                    quiet: cli.quiet,
+                    saved: None,
+                };
+                let lock = lock_timeout.map(|t| t.as_std());
+                return swarm::apply(&cli.host, state_dir, &src.source, &d, &opts, lock).await;
+            }
             crate::runtime::registry::resolve_digests(&mut d).await;
             if let Some(sp) = &saved {
                 if sp.field("revision") != d.revision || sp.field("project") != d.project {
@@ -662,6 +705,9 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             Ok(EXIT_OK)
         }
         Command::Status { project, output } => {
+            if cli.target == Some(desired::Target::Swarm) {
+                return swarm::status(&cli.host, project.as_deref(), *output).await;
+            }
             let engine = DockerEngine::connect(&cli.host).await?;
             let observed = engine.observe().await?;
             print_status(&observed, project.as_deref(), *output);
@@ -839,15 +885,8 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
     if !plan.has_changes() {
         return Ok((EXIT_OK, 0));
     }
-    if !yes && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-        print!("Apply these changes to the host? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            println!("Nothing was changed.");
-            return Ok((EXIT_FAILED, 0));
-        }
+    if !confirm(yes) {
+        return Ok((EXIT_FAILED, 0));
     }
     let mut progress = |line: &str| {
         if !quiet {
@@ -859,6 +898,22 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
         println!("Applied revision {} of project {}: {} change(s).", d.revision, d.project, report.done);
     }
     Ok((EXIT_OK, report.done))
+}
+
+/// Asks on a terminal whether to apply, unless `yes`; elsewhere there is nobody to ask.
+fn confirm(yes: bool) -> bool {
+    if yes || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        return true;
+    }
+    print!("Apply these changes? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    let ok = matches!(answer.trim(), "y" | "Y" | "yes");
+    if !ok {
+        println!("Nothing was changed.");
+    }
+    ok
 }
 
 fn print_status(observed: &ObservedState, project: Option<&str>, output: Output) {

@@ -876,6 +876,24 @@ fn container(
     s.group_add = f.get("groupAdd").and_then(|v| string_list(v, "groupAdd", sink)).unwrap_or_default();
     s.oom_score_adj = f.get("oomScoreAdj").and_then(|v| oom_score_adj(v, "oomScoreAdj", sink));
     s.domainname = f.get("domainname").and_then(|v| string(v, "domainname", sink));
+    s.replicas = f.get("replicas").and_then(|v| match integer(v, "replicas", sink) {
+        Some(n) if n >= 0 => Some(n as u64),
+        Some(n) => {
+            sink.error(v.pos, format!("replicas: {n} is not a number of tasks (0 or more)"));
+            None
+        }
+        None => None,
+    });
+    s.mode = f.get("mode").and_then(|v| match string(v, "mode", sink).as_deref() {
+        Some("replicated") => Some(ServiceMode::Replicated),
+        Some("global") => Some(ServiceMode::Global),
+        Some(other) => {
+            sink.error(v.pos, format!("invalid mode `{other}`: expected replicated or global"));
+            None
+        }
+        None => None,
+    });
+    s.placement = f.get("placement").and_then(|v| placement(v, sink));
     if let Some(v) = f.get("links") {
         for item in seq(v, "links", sink).unwrap_or_default() {
             if let Some(link) = string(item, "links", sink) {
@@ -922,6 +940,14 @@ fn container(
                 }),
                 health_timeout: u.get("healthTimeout").and_then(|v| duration(v, "update.healthTimeout", sink)),
                 min_uptime: u.get("minUptime").and_then(|v| duration(v, "update.minUptime", sink)),
+                parallelism: u.get("parallelism").and_then(|v| match integer(v, "update.parallelism", sink) {
+                    Some(n) if n >= 1 => Some(n as u64),
+                    Some(n) => {
+                        sink.error(v.pos, format!("update.parallelism: {n}: at least one task is updated at a time"));
+                        None
+                    }
+                    None => None,
+                }),
             };
             u.finish("update", sink);
             s.update = Some(up);
@@ -932,6 +958,49 @@ fn container(
     normalize_order(&mut s, f_pos, sink);
     s.image = image?;
     Some(s)
+}
+
+/// `placement: {constraints, preferences, maxReplicasPerNode}`; a preference is written as
+/// the swarm's API and compose have it, `{spread: node.labels.zone}`, or as the bare descriptor.
+pub(super) fn placement(n: &Node, sink: &mut Sink<'_>) -> Option<Placement> {
+    let mut f = Fields::of(n, "placement", sink)?;
+    let mut p = Placement::default();
+    if let Some(v) = f.get("constraints") {
+        p.constraints = string_list(v, "placement.constraints", sink).unwrap_or_default();
+        for (c, item) in p.constraints.iter().zip(seq(v, "placement.constraints", sink).unwrap_or_default()) {
+            if !["==", "!="].iter().any(|op| c.contains(op)) {
+                sink.error(
+                    item.pos,
+                    format!("placement constraint `{c}`: expected `node.labels.KEY == VALUE` (or !=)"),
+                );
+            }
+        }
+    }
+    if let Some(v) = f.get("preferences") {
+        for item in seq(v, "placement.preferences", sink).unwrap_or_default() {
+            let spread = match &item.value {
+                Value::Map(_) => Fields::of(item, "a placement preference", sink).and_then(|mut pf| {
+                    let s =
+                        pf.required("spread", "a placement preference", sink).and_then(|v| string(v, "spread", sink));
+                    pf.finish("a placement preference", sink);
+                    s
+                }),
+                _ => string(item, "a placement preference", sink),
+            };
+            p.preferences.extend(spread);
+        }
+    }
+    p.max_replicas_per_node = f.get("maxReplicasPerNode").and_then(|v| match integer(v, "maxReplicasPerNode", sink) {
+        Some(n) if n >= 1 => Some(n as u64),
+        Some(n) => {
+            sink.error(v.pos, format!("maxReplicasPerNode: {n}: at least 1"));
+            None
+        }
+        None => None,
+    });
+    f.finish("placement", sink);
+    p.constraints.sort();
+    Some(p)
 }
 
 /// Order does not matter for ports, mounts and capabilities: sorted, a reordering is no change.
@@ -972,6 +1041,17 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
                 Protocol::Tcp
             }
         };
+        let host_mode = match f.get("mode") {
+            None => false,
+            Some(v) => match string(v, "mode", sink).as_deref() {
+                None | Some("ingress") => false,
+                Some("host") => true,
+                Some(other) => {
+                    sink.error(v.pos, format!("invalid port mode `{other}`: expected ingress or host"));
+                    false
+                }
+            },
+        };
         f.finish("a port", sink);
         let to_port = |p: i64, sink: &mut Sink<'_>| match u16::try_from(p) {
             Ok(p) if p > 0 => Some(p),
@@ -985,7 +1065,7 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
             Some(p) => Some(to_port(p, sink)?),
             None => None,
         };
-        return Some(PortBinding { host_ip, host_port, container_port, protocol });
+        return Some(PortBinding { host_ip, host_port, container_port, protocol, host_mode });
     }
     parsed::<PortBinding>(n, "port", sink)
 }
@@ -1027,8 +1107,21 @@ fn mount(n: &Node, refs: &mut Vec<(Kind, String, Pos)>, sink: &mut Sink<'_>) -> 
                     Some(Mount::Bind { source, target, read_only })
                 }
             }
+            // A file of the host (under the policy's secretRoots), mounted read-only; only a
+            // keyed digest of its content is ever shown or stored.
+            "secret" => match source {
+                Some(file) if file.starts_with('/') => Some(Mount::Secret { file, target, digest: None }),
+                Some(file) => {
+                    sink.error(n.pos, format!("secret source `{file}` must be an absolute host path"));
+                    None
+                }
+                None => {
+                    sink.error(n.pos, "a secret mount needs `source`, the host file that holds it");
+                    None
+                }
+            },
             other => {
-                sink.error(n.pos, format!("invalid mount type `{other}`: expected volume, bind or tmpfs"));
+                sink.error(n.pos, format!("invalid mount type `{other}`: expected volume, bind, tmpfs or secret"));
                 None
             }
         };

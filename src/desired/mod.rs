@@ -13,6 +13,7 @@ pub mod node;
 pub mod policy;
 pub mod render;
 pub mod secrets;
+pub mod target;
 pub mod types;
 
 pub use diag::{Diagnostic, Diagnostics, Pos};
@@ -62,7 +63,7 @@ pub fn load_with_policy(
         project,
         revision,
         files,
-        &LoadOptions { policy, process_env: &env, profiles: &[], data: &data, filter: &filter },
+        &LoadOptions { policy, process_env: &env, profiles: &[], data: &data, filter: &filter, target: Target::Docker },
     )
 }
 
@@ -95,6 +96,8 @@ pub struct LoadOptions<'a> {
     /// Files of the revision that compose files name (`env_file`), by path from the root.
     pub data: &'a BTreeMap<String, String>,
     pub filter: &'a ManifestFilter,
+    /// What the revision is deployed to: fields the target cannot honour are errors.
+    pub target: Target,
 }
 
 /// The options of a real run: the process's environment, and the profiles of `hawser.toml`
@@ -106,7 +109,7 @@ pub fn load_options<'a>(
     data: &'a BTreeMap<String, String>,
     filter: &'a ManifestFilter,
 ) -> LoadOptions<'a> {
-    LoadOptions { policy, process_env, profiles, data, filter }
+    LoadOptions { policy, process_env, profiles, data, filter, target: Target::Docker }
 }
 
 /// The profiles of `hawser.toml` and those `COMPOSE_PROFILES` names.
@@ -310,6 +313,14 @@ pub fn load_with(
     }
 
     check_policy(&state, policy, &spans, &files, &mut diags);
+    state.target = opts.target;
+    for r in state.containers.values() {
+        for f in target::check_container(&r.spec, opts.target) {
+            let pos = spans.get(&(Kind::Container, r.name.clone())).and_then(|s| s.find(&f.at)).unwrap_or(r.origin.pos);
+            let text = files.iter().find(|x| x.path == r.origin.file).map(|x| x.text.as_str()).unwrap_or("");
+            Sink::new(&r.origin.file, text, &mut diags).error(pos, f.message);
+        }
+    }
     // Where each dependsOn entry was written, so a cycle is reported at the entry that closes it.
     let dep_pos: BTreeMap<(&str, &str), Pos> = refs
         .iter()

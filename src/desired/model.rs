@@ -94,6 +94,60 @@ pub struct DesiredState {
     pub warnings: Vec<super::diag::Diagnostic>,
     /// Values that compose interpolation took from the process's environment: masked in plans.
     pub masked: MaskedValues,
+    /// What the revision is deployed to (`target` of `hawser.toml`, or `--target`).
+    pub target: Target,
+}
+
+/// What a project is deployed to: one Docker host, or a swarm through one of its managers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    #[default]
+    Docker,
+    Swarm,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Docker => "docker",
+            Target::Swarm => "swarm",
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "docker" => Ok(Target::Docker),
+            "swarm" => Ok(Target::Swarm),
+            other => Err(format!("unknown target `{other}`: expected docker or swarm")),
+        }
+    }
+}
+
+/// How a swarm runs a service's tasks: a number of replicas, or one on every node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceMode {
+    #[default]
+    Replicated,
+    Global,
+}
+
+/// Where a swarm may run a service's tasks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Placement {
+    /// `node.labels.zone == a`, `node.role != manager`, as the swarm takes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    /// Spread the tasks evenly over the values of these node descriptors (`node.labels.zone`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas_per_node: Option<u64>,
 }
 
 /// What the engine needs to build one image: the context's files and the build's settings.
@@ -426,6 +480,9 @@ pub struct UpdatePolicy {
     /// gate (default 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_uptime: Option<Duration>,
+    /// Swarm: tasks updated at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -566,6 +623,15 @@ pub struct ContainerSpec {
     /// `metadata.labels` and `spec.labels` merged; `spec.labels` wins.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Swarm: how many tasks of the service run (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u64>,
+    /// Swarm: replicated (default) or global (one task on every node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ServiceMode>,
+    /// Swarm: which nodes may run its tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
     // Orchestration, not the container itself: kept out of the change hash (see `hash`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub depends_on: BTreeMap<String, DependCondition>,

@@ -243,6 +243,9 @@ pub struct PortBinding {
     pub host_port: Option<u16>,
     pub container_port: u16,
     pub protocol: Protocol,
+    /// On a swarm: published on the node that runs the task (`/host`), not through the
+    /// cluster's routing mesh. One Docker host always publishes so.
+    pub host_mode: bool,
 }
 
 impl FromStr for PortBinding {
@@ -251,11 +254,15 @@ impl FromStr for PortBinding {
         let bad = |why: &str| {
             format!("invalid port `{s}`: {why}; expected HOST:CONTAINER, IP:HOST:CONTAINER or CONTAINER, with an optional /tcp or /udp")
         };
-        let (addr, protocol) = match s.rsplit_once('/') {
+        let (s_no_mode, host_mode) = match s.strip_suffix("/host") {
+            Some(rest) if rest.ends_with("/tcp") || rest.ends_with("/udp") => (rest, true),
+            _ => (s, false),
+        };
+        let (addr, protocol) = match s_no_mode.rsplit_once('/') {
             Some((a, "tcp")) => (a, Protocol::Tcp),
             Some((a, "udp")) => (a, Protocol::Udp),
             Some(_) => return Err(bad("the protocol must be tcp or udp")),
-            None => (s, Protocol::Tcp),
+            None => (s_no_mode, Protocol::Tcp),
         };
         // An IPv6 host address is written in brackets: [::1]:8080:80.
         let (host_ip, rest) = if let Some(r) = addr.strip_prefix('[') {
@@ -282,7 +289,7 @@ impl FromStr for PortBinding {
             Some((h, c)) => (Some(port(h)?), port(c)?),
             None => (None, port(rest)?),
         };
-        Ok(PortBinding { host_ip, host_port, container_port, protocol })
+        Ok(PortBinding { host_ip, host_port, container_port, protocol, host_mode })
     }
 }
 
@@ -298,7 +305,11 @@ impl fmt::Display for PortBinding {
             (Some(_), None) => f.write_str(":")?,
             (None, None) => {}
         }
-        write!(f, "{}/{}", self.container_port, self.protocol)
+        write!(f, "{}/{}", self.container_port, self.protocol)?;
+        if self.host_mode {
+            f.write_str("/host")?;
+        }
+        Ok(())
     }
 }
 serde_via_str!(PortBinding);

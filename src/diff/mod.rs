@@ -3,6 +3,7 @@
 
 pub mod plan;
 pub mod render;
+pub mod swarm;
 
 pub use plan::{Action, Cause, FieldChange, Op, Plan, FORMAT_VERSION};
 

@@ -44,6 +44,12 @@ pub enum Op {
         old_id: String,
         strategy: Strategy,
     },
+    /// A swarm service changed in place: the cluster replaces its tasks in a rolling update
+    /// (`update.strategy` is the order, `update.parallelism` how many at once) and rolls back
+    /// by itself when the new ones fail.
+    Update {
+        id: String,
+    },
     /// Start a managed container that was stopped outside hawser.
     Start {
         id: String,
@@ -225,6 +231,7 @@ impl Plan {
             match a.op {
                 Op::Create => s.create += 1,
                 Op::Replace { .. } => s.replace += 1,
+                Op::Update { .. } => s.update += 1,
                 Op::Start { .. } | Op::Adopt { .. } => s.repair += 1,
                 Op::Remove { .. } => s.remove += 1,
                 Op::Pull { .. } | Op::Build { .. } => s.pull += 1,
@@ -241,6 +248,8 @@ impl Plan {
 pub struct Summary {
     pub create: usize,
     pub replace: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub update: usize,
     pub repair: usize,
     pub remove: usize,
     pub pull: usize,
@@ -249,14 +258,17 @@ pub struct Summary {
     pub unchanged: usize,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = vec![
-            format!("{} to create", self.create),
-            format!("{} to replace", self.replace),
-            format!("{} to repair", self.repair),
-            format!("{} to remove", self.remove),
-        ];
+        let mut parts = vec![format!("{} to create", self.create), format!("{} to replace", self.replace)];
+        if self.update > 0 {
+            parts.push(format!("{} to update", self.update));
+        }
+        parts.extend([format!("{} to repair", self.repair), format!("{} to remove", self.remove)]);
         if self.pull > 0 {
             parts.push(format!("{} to pull or build", self.pull));
         }

@@ -23,6 +23,7 @@ fn sign_and_verb(a: &Action) -> (&'static str, String) {
                 Strategy::StopFirst => "replace (stop-first)".into(),
             },
         ),
+        Op::Update { .. } => ("~", "update (rolling, by the swarm)".into()),
         Op::Start { .. } => (">", "start".into()),
         Op::Adopt { from_name, .. } => (">", format!("rename `{from_name}` back")),
         Op::Remove { .. } => ("-", "remove".into()),

@@ -1,6 +1,8 @@
 //! The observed state: what the engine has, read in one pass of list calls into plain data, in
 //! the same vocabulary as the desired state. The diff is computed from this snapshot alone.
 
+pub mod swarm;
+
 use crate::labels::Ownership;
 use std::collections::BTreeMap;
 

@@ -23,7 +23,7 @@ pub struct DockerEngine {
     docker: Docker,
 }
 
-fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
+pub(super) fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
     use bollard::errors::Error as E;
     let (kind, message) = match &e {
         E::DockerResponseServerError { status_code, message } => {
@@ -43,7 +43,11 @@ fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
     EngineError { op: op.into(), kind, message }
 }
 
-async fn deadline<T>(op: &str, limit: Duration, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(super) async fn deadline<T>(
+    op: &str,
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r,
         Err(_) => Err(EngineError {
@@ -76,9 +80,14 @@ impl DockerEngine {
                 .await?;
         Ok(DockerEngine { docker })
     }
+
+    /// The engine's client, for the other backends that speak the same API (`swarm`).
+    pub(super) fn client(&self) -> &Docker {
+        &self.docker
+    }
 }
 
-fn to_btree(m: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+pub(super) fn to_btree(m: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     m.unwrap_or_default().into_iter().collect()
 }
 

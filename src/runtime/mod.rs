@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod registry;
+pub mod swarm;
 
 use crate::desired::{ContainerSpec, NetworkSpec, VolumeSpec};
 use crate::observed::{Health, ObservedState, RunState};

@@ -34,6 +34,8 @@ pub struct Snapshot {
     /// Which source this is, as recorded on the objects it applies: the repository's URL
     /// (without credentials) or real path, and `#FOLDER` when the manifests are not at its root.
     pub source_id: String,
+    /// `target` of `hawser.toml` (`--target` overrides it).
+    pub target: desired::Target,
 }
 
 /// Where a snapshot came from, to read more of the same revision later.
@@ -305,6 +307,8 @@ struct SourceConfig {
     include: Vec<String>,
     #[serde(default)]
     exclude: Vec<String>,
+    /// `docker` (one host, the default) or `swarm`.
+    target: Option<String>,
 }
 
 /// The files of a revision before the manifest folder is chosen: path relative to the root, text.
@@ -477,6 +481,18 @@ fn snapshot(
         include: globs("include", &config.include)?,
         exclude: globs("exclude", &config.exclude)?,
     };
+    let target = match config.target.as_deref().map(str::parse::<desired::Target>) {
+        None => desired::Target::Docker,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            let text =
+                tree.iter().find(|(p, _)| p == "hawser.toml").map(|(_, b)| String::from_utf8_lossy(b).to_string());
+            let text = text.unwrap_or_default();
+            let pos = text.find("target").map(|o| Pos::from_offset(&text, o)).unwrap_or(Pos::new(1, 1));
+            let diag = Diagnostic { file: "hawser.toml".into(), pos, message: format!("target: {e}"), source: None };
+            return Err(SourceError::Invalid(Diagnostics(vec![diag])));
+        }
+    };
     let project = config.project.unwrap_or(default_project);
     if let Err(e) = desired::decode::check_name(&project) {
         let diag = Diagnostic {
@@ -524,6 +540,7 @@ fn snapshot(
         data: Default::default(),
         filter,
         source_id,
+        target,
     })
 }
 
@@ -538,7 +555,8 @@ pub fn desired_state(
 ) -> Result<desired::DesiredState, Diagnostics> {
     let process_env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
     let profiles = desired::active_profiles(&snap.profiles, &process_env);
-    let opts = desired::load_options(policy, &process_env, &profiles, &snap.data, &snap.filter);
+    let mut opts = desired::load_options(policy, &process_env, &profiles, &snap.data, &snap.filter);
+    opts.target = snap.target;
     let mut d = desired::load_with(&snap.project, &snap.revision, &snap.files, &opts)?;
     d.source = snap.source_id.clone();
     resolve_builds(&mut d, snap)?;

@@ -1401,6 +1401,7 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
         let published = field(e, "published").and_then(|v| lenient_string(v, "published", sink));
         let host_ip = field(e, "host_ip").and_then(|v| string(v, "host_ip", sink));
         let proto = field(e, "protocol").and_then(|v| string(v, "protocol", sink)).unwrap_or_else(|| "tcp".into());
+        let mode = field(e, "mode").and_then(|v| string(v, "mode", sink));
         let Some(target) = target else {
             sink.error(n.pos, "a port needs `target`");
             return None;
@@ -1416,6 +1417,14 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
             text.push_str(&format!("{p}:"));
         }
         text.push_str(&format!("{target}/{proto}"));
+        match mode.as_deref() {
+            None | Some("ingress") => {}
+            Some("host") => text.push_str("/host"),
+            Some(other) => {
+                sink.error(n.pos, format!("invalid port mode `{other}`: expected ingress or host"));
+                return None;
+            }
+        }
         return match text.parse() {
             Ok(p) => Some(p),
             Err(e) => {

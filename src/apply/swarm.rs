@@ -1,0 +1,323 @@
+//! The swarm executor: carries out a swarm plan through a manager, in the order of the same
+//! graph as on one host. A service is created or updated, then watched until the cluster has
+//! converged: every task of the new spec running (healthy, where it has a healthcheck: the
+//! swarm starts such a task only once it is), none of the old one left. A rolling update the
+//! cluster rolled back is a failure that says which tasks failed and why; the old version
+//! serves.
+
+use super::{drive, ActionError, Report};
+use crate::desired::{hash, DesiredState, Kind, Mount};
+use crate::diff::{self, Action, Op, Plan};
+use crate::labels;
+use crate::observed::swarm::ObservedService;
+use crate::runtime::swarm::{SecretMount, ServiceRequest, SwarmEngine};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// How often the cluster is asked how a service is doing while hawser waits for it.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Carries out `plan` on the swarm; then removes the project's secret objects that no
+/// declared service uses any more (a rotated secret's old object).
+pub async fn execute(
+    engine: &SwarmEngine,
+    desired: &DesiredState,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Report {
+    let report = drive(desired, plan, progress, starting_note, |a| run(engine, desired, a)).await;
+    if report.ok() {
+        if let Err(e) = collect_secrets(engine, desired).await {
+            tracing::warn!(error = %e, "old secret objects were not removed; the next apply tries again");
+        }
+    }
+    report
+}
+
+fn starting_note(a: &Action) -> Option<&'static str> {
+    match (&a.op, a.kind) {
+        (Op::Create, Kind::Container) => Some("creating the service, waiting for its tasks to run"),
+        (Op::Update { .. }, Kind::Container) => Some("updating, waiting for the swarm's rolling update"),
+        _ => None,
+    }
+}
+
+async fn run(engine: &SwarmEngine, desired: &DesiredState, a: &Action) -> Result<String, ActionError> {
+    match (&a.op, a.kind) {
+        (Op::Create, Kind::Network) => {
+            let r = &desired.networks[&a.name];
+            let spec_json = serde_json::to_string(&r.spec).ok();
+            let mut l = labels::for_object(
+                &r.spec.labels,
+                &desired.project,
+                Kind::Network,
+                &a.name,
+                &diff::network_hash(&r.spec),
+                &desired.revision,
+                spec_json.as_deref(),
+            );
+            labels::set_source(&mut l, &desired.source);
+            engine.create_network(&a.name, &r.spec, l).await?;
+            Ok("created".into())
+        }
+        (Op::Remove { id }, Kind::Network) => {
+            // The tasks of a service removed just before may still hold it for a moment.
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                match engine.remove_network(id).await {
+                    Err(e) if e.kind == crate::runtime::ErrorKind::Conflict || e.message.contains("in use") => {
+                        if Instant::now() > until {
+                            return Err(e.into());
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    r => return r.map(|_| "removed".into()).map_err(Into::into),
+                }
+            }
+        }
+        (Op::Create, Kind::Container) => {
+            let req = request(engine, desired, &a.name).await?;
+            let id = engine.create_service(&req).await?;
+            match converge(engine, desired, &a.name, &id, None).await {
+                Ok(s) => Ok(format!("created, {}", tasks_line(&s))),
+                Err(e) => {
+                    // A service whose tasks cannot run is not left behind half-made.
+                    let _ = engine.remove_service(&id).await;
+                    Err(e)
+                }
+            }
+        }
+        (Op::Update { id }, Kind::Container) => {
+            let before = engine
+                .service(id)
+                .await?
+                .ok_or_else(|| ActionError::Other(format!("service {id} is gone; plan again")))?;
+            let req = request(engine, desired, &a.name).await?;
+            engine.update_service(id, before.version, &req).await?;
+            let started = before.update.as_ref().and_then(|u| u.started_at.clone());
+            let s = converge(engine, desired, &a.name, id, Some(started)).await?;
+            Ok(format!("updated, {}", tasks_line(&s)))
+        }
+        (Op::Remove { id }, Kind::Container) => {
+            engine.remove_service(id).await?;
+            Ok("removed".into())
+        }
+        (op, kind) => Err(ActionError::Skipped(format!("{kind} cannot {op:?} on a swarm"))),
+    }
+}
+
+fn tasks_line(s: &ObservedService) -> String {
+    let nodes: BTreeSet<&str> = s
+        .tasks
+        .iter()
+        .filter(|t| t.current && t.state == "running" && t.desired_state == "running")
+        .map(|t| t.node.as_str())
+        .collect();
+    let running = s.tasks.iter().filter(|t| t.current && t.state == "running" && t.desired_state == "running").count();
+    let nodes: Vec<&str> = nodes.into_iter().collect();
+    format!("{running} task{} running on {}", if running == 1 { "" } else { "s" }, nodes.join(", "))
+}
+
+/// The name of the secret object holding one content of a file secret: the service, the file
+/// and the content's keyed digest, so a changed value is a new object (a secret object can't
+/// change) and the same value is the same object.
+pub fn secret_name(service: &str, target: &str, digest: &str) -> String {
+    let file: String = target
+        .rsplit('/')
+        .next()
+        .unwrap_or(target)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .collect();
+    let hex: String = digest.rsplit(':').next().unwrap_or(digest).chars().take(12).collect();
+    let mut name = format!("{service}-{file}");
+    name.truncate(64 - 13);
+    format!("{name}-{hex}")
+}
+
+/// The service request for Container `name`, with its file secrets made into secret objects
+/// (those that exist already are used as they are).
+async fn request<'d>(
+    engine: &SwarmEngine,
+    desired: &'d DesiredState,
+    name: &'d str,
+) -> Result<ServiceRequest<'d>, ActionError> {
+    let r = &desired.containers[name];
+    let view = hash::container_view(&r.spec);
+    let spec_json = serde_json::to_string(&view).ok();
+    let mut l = labels::for_object(
+        &r.spec.labels,
+        &desired.project,
+        Kind::Container,
+        name,
+        &hash::container(&r.spec),
+        &desired.revision,
+        spec_json.as_deref(),
+    );
+    labels::set_source(&mut l, &desired.source);
+    if let Some(tag) = desired.declared_images.get(name) {
+        l.insert(labels::IMAGE_REF.into(), tag.clone());
+    }
+    let secret_env = r
+        .spec
+        .secret_env
+        .keys()
+        .filter_map(|var| desired.secrets.0.get(&(name.to_string(), var.clone())).map(|v| (var.clone(), v.clone())))
+        .collect();
+    let mut secrets = Vec::new();
+    let existing = engine.observe_secrets().await?;
+    for m in &r.spec.volumes {
+        let Mount::Secret { file, target, digest } = m else { continue };
+        let digest = digest.as_deref().unwrap_or_default();
+        let object = secret_name(name, target, digest);
+        let id = match existing.get(&object) {
+            Some(id) => id.clone(),
+            None => {
+                let data = std::fs::read(file)
+                    .map_err(|e| ActionError::Other(format!("cannot read the secret file {file}: {e}")))?;
+                let mut sl = BTreeMap::new();
+                sl.insert(labels::PROJECT.to_string(), desired.project.clone());
+                sl.insert(labels::NAME.to_string(), object.clone());
+                sl.insert(labels::KIND.to_string(), "Secret".to_string());
+                labels::set_source(&mut sl, &desired.source);
+                engine.create_secret(&object, &data, sl).await?
+            }
+        };
+        let access = None;
+        secrets.push(SecretMount { target: target.clone(), id, name: object, access });
+    }
+    let volume_labels = r
+        .spec
+        .volumes
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Volume { source, .. } => {
+                let v = desired.volumes.get(source)?;
+                let mut vl = labels::for_object(
+                    &v.spec.labels,
+                    &desired.project,
+                    Kind::Volume,
+                    source,
+                    &diff::volume_hash(&v.spec),
+                    &desired.revision,
+                    serde_json::to_string(&v.spec).ok().as_deref(),
+                );
+                labels::set_source(&mut vl, &desired.source);
+                Some((source.clone(), vl))
+            }
+            _ => None,
+        })
+        .collect();
+    Ok(ServiceRequest { name, spec: &r.spec, labels: l, secret_env, secrets, volume_labels })
+}
+
+/// Waits until service `id` runs its current spec everywhere it should; an update (`update`:
+/// when the service's last update began before this one) that the cluster rolled back or
+/// paused is a failure, reported once the rollback is over, so the old version serves.
+async fn converge(
+    engine: &SwarmEngine,
+    desired: &DesiredState,
+    name: &str,
+    id: &str,
+    update: Option<Option<String>>,
+) -> Result<ObservedService, ActionError> {
+    let spec = &desired.containers[name].spec;
+    let per_batch = spec.health_timeout().as_std()
+        + spec.min_uptime().as_std()
+        + spec.stop_timeout.map(|d| d.as_std()).unwrap_or(Duration::from_secs(10));
+    let replicas = spec.replicas.unwrap_or(1).max(1);
+    let parallelism = spec.update.as_ref().and_then(|u| u.parallelism).unwrap_or(1).max(1);
+    let limit = per_batch * replicas.div_ceil(parallelism) as u32 + Duration::from_secs(30);
+    let began = Instant::now();
+    loop {
+        let s = engine
+            .service(id)
+            .await?
+            .ok_or_else(|| ActionError::Other(format!("service {name} was removed while hawser waited for it")))?;
+        let ours = s.update.as_ref().filter(|u| update.as_ref().is_some_and(|before| &u.started_at != before));
+        if let Some(u) = ours {
+            use crate::observed::swarm::UpdateState as U;
+            match u.state {
+                U::RollbackCompleted | U::Paused | U::RollbackPaused => {
+                    let why = u.message.as_deref().unwrap_or("no reason given");
+                    let failing = diff::swarm::failing_tasks(&s, 5);
+                    let rolled = if u.state == U::RollbackCompleted {
+                        "the swarm rolled the update back; the old version serves"
+                    } else {
+                        "the swarm paused the update"
+                    };
+                    return Err(ActionError::Other(format!(
+                        "{rolled} ({why}){}",
+                        if failing.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; failed tasks: {}", failing.join("; "))
+                        }
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let rolling = ours.is_some_and(|u| !matches!(u.state, crate::observed::swarm::UpdateState::Completed));
+        let want = s.replicas.unwrap_or(s.desired_tasks);
+        let live = |t: &&crate::observed::swarm::ObservedTask| t.desired_state == "running";
+        let current = s.tasks.iter().filter(live).filter(|t| t.current && t.state == "running").count() as u64;
+        // Old tasks count until their container has stopped, not just been told to.
+        let stale =
+            s.tasks.iter().filter(|t| !t.current && (t.desired_state == "running" || t.state == "running")).count();
+        if current == want && stale == 0 && !rolling {
+            return Ok(s);
+        }
+        // A new service whose tasks keep failing will not come up by waiting.
+        if update.is_none() {
+            let failed: Vec<String> = diff::swarm::failing_tasks(&s, 5);
+            if s.failing().count() as u64 >= want.max(1) * 3 {
+                return Err(ActionError::Other(format!("its tasks keep failing: {}", failed.join("; "))));
+            }
+        }
+        if began.elapsed() > limit {
+            let failing = diff::swarm::failing_tasks(&s, 5);
+            return Err(ActionError::Other(format!(
+                "not converged within {}s: {current} of {want} tasks run the new spec{}",
+                limit.as_secs(),
+                if failing.is_empty() { String::new() } else { format!("; failed tasks: {}", failing.join("; ")) }
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Removes the project's secret objects that no declared service mounts (in use ones refuse).
+async fn collect_secrets(engine: &SwarmEngine, desired: &DesiredState) -> crate::runtime::Result<()> {
+    let mut wanted = BTreeSet::new();
+    for (name, c) in &desired.containers {
+        for m in &c.spec.volumes {
+            if let Mount::Secret { target, digest, .. } = m {
+                wanted.insert(secret_name(name, target, digest.as_deref().unwrap_or_default()));
+            }
+        }
+    }
+    let state = engine.observe().await?;
+    for s in state.secrets {
+        let ours = s.owner.as_ref().is_some_and(|o| o.project == desired.project);
+        if ours && !wanted.contains(&s.name) {
+            if let Err(e) = engine.remove_secret(&s.id).await {
+                tracing::debug!(secret = %s.name, error = %e, "secret not removed");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_objects_are_named_by_service_file_and_content() {
+        let a = secret_name("web", "/run/secrets/db password", "hmac:0123456789abcdef");
+        assert_eq!(a, "web-db-password-0123456789ab");
+        assert_ne!(a, secret_name("web", "/run/secrets/db password", "hmac:ffff56789abcdef0"));
+        assert!(secret_name(&"x".repeat(80), "t", "hmac:0123456789abcdef").len() <= 64);
+    }
+}

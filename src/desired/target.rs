@@ -1,0 +1,123 @@
+//! What each target can do with a Container. The same manifests serve one Docker host and a
+//! swarm; a field that only one of them can honour is refused, at its position, on the other,
+//! rather than silently dropped.
+
+use super::model::{ContainerSpec, Mount, Target};
+use super::policy::Finding;
+
+/// The fields of `spec` that `target` cannot honour, each with the reason.
+pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut refuse = |at: &str, message: String| out.push(Finding { at: at.to_string(), message });
+    match target {
+        Target::Docker => {
+            let cluster =
+                "only means something in a cluster: set `target = \"swarm\"` in hawser.toml to deploy to a swarm";
+            if let Some(n) = spec.replicas {
+                refuse("replicas", format!("replicas: {n}: {cluster}"));
+            }
+            if spec.mode.is_some() {
+                refuse("mode", format!("mode {cluster}"));
+            }
+            if spec.placement.is_some() {
+                refuse("placement", format!("placement {cluster}"));
+            }
+            if let Some(n) = spec.update.as_ref().and_then(|u| u.parallelism) {
+                refuse("update/parallelism", format!("update.parallelism: {n}: {cluster}"));
+            }
+        }
+        Target::Swarm => {
+            let no = |what: &str, why: &str| format!("{what} cannot be given to a swarm service: {why}");
+            if spec.replicas.is_some() && spec.mode == Some(super::model::ServiceMode::Global) {
+                refuse("replicas", "replicas: a global service runs one task on every node; leave replicas out".into());
+            }
+            for p in &spec.ports {
+                if p.host_ip.is_some() {
+                    refuse(
+                        "ports",
+                        no(
+                            &format!("port `{p}`"),
+                            "a swarm publishes on every address of its nodes, so a host address cannot be honoured; drop the address (and keep the port off the internet with a firewall), or use the docker target",
+                        ),
+                    );
+                }
+                if p.host_port.is_none() && p.host_mode {
+                    refuse(
+                        "ports",
+                        no(&format!("port `{p}`"), "a port published in host mode needs its published port"),
+                    );
+                }
+            }
+            if let Some(m) = &spec.network_mode {
+                refuse("networkMode", no(&format!("networkMode `{m}`"), "its tasks join the service's networks"));
+            }
+            for (field, set, why) in [
+                ("privileged", spec.privileged == Some(true), "the swarm runs no privileged tasks"),
+                ("devices", !spec.devices.is_empty(), "the swarm does not pass devices to tasks"),
+                ("pid", spec.pid.is_some(), "the swarm has no shared pid namespace"),
+                ("ipc", spec.ipc.is_some(), "the swarm has no shared ipc namespace"),
+                ("shmSize", spec.shm_size.is_some(), "mount a tmpfs at /dev/shm instead"),
+                ("runtime", spec.runtime.is_some(), "the swarm runs every task with the node's default runtime"),
+                ("oomScoreAdj", spec.oom_score_adj.is_some(), "not in the swarm's API this engine speaks"),
+                ("domainname", spec.domainname.is_some(), "not in the swarm's API"),
+                ("links", !spec.links.is_empty(), "services on a network reach each other by name"),
+                ("platform", spec.platform.is_some(), "use placement constraints (`node.platform.arch == ...`)"),
+                ("securityOpt", !spec.security_opt.is_empty(), "not in the swarm's API this engine speaks"),
+            ] {
+                if set {
+                    refuse(field, no(field, why));
+                }
+            }
+            for m in &spec.volumes {
+                let why = match m {
+                    Mount::Repo { path, .. } => Some(format!(
+                        "`{path}` is a file of the repository, which a swarm's nodes do not have; not supported on swarm yet"
+                    )),
+                    Mount::EnvSecret { variable, .. } => Some(format!(
+                        "the secret from variable `{variable}` is not supported on swarm yet; give it as a file secret"
+                    )),
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    refuse(&format!("volumes/{}", m.target()), format!("mount {}: {why}", m.target()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::model::{Placement, UpdatePolicy};
+
+    #[test]
+    fn cluster_fields_are_refused_on_one_host_and_taken_by_a_swarm() {
+        let spec = ContainerSpec {
+            image: "x".into(),
+            replicas: Some(3),
+            placement: Some(Placement { max_replicas_per_node: Some(1), ..Default::default() }),
+            update: Some(UpdatePolicy { parallelism: Some(2), ..Default::default() }),
+            ..Default::default()
+        };
+        let at: Vec<String> = check_container(&spec, Target::Docker).into_iter().map(|f| f.at).collect();
+        assert_eq!(at, ["replicas", "placement", "update/parallelism"]);
+        assert!(check_container(&spec, Target::Swarm).is_empty());
+    }
+
+    #[test]
+    fn a_host_address_is_refused_on_a_swarm() {
+        let spec = ContainerSpec {
+            image: "x".into(),
+            ports: vec!["127.0.0.1:8080:80".parse().unwrap(), "9090:90/tcp/host".parse().unwrap()],
+            privileged: Some(true),
+            ..Default::default()
+        };
+        let f = check_container(&spec, Target::Swarm);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].message.contains("127.0.0.1:8080:80/tcp") && f[0].message.contains("host address"));
+        assert_eq!(f[1].at, "privileged");
+        assert!(check_container(&spec, Target::Docker).is_empty());
+    }
+}

@@ -1,0 +1,113 @@
+//! What a swarm has, read through one of its managers into plain data: services with their
+//! tasks and update status, overlay networks, secrets and nodes. The swarm diff is computed from
+//! this snapshot alone.
+
+use super::ObservedNetwork;
+use crate::labels::Ownership;
+use std::collections::BTreeMap;
+
+/// Where a service's last rolling update is (the swarm's `UpdateStatus.State`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpdateState {
+    Updating,
+    Paused,
+    Completed,
+    RollbackStarted,
+    RollbackPaused,
+    RollbackCompleted,
+    Other(String),
+}
+
+impl UpdateState {
+    pub fn parse(s: &str) -> UpdateState {
+        match s {
+            "updating" => UpdateState::Updating,
+            "paused" => UpdateState::Paused,
+            "completed" => UpdateState::Completed,
+            "rollback_started" => UpdateState::RollbackStarted,
+            "rollback_paused" => UpdateState::RollbackPaused,
+            "rollback_completed" => UpdateState::RollbackCompleted,
+            other => UpdateState::Other(other.to_string()),
+        }
+    }
+
+    /// The cluster gave up on the update (and rolls back, or did).
+    pub fn failed(&self) -> bool {
+        matches!(
+            self,
+            UpdateState::Paused
+                | UpdateState::RollbackStarted
+                | UpdateState::RollbackPaused
+                | UpdateState::RollbackCompleted
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateStatus {
+    pub state: UpdateState,
+    /// When it began, by the manager's clock (RFC 3339 text, compared as given).
+    pub started_at: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedTask {
+    pub id: String,
+    /// The node's hostname (its id when the node is gone).
+    pub node: String,
+    pub slot: Option<i64>,
+    /// `running`, `starting`, `failed`, `rejected`, `shutdown`, ...
+    pub state: String,
+    pub desired_state: String,
+    /// Why it failed, as the swarm says (`task: non-zero exit (1)`, `no suitable node`).
+    pub error: Option<String>,
+    /// Whether it runs the service's current task spec (not one an update is replacing).
+    pub current: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedService {
+    pub id: String,
+    pub name: String,
+    /// The object's version, which an update must name.
+    pub version: u64,
+    pub labels: BTreeMap<String, String>,
+    pub owner: Option<Ownership>,
+    /// The replicas the service asks for; `None` for a global service.
+    pub replicas: Option<u64>,
+    /// The image its task spec runs (`repo:tag@sha256:...`).
+    pub image: String,
+    pub update: Option<UpdateStatus>,
+    /// Tasks that should run, and tasks that do, as the manager counts them.
+    pub desired_tasks: u64,
+    pub running_tasks: u64,
+    pub tasks: Vec<ObservedTask>,
+}
+
+impl ObservedService {
+    /// Tasks that should run but failed (or could not be placed), newest state first.
+    pub fn failing(&self) -> impl Iterator<Item = &ObservedTask> {
+        self.tasks.iter().filter(|t| {
+            matches!(t.state.as_str(), "failed" | "rejected")
+                || (t.desired_state == "running" && t.state == "pending" && t.error.is_some())
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedSecret {
+    pub id: String,
+    pub name: String,
+    pub owner: Option<Ownership>,
+}
+
+/// Everything the swarm diff needs to know about the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct SwarmState {
+    pub services: Vec<ObservedService>,
+    pub networks: Vec<ObservedNetwork>,
+    pub secrets: Vec<ObservedSecret>,
+    /// Node id to hostname.
+    pub nodes: BTreeMap<String, String>,
+}

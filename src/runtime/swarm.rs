@@ -1,0 +1,543 @@
+//! The swarm backend: the same Docker Engine API, spoken to a swarm manager. A Container is a
+//! service of the same name, a Network an attachable overlay network, a file secret an object of
+//! the cluster's secret store. The cluster schedules and replaces tasks; hawser declares, then
+//! watches the rolling update to its end. This file is the only one that knows the swarm's wire
+//! types.
+
+use super::docker::{deadline, err, to_btree, DockerEngine};
+use super::{EngineError, ErrorKind, Result};
+use crate::desired::{ContainerSpec, Mount, NetworkSpec, RestartPolicy, ServiceMode, Strategy};
+use crate::labels::Ownership;
+use crate::observed::swarm::{ObservedSecret, ObservedService, ObservedTask, SwarmState, UpdateState, UpdateStatus};
+use crate::observed::ObservedNetwork;
+use base64::Engine as _;
+use bollard::models as m;
+use bollard::query_parameters as q;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct SwarmEngine {
+    engine: DockerEngine,
+    host: String,
+}
+
+/// A secret object a service mounts: where, which object, and as whom.
+#[derive(Clone, Debug)]
+pub struct SecretMount {
+    pub target: String,
+    pub id: String,
+    pub name: String,
+    pub access: Option<crate::desired::FileAccess>,
+}
+
+/// How a service is made: the container spec plus what hawser adds.
+#[derive(Clone, Debug)]
+pub struct ServiceRequest<'a> {
+    pub name: &'a str,
+    pub spec: &'a ContainerSpec,
+    /// The service's labels: the user's and hawser's ownership labels.
+    pub labels: BTreeMap<String, String>,
+    /// `secretEnv` values, added to the environment; never logged.
+    pub secret_env: Vec<(String, String)>,
+    pub secrets: Vec<SecretMount>,
+    /// Labels for the named volumes the cluster makes on each node, by volume name.
+    pub volume_labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl SwarmEngine {
+    /// Connects to `host` and checks that it is a swarm manager: only a manager takes services.
+    pub async fn connect(host: &str) -> Result<SwarmEngine> {
+        let engine = DockerEngine::connect(host).await?;
+        let op = format!("ask {host} about its swarm");
+        let info = deadline(&op, CALL_TIMEOUT, async { engine.client().info().await.map_err(|e| err(&op, e)) }).await?;
+        let swarm = info.swarm.unwrap_or_default();
+        let state = swarm.local_node_state.map(|s| s.to_string()).unwrap_or_default();
+        let problem = match (state.as_str(), swarm.control_available) {
+            ("active", Some(true)) => None,
+            ("active", _) => Some(format!(
+                "the engine at {host} is a swarm worker, not a manager: point --host (or DOCKER_HOST) at a manager (`docker node ls` on a manager lists them)"
+            )),
+            ("", _) | ("inactive", _) => Some(format!(
+                "the engine at {host} is not part of a swarm: run `docker swarm init` there (or join it to one), or deploy with `target = \"docker\"`"
+            )),
+            (other, _) => Some(format!(
+                "the engine at {host} is in swarm state `{other}`{}: it cannot take services now",
+                swarm.error.filter(|e| !e.is_empty()).map(|e| format!(" ({e})")).unwrap_or_default()
+            )),
+        };
+        match problem {
+            None => Ok(SwarmEngine { engine, host: host.to_string() }),
+            Some(message) => Err(EngineError { op: "check the swarm target".into(), kind: ErrorKind::Other, message }),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn docker(&self) -> &bollard::Docker {
+        self.engine.client()
+    }
+
+    /// Reads services (with their tasks and update status), networks, secrets and nodes.
+    pub async fn observe(&self) -> Result<SwarmState> {
+        let op = "list swarm objects";
+        let d = self.docker();
+        let services = d.list_services(Some(q::ListServicesOptions { status: Some(true), ..Default::default() }));
+        let tasks = d.list_tasks(None::<q::ListTasksOptions>);
+        let networks = d.list_networks(None::<q::ListNetworksOptions>);
+        let secrets = d.list_secrets(None::<q::ListSecretsOptions>);
+        let nodes = d.list_nodes(None::<q::ListNodesOptions>);
+        let (services, tasks, networks, secrets, nodes) =
+            deadline(op, CALL_TIMEOUT, async { Ok(tokio::join!(services, tasks, networks, secrets, nodes)) }).await?;
+        let services = services.map_err(|e| err("list services", e))?;
+        let tasks = tasks.map_err(|e| err("list tasks", e))?;
+        let networks = networks.map_err(|e| err("list networks", e))?;
+        let secrets = secrets.map_err(|e| err("list secrets", e))?;
+        let nodes = nodes.map_err(|e| err("list nodes", e))?;
+        let mut state = SwarmState::default();
+        for n in nodes {
+            let id = n.id.unwrap_or_default();
+            let host = n.description.and_then(|d| d.hostname).unwrap_or_else(|| id.clone());
+            state.nodes.insert(id, host);
+        }
+        for s in services {
+            state.services.push(service(s, &tasks, &state.nodes));
+        }
+        for n in networks {
+            let labels = to_btree(n.labels);
+            state.networks.push(ObservedNetwork {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                owner: Ownership::from_labels(&labels),
+                labels,
+            });
+        }
+        for s in secrets {
+            let spec = s.spec.unwrap_or_default();
+            let labels = to_btree(spec.labels);
+            state.secrets.push(ObservedSecret {
+                id: s.id.unwrap_or_default(),
+                name: spec.name.unwrap_or_default(),
+                owner: Ownership::from_labels(&labels),
+            });
+        }
+        Ok(state)
+    }
+
+    /// The secret objects of the swarm, name to id.
+    pub async fn observe_secrets(&self) -> Result<BTreeMap<String, String>> {
+        let op = "list secrets";
+        let secrets = deadline(op, CALL_TIMEOUT, async {
+            self.docker().list_secrets(None::<q::ListSecretsOptions>).await.map_err(|e| err(op, e))
+        })
+        .await?;
+        Ok(secrets
+            .into_iter()
+            .map(|s| (s.spec.and_then(|sp| sp.name).unwrap_or_default(), s.id.unwrap_or_default()))
+            .collect())
+    }
+
+    /// One service and its tasks, now; `None` when it is gone.
+    pub async fn service(&self, id: &str) -> Result<Option<ObservedService>> {
+        let op = format!("inspect service {id}");
+        let d = self.docker();
+        let mut filters = HashMap::new();
+        filters.insert("id".to_string(), vec![id.to_string()]);
+        let services = d.list_services(Some(q::ListServicesOptions { status: Some(true), filters: Some(filters) }));
+        let mut filters = HashMap::new();
+        filters.insert("service".to_string(), vec![id.to_string()]);
+        let tasks = d.list_tasks(Some(q::ListTasksOptions { filters: Some(filters) }));
+        let nodes = d.list_nodes(None::<q::ListNodesOptions>);
+        let (services, tasks, nodes) =
+            deadline(&op, CALL_TIMEOUT, async { Ok(tokio::join!(services, tasks, nodes)) }).await?;
+        let services = services.map_err(|e| err(&op, e))?;
+        let tasks = tasks.map_err(|e| err(&op, e))?;
+        let nodes: BTreeMap<String, String> = nodes
+            .map_err(|e| err(&op, e))?
+            .into_iter()
+            .map(|n| {
+                let id = n.id.unwrap_or_default();
+                (id.clone(), n.description.and_then(|d| d.hostname).unwrap_or(id))
+            })
+            .collect();
+        // The id filter matches prefixes too.
+        Ok(services.into_iter().find(|s| s.id.as_deref() == Some(id)).map(|s| service(s, &tasks, &nodes)))
+    }
+
+    pub async fn create_service(&self, req: &ServiceRequest<'_>) -> Result<String> {
+        let op = format!("create service {}", req.name);
+        let spec = service_spec(req);
+        let r = deadline(&op, CALL_TIMEOUT, async {
+            self.docker().create_service(spec, None).await.map_err(|e| err(&op, e))
+        })
+        .await?;
+        Ok(r.id.unwrap_or_default())
+    }
+
+    /// Updates service `id`, which must still be at `version`; the cluster rolls its tasks.
+    pub async fn update_service(&self, id: &str, version: u64, req: &ServiceRequest<'_>) -> Result<()> {
+        let op = format!("update service {}", req.name);
+        let spec = service_spec(req);
+        let opts = q::UpdateServiceOptions { version: version as i32, ..Default::default() };
+        let r = deadline(&op, CALL_TIMEOUT, async {
+            self.docker().update_service(id, spec, opts, None).await.map_err(|e| err(&op, e))
+        })
+        .await?;
+        for w in r.warnings.unwrap_or_default() {
+            tracing::warn!(service = %req.name, warning = %w, "the swarm warns");
+        }
+        Ok(())
+    }
+
+    pub async fn remove_service(&self, id: &str) -> Result<()> {
+        let op = format!("remove service {id}");
+        deadline(&op, CALL_TIMEOUT, async { self.docker().delete_service(id).await.map_err(|e| err(&op, e)) }).await
+    }
+
+    /// An attachable overlay network (a bridge on one host is an overlay on a swarm).
+    pub async fn create_network(
+        &self,
+        name: &str,
+        spec: &NetworkSpec,
+        labels: BTreeMap<String, String>,
+    ) -> Result<String> {
+        let op = format!("create network {name}");
+        let driver = if spec.driver == "bridge" { "overlay".to_string() } else { spec.driver.clone() };
+        let ipam = spec.ipam.as_ref().map(|i| m::Ipam {
+            config: Some(vec![m::IpamConfig {
+                subnet: i.subnet.clone(),
+                gateway: i.gateway.clone(),
+                ip_range: i.ip_range.clone(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        let req = m::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some(driver),
+            internal: Some(spec.internal),
+            attachable: Some(true),
+            enable_ipv6: Some(spec.enable_ipv6),
+            ipam,
+            options: Some(spec.driver_opts.clone().into_iter().collect()),
+            labels: Some(labels.into_iter().collect()),
+            ..Default::default()
+        };
+        let r = deadline(&op, CALL_TIMEOUT, async { self.docker().create_network(req).await.map_err(|e| err(&op, e)) })
+            .await?;
+        Ok(r.id)
+    }
+
+    pub async fn remove_network(&self, id: &str) -> Result<()> {
+        let op = format!("remove network {id}");
+        deadline(&op, CALL_TIMEOUT, async { self.docker().remove_network(id).await.map_err(|e| err(&op, e)) }).await
+    }
+
+    /// A secret object holding `data`; the value never appears in an error or log.
+    pub async fn create_secret(&self, name: &str, data: &[u8], labels: BTreeMap<String, String>) -> Result<String> {
+        let op = format!("create secret {name}");
+        let spec = m::SecretSpec {
+            name: Some(name.to_string()),
+            labels: Some(labels.into_iter().collect()),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(data)),
+            ..Default::default()
+        };
+        let r = deadline(&op, CALL_TIMEOUT, async { self.docker().create_secret(spec).await.map_err(|e| err(&op, e)) })
+            .await?;
+        Ok(r.id)
+    }
+
+    pub async fn remove_secret(&self, id: &str) -> Result<()> {
+        let op = format!("remove secret {id}");
+        deadline(&op, CALL_TIMEOUT, async { self.docker().delete_secret(id).await.map_err(|e| err(&op, e)) }).await
+    }
+}
+
+fn service(s: m::Service, tasks: &[m::Task], nodes: &BTreeMap<String, String>) -> ObservedService {
+    let id = s.id.unwrap_or_default();
+    let spec = s.spec.unwrap_or_default();
+    let labels = to_btree(spec.labels.clone());
+    let template = spec.task_template.clone().unwrap_or_default();
+    // A task's spec as the API shows it leaves out some of the service's (defaults), so a task
+    // is recognized as current by what identifies a spec: the hash label and the image.
+    let identity = |c: Option<&m::TaskSpecContainerSpec>| {
+        c.map(|c| {
+            let hash = c.labels.as_ref().and_then(|l| l.get(crate::labels::SPEC_HASH)).cloned();
+            (hash, c.image.clone())
+        })
+    };
+    let want = identity(template.container_spec.as_ref());
+    let replicas = match &spec.mode {
+        Some(m::ServiceSpecMode { global: Some(_), .. }) => None,
+        Some(m::ServiceSpecMode { replicated: Some(r), .. }) => Some(r.replicas.unwrap_or(1).max(0) as u64),
+        _ => Some(1),
+    };
+    let update = s.update_status.map(|u| UpdateStatus {
+        state: UpdateState::parse(&u.state.map(|s| s.to_string()).unwrap_or_default()),
+        started_at: u.started_at,
+        message: u.message,
+    });
+    let status = s.service_status.unwrap_or_default();
+    let mut observed_tasks: Vec<ObservedTask> = tasks
+        .iter()
+        .filter(|t| t.service_id.as_deref() == Some(id.as_str()))
+        .map(|t| {
+            let st = t.status.clone().unwrap_or_default();
+            let node = t.node_id.clone().unwrap_or_default();
+            ObservedTask {
+                id: t.id.clone().unwrap_or_default(),
+                node: nodes.get(&node).cloned().unwrap_or(node),
+                slot: t.slot,
+                state: st.state.map(|s| s.to_string()).unwrap_or_default(),
+                desired_state: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
+                error: st.err.filter(|e| !e.is_empty()),
+                current: want.is_some() && identity(t.spec.as_ref().and_then(|s| s.container_spec.as_ref())) == want,
+            }
+        })
+        .collect();
+    observed_tasks.sort_by(|a, b| (a.slot, &a.node, &a.id).cmp(&(b.slot, &b.node, &b.id)));
+    ObservedService {
+        id,
+        name: spec.name.clone().unwrap_or_default(),
+        version: s.version.and_then(|v| v.index).unwrap_or(0),
+        owner: Ownership::from_labels(&labels),
+        labels,
+        replicas,
+        image: template.container_spec.and_then(|c| c.image).unwrap_or_default(),
+        update,
+        desired_tasks: status.desired_tasks.unwrap_or(0),
+        running_tasks: status.running_tasks.unwrap_or(0),
+        tasks: observed_tasks,
+    }
+}
+
+/// The swarm's service spec for a request: see the README's mapping table.
+pub fn service_spec(req: &ServiceRequest<'_>) -> m::ServiceSpec {
+    let s = req.spec;
+    let nanos = |d: crate::desired::Duration| d.as_nanos_i64();
+    let mut env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.extend(req.secret_env.iter().map(|(k, v)| format!("{k}={v}")));
+    let mounts: Vec<m::Mount> = s
+        .volumes
+        .iter()
+        .filter_map(|v| match v {
+            Mount::Volume { source, target, read_only } => Some(m::Mount {
+                typ: Some(m::MountType::VOLUME),
+                source: Some(source.clone()),
+                target: Some(target.clone()),
+                read_only: Some(*read_only),
+                volume_options: req.volume_labels.get(source).map(|l| m::MountVolumeOptions {
+                    labels: Some(l.clone().into_iter().collect()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            Mount::Bind { source, target, read_only } => Some(m::Mount {
+                typ: Some(m::MountType::BIND),
+                source: Some(source.clone()),
+                target: Some(target.clone()),
+                read_only: Some(*read_only),
+                ..Default::default()
+            }),
+            Mount::Tmpfs { target, size } => Some(m::Mount {
+                typ: Some(m::MountType::TMPFS),
+                target: Some(target.clone()),
+                tmpfs_options: size
+                    .map(|sz| m::MountTmpfsOptions { size_bytes: Some(sz.0 as i64), ..Default::default() }),
+                ..Default::default()
+            }),
+            // Secrets are the cluster's objects (below); the others are refused on this target.
+            _ => None,
+        })
+        .collect();
+    let secrets: Vec<m::TaskSpecContainerSpecSecrets> = req
+        .secrets
+        .iter()
+        .map(|sm| {
+            let a = sm.access.unwrap_or_default();
+            m::TaskSpecContainerSpecSecrets {
+                file: Some(m::TaskSpecContainerSpecFile {
+                    name: Some(sm.target.clone()),
+                    uid: Some(a.uid.unwrap_or(0).to_string()),
+                    gid: Some(a.gid.unwrap_or(0).to_string()),
+                    mode: Some(a.mode.map(|m| m.0).unwrap_or(0o444)),
+                }),
+                secret_id: Some(sm.id.clone()),
+                secret_name: Some(sm.name.clone()),
+            }
+        })
+        .collect();
+    let health_check = s.healthcheck.as_ref().map(|h| m::HealthConfig {
+        test: Some(h.test.clone()),
+        interval: h.interval.map(nanos),
+        timeout: h.timeout.map(nanos),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period.map(nanos),
+        ..Default::default()
+    });
+    // /etc/hosts lines, as the swarm takes them: `IP NAME`.
+    let hosts: Vec<String> =
+        s.extra_hosts.iter().filter_map(|h| h.split_once(':').map(|(name, ip)| format!("{ip} {name}"))).collect();
+    // The tasks carry the spec's hash, so those of the current spec are told from the others.
+    let mut container_labels: HashMap<String, String> = s.labels.clone().into_iter().collect();
+    if let Some(h) = req.labels.get(crate::labels::SPEC_HASH) {
+        container_labels.insert(crate::labels::SPEC_HASH.to_string(), h.clone());
+    }
+    let container = m::TaskSpecContainerSpec {
+        image: Some(s.image.clone()),
+        labels: Some(container_labels),
+        // The swarm's Command is the entrypoint, its Args the command.
+        command: s.entrypoint.clone(),
+        args: s.command.clone(),
+        hostname: s.hostname.clone(),
+        env: (!env.is_empty()).then_some(env),
+        dir: s.working_dir.clone(),
+        user: s.user.clone(),
+        groups: (!s.group_add.is_empty()).then(|| s.group_add.clone()),
+        tty: s.tty,
+        open_stdin: s.stdin_open,
+        read_only: s.read_only,
+        mounts: (!mounts.is_empty()).then_some(mounts),
+        stop_signal: s.stop_signal.clone(),
+        stop_grace_period: s.stop_timeout.map(nanos),
+        health_check,
+        hosts: (!hosts.is_empty()).then_some(hosts),
+        dns_config: (!s.dns.is_empty()).then(|| m::TaskSpecContainerSpecDnsConfig {
+            nameservers: Some(s.dns.iter().map(|ip| ip.to_string()).collect()),
+            ..Default::default()
+        }),
+        secrets: (!secrets.is_empty()).then_some(secrets),
+        init: s.init,
+        sysctls: (!s.sysctls.is_empty()).then(|| s.sysctls.clone().into_iter().collect()),
+        capability_add: (!s.cap_add.is_empty()).then(|| s.cap_add.iter().map(|c| c.to_string()).collect()),
+        capability_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.iter().map(|c| c.to_string()).collect()),
+        ulimits: (!s.ulimits.is_empty()).then(|| {
+            s.ulimits
+                .iter()
+                .map(|(name, l)| m::ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(l.soft),
+                    hard: Some(l.hard),
+                })
+                .collect()
+        }),
+        ..Default::default()
+    };
+    let limits = s.resources.clone().unwrap_or_default();
+    let resources = s.resources.as_ref().map(|_| m::TaskSpecResources {
+        limits: Some(m::Limit {
+            nano_cpus: limits.cpus.map(|c| (c * 1e9) as i64),
+            memory_bytes: limits.memory.map(|b| b.0 as i64),
+            pids: limits.pids,
+        }),
+        reservations: limits
+            .memory_reservation
+            .map(|b| m::ResourceObject { memory_bytes: Some(b.0 as i64), ..Default::default() }),
+        ..Default::default()
+    });
+    let restart_policy = s.restart.map(|r| {
+        let (condition, max_attempts) = match r {
+            RestartPolicy::No => (m::TaskSpecRestartPolicyConditionEnum::NONE, None),
+            RestartPolicy::OnFailure(n) => (m::TaskSpecRestartPolicyConditionEnum::ON_FAILURE, n.map(i64::from)),
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => (m::TaskSpecRestartPolicyConditionEnum::ANY, None),
+        };
+        m::TaskSpecRestartPolicy { condition: Some(condition), max_attempts, ..Default::default() }
+    });
+    let placement = s.placement.as_ref().map(|p| m::TaskSpecPlacement {
+        constraints: (!p.constraints.is_empty()).then(|| p.constraints.clone()),
+        preferences: (!p.preferences.is_empty()).then(|| {
+            p.preferences
+                .iter()
+                .map(|d| m::TaskSpecPlacementPreferences {
+                    spread: Some(m::TaskSpecPlacementSpread { spread_descriptor: Some(d.clone()) }),
+                })
+                .collect()
+        }),
+        max_replicas: p.max_replicas_per_node.map(|n| n as i64),
+        ..Default::default()
+    });
+    let networks: Vec<m::NetworkAttachmentConfig> = s
+        .networks
+        .iter()
+        .map(|(net, att)| m::NetworkAttachmentConfig {
+            target: Some(net.clone()),
+            aliases: (!att.aliases.is_empty()).then(|| att.aliases.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let task = m::TaskSpec {
+        container_spec: Some(container),
+        resources,
+        restart_policy,
+        placement,
+        networks: (!networks.is_empty()).then_some(networks),
+        log_driver: s.logging.as_ref().map(|l| m::TaskSpecLogDriver {
+            name: l.driver.clone(),
+            options: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
+        }),
+        ..Default::default()
+    };
+    let mode = match s.mode.unwrap_or_default() {
+        ServiceMode::Global => m::ServiceSpecMode { global: Some(HashMap::new()), ..Default::default() },
+        ServiceMode::Replicated => m::ServiceSpecMode {
+            replicated: Some(m::ServiceSpecModeReplicated { replicas: Some(s.replicas.unwrap_or(1) as i64) }),
+            ..Default::default()
+        },
+    };
+    let parallelism = s.update.as_ref().and_then(|u| u.parallelism).unwrap_or(1) as i64;
+    let monitor = s.min_uptime().as_nanos_i64();
+    let start_first = s.strategy() == Strategy::StartFirst;
+    let ports: Vec<m::EndpointPortConfig> = s
+        .ports
+        .iter()
+        .map(|p| m::EndpointPortConfig {
+            protocol: Some(match p.protocol {
+                crate::desired::Protocol::Tcp => m::EndpointPortConfigProtocolEnum::TCP,
+                crate::desired::Protocol::Udp => m::EndpointPortConfigProtocolEnum::UDP,
+            }),
+            target_port: Some(i64::from(p.container_port)),
+            published_port: p.host_port.map(i64::from),
+            publish_mode: Some(if p.host_mode {
+                m::EndpointPortConfigPublishModeEnum::HOST
+            } else {
+                m::EndpointPortConfigPublishModeEnum::INGRESS
+            }),
+            ..Default::default()
+        })
+        .collect();
+    m::ServiceSpec {
+        name: Some(req.name.to_string()),
+        labels: Some(req.labels.clone().into_iter().collect()),
+        task_template: Some(task),
+        mode: Some(mode),
+        update_config: Some(m::ServiceSpecUpdateConfig {
+            parallelism: Some(parallelism),
+            failure_action: Some(m::ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK),
+            monitor: Some(monitor),
+            max_failure_ratio: Some(0.0),
+            order: Some(if start_first {
+                m::ServiceSpecUpdateConfigOrderEnum::START_FIRST
+            } else {
+                m::ServiceSpecUpdateConfigOrderEnum::STOP_FIRST
+            }),
+            ..Default::default()
+        }),
+        rollback_config: Some(m::ServiceSpecRollbackConfig {
+            parallelism: Some(parallelism),
+            failure_action: Some(m::ServiceSpecRollbackConfigFailureActionEnum::PAUSE),
+            monitor: Some(monitor),
+            max_failure_ratio: Some(0.0),
+            order: Some(if start_first {
+                m::ServiceSpecRollbackConfigOrderEnum::START_FIRST
+            } else {
+                m::ServiceSpecRollbackConfigOrderEnum::STOP_FIRST
+            }),
+            ..Default::default()
+        }),
+        endpoint_spec: (!ports.is_empty()).then(|| m::EndpointSpec { ports: Some(ports), ..Default::default() }),
+        ..Default::default()
+    }
+}

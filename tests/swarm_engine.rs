@@ -1,0 +1,186 @@
+//! The swarm target against a real single-node swarm: the test engine made a manager on
+//! loopback (`docker swarm init --advertise-addr 127.0.0.1`), and left again afterwards when
+//! this test made it one. One test, in steps, because they share the one swarm.
+
+mod common;
+use common::*;
+
+const NAMES: &str = "swt-";
+
+/// Makes the test engine a swarm manager for the test's duration (unless it was one already).
+struct Swarm {
+    made: bool,
+}
+
+impl Swarm {
+    fn up() -> Swarm {
+        let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+        if state == "active" {
+            return Swarm { made: false };
+        }
+        docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        Swarm { made: true }
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        for kind in ["service", "secret"] {
+            let ids = docker(&[kind, "ls", "-q", "--filter", "label=dev.hawser.project=swt"]);
+            for id in ids.lines().filter(|l| !l.is_empty()) {
+                let _ = docker_raw(&[kind, "rm", id]);
+            }
+        }
+        let _ = docker_raw(&["service", "rm", &format!("{NAMES}other")]);
+        // Tasks leave their networks a moment after their service is gone.
+        for _ in 0..40 {
+            let nets = docker(&["network", "ls", "-q", "--filter", "label=dev.hawser.project=swt"]);
+            if nets.is_empty() {
+                break;
+            }
+            for n in nets.lines() {
+                let _ = docker_raw(&["network", "rm", n]);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        if self.made {
+            let _ = docker_raw(&["swarm", "leave", "--force"]);
+        }
+    }
+}
+
+fn manifest(env: &str, replicas: u32, extra: &str, secret: &std::path::Path) -> String {
+    format!(
+        "kind: Network\nmetadata: {{name: {NAMES}net}}\n---\nkind: Container\nmetadata: {{name: {NAMES}web}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  env: {{V: \"{env}\"}}\n  replicas: {replicas}\n  networks: [{NAMES}net]\n  stopTimeout: 2s\n  volumes: [{{type: secret, source: \"{}\", target: /run/secrets/token}}]\n{extra}",
+        secret.display()
+    )
+}
+
+fn service_field(name: &str, format: &str) -> String {
+    docker(&["service", "inspect", name, "--format", format])
+}
+
+/// The running tasks' containers of a service, on this one node.
+fn task_containers(service: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.swarm.service.name={service}");
+    docker(&["ps", "-q", "--filter", &filter]).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
+    let s = Stack::new("swt");
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "first-secret-value\n").unwrap();
+    let policy = s.state.path().join("policy.toml");
+    std::fs::write(&policy, format!("secretRoots = [\"{}\"]\n", secrets.path().display())).unwrap();
+    let policy = policy.to_string_lossy().to_string();
+    s.write("hawser.toml", "project = \"swt\"\ntarget = \"swarm\"\n");
+    s.write("app.yaml", &manifest("1", 2, "", &token));
+    s.commit("v1");
+
+    // Not a manager: a clear error that says how to fix it, and nothing changes.
+    let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
+    if state != "active" {
+        let r = s.hawser(&["--policy", &policy, "plan", "{src}"]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains("not part of a swarm") && r.stderr.contains("docker swarm init"), "{r:?}");
+    }
+    let _swarm = Swarm::up();
+
+    // The same manifest is refused on one host: replicas mean nothing there.
+    let r = s.hawser(&["--policy", &policy, "--target", "docker", "validate", "{src}"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr.contains("app.yaml:") && r.stderr.contains("replicas: 2: only means something in a cluster"),
+        "{r:?}"
+    );
+
+    // Create: the service runs two tasks of the digest the tag named.
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let web = format!("{NAMES}web");
+    let id = service_field(&web, "{{.ID}}");
+    assert!(service_field(&web, "{{.Spec.TaskTemplate.ContainerSpec.Image}}").contains("@sha256:"));
+    assert_eq!(service_field(&web, "{{.Spec.Mode.Replicated.Replicas}}"), "2");
+    assert_eq!(task_containers(&web).len(), 2, "{r:?}");
+    assert_eq!(service_field(&web, "{{index .Spec.Labels \"dev.hawser.project\"}}"), "swt");
+    let c = &task_containers(&web)[0];
+    assert_eq!(docker(&["exec", c, "cat", "/run/secrets/token"]), "first-secret-value");
+    // The secret's value is in no plan, label or output.
+    assert!(!r.stdout.contains("first-secret-value") && !r.stderr.contains("first-secret-value"));
+    assert!(!service_field(&web, "{{json .Spec}}").contains("first-secret-value"));
+
+    // No-op.
+    let r = s.hawser(&["--policy", &policy, "plan", "--exit-code", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // One field changed: the plan names it, and the service is updated in place.
+    s.write("app.yaml", &manifest("2", 2, "", &token));
+    s.commit("v2");
+    let r = s.hawser(&["--policy", &policy, "plan", "--exit-code", "{src}"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("update (rolling, by the swarm)") && r.stdout.contains("env.V"), "{r:?}");
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(service_field(&web, "{{.ID}}"), id, "updated, not recreated");
+    assert!(service_field(&web, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}").contains("V=2"));
+    let tasks = task_containers(&web);
+    assert_eq!(tasks.len(), 2);
+    for t in &tasks {
+        assert_eq!(docker(&["exec", t, "sh", "-c", "echo $V"]), "2", "every task runs the new spec");
+    }
+
+    // An update whose tasks never get healthy: the swarm rolls it back, hawser says so and
+    // fails, and the old tasks serve.
+    let sick = "  healthcheck: {test: [CMD, \"false\"], interval: 1s, timeout: 1s, retries: 1}\n";
+    s.write("app.yaml", &manifest("3", 2, sick, &token));
+    s.commit("v3 unhealthy");
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("rolled the update back") && r.stderr.contains("the old version serves"), "{r:?}");
+    assert!(service_field(&web, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}").contains("V=2"));
+    for t in &task_containers(&web) {
+        assert_eq!(docker(&["exec", t, "sh", "-c", "echo $V"]), "2");
+    }
+
+    // Replicas scaled by hand: drift, repaired.
+    s.write("app.yaml", &manifest("2", 2, "", &token));
+    s.commit("v4 back");
+    docker(&["service", "scale", "-d", &format!("{web}=4")]);
+    let r = s.hawser(&["--policy", &policy, "plan", "{src}"]);
+    assert!(r.stdout.contains("drift: replicas scaled by hand to 4 (declared 2)"), "{r:?}");
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(service_field(&web, "{{.Spec.Mode.Replicated.Replicas}}"), "2");
+    assert_eq!(task_containers(&web).len(), 2);
+
+    // A rotated secret: a new object, the service updated to it, the old object removed.
+    let old_secret = service_field(&web, "{{(index .Spec.TaskTemplate.ContainerSpec.Secrets 0).SecretName}}");
+    std::fs::write(&token, "second-secret-value\n").unwrap();
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let new_secret = service_field(&web, "{{(index .Spec.TaskTemplate.ContainerSpec.Secrets 0).SecretName}}");
+    assert_ne!(old_secret, new_secret);
+    let secrets_now = docker(&["secret", "ls", "--format", "{{.Name}}"]);
+    assert!(!secrets_now.lines().any(|l| l == old_secret), "{secrets_now}");
+    let c = &task_containers(&web)[0];
+    assert_eq!(docker(&["exec", c, "cat", "/run/secrets/token"]), "second-secret-value");
+
+    // Status: tasks and the node they run on.
+    let r = s.hawser(&["--target", "swarm", "status", "--project", "swt"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.lines().any(|l| l.contains(&web) && l.contains("2/2")), "{r:?}");
+
+    // Prune: an unmanaged service is never touched; emptying the project needs --allow-empty.
+    docker(&["service", "create", "-d", "--name", &format!("{NAMES}other"), IMAGE, "sleep", "600"]);
+    s.remove("app.yaml");
+    s.commit("nothing");
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "--prune", "{src}"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("--allow-empty"), "{r:?}");
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "--prune", "--allow-empty", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(docker_raw(&["service", "inspect", &web]).status.code() != Some(0));
+    assert_eq!(service_field(&format!("{NAMES}other"), "{{.Spec.Name}}"), format!("{NAMES}other"));
+}
