@@ -491,7 +491,6 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 if out.is_some() {
                     return Err(CliError::Failed("plan --out is not supported on the swarm target yet".into()));
                 }
-                swarm::pin_images(&mut d).await;
                 return swarm::plan(&cli.host, &d, *output, *exit_code, *prune, *take_over).await;
             }
             crate::runtime::registry::resolve_digests(&mut d).await;
@@ -598,7 +597,6 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 if saved.is_some() {
                     return Err(CliError::Failed("apply --plan is not supported on the swarm target yet".into()));
                 }
-                swarm::pin_images(&mut d).await;
                 let opts = ApplyOptions {
                     prune,
                     take_over,

@@ -28,12 +28,32 @@ async fn plan_for<'d>(
 }
 
 /// On a swarm every node must run the same bits: each image is pinned to the digest its tag
-/// names now, as `docker stack deploy` does. One whose registry can't be asked keeps its tag
-/// (and a service of it the digest it runs), with a warning.
-pub(super) async fn pin_images(d: &mut DesiredState) {
-    for w in crate::runtime::registry::pin_all(d).await {
-        eprintln!("warning: {w}");
+/// names now, asked of the manager as `docker service create` does (so its insecure
+/// registries and mirrors apply). One that can't be resolved keeps its tag (and a service of
+/// it the digest it runs), with a warning.
+async fn pin_images(engine: &SwarmEngine, d: &DesiredState) -> Result<DesiredState, CliError> {
+    let mut d = d.clone();
+    let tags: std::collections::BTreeSet<String> =
+        d.containers.values().filter(|c| !c.spec.image.contains('@')).map(|c| c.spec.image.clone()).collect();
+    let lookups = tags.into_iter().map(|t| async move {
+        let r = engine.resolve_digest(&t).await;
+        (t, r)
+    });
+    for (tag, r) in futures_util::future::join_all(lookups).await {
+        match r {
+            Ok(digest) => {
+                let pinned = format!("{}@{digest}", crate::observed::normalize_reference(&tag));
+                for c in d.containers.values_mut().filter(|c| c.spec.image == tag) {
+                    c.spec.image = pinned.clone();
+                    d.declared_images.insert(c.name.clone(), tag.clone());
+                }
+            }
+            Err(e) => {
+                eprintln!("warning: image {tag} is not pinned to a digest ({e}); the nodes resolve the tag themselves")
+            }
+        }
     }
+    Ok(d)
 }
 
 pub(super) async fn plan(
@@ -45,7 +65,8 @@ pub(super) async fn plan(
     take_over: bool,
 ) -> Result<u8, CliError> {
     let engine = SwarmEngine::connect(host).await?;
-    let (_, plan, _) = plan_for(&engine, d, prune, take_over).await?;
+    let d = pin_images(&engine, d).await?;
+    let (_, plan, _) = plan_for(&engine, &d, prune, take_over).await?;
     print_plan(&plan, output);
     Ok(if exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
 }
@@ -62,7 +83,10 @@ pub(super) async fn apply(
     let _lock = crate::lock::acquire(state_dir, &d.project, lock_timeout, &mut |m: &str| eprintln!("{m}"))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let started = std::time::Instant::now();
-    let result = run(&engine, d, opts).await;
+    let result = match pin_images(&engine, d).await {
+        Ok(pinned) => run(&engine, &pinned, opts).await,
+        Err(e) => Err(e),
+    };
     record_apply(state_dir, source, d, &result, started);
     result.map(|(code, _)| code)
 }

@@ -894,6 +894,15 @@ fn container(
         None => None,
     });
     s.placement = f.get("placement").and_then(|v| placement(v, sink));
+    s.endpoint_mode = f.get("endpointMode").and_then(|v| match string(v, "endpointMode", sink).as_deref() {
+        Some("vip") => Some(EndpointMode::Vip),
+        Some("dnsrr") => Some(EndpointMode::Dnsrr),
+        Some(other) => {
+            sink.error(v.pos, format!("invalid endpointMode `{other}`: expected vip or dnsrr"));
+            None
+        }
+        None => None,
+    });
     if let Some(v) = f.get("links") {
         for item in seq(v, "links", sink).unwrap_or_default() {
             if let Some(link) = string(item, "links", sink) {

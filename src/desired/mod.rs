@@ -185,6 +185,7 @@ pub fn load_with(
                     file_text: &file_text,
                     home,
                     allows_variable: &allows_variable,
+                    target: opts.target,
                 };
                 decoded.extend(compose::decode(doc, &ctx, &mut found, &mut warnings, &mut sink));
             }

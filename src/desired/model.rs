@@ -136,6 +136,13 @@ pub enum ServiceMode {
     Global,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointMode {
+    Vip,
+    Dnsrr,
+}
+
 /// Where a swarm may run a service's tasks.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -632,6 +639,10 @@ pub struct ContainerSpec {
     /// Swarm: which nodes may run its tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// Swarm: how the service's name resolves: one virtual IP (`vip`, the default) or each
+    /// task's address (`dnsrr`, for clients that balance themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_mode: Option<EndpointMode>,
     // Orchestration, not the container itself: kept out of the change hash (see `hash`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub depends_on: BTreeMap<String, DependCondition>,

@@ -22,6 +22,9 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
             if spec.placement.is_some() {
                 refuse("placement", format!("placement {cluster}"));
             }
+            if spec.endpoint_mode.is_some() {
+                refuse("endpointMode", format!("endpointMode {cluster}"));
+            }
             if let Some(n) = spec.update.as_ref().and_then(|u| u.parallelism) {
                 refuse("update/parallelism", format!("update.parallelism: {n}: {cluster}"));
             }
@@ -30,6 +33,14 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
             let no = |what: &str, why: &str| format!("{what} cannot be given to a swarm service: {why}");
             if spec.replicas.is_some() && spec.mode == Some(super::model::ServiceMode::Global) {
                 refuse("replicas", "replicas: a global service runs one task on every node; leave replicas out".into());
+            }
+            if spec.endpoint_mode == Some(super::model::EndpointMode::Dnsrr) && spec.ports.iter().any(|p| !p.host_mode)
+            {
+                refuse(
+                    "endpointMode",
+                    "endpointMode dnsrr has no virtual IP for the routing mesh to publish: publish its ports with `mode: host`"
+                        .into(),
+                );
             }
             for p in &spec.ports {
                 if p.host_ip.is_some() {

@@ -152,6 +152,16 @@ fn service(desired: &DesiredState, r: &Resource<ContainerSpec>, observed: &Swarm
         }
     } else if current.image != spec.image {
         Some(format!("it runs image {} (changed by hand), not {}", current.image, spec.image))
+    } else if current.running_tasks < current.replicas.unwrap_or(current.desired_tasks) && !updating(current) {
+        let want = current.replicas.unwrap_or(current.desired_tasks);
+        let down: Vec<&str> =
+            observed.nodes.values().filter(|n| n.state != "ready").map(|n| n.hostname.as_str()).collect();
+        let why = match (down.as_slice(), failing_tasks(current, 1).first()) {
+            ([], None) => String::new(),
+            ([], Some(f)) => format!("; failing {f}"),
+            (d, _) => format!("; node{} {} down", if d.len() == 1 { "" } else { "s" }, d.join(", ")),
+        };
+        Some(format!("{} of {want} tasks running{why}", current.running_tasks))
     } else {
         match &current.update {
             Some(u) if matches!(u.state, UpdateState::Paused | UpdateState::RollbackPaused) => Some(format!(
@@ -165,6 +175,10 @@ fn service(desired: &DesiredState, r: &Resource<ContainerSpec>, observed: &Swarm
         Some(seen) => out.push(action(Kind::Container, name, update, Cause::Drift { seen })),
         None => out.push(action(Kind::Container, name, Op::Keep, Cause::Unchanged)),
     }
+}
+
+fn updating(s: &ObservedService) -> bool {
+    s.update.as_ref().is_some_and(|u| matches!(u.state, UpdateState::Updating | UpdateState::RollbackStarted))
 }
 
 /// What the plan says of a service's tasks that fail, for `status` and the history: the node
@@ -203,8 +217,8 @@ mod tests {
             replicas: Some(spec.replicas.unwrap_or(1)),
             image: spec.image.clone(),
             update: None,
-            desired_tasks: 1,
-            running_tasks: 1,
+            desired_tasks: spec.replicas.unwrap_or(1),
+            running_tasks: spec.replicas.unwrap_or(1),
             tasks: vec![],
         }
     }
@@ -247,6 +261,23 @@ mod tests {
         let observed = SwarmState { services: vec![svc], ..Default::default() };
         let plan = diff(&d, &observed, &DiffOptions::default());
         assert_eq!(plan.actions[0].op, Op::Conflict);
+    }
+
+    #[test]
+    fn tasks_lost_with_a_node_are_drift_that_names_it() {
+        let d = desired(WEB);
+        let mut svc = applied(&d, "web", "s1");
+        svc.running_tasks = 1;
+        let node = |h: &str, state: &str| crate::observed::swarm::ObservedNode {
+            hostname: h.into(),
+            state: state.into(),
+            availability: "active".into(),
+        };
+        let nodes = [("n1".to_string(), node("hws1", "ready")), ("n3".to_string(), node("hws3", "down"))];
+        let observed = SwarmState { services: vec![svc], nodes: nodes.into_iter().collect(), ..Default::default() };
+        let plan = diff(&d, &observed, &DiffOptions::default());
+        assert_eq!(plan.actions[0].cause.to_string(), "drift: 1 of 2 tasks running; node hws3 down");
+        assert_eq!(plan.actions[0].op, Op::Update { id: "s1".into() });
     }
 
     #[test]

@@ -108,6 +108,15 @@ pub struct SwarmState {
     pub services: Vec<ObservedService>,
     pub networks: Vec<ObservedNetwork>,
     pub secrets: Vec<ObservedSecret>,
-    /// Node id to hostname.
-    pub nodes: BTreeMap<String, String>,
+    /// The nodes, by id.
+    pub nodes: BTreeMap<String, ObservedNode>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedNode {
+    pub hostname: String,
+    /// `ready`, `down`, `disconnected`, `unknown`.
+    pub state: String,
+    /// `active`, `pause`, `drain`.
+    pub availability: String,
 }

@@ -80,33 +80,6 @@ pub async fn resolve_digests(d: &mut DesiredState) {
     }
 }
 
-/// Pins every container's image that names no digest to the digest its tag names now
-/// (`repo:tag@sha256:...`), for a cluster, where every node must run the same bits. Returns a
-/// warning for each image whose registry could not be asked; those keep their tag.
-pub async fn pin_all(d: &mut DesiredState) -> Vec<String> {
-    let tags: std::collections::BTreeSet<String> =
-        d.containers.values().filter(|c| !c.spec.image.contains('@')).map(|c| c.spec.image.clone()).collect();
-    let lookups = tags.into_iter().map(|t| async move {
-        let r = resolve(&t).await;
-        (t, r)
-    });
-    let mut warnings = Vec::new();
-    for (tag, r) in futures_util::future::join_all(lookups).await {
-        match r {
-            Ok(digest) => {
-                let pinned = format!("{}@{digest}", crate::observed::normalize_reference(&tag));
-                for c in d.containers.values_mut().filter(|c| c.spec.image == tag) {
-                    c.spec.image = pinned.clone();
-                    d.declared_images.insert(c.name.clone(), tag.clone());
-                }
-            }
-            Err(e) => warnings
-                .push(format!("image {tag} is not pinned to a digest ({e}); the nodes resolve the tag themselves")),
-        }
-    }
-    warnings
-}
-
 async fn resolve(reference: &str) -> Result<String, String> {
     let r: Reference = reference.parse().map_err(|e| format!("invalid reference `{reference}`: {e}"))?;
     let registry = r.resolve_registry().to_string();

@@ -8,7 +8,9 @@ use super::docker::{deadline, err, to_btree, DockerEngine};
 use super::{EngineError, ErrorKind, Result};
 use crate::desired::{ContainerSpec, Mount, NetworkSpec, RestartPolicy, ServiceMode, Strategy};
 use crate::labels::Ownership;
-use crate::observed::swarm::{ObservedSecret, ObservedService, ObservedTask, SwarmState, UpdateState, UpdateStatus};
+use crate::observed::swarm::{
+    ObservedNode, ObservedSecret, ObservedService, ObservedTask, SwarmState, UpdateState, UpdateStatus,
+};
 use crate::observed::ObservedNetwork;
 use base64::Engine as _;
 use bollard::models as m;
@@ -97,14 +99,11 @@ impl SwarmEngine {
         let networks = networks.map_err(|e| err("list networks", e))?;
         let secrets = secrets.map_err(|e| err("list secrets", e))?;
         let nodes = nodes.map_err(|e| err("list nodes", e))?;
-        let mut state = SwarmState::default();
-        for n in nodes {
-            let id = n.id.unwrap_or_default();
-            let host = n.description.and_then(|d| d.hostname).unwrap_or_else(|| id.clone());
-            state.nodes.insert(id, host);
-        }
+        let mut state = SwarmState { nodes: node_map(nodes), ..Default::default() };
+        let hosts: BTreeMap<String, String> =
+            state.nodes.iter().map(|(id, n)| (id.clone(), n.hostname.clone())).collect();
         for s in services {
-            state.services.push(service(s, &tasks, &state.nodes));
+            state.services.push(service(s, &tasks, &hosts));
         }
         for n in networks {
             let labels = to_btree(n.labels);
@@ -125,6 +124,29 @@ impl SwarmEngine {
             });
         }
         Ok(state)
+    }
+
+    /// The digest `reference`'s tag names now, as the manager's registry configuration (its
+    /// insecure registries, mirrors) and the docker CLI's credentials find it: what
+    /// `docker service create` pins a service to.
+    pub async fn resolve_digest(&self, reference: &str) -> std::result::Result<String, String> {
+        let op = format!("resolve {reference}");
+        let registry = super::registry::registry_of(reference);
+        let credentials = match super::registry::auth_for(&registry) {
+            oci_client::secrets::RegistryAuth::Basic(username, password) => Some(bollard::auth::DockerCredentials {
+                username: Some(username),
+                password: Some(password),
+                serveraddress: Some(registry.clone()),
+                ..Default::default()
+            }),
+            _ => None,
+        };
+        let r = deadline(&op, CALL_TIMEOUT, async {
+            self.docker().inspect_registry_image(reference, credentials).await.map_err(|e| err(&op, e))
+        })
+        .await
+        .map_err(|e| e.message)?;
+        r.descriptor.digest.ok_or_else(|| format!("the registry of {reference} gave no digest"))
     }
 
     /// The secret objects of the swarm, name to id.
@@ -155,14 +177,8 @@ impl SwarmEngine {
             deadline(&op, CALL_TIMEOUT, async { Ok(tokio::join!(services, tasks, nodes)) }).await?;
         let services = services.map_err(|e| err(&op, e))?;
         let tasks = tasks.map_err(|e| err(&op, e))?;
-        let nodes: BTreeMap<String, String> = nodes
-            .map_err(|e| err(&op, e))?
-            .into_iter()
-            .map(|n| {
-                let id = n.id.unwrap_or_default();
-                (id.clone(), n.description.and_then(|d| d.hostname).unwrap_or(id))
-            })
-            .collect();
+        let nodes: BTreeMap<String, String> =
+            node_map(nodes.map_err(|e| err(&op, e))?).into_iter().map(|(id, n)| (id, n.hostname)).collect();
         // The id filter matches prefixes too.
         Ok(services.into_iter().find(|s| s.id.as_deref() == Some(id)).map(|s| service(s, &tasks, &nodes)))
     }
@@ -254,6 +270,22 @@ impl SwarmEngine {
         let op = format!("remove secret {id}");
         deadline(&op, CALL_TIMEOUT, async { self.docker().delete_secret(id).await.map_err(|e| err(&op, e)) }).await
     }
+}
+
+fn node_map(nodes: Vec<m::Node>) -> BTreeMap<String, ObservedNode> {
+    nodes
+        .into_iter()
+        .map(|n| {
+            let id = n.id.unwrap_or_default();
+            let status = n.status.unwrap_or_default();
+            let node = ObservedNode {
+                hostname: n.description.and_then(|d| d.hostname).unwrap_or_else(|| id.clone()),
+                state: status.state.map(|s| s.to_string()).unwrap_or_default(),
+                availability: n.spec.and_then(|s| s.availability).map(|a| a.to_string()).unwrap_or_default(),
+            };
+            (id, node)
+        })
+        .collect()
 }
 
 fn service(s: m::Service, tasks: &[m::Task], nodes: &BTreeMap<String, String>) -> ObservedService {
@@ -537,7 +569,13 @@ pub fn service_spec(req: &ServiceRequest<'_>) -> m::ServiceSpec {
             }),
             ..Default::default()
         }),
-        endpoint_spec: (!ports.is_empty()).then(|| m::EndpointSpec { ports: Some(ports), ..Default::default() }),
+        endpoint_spec: (!ports.is_empty() || s.endpoint_mode.is_some()).then(|| m::EndpointSpec {
+            mode: s.endpoint_mode.map(|e| match e {
+                crate::desired::EndpointMode::Vip => m::EndpointSpecModeEnum::VIP,
+                crate::desired::EndpointMode::Dnsrr => m::EndpointSpecModeEnum::DNSRR,
+            }),
+            ports: (!ports.is_empty()).then_some(ports),
+        }),
         ..Default::default()
     }
 }

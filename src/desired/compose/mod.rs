@@ -213,6 +213,8 @@ pub struct Context<'a, 't> {
     pub home: Option<&'a str>,
     /// Whether the host policy lets compose files read a variable of hawser's environment.
     pub allows_variable: &'a dyn Fn(&str) -> bool,
+    /// On a swarm, `deploy` says how the service is scheduled; on one host that is refused.
+    pub target: Target,
 }
 
 /// The files of the repository a compose file names besides itself (`env_file`, `include`,
@@ -554,6 +556,7 @@ pub fn decode(
             containers: &container_names,
             networks: &network_names,
             volumes: &volume_names,
+            target: ctx.target,
         };
         let mut extra = Vec::new();
         let mut warn = sink.beside(warnings);
@@ -616,6 +619,7 @@ struct Names<'a> {
     containers: &'a BTreeMap<String, String>,
     networks: &'a BTreeMap<String, String>,
     volumes: &'a BTreeMap<String, String>,
+    target: Target,
 }
 
 fn resource(kind: Kind, name: String, pos: Pos, sink: &mut Sink<'_>, spec: DecodedSpec) -> Decoded {
@@ -1190,7 +1194,7 @@ fn service(
     let mut pids = field(e, "pids_limit").and_then(|v| integer(v, "pids_limit", sink));
     let mut reservation = field(e, "mem_reservation").and_then(|v| docker_size(v, "mem_reservation", sink));
     if let Some(d) = field(e, "deploy") {
-        let limits = deploy(d, &mut s, warn, sink);
+        let limits = deploy(d, &mut s, names.target, warn, sink);
         // The service's own keys win over `deploy.resources`, as in compose.
         memory = memory.or(limits.memory);
         cpus = cpus.or(limits.cpus);
@@ -1217,31 +1221,39 @@ fn service(
     Some((d, default_net))
 }
 
-/// `deploy` on one host: `resources.limits` are the container's limits, `restart_policy` its
-/// restart policy (unless `restart` is given), one replica. What only a cluster can do
-/// (replicas, placement, update order) is refused at its position with the reason.
-fn deploy(n: &Node, s: &mut ContainerSpec, warn: &mut Sink<'_>, sink: &mut Sink<'_>) -> Limits {
+/// `deploy`: `resources.limits` are the container's limits, `restart_policy` its restart policy
+/// (unless `restart` is given). On a swarm, `replicas`, `mode`, `placement`, `update_config`
+/// and `endpoint_mode` schedule the service; on one host, what only a cluster can do is
+/// refused at its position with the reason.
+fn deploy(n: &Node, s: &mut ContainerSpec, target: Target, warn: &mut Sink<'_>, sink: &mut Sink<'_>) -> Limits {
     let mut out = Limits::default();
     const CLUSTER: &[&str] = &["placement", "update_config", "rollback_config", "endpoint_mode", "labels"];
     let known = ["replicas", "resources", "restart_policy", "mode"];
     let Some(e) = checked(n, &[&known[..], CLUSTER].concat(), "deploy", sink) else { return out };
-    for (k, _) in e.iter().filter(|(k, _)| CLUSTER.contains(&k.name.as_str())) {
-        sink.error(k.pos, format!("deploy.{} is for a cluster; one host has nothing to apply it to", k.name));
-    }
-    if let Some(r) = field(e, "replicas") {
-        match integer(r, "deploy.replicas", sink) {
-            Some(0 | 1) | None => {}
-            Some(n) => sink.error(
-                r.pos,
-                format!(
-                    "deploy.replicas: {n}: one host runs one container per service; replicas need a cluster target"
-                ),
-            ),
+    if target == Target::Swarm {
+        swarm_deploy(e, s, warn, sink);
+    } else {
+        for (k, _) in e.iter().filter(|(k, _)| CLUSTER.contains(&k.name.as_str())) {
+            sink.error(
+                k.pos,
+                format!("deploy.{} is for a cluster; one host has nothing to apply it to (target = \"swarm\" deploys to one)", k.name),
+            );
         }
-    }
-    if let Some(m) = field(e, "mode").and_then(|v| string(v, "deploy.mode", sink)) {
-        if m != "replicated" {
-            sink.error(n.pos, format!("deploy.mode `{m}` needs a cluster target"));
+        if let Some(r) = field(e, "replicas") {
+            match integer(r, "deploy.replicas", sink) {
+                Some(0 | 1) | None => {}
+                Some(n) => sink.error(
+                    r.pos,
+                    format!(
+                        "deploy.replicas: {n}: one host runs one container per service; replicas need a cluster target"
+                    ),
+                ),
+            }
+        }
+        if let Some(m) = field(e, "mode").and_then(|v| string(v, "deploy.mode", sink)) {
+            if m != "replicated" {
+                sink.error(n.pos, format!("deploy.mode `{m}` needs a cluster target"));
+            }
         }
     }
     if let Some(res) =
@@ -1443,6 +1455,92 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
         Err(e) => {
             sink.error(n.pos, e);
             None
+        }
+    }
+}
+
+/// The scheduling part of `deploy` on a swarm, into the fields hawser manifests have.
+fn swarm_deploy(e: &[(super::node::Key, Node)], s: &mut ContainerSpec, warn: &mut Sink<'_>, sink: &mut Sink<'_>) {
+    if let Some(r) = field(e, "replicas") {
+        match integer(r, "deploy.replicas", sink) {
+            Some(n) if n >= 0 => s.replicas = Some(n as u64),
+            Some(n) => sink.error(r.pos, format!("deploy.replicas: {n} is not a number of tasks")),
+            None => {}
+        }
+    }
+    if let Some(m) = field(e, "mode") {
+        match string(m, "deploy.mode", sink).as_deref() {
+            Some("replicated") => s.mode = Some(ServiceMode::Replicated),
+            Some("global") => s.mode = Some(ServiceMode::Global),
+            Some(other) => sink.error(m.pos, format!("deploy.mode `{other}`: expected replicated or global")),
+            None => {}
+        }
+    }
+    if let Some(p) = field(e, "placement")
+        .and_then(|p| checked(p, &["constraints", "preferences", "max_replicas_per_node"], "deploy.placement", sink))
+    {
+        let mut out = Placement::default();
+        if let Some(c) = field(p, "constraints") {
+            out.constraints = string_list(c, "deploy.placement.constraints", sink).unwrap_or_default();
+            out.constraints.sort();
+        }
+        if let Some(Value::Seq(items)) = field(p, "preferences").map(|v| &v.value) {
+            for item in items {
+                if let Some(spread) = checked(item, &["spread"], "a placement preference", sink)
+                    .and_then(|pf| field(pf, "spread"))
+                    .and_then(|v| string(v, "spread", sink))
+                {
+                    out.preferences.push(spread);
+                }
+            }
+        }
+        out.max_replicas_per_node = field(p, "max_replicas_per_node")
+            .and_then(|v| integer(v, "max_replicas_per_node", sink))
+            .map(|n| n.max(1) as u64);
+        s.placement = Some(out);
+    }
+    if let Some(u) = field(e, "update_config").and_then(|u| {
+        checked(
+            u,
+            &["parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"],
+            "deploy.update_config",
+            sink,
+        )
+    }) {
+        let mut up = s.update.clone().unwrap_or_default();
+        up.parallelism = field(u, "parallelism").and_then(|v| integer(v, "parallelism", sink)).map(|n| n.max(1) as u64);
+        up.strategy = match field(u, "order").map(|v| (v.pos, string(v, "order", sink))) {
+            Some((_, Some(o))) if o == "start-first" => Some(Strategy::StartFirst),
+            Some((_, Some(o))) if o == "stop-first" => Some(Strategy::StopFirst),
+            Some((pos, Some(o))) => {
+                sink.error(pos, format!("deploy.update_config.order `{o}`: expected start-first or stop-first"));
+                None
+            }
+            _ => up.strategy,
+        };
+        for (k, v) in u
+            .iter()
+            .filter(|(k, _)| matches!(k.name.as_str(), "delay" | "failure_action" | "monitor" | "max_failure_ratio"))
+        {
+            let _ = v;
+            warn.error(k.pos, format!("deploy.update_config.{} is hawser's to choose: a failed update is rolled back, watched for update.minUptime", k.name));
+        }
+        s.update = Some(up);
+    }
+    if let Some(k) = e.iter().find(|(k, _)| k.name == "rollback_config").map(|(k, _)| k) {
+        warn.error(k.pos, "deploy.rollback_config is hawser's to choose: a rollback undoes the update as it was made");
+    }
+    if let Some(m) = field(e, "endpoint_mode") {
+        match string(m, "deploy.endpoint_mode", sink).as_deref() {
+            Some("vip") => s.endpoint_mode = Some(EndpointMode::Vip),
+            Some("dnsrr") => s.endpoint_mode = Some(EndpointMode::Dnsrr),
+            Some(other) => sink.error(m.pos, format!("deploy.endpoint_mode `{other}`: expected vip or dnsrr")),
+            None => {}
+        }
+    }
+    if let Some(l) = field(e, "labels") {
+        for (k, v) in super::decode::string_map(l, "deploy.labels", sink).unwrap_or_default() {
+            s.labels.entry(k).or_insert(v);
         }
     }
 }

@@ -220,6 +220,35 @@ mod mapping {
     }
 
     #[test]
+    fn deploy_schedules_the_service_on_a_swarm() {
+        let policy = crate::desired::Policy::default();
+        let (env, data, filter) = (BTreeMap::new(), BTreeMap::new(), Default::default());
+        let mut opts = crate::desired::load_options(&policy, &env, &[], &data, &filter);
+        opts.target = crate::desired::Target::Swarm;
+        let text = "services:\n  web:\n    image: nginx:1\n    deploy:\n      replicas: 3\n      endpoint_mode: dnsrr\n      placement: {constraints: [node.role == worker], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 2}\n      update_config: {parallelism: 2, order: start-first}\n";
+        let d = crate::desired::load_with(
+            "shop",
+            "r",
+            &[ManifestFile { path: "compose.yaml".into(), text: text.into() }],
+            &opts,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let web = &d.containers["web"].spec;
+        assert_eq!(web.replicas, Some(3));
+        assert_eq!(web.endpoint_mode, Some(crate::desired::EndpointMode::Dnsrr));
+        let p = web.placement.as_ref().unwrap();
+        assert_eq!(
+            (p.constraints.as_slice(), p.preferences.as_slice(), p.max_replicas_per_node),
+            (&["node.role == worker".to_string()][..], &["node.labels.zone".to_string()][..], Some(2))
+        );
+        let u = web.update.as_ref().unwrap();
+        assert_eq!((u.parallelism, u.strategy), (Some(2), Some(crate::desired::Strategy::StartFirst)));
+        // The same file on one host: refused where it schedules.
+        let e = load_compose(text).unwrap_err().to_string();
+        assert!(e.contains("deploy.replicas: 3: one host runs one container per service"), "{e}");
+    }
+
+    #[test]
     fn env_files_of_the_repository_come_before_environment() {
         let files = [ManifestFile {
             path: "app/compose.yaml".into(),
