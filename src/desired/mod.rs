@@ -315,6 +315,13 @@ pub fn load_with(
 
     check_policy(&state, policy, &spans, &files, &mut diags);
     state.target = opts.target;
+    if opts.target == Target::Docker {
+        // One host publishes every port on itself: `mode: host` says nothing more there, and is
+        // left out so it changes no container's spec.
+        for r in state.containers.values_mut() {
+            r.spec.ports.iter_mut().for_each(|p| p.host_mode = false);
+        }
+    }
     for r in state.containers.values() {
         for f in target::check_container(&r.spec, opts.target) {
             let pos = spans.get(&(Kind::Container, r.name.clone())).and_then(|s| s.find(&f.at)).unwrap_or(r.origin.pos);
