@@ -261,7 +261,8 @@ async fn converge(
         let rolling = ours.is_some_and(|u| !matches!(u.state, crate::observed::swarm::UpdateState::Completed));
         let want = s.replicas.unwrap_or(s.desired_tasks);
         let live = |t: &&crate::observed::swarm::ObservedTask| t.desired_state == "running";
-        let current = s.tasks.iter().filter(live).filter(|t| t.current && t.state == "running").count() as u64;
+        let current =
+            s.tasks.iter().filter(live).filter(|t| t.current && t.state == "running" && !t.node_down).count() as u64;
         // Old tasks count until their container has stopped, not just been told to.
         let stale =
             s.tasks.iter().filter(|t| !t.current && (t.desired_state == "running" || t.state == "running")).count();

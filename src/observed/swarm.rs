@@ -56,6 +56,8 @@ pub struct ObservedTask {
     pub id: String,
     /// The node's hostname (its id when the node is gone).
     pub node: String,
+    /// Its node is down: whatever the task's last known state, it runs nowhere reachable.
+    pub node_down: bool,
     pub slot: Option<i64>,
     /// `running`, `starting`, `failed`, `rejected`, `shutdown`, ...
     pub state: String,

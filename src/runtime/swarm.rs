@@ -100,10 +100,8 @@ impl SwarmEngine {
         let secrets = secrets.map_err(|e| err("list secrets", e))?;
         let nodes = nodes.map_err(|e| err("list nodes", e))?;
         let mut state = SwarmState { nodes: node_map(nodes), ..Default::default() };
-        let hosts: BTreeMap<String, String> =
-            state.nodes.iter().map(|(id, n)| (id.clone(), n.hostname.clone())).collect();
         for s in services {
-            state.services.push(service(s, &tasks, &hosts));
+            state.services.push(service(s, &tasks, &state.nodes));
         }
         for n in networks {
             let labels = to_btree(n.labels);
@@ -177,8 +175,7 @@ impl SwarmEngine {
             deadline(&op, CALL_TIMEOUT, async { Ok(tokio::join!(services, tasks, nodes)) }).await?;
         let services = services.map_err(|e| err(&op, e))?;
         let tasks = tasks.map_err(|e| err(&op, e))?;
-        let nodes: BTreeMap<String, String> =
-            node_map(nodes.map_err(|e| err(&op, e))?).into_iter().map(|(id, n)| (id, n.hostname)).collect();
+        let nodes = node_map(nodes.map_err(|e| err(&op, e))?);
         // The id filter matches prefixes too.
         Ok(services.into_iter().find(|s| s.id.as_deref() == Some(id)).map(|s| service(s, &tasks, &nodes)))
     }
@@ -288,7 +285,7 @@ fn node_map(nodes: Vec<m::Node>) -> BTreeMap<String, ObservedNode> {
         .collect()
 }
 
-fn service(s: m::Service, tasks: &[m::Task], nodes: &BTreeMap<String, String>) -> ObservedService {
+fn service(s: m::Service, tasks: &[m::Task], nodes: &BTreeMap<String, ObservedNode>) -> ObservedService {
     let id = s.id.unwrap_or_default();
     let spec = s.spec.unwrap_or_default();
     let labels = to_btree(spec.labels.clone());
@@ -321,7 +318,8 @@ fn service(s: m::Service, tasks: &[m::Task], nodes: &BTreeMap<String, String>) -
             let node = t.node_id.clone().unwrap_or_default();
             ObservedTask {
                 id: t.id.clone().unwrap_or_default(),
-                node: nodes.get(&node).cloned().unwrap_or(node),
+                node_down: nodes.get(&node).is_some_and(|n| n.state == "down"),
+                node: nodes.get(&node).map(|n| n.hostname.clone()).unwrap_or(node),
                 slot: t.slot,
                 state: st.state.map(|s| s.to_string()).unwrap_or_default(),
                 desired_state: t.desired_state.map(|s| s.to_string()).unwrap_or_default(),
@@ -341,7 +339,12 @@ fn service(s: m::Service, tasks: &[m::Task], nodes: &BTreeMap<String, String>) -
         image: template.container_spec.and_then(|c| c.image).unwrap_or_default(),
         update,
         desired_tasks: status.desired_tasks.unwrap_or(0),
-        running_tasks: status.running_tasks.unwrap_or(0),
+        // The manager's own count keeps the tasks of a node that went down as running until it
+        // hears from the node again; they are not running anywhere anyone can reach.
+        running_tasks: observed_tasks
+            .iter()
+            .filter(|t| t.desired_state == "running" && t.state == "running" && !t.node_down)
+            .count() as u64,
         tasks: observed_tasks,
     }
 }
