@@ -5,7 +5,9 @@
 use crate::apply::{self, Report};
 use crate::desired::DesiredState;
 use crate::diff::{self, DiffOptions, Op, Plan};
+use crate::observed::swarm::SwarmState;
 use crate::observed::ObservedState;
+use crate::runtime::swarm::SwarmEngine;
 use crate::runtime::{Engine, EngineError};
 use std::borrow::Cow;
 
@@ -21,7 +23,8 @@ pub struct Options {
 pub enum ReconcileError {
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("the project's target is `{0}`, which `hawser serve` does not deploy to yet; use `hawser apply`")]
+    /// A swarm project reached the one-host path (or the other way round): never applied.
+    #[error("the project's target is `{0}`, not this engine's kind")]
     Target(String),
     #[error("Image {name}: {source}")]
     Pull { name: String, source: EngineError },
@@ -106,5 +109,89 @@ pub async fn converge<E: Engine>(
         return Ok((plan, Report::default()));
     }
     let report = execute(engine, &d, &plan, progress).await?;
+    Ok((plan, report))
+}
+
+/// Swarm: every image pinned to the digest its tag names now, asked of the manager as `docker
+/// service create` does (its insecure registries and mirrors apply), so every node runs the
+/// same bits. One that can't be resolved keeps its tag (and a service of it the digest it
+/// runs); the warnings say which.
+pub async fn pin_swarm_images(engine: &SwarmEngine, d: &DesiredState) -> (DesiredState, Vec<String>) {
+    let mut d = d.clone();
+    let tags: std::collections::BTreeSet<String> =
+        d.containers.values().filter(|c| !c.spec.image.contains('@')).map(|c| c.spec.image.clone()).collect();
+    let lookups = tags.into_iter().map(|t| async move {
+        let r = engine.resolve_digest(&t).await;
+        (t, r)
+    });
+    let mut warnings = Vec::new();
+    for (tag, r) in futures_util::future::join_all(lookups).await {
+        match r {
+            Ok(digest) => {
+                let pinned = format!("{}@{digest}", crate::observed::normalize_reference(&tag));
+                for c in d.containers.values_mut().filter(|c| c.spec.image == tag) {
+                    c.spec.image = pinned.clone();
+                    d.declared_images.insert(c.name.clone(), tag.clone());
+                }
+            }
+            Err(e) => warnings
+                .push(format!("image {tag} is not pinned to a digest ({e}); the nodes resolve the tag themselves")),
+        }
+    }
+    (d, warnings)
+}
+
+/// Swarm: observes the cluster and computes the plan, with the desired state it is to be
+/// executed against (see `diff::swarm::effective`). `d` has its images pinned.
+pub async fn plan_swarm<'d>(
+    engine: &SwarmEngine,
+    d: &'d DesiredState,
+    opts: &Options,
+) -> Result<(SwarmState, Plan, Cow<'d, DesiredState>), ReconcileError> {
+    let observed = engine.observe().await?;
+    let effective = diff::swarm::effective(d, &observed);
+    let mut plan =
+        diff::swarm::diff(&effective, &observed, &DiffOptions { prune: opts.prune, take_over: opts.take_over });
+    plan.mask(&d.masked);
+    Ok((observed, plan, effective))
+}
+
+/// Swarm: executes a checked plan; `Err` names every action that failed.
+pub async fn execute_swarm(
+    engine: &SwarmEngine,
+    d: &DesiredState,
+    plan: &Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Report, ReconcileError> {
+    let report = apply::swarm::execute(engine, d, plan, progress).await;
+    if report.ok() {
+        Ok(report)
+    } else {
+        Err(ReconcileError::Failed {
+            revision: d.revision.clone(),
+            done: report.done,
+            failed: report.failures.len(),
+            lines: report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect(),
+        })
+    }
+}
+
+/// Swarm: pin, plan, check and execute in one go (the service's reconcile).
+pub async fn converge_swarm(
+    engine: &SwarmEngine,
+    d: &DesiredState,
+    opts: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Plan, Report), ReconcileError> {
+    let (pinned, warnings) = pin_swarm_images(engine, d).await;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let (_, plan, d) = plan_swarm(engine, &pinned, opts).await?;
+    check(&plan, &d, opts)?;
+    if !plan.has_changes() {
+        return Ok((plan, Report::default()));
+    }
+    let report = execute_swarm(engine, &d, &plan, progress).await?;
     Ok((plan, report))
 }

@@ -172,6 +172,40 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.lines().any(|l| l.contains(&web) && l.contains("2/2")), "{r:?}");
 
+    // The service repairs drift from the swarm's service events: hand scaling is undone.
+    let serve = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_hawser"))
+            .args(["--policy", &policy, "serve", s.path().to_str().unwrap(), "--interval", "10m"])
+            .args(["--listen", "127.0.0.1:19495"])
+            .env("DOCKER_HOST", docker_host())
+            .env("HAWSER_STATE_DIR", s.state.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s
+        .hawser(&["history", "--project", "swt"])
+        .stdout
+        .lines()
+        .any(|l| l.contains(" serve") || l.contains("start"))
+    {
+        assert!(std::time::Instant::now() < until, "serve never reconciled");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    docker(&["service", "scale", "-d", &format!("{web}=3")]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let replicas = service_field(&web, "{{.Spec.Mode.Replicated.Replicas}}");
+        if replicas == "2" && task_containers(&web).len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "serve did not undo the hand scaling: {replicas}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(serve);
+
     // Prune: an unmanaged service is never touched; emptying the project needs --allow-empty.
     docker(&["service", "create", "-d", "--name", &format!("{NAMES}other"), IMAGE, "sleep", "600"]);
     s.remove("app.yaml");

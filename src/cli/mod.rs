@@ -664,7 +664,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 s.auth = s.auth.or(&git_auth(cli));
             }
             let engine = DockerEngine::connect(&cli.host).await?;
-            crate::serve::run(engine, cfg, state_dir, policy(cli)?, size_limits(cli))
+            crate::serve::run(engine, cli.host.clone(), cfg, state_dir, policy(cli)?, size_limits(cli))
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             Ok(EXIT_OK)

@@ -5,55 +5,18 @@ use super::{
     color, confirm, print_plan, record_apply, short_revision, ApplyOptions, CliError, Output, EXIT_CHANGES, EXIT_OK,
 };
 use crate::desired::DesiredState;
-use crate::diff::{self, DiffOptions, Plan};
-use crate::observed::swarm::SwarmState;
+use crate::diff;
 use crate::reconcile;
 use crate::runtime::swarm::SwarmEngine;
 use crate::terminal::clean_line;
-use std::borrow::Cow;
 
-/// Pins the images, observes the swarm and computes the plan, with the desired state it is to
-/// be executed against (see `diff::swarm::effective`).
-async fn plan_for<'d>(
-    engine: &SwarmEngine,
-    d: &'d DesiredState,
-    prune: bool,
-    take_over: bool,
-) -> Result<(SwarmState, Plan, Cow<'d, DesiredState>), CliError> {
-    let observed = engine.observe().await?;
-    let effective = diff::swarm::effective(d, &observed);
-    let mut plan = diff::swarm::diff(&effective, &observed, &DiffOptions { prune, take_over });
-    plan.mask(&d.masked);
-    Ok((observed, plan, effective))
-}
-
-/// On a swarm every node must run the same bits: each image is pinned to the digest its tag
-/// names now, asked of the manager as `docker service create` does (so its insecure
-/// registries and mirrors apply). One that can't be resolved keeps its tag (and a service of
-/// it the digest it runs), with a warning.
-async fn pin_images(engine: &SwarmEngine, d: &DesiredState) -> Result<DesiredState, CliError> {
-    let mut d = d.clone();
-    let tags: std::collections::BTreeSet<String> =
-        d.containers.values().filter(|c| !c.spec.image.contains('@')).map(|c| c.spec.image.clone()).collect();
-    let lookups = tags.into_iter().map(|t| async move {
-        let r = engine.resolve_digest(&t).await;
-        (t, r)
-    });
-    for (tag, r) in futures_util::future::join_all(lookups).await {
-        match r {
-            Ok(digest) => {
-                let pinned = format!("{}@{digest}", crate::observed::normalize_reference(&tag));
-                for c in d.containers.values_mut().filter(|c| c.spec.image == tag) {
-                    c.spec.image = pinned.clone();
-                    d.declared_images.insert(c.name.clone(), tag.clone());
-                }
-            }
-            Err(e) => {
-                eprintln!("warning: image {tag} is not pinned to a digest ({e}); the nodes resolve the tag themselves")
-            }
-        }
+/// Pins the images (warnings on stderr), for a plan of `d`.
+async fn pinned(engine: &SwarmEngine, d: &DesiredState) -> DesiredState {
+    let (d, warnings) = reconcile::pin_swarm_images(engine, d).await;
+    for w in warnings {
+        eprintln!("warning: {w}");
     }
-    Ok(d)
+    d
 }
 
 pub(super) async fn plan(
@@ -65,8 +28,9 @@ pub(super) async fn plan(
     take_over: bool,
 ) -> Result<u8, CliError> {
     let engine = SwarmEngine::connect(host).await?;
-    let d = pin_images(&engine, d).await?;
-    let (_, plan, _) = plan_for(&engine, &d, prune, take_over).await?;
+    let d = pinned(&engine, d).await;
+    let opts = reconcile::Options { prune, take_over, allow_empty: false };
+    let (_, plan, _) = reconcile::plan_swarm(&engine, &d, &opts).await?;
     print_plan(&plan, output);
     Ok(if exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
 }
@@ -83,21 +47,19 @@ pub(super) async fn apply(
     let _lock = crate::lock::acquire(state_dir, &d.project, lock_timeout, &mut |m: &str| eprintln!("{m}"))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let started = std::time::Instant::now();
-    let result = match pin_images(&engine, d).await {
-        Ok(pinned) => run(&engine, &pinned, opts).await,
-        Err(e) => Err(e),
-    };
-    record_apply(state_dir, source, d, &result, started);
+    let d = pinned(&engine, d).await;
+    let result = run(&engine, &d, opts).await;
+    record_apply(state_dir, source, &d, &result, started);
     result.map(|(code, _)| code)
 }
 
 async fn run(engine: &SwarmEngine, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<(u8, usize), CliError> {
-    let (_, plan, d) = plan_for(engine, d, o.prune, o.take_over).await?;
+    let ropts = reconcile::Options { prune: o.prune, allow_empty: o.allow_empty, take_over: o.take_over };
+    let (_, plan, d) = reconcile::plan_swarm(engine, d, &ropts).await?;
     let d = d.as_ref();
     if !o.quiet {
         print!("{}", diff::render::text(&plan, color()));
     }
-    let ropts = reconcile::Options { prune: o.prune, allow_empty: o.allow_empty, take_over: o.take_over };
     reconcile::check(&plan, d, &ropts)?;
     if !plan.has_changes() {
         return Ok((EXIT_OK, 0));
@@ -111,16 +73,7 @@ async fn run(engine: &SwarmEngine, d: &DesiredState, o: &ApplyOptions<'_>) -> Re
             println!("{}", crate::terminal::clean(line));
         }
     };
-    let report = crate::apply::swarm::execute(engine, d, &plan, &mut progress).await;
-    if !report.ok() {
-        return Err(reconcile::ReconcileError::Failed {
-            revision: d.revision.clone(),
-            done: report.done,
-            failed: report.failures.len(),
-            lines: report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect(),
-        }
-        .into());
-    }
+    let report = reconcile::execute_swarm(engine, d, &plan, &mut progress).await?;
     if !quiet {
         println!("Applied revision {} of project {} to the swarm: {} change(s).", d.revision, d.project, report.done);
     }

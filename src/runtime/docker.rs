@@ -266,9 +266,30 @@ pub struct EngineEvent {
     pub project: String,
     pub name: String,
     pub action: String,
+    /// A swarm service's event (`name` is the service's), not a container's.
+    pub service: bool,
 }
 
 impl DockerEngine {
+    /// A swarm's service events (a service updated or removed, by hand or by hawser): their
+    /// attributes name the service only, not its labels.
+    pub fn service_events(&self) -> impl futures_util::Stream<Item = Result<EngineEvent>> + '_ {
+        let mut filters = HashMap::new();
+        filters.insert("type".to_string(), vec!["service".to_string()]);
+        filters.insert("event".to_string(), vec!["update".to_string(), "remove".to_string()]);
+        let opts = q::EventsOptions { filters: Some(filters), ..Default::default() };
+        self.docker.events(Some(opts)).map(|r| {
+            let m = r.map_err(|e| err("follow service events", e))?;
+            let attrs = m.actor.unwrap_or_default().attributes.unwrap_or_default();
+            Ok(EngineEvent {
+                project: String::new(),
+                name: attrs.get("name").cloned().unwrap_or_default(),
+                action: m.action.unwrap_or_default(),
+                service: true,
+            })
+        })
+    }
+
     /// die, destroy, oom and health_status events of containers that carry a project label.
     pub fn container_events(&self) -> impl futures_util::Stream<Item = Result<EngineEvent>> + '_ {
         let mut filters = HashMap::new();
@@ -287,6 +308,7 @@ impl DockerEngine {
                 project: attrs.get(crate::labels::PROJECT).cloned().unwrap_or_default(),
                 name: attrs.get("name").cloned().unwrap_or_default(),
                 action: m.action.unwrap_or_default(),
+                service: false,
             })
         })
     }

@@ -14,6 +14,7 @@ use crate::apply::limit::Limited;
 use crate::desired::{self, DesiredState, Policy};
 use crate::reconcile::{self, ReconcileError};
 use crate::runtime::docker::DockerEngine;
+use crate::runtime::swarm::SwarmEngine;
 use crate::source::{self, SourceOptions};
 use config::{ServeConfig, SourceConfig};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -68,6 +69,8 @@ pub struct Source {
     /// The strongest reason given since the last reconcile started.
     pending: Mutex<Option<Trigger>>,
     pub status: Mutex<metrics::SourceStatus>,
+    /// The services of its last swarm revision: a swarm's service events name no project.
+    swarm_services: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Source {
@@ -95,6 +98,9 @@ pub struct Service {
     pub policy: Policy,
     pub limits: source::SizeLimits,
     pub started: Instant,
+    /// The engine's address, and, once a source's target is a swarm, the manager there.
+    pub host: String,
+    swarm: tokio::sync::OnceCell<SwarmEngine>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +143,7 @@ impl Service {
                 wake: Notify::new(),
                 pending: Mutex::new(None),
                 status: Mutex::new(status),
+                swarm_services: Mutex::new(Default::default()),
             }));
         }
         let history = match crate::history::History::open(state_dir) {
@@ -154,6 +161,8 @@ impl Service {
             policy,
             limits: source::SizeLimits::default(),
             started: Instant::now(),
+            host: String::new(),
+            swarm: tokio::sync::OnceCell::new(),
         })
     }
 }
@@ -161,6 +170,7 @@ impl Service {
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(
     engine: DockerEngine,
+    host: String,
     cfg: ServeConfig,
     state_dir: &Path,
     policy: Policy,
@@ -168,6 +178,7 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let mut svc = Service::new(&cfg, state_dir, policy)?;
     svc.limits = limits;
+    svc.host = host;
     let svc = Arc::new(svc);
     http::raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
@@ -434,19 +445,30 @@ async fn run_reconcile(
         }
     };
     let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false, take_over: false };
-    let limited = Limited::new(engine.as_ref(), 8);
     let name = src.name.clone();
     let mut progress = |line: &str| tracing::info!(source = %name, "{line}");
-    match reconcile::converge(&limited, d, &opts, &mut progress).await {
-        Ok((plan, report)) => {
+    let result = if d.target == desired::Target::Swarm {
+        *src.swarm_services.lock().unwrap() = d.containers.keys().cloned().collect();
+        match svc.swarm.get_or_try_init(|| SwarmEngine::connect(&svc.host)).await {
+            Ok(swarm) => reconcile::converge_swarm(swarm, d, &opts, &mut progress).await,
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        let limited = Limited::new(engine.as_ref(), 8);
+        let r = reconcile::converge(&limited, d, &opts, &mut progress).await;
+        if r.is_ok() {
+            for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
+                tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
+            }
+        }
+        r
+    };
+    match result {
+        Ok((_, report)) => {
             let outcome = if report.done > 0 { Outcome::Changed } else { Outcome::Unchanged };
             if report.done > 0 && why == Trigger::Event {
                 svc.metrics.lock().unwrap().drift_repairs(&src.name);
                 src.status.lock().unwrap().drift_repairs += 1;
-            }
-            let _ = plan;
-            for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
-                tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
             }
             record(svc, src, Some(d), why, outcome, started, None, report.done as u64);
             Ok(())
@@ -543,13 +565,18 @@ async fn follow_engine_events(svc: Arc<Service>, engine: Arc<DockerEngine>, mut 
         return;
     }
     loop {
-        let mut events = Box::pin(engine.container_events());
+        let mut events = Box::pin(futures_util::stream::select(engine.container_events(), engine.service_events()));
         loop {
             tokio::select! {
                 ev = events.next() => match ev {
                     Some(Ok(ev)) => {
                         for s in svc.sources.iter().filter(|s| s.cfg.self_heal) {
-                            if s.status.lock().unwrap().project.as_deref() == Some(ev.project.as_str()) {
+                            let ours = if ev.service {
+                                s.swarm_services.lock().unwrap().contains(&ev.name)
+                            } else {
+                                s.status.lock().unwrap().project.as_deref() == Some(ev.project.as_str())
+                            };
+                            if ours {
                                 tracing::debug!(source = %s.name, container = %ev.name, action = %ev.action, "engine event");
                                 s.trigger(Trigger::Event);
                             }
