@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""The swarm benchmark: hawser and `docker stack deploy` (the peer) deploying and changing the
+same 20 services on the three-node test cluster (tests/support/swarm-cluster), in one run.
+Writes its section of BENCHMARKS.md (between the swarm markers; bench/run.py keeps it).
+
+`docker stack deploy` returns before the cluster has converged unless asked to wait
+(`--detach=false`): both are timed, and hawser, which always waits and says when the cluster
+has converged, is compared with the waiting one.
+
+Usage: bench/swarm.py [--services 20] [--runs 3] [--out BENCHMARKS.md]
+"""
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLUSTER = os.path.join(ROOT, "tests/support/swarm-cluster")
+MANAGER = "unix:///run/hws/n1/docker.sock"
+IMAGE = "198.18.0.1:5000/busybox:latest"
+LOOP = "trap 'exit 0' TERM; while true; do sleep 1; done"
+ENV = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+ENV["DOCKER_HOST"] = MANAGER
+BEGIN, END = "<!-- swarm benchmark -->", "<!-- /swarm benchmark -->"
+
+
+def sh(cmd, check=True, cwd=None):
+    r = subprocess.run(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+def timed(cmd, cwd=None):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    if r.returncode != 0:
+        print(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return time.perf_counter() - t
+
+
+def converged(prefix, version, n):
+    """Whether every service of `prefix` runs one task of `version` and nothing else."""
+    out = sh(["docker", "service", "ls", "--filter", f"name={prefix}", "--format", "{{.Name}} {{.Replicas}}"]).stdout
+    rows = [l.split() for l in out.splitlines() if l.strip()]
+    if len(rows) != n or any(r[1] != "1/1" for r in rows):
+        return False
+    tasks = sh(["docker", "service", "ps", "--filter", "desired-state=running", "--format", "{{.Name}} {{.CurrentState}}",
+                *[r[0] for r in rows]]).stdout
+    if sum(1 for l in tasks.splitlines() if "Running" in l) != n:
+        return False
+    envs = sh(["docker", "service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+               *[r[0] for r in rows]]).stdout
+    return all(f"VERSION={version}" in l for l in envs.splitlines())
+
+
+def wait_converged(prefix, version, n, since):
+    while not converged(prefix, version, n):
+        if time.perf_counter() - since > 300:
+            return None
+        time.sleep(0.2)
+    return time.perf_counter() - since
+
+
+def hawser_stack(prefix, n, version):
+    docs = [f"kind: Network\nmetadata: {{name: {prefix}net}}\n"]
+    for i in range(n):
+        docs.append(f"kind: Container\nmetadata: {{name: {prefix}s{i}}}\nspec:\n  image: \"{IMAGE}\"\n"
+                    f"  command: [sh, -c, {json.dumps(LOOP)}]\n  env: {{VERSION: \"{version}\"}}\n"
+                    f"  networks: [{prefix}net]\n  stopTimeout: 2s\n")
+    return "---\n".join(docs)
+
+
+def compose_stack(prefix, n, version):
+    lines = ["version: '3.8'", "services:"]
+    for i in range(n):
+        lines += [f"  s{i}:", f"    image: {IMAGE}", f"    command: [sh, -c, {json.dumps(LOOP)}]",
+                  f"    environment: {{VERSION: \"{version}\"}}", "    networks: [net]", "    stop_grace_period: 2s",
+                  "    deploy: {replicas: 1, update_config: {order: start-first}}"]
+    lines += ["networks:", "  net: {driver: overlay}"]
+    return "\n".join(lines) + "\n"
+
+
+def hawser_runs(hawser, n, runs):
+    res = {"deploy": [], "no-op deploy": [], "change all": []}
+    for r in range(runs):
+        prefix = f"bh{r}-"
+        d, state = tempfile.mkdtemp(), tempfile.mkdtemp()
+        run = [hawser, "--state-dir", state, "apply", "--yes", d]
+        open(os.path.join(d, "hawser.toml"), "w").write(f'project = "{prefix}bench"\ntarget = "swarm"\n')
+        open(os.path.join(d, "stack.yaml"), "w").write(hawser_stack(prefix, n, "1"))
+        res["deploy"].append(timed(run))
+        res["no-op deploy"].append(timed(run))
+        open(os.path.join(d, "stack.yaml"), "w").write(hawser_stack(prefix, n, "2"))
+        res["change all"].append(timed(run))
+        if not converged(prefix, "2", n):
+            print("hawser said it was done before the cluster converged", file=sys.stderr)
+        open(os.path.join(d, "stack.yaml"), "w").write("")
+        sh([hawser, "--state-dir", state, "apply", "--yes", "--prune", "--allow-empty", d], check=False)
+        shutil.rmtree(d); shutil.rmtree(state)
+    return res
+
+
+def stack_runs(n, runs):
+    res = {"deploy": [], "no-op deploy": [], "change all": [], "deploy (returns)": [], "change all (returns)": []}
+    for r in range(runs):
+        stack = f"bs{r}"
+        d = tempfile.mkdtemp()
+        f = os.path.join(d, "compose.yml")
+        for version, step in (("1", "deploy"), ("1", "no-op deploy"), ("2", "change all")):
+            open(f, "w").write(compose_stack(stack, n, version))
+            res[step].append(timed(["docker", "stack", "deploy", "--detach=false", "-c", f, stack]))
+        # Detached, as it runs by default: it returns before the cluster has converged.
+        sh(["docker", "stack", "rm", stack])
+        time.sleep(5)
+        for version, step in (("1", "deploy (returns)"), ("2", "change all (returns)")):
+            open(f, "w").write(compose_stack(stack, n, version))
+            t = time.perf_counter()
+            res[step].append(timed(["docker", "stack", "deploy", "-c", f, stack]))
+            wait_converged(stack + "_", version, n, t)
+        sh(["docker", "stack", "rm", stack])
+        time.sleep(5)
+        shutil.rmtree(d)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--services", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", default="BENCHMARKS.md")
+    ap.add_argument("--hawser", default="target/release/hawser")
+    a = ap.parse_args()
+    sh([CLUSTER, "down"], check=False)
+    sh([CLUSTER, "up"])
+    try:
+        h = hawser_runs(a.hawser, a.services, a.runs)
+        s = stack_runs(a.services, a.runs)
+    finally:
+        sh([CLUSTER, "down"], check=False)
+    med = lambda xs: statistics.median([x for x in xs if x is not None]) if any(x is not None for x in xs) else None
+    fmt = lambda v: f"{v:.2f}" if v is not None else "n/a"
+    out = [BEGIN, f"## Swarm: {a.services} services on a three-node cluster ({a.runs} runs, median)", "",
+           "Made by `bench/swarm.py` on `tests/support/swarm-cluster` (three dockerds in network namespaces of "
+           "this machine, one overlay network, one replica each, start-first updates). hawser waits until the "
+           "cluster has converged (every task of the new spec running, none of the old) and says so; "
+           "`docker stack deploy` is timed waiting too (`--detach=false`), and as it runs by default, returning "
+           "before the cluster converged.", "",
+           "| step | hawser | stack deploy --detach=false | ratio | stack deploy (returns at once) |", "|---|---|---|---|---|"]
+    for step in ("deploy", "no-op deploy", "change all"):
+        hv, sv = med(h[step]), med(s[step])
+        ratio = f"{hv / sv:.2f}x" if hv and sv else "n/a"
+        ret = fmt(med(s.get(f"{step} (returns)", []))) if f"{step} (returns)" in s else ""
+        out.append(f"| {step} | {fmt(hv)} | {fmt(sv)} | {ratio} | {ret} |")
+    hv, sv = med(h["no-op deploy"]), med(s["no-op deploy"])
+    if hv and sv:
+        out += ["", f"No-op: hawser {sv / hv:.0f}x faster than a repeated `docker stack deploy` (target: at least 10x): "
+                f"{'met' if sv / hv >= 10 else 'not met'}."]
+    out += [END, ""]
+    text = open(a.out).read() if os.path.exists(a.out) else ""
+    if BEGIN in text:
+        text = text[:text.index(BEGIN)] + "\n".join(out) + text[text.index(END) + len(END) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(out)
+    open(a.out, "w").write(text)
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
