@@ -46,12 +46,21 @@ impl Drop for Swarm {
         if self.made {
             let _ = docker_raw(&["swarm", "leave", "--force"]);
         }
+        // Volumes are the nodes' and never removed by hawser: the test removes its own.
+        for _ in 0..40 {
+            if docker_raw(&["volume", "rm", &format!("{NAMES}data")]).status.success()
+                || docker(&["volume", "ls", "-q", "--filter", &format!("name={NAMES}data")]).is_empty()
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 }
 
 fn manifest(env: &str, replicas: u32, extra: &str, secret: &std::path::Path) -> String {
     format!(
-        "kind: Network\nmetadata: {{name: {NAMES}net}}\n---\nkind: Container\nmetadata: {{name: {NAMES}web}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  env: {{V: \"{env}\"}}\n  replicas: {replicas}\n  networks: [{NAMES}net]\n  stopTimeout: 2s\n  volumes: [{{type: secret, source: \"{}\", target: /run/secrets/token}}]\n{extra}",
+        "kind: Network\nmetadata: {{name: {NAMES}net}}\n---\nkind: Volume\nmetadata: {{name: {NAMES}data}}\n---\nkind: Container\nmetadata: {{name: {NAMES}web}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  env: {{V: \"{env}\"}}\n  replicas: {replicas}\n  networks: [{NAMES}net]\n  stopTimeout: 2s\n  volumes: [\"{NAMES}data:/data\", {{type: secret, source: \"{}\", target: /run/secrets/token}}]\n{extra}",
         secret.display()
     )
 }
@@ -115,6 +124,8 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
     let r = s.hawser(&["--policy", &policy, "plan", "--exit-code", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
 
+    docker(&["exec", c, "sh", "-c", "echo kept > /data/marker"]);
+
     // One field changed: the plan names it, and the service is updated in place.
     s.write("app.yaml", &manifest("2", 2, "", &token));
     s.commit("v2");
@@ -129,6 +140,7 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
     assert_eq!(tasks.len(), 2);
     for t in &tasks {
         assert_eq!(docker(&["exec", t, "sh", "-c", "echo $V"]), "2", "every task runs the new spec");
+        assert_eq!(docker(&["exec", t, "cat", "/data/marker"]), "kept", "the named volume's data is kept");
     }
 
     // An update whose tasks never get healthy: the swarm rolls it back, hawser says so and

@@ -10,7 +10,7 @@ use crate::desired::{hash, DesiredState, Kind, Mount};
 use crate::diff::{self, Action, Op, Plan};
 use crate::labels;
 use crate::observed::swarm::ObservedService;
-use crate::runtime::swarm::{SecretMount, ServiceRequest, SwarmEngine};
+use crate::runtime::swarm::{SecretMount, ServiceRequest, SwarmEngine, VolumeOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -186,7 +186,7 @@ async fn request<'d>(
         let access = None;
         secrets.push(SecretMount { target: target.clone(), id, name: object, access });
     }
-    let volume_labels = r
+    let volumes = r
         .spec
         .volumes
         .iter()
@@ -203,12 +203,17 @@ async fn request<'d>(
                     serde_json::to_string(&v.spec).ok().as_deref(),
                 );
                 labels::set_source(&mut vl, &desired.source);
-                Some((source.clone(), vl))
+                let opts = VolumeOptions {
+                    labels: vl,
+                    driver: v.spec.driver.clone(),
+                    driver_opts: v.spec.driver_opts.clone(),
+                };
+                Some((source.clone(), opts))
             }
             _ => None,
         })
         .collect();
-    Ok(ServiceRequest { name, spec: &r.spec, labels: l, secret_env, secrets, volume_labels })
+    Ok(ServiceRequest { name, spec: &r.spec, labels: l, secret_env, secrets, volumes })
 }
 
 /// Waits until service `id` runs its current spec everywhere it should; an update (`update`:

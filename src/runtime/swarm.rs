@@ -44,8 +44,16 @@ pub struct ServiceRequest<'a> {
     /// `secretEnv` values, added to the environment; never logged.
     pub secret_env: Vec<(String, String)>,
     pub secrets: Vec<SecretMount>,
-    /// Labels for the named volumes the cluster makes on each node, by volume name.
-    pub volume_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// How the cluster makes each named volume on a node, by volume name.
+    pub volumes: BTreeMap<String, VolumeOptions>,
+}
+
+/// A named volume as a node makes it for a task: hawser's labels, and the Volume's driver.
+#[derive(Clone, Debug)]
+pub struct VolumeOptions {
+    pub labels: BTreeMap<String, String>,
+    pub driver: String,
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 impl SwarmEngine {
@@ -364,8 +372,14 @@ pub fn service_spec(req: &ServiceRequest<'_>) -> m::ServiceSpec {
                 source: Some(source.clone()),
                 target: Some(target.clone()),
                 read_only: Some(*read_only),
-                volume_options: req.volume_labels.get(source).map(|l| m::MountVolumeOptions {
-                    labels: Some(l.clone().into_iter().collect()),
+                volume_options: req.volumes.get(source).map(|v| m::MountVolumeOptions {
+                    labels: Some(v.labels.clone().into_iter().collect()),
+                    driver_config: (v.driver != "local" || !v.driver_opts.is_empty()).then(|| {
+                        m::MountVolumeOptionsDriverConfig {
+                            name: Some(v.driver.clone()),
+                            options: Some(v.driver_opts.clone().into_iter().collect()),
+                        }
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
