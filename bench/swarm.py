@@ -47,9 +47,11 @@ def converged(prefix, version, n):
                 *[r[0] for r in rows]]).stdout
     if sum(1 for l in tasks.splitlines() if "Running" in l) != n:
         return False
-    envs = sh(["docker", "service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
+    # The spec changes at once; the tasks follow in the rolling update, which must be over.
+    envs = sh(["docker", "service", "inspect", "--format",
+               "{{json .Spec.TaskTemplate.ContainerSpec.Env}} {{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
                *[r[0] for r in rows]]).stdout
-    return all(f"VERSION={version}" in l for l in envs.splitlines())
+    return all(f"VERSION={version}" in l and not l.rstrip().endswith(("updating", "rollback_started")) for l in envs.splitlines())
 
 
 def wait_converged(prefix, version, n, since):
@@ -100,7 +102,10 @@ def hawser_runs(hawser, n, runs):
 
 
 def stack_runs(n, runs):
-    res = {"deploy": [], "no-op deploy": [], "change all": [], "deploy (returns)": [], "change all (returns)": []}
+    res = {"deploy": [], "no-op deploy": [], "change all": []}
+    for k in ("deploy", "no-op deploy", "change all"):
+        res[f"{k} (returns)"] = []
+        res[f"{k} (converged)"] = []
     for r in range(runs):
         stack = f"bs{r}"
         d = tempfile.mkdtemp()
@@ -108,14 +113,15 @@ def stack_runs(n, runs):
         for version, step in (("1", "deploy"), ("1", "no-op deploy"), ("2", "change all")):
             open(f, "w").write(compose_stack(stack, n, version))
             res[step].append(timed(["docker", "stack", "deploy", "--detach=false", "-c", f, stack]))
-        # Detached, as it runs by default: it returns before the cluster has converged.
         sh(["docker", "stack", "rm", stack])
-        time.sleep(5)
-        for version, step in (("1", "deploy (returns)"), ("2", "change all (returns)")):
+        # Detached, as it runs by default: it returns before the cluster has converged. A stack
+        # of its own name: `stack rm` finishes removing the other's network in the background.
+        stack = f"bd{r}"
+        for version, step in (("1", "deploy"), ("1", "no-op deploy"), ("2", "change all")):
             open(f, "w").write(compose_stack(stack, n, version))
             t = time.perf_counter()
-            res[step].append(timed(["docker", "stack", "deploy", "-c", f, stack]))
-            wait_converged(stack + "_", version, n, t)
+            res[f"{step} (returns)"].append(timed(["docker", "stack", "deploy", "-c", f, stack]))
+            res[f"{step} (converged)"].append(wait_converged(stack + "_", version, n, t))
         sh(["docker", "stack", "rm", stack])
         time.sleep(5)
         shutil.rmtree(d)
@@ -144,16 +150,17 @@ def main():
            "cluster has converged (every task of the new spec running, none of the old) and says so; "
            "`docker stack deploy` is timed waiting too (`--detach=false`), and as it runs by default, returning "
            "before the cluster converged.", "",
-           "| step | hawser | stack deploy --detach=false | ratio | stack deploy (returns at once) |", "|---|---|---|---|---|"]
+           "| step | hawser | stack deploy: returns | stack deploy: cluster converged (polled) | ratio to converged | stack deploy --detach=false |",
+           "|---|---|---|---|---|---|"]
     for step in ("deploy", "no-op deploy", "change all"):
-        hv, sv = med(h[step]), med(s[step])
-        ratio = f"{hv / sv:.2f}x" if hv and sv else "n/a"
-        ret = fmt(med(s.get(f"{step} (returns)", []))) if f"{step} (returns)" in s else ""
-        out.append(f"| {step} | {fmt(hv)} | {fmt(sv)} | {ratio} | {ret} |")
-    hv, sv = med(h["no-op deploy"]), med(s["no-op deploy"])
+        hv, cv = med(h[step]), med(s[f"{step} (converged)"])
+        ratio = f"{hv / cv:.2f}x" if hv and cv else "n/a"
+        out.append(f"| {step} | {fmt(hv)} | {fmt(med(s[f'{step} (returns)']))} | {fmt(cv)} | {ratio} | {fmt(med(s[step]))} |")
+    hv, sv = med(h["no-op deploy"]), med(s["no-op deploy (returns)"])
     if hv and sv:
-        out += ["", f"No-op: hawser {sv / hv:.0f}x faster than a repeated `docker stack deploy` (target: at least 10x): "
-                f"{'met' if sv / hv >= 10 else 'not met'}."]
+        out += ["", f"No-op: hawser {sv / hv:.1f}x faster than a repeated `docker stack deploy`, which returns without "
+                f"waiting (target: at least 10x): {'met' if sv / hv >= 10 else 'not met'}. `--detach=false` watches each "
+                "service in turn for a few quiet seconds, so it takes minutes for 20 services even when nothing changed."]
     out += [END, ""]
     text = open(a.out).read() if os.path.exists(a.out) else ""
     if BEGIN in text:

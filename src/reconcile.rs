@@ -141,19 +141,24 @@ pub async fn pin_swarm_images(engine: &SwarmEngine, d: &DesiredState) -> (Desire
     (d, warnings)
 }
 
-/// Swarm: observes the cluster and computes the plan, with the desired state it is to be
-/// executed against (see `diff::swarm::effective`). `d` has its images pinned.
-pub async fn plan_swarm<'d>(
+/// Swarm: pins the images and observes the cluster (at once: they are independent round
+/// trips), then computes the plan, with the desired state it is to be executed against (see
+/// `diff::swarm::effective`) and the pinning's warnings.
+pub async fn plan_swarm(
     engine: &SwarmEngine,
-    d: &'d DesiredState,
+    d: &DesiredState,
     opts: &Options,
-) -> Result<(SwarmState, Plan, Cow<'d, DesiredState>), ReconcileError> {
-    let observed = engine.observe().await?;
-    let effective = diff::swarm::effective(d, &observed);
+) -> Result<(SwarmState, Plan, DesiredState, Vec<String>), ReconcileError> {
+    // Whether it is a manager at all is asked alongside: its answer wins over the others'.
+    let (manager, (pinned, warnings), observed) =
+        tokio::join!(engine.check(), pin_swarm_images(engine, d), engine.observe());
+    manager?;
+    let observed = observed?;
+    let effective = diff::swarm::effective(&pinned, &observed).into_owned();
     let mut plan =
         diff::swarm::diff(&effective, &observed, &DiffOptions { prune: opts.prune, take_over: opts.take_over });
     plan.mask(&d.masked);
-    Ok((observed, plan, effective))
+    Ok((observed, plan, effective, warnings))
 }
 
 /// Swarm: executes a checked plan; `Err` names every action that failed.
@@ -183,11 +188,10 @@ pub async fn converge_swarm(
     opts: &Options,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Plan, Report), ReconcileError> {
-    let (pinned, warnings) = pin_swarm_images(engine, d).await;
+    let (_, plan, d, warnings) = plan_swarm(engine, d, opts).await?;
     for w in warnings {
         tracing::warn!("{w}");
     }
-    let (_, plan, d) = plan_swarm(engine, &pinned, opts).await?;
     check(&plan, &d, opts)?;
     if !plan.has_changes() {
         return Ok((plan, Report::default()));

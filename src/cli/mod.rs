@@ -487,11 +487,11 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let mut d = load(cli, src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             if d.target == desired::Target::Swarm {
-                engine.abort();
                 if out.is_some() {
                     return Err(CliError::Failed("plan --out is not supported on the swarm target yet".into()));
                 }
-                return swarm::plan(&cli.host, &d, *output, *exit_code, *prune, *take_over).await;
+                let engine = connected(engine).await?;
+                return swarm::plan(engine, &cli.host, &d, *output, *exit_code, *prune, *take_over).await;
             }
             crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = connected(engine).await?;
@@ -593,7 +593,6 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             if d.target == desired::Target::Swarm {
-                engine.abort();
                 if saved.is_some() {
                     return Err(CliError::Failed("apply --plan is not supported on the swarm target yet".into()));
                 }
@@ -606,7 +605,8 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     saved: None,
                 };
                 let lock = lock_timeout.map(|t| t.as_std());
-                return swarm::apply(&cli.host, state_dir, &src.source, &d, &opts, lock).await;
+                let engine = connected(engine).await?;
+                return swarm::apply(engine, &cli.host, state_dir, &src.source, &d, &opts, lock).await;
             }
             crate::runtime::registry::resolve_digests(&mut d).await;
             if let Some(sp) = &saved {
@@ -653,6 +653,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                         prune: true,
                         allowed_signers: None,
                         auth: Default::default(),
+                        target: None,
                     }],
                 },
             };
@@ -662,6 +663,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     s.allowed_signers = cli.allowed_signers.clone();
                 }
                 s.auth = s.auth.or(&git_auth(cli));
+                s.target = s.target.or(cli.target);
             }
             let engine = DockerEngine::connect(&cli.host).await?;
             crate::serve::run(engine, cli.host.clone(), cfg, state_dir, policy(cli)?, size_limits(cli))

@@ -7,19 +7,18 @@ use super::{
 use crate::desired::DesiredState;
 use crate::diff;
 use crate::reconcile;
+use crate::runtime::docker::DockerEngine;
 use crate::runtime::swarm::SwarmEngine;
 use crate::terminal::clean_line;
 
-/// Pins the images (warnings on stderr), for a plan of `d`.
-async fn pinned(engine: &SwarmEngine, d: &DesiredState) -> DesiredState {
-    let (d, warnings) = reconcile::pin_swarm_images(engine, d).await;
+fn warn(warnings: &[String]) {
     for w in warnings {
         eprintln!("warning: {w}");
     }
-    d
 }
 
 pub(super) async fn plan(
+    engine: DockerEngine,
     host: &str,
     d: &DesiredState,
     output: Output,
@@ -27,15 +26,16 @@ pub(super) async fn plan(
     prune: bool,
     take_over: bool,
 ) -> Result<u8, CliError> {
-    let engine = SwarmEngine::connect(host).await?;
-    let d = pinned(&engine, d).await;
+    let engine = SwarmEngine::on(engine, host);
     let opts = reconcile::Options { prune, take_over, allow_empty: false };
-    let (_, plan, _) = reconcile::plan_swarm(&engine, &d, &opts).await?;
+    let (_, plan, _, warnings) = reconcile::plan_swarm(&engine, d, &opts).await?;
+    warn(&warnings);
     print_plan(&plan, output);
     Ok(if exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
 }
 
 pub(super) async fn apply(
+    engine: DockerEngine,
     host: &str,
     state_dir: &std::path::Path,
     source: &str,
@@ -43,20 +43,20 @@ pub(super) async fn apply(
     opts: &ApplyOptions<'_>,
     lock_timeout: Option<std::time::Duration>,
 ) -> Result<u8, CliError> {
-    let engine = SwarmEngine::connect(host).await?;
+    let engine = SwarmEngine::on(engine, host);
     let _lock = crate::lock::acquire(state_dir, &d.project, lock_timeout, &mut |m: &str| eprintln!("{m}"))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let started = std::time::Instant::now();
-    let d = pinned(&engine, d).await;
-    let result = run(&engine, &d, opts).await;
-    record_apply(state_dir, source, &d, &result, started);
+    let result = run(&engine, d, opts).await;
+    record_apply(state_dir, source, d, &result, started);
     result.map(|(code, _)| code)
 }
 
 async fn run(engine: &SwarmEngine, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<(u8, usize), CliError> {
     let ropts = reconcile::Options { prune: o.prune, allow_empty: o.allow_empty, take_over: o.take_over };
-    let (_, plan, d) = reconcile::plan_swarm(engine, d, &ropts).await?;
-    let d = d.as_ref();
+    let (_, plan, d, warnings) = reconcile::plan_swarm(engine, d, &ropts).await?;
+    warn(&warnings);
+    let d = &d;
     if !o.quiet {
         print!("{}", diff::render::text(&plan, color()));
     }

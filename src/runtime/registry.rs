@@ -19,9 +19,15 @@ fn is_loopback(registry: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
 }
 
-/// The registry a reference names (`docker.io` when it names none).
+/// The registry a reference names (`docker.io` when it names none), by docker's rule: the
+/// first path component is a registry when it has a `.` or a `:`, or is `localhost`. (Not
+/// through oci-client's parser: its reference grammar costs tens of milliseconds to compile,
+/// a no-op's whole budget.)
 pub fn registry_of(reference: &str) -> String {
-    reference.parse::<Reference>().map(|r| r.resolve_registry().to_string()).unwrap_or_else(|_| "docker.io".into())
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first.to_string(),
+        _ => "docker.io".into(),
+    }
 }
 
 /// Credentials for `registry` from `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
@@ -107,5 +113,9 @@ mod tests {
         assert_eq!(repository("127.0.0.1:5000/busybox"), "127.0.0.1:5000/busybox");
         assert_eq!(repository("reg/app:1@sha256:abc"), "reg/app");
         assert!(is_loopback("127.0.0.1:5000") && is_loopback("localhost:5000") && !is_loopback("ghcr.io"));
+        assert_eq!(registry_of("127.0.0.1:5000/busybox:latest"), "127.0.0.1:5000");
+        assert_eq!(registry_of("ghcr.io/org/app@sha256:ab"), "ghcr.io");
+        assert_eq!(registry_of("library/busybox"), "docker.io");
+        assert_eq!(registry_of("busybox:1"), "docker.io");
     }
 }

@@ -59,9 +59,21 @@ pub struct VolumeOptions {
 impl SwarmEngine {
     /// Connects to `host` and checks that it is a swarm manager: only a manager takes services.
     pub async fn connect(host: &str) -> Result<SwarmEngine> {
-        let engine = DockerEngine::connect(host).await?;
+        let engine = SwarmEngine::on(DockerEngine::connect(host).await?, host);
+        engine.check().await?;
+        Ok(engine)
+    }
+
+    /// Over a connection made already (to `host`); `check` has not been asked yet.
+    pub fn on(engine: DockerEngine, host: &str) -> SwarmEngine {
+        SwarmEngine { engine, host: host.to_string() }
+    }
+
+    /// Whether the engine is a swarm manager; if not, an error that says how to fix it.
+    pub async fn check(&self) -> Result<()> {
+        let host = &self.host;
         let op = format!("ask {host} about its swarm");
-        let info = deadline(&op, CALL_TIMEOUT, async { engine.client().info().await.map_err(|e| err(&op, e)) }).await?;
+        let info = deadline(&op, CALL_TIMEOUT, async { self.docker().info().await.map_err(|e| err(&op, e)) }).await?;
         let swarm = info.swarm.unwrap_or_default();
         let state = swarm.local_node_state.map(|s| s.to_string()).unwrap_or_default();
         let problem = match (state.as_str(), swarm.control_available) {
@@ -78,7 +90,7 @@ impl SwarmEngine {
             )),
         };
         match problem {
-            None => Ok(SwarmEngine { engine, host: host.to_string() }),
+            None => Ok(()),
             Some(message) => Err(EngineError { op: "check the swarm target".into(), kind: ErrorKind::Other, message }),
         }
     }
@@ -95,7 +107,7 @@ impl SwarmEngine {
     pub async fn observe(&self) -> Result<SwarmState> {
         let op = "list swarm objects";
         let d = self.docker();
-        let services = d.list_services(Some(q::ListServicesOptions { status: Some(true), ..Default::default() }));
+        let services = d.list_services(None::<q::ListServicesOptions>);
         let tasks = d.list_tasks(None::<q::ListTasksOptions>);
         let networks = d.list_networks(None::<q::ListNetworksOptions>);
         let secrets = d.list_secrets(None::<q::ListSecretsOptions>);
@@ -174,7 +186,7 @@ impl SwarmEngine {
         let d = self.docker();
         let mut filters = HashMap::new();
         filters.insert("id".to_string(), vec![id.to_string()]);
-        let services = d.list_services(Some(q::ListServicesOptions { status: Some(true), filters: Some(filters) }));
+        let services = d.list_services(Some(q::ListServicesOptions { filters: Some(filters), ..Default::default() }));
         let mut filters = HashMap::new();
         filters.insert("service".to_string(), vec![id.to_string()]);
         let tasks = d.list_tasks(Some(q::ListTasksOptions { filters: Some(filters) }));
@@ -317,7 +329,6 @@ fn service(s: m::Service, tasks: &[m::Task], nodes: &BTreeMap<String, ObservedNo
         started_at: u.started_at,
         message: u.message,
     });
-    let status = s.service_status.unwrap_or_default();
     let mut observed_tasks: Vec<ObservedTask> = tasks
         .iter()
         .filter(|t| t.service_id.as_deref() == Some(id.as_str()))
@@ -346,7 +357,7 @@ fn service(s: m::Service, tasks: &[m::Task], nodes: &BTreeMap<String, ObservedNo
         replicas,
         image: template.container_spec.and_then(|c| c.image).unwrap_or_default(),
         update,
-        desired_tasks: status.desired_tasks.unwrap_or(0),
+        desired_tasks: observed_tasks.iter().filter(|t| t.desired_state == "running").count() as u64,
         // The manager's own count keeps the tasks of a node that went down as running until it
         // hears from the node again; they are not running anywhere anyone can reach.
         running_tasks: observed_tasks

@@ -68,6 +68,9 @@ pub struct SourceConfig {
     /// Credentials and host keys for a remote `repo`.
     #[serde(default)]
     pub auth: crate::source::GitAuth,
+    /// Overrides `target` of the repository's hawser.toml (`docker` or `swarm`).
+    #[serde(default)]
+    pub target: Option<crate::desired::Target>,
 }
 
 fn default_listen() -> String {

@@ -392,15 +392,19 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
         limits: svc.limits,
     };
     let repo = src.cfg.repo.clone();
-    let (policy, state_dir) = (svc.policy.clone(), svc.state_dir.clone());
+    let (policy, state_dir, src_target) = (svc.policy.clone(), svc.state_dir.clone(), src.cfg.target);
     // Reading, parsing and checking a revision is CPU work that may take a while for a large
     // commit: it runs off the async workers, which keep serving /healthz and engine events.
     let read = tokio::task::spawn_blocking(move || {
-        let snap = source::read(&repo, &opts).map_err(|e| match e {
+        let target = src_target;
+        let mut snap = source::read(&repo, &opts).map_err(|e| match e {
             source::SourceError::Invalid(d) => SourceProblem::Invalid(d.to_string()),
             e @ source::SourceError::Signature { .. } => SourceProblem::Invalid(e.to_string()),
             e => SourceProblem::Unavailable(e.to_string()),
         })?;
+        if let Some(t) = target {
+            snap.target = t;
+        }
         let invalid = |e: desired::Diagnostics| SourceProblem::Invalid(e.to_string());
         let mut d = source::desired_state(&snap, &policy, &state_dir).map_err(invalid)?;
         for w in &d.warnings {
