@@ -490,8 +490,8 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 if out.is_some() {
                     return Err(CliError::Failed("plan --out is not supported on the swarm target yet".into()));
                 }
-                let engine = connected(engine).await?;
-                return swarm::plan(engine, &cli.host, &d, *output, *exit_code, *prune, *take_over).await;
+                engine.abort();
+                return swarm::plan(&cli.host, &d, *output, *exit_code, *prune, *take_over).await;
             }
             crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = connected(engine).await?;
@@ -605,8 +605,8 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     saved: None,
                 };
                 let lock = lock_timeout.map(|t| t.as_std());
-                let engine = connected(engine).await?;
-                return swarm::apply(engine, &cli.host, state_dir, &src.source, &d, &opts, lock).await;
+                engine.abort();
+                return swarm::apply(&cli.host, state_dir, &src.source, &d, &opts, lock).await;
             }
             crate::runtime::registry::resolve_digests(&mut d).await;
             if let Some(sp) = &saved {

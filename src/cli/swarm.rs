@@ -7,7 +7,6 @@ use super::{
 use crate::desired::DesiredState;
 use crate::diff;
 use crate::reconcile;
-use crate::runtime::docker::DockerEngine;
 use crate::runtime::swarm::SwarmEngine;
 use crate::terminal::clean_line;
 
@@ -18,7 +17,6 @@ fn warn(warnings: &[String]) {
 }
 
 pub(super) async fn plan(
-    engine: DockerEngine,
     host: &str,
     d: &DesiredState,
     output: Output,
@@ -26,7 +24,7 @@ pub(super) async fn plan(
     prune: bool,
     take_over: bool,
 ) -> Result<u8, CliError> {
-    let engine = SwarmEngine::on(engine, host);
+    let engine = SwarmEngine::at(host)?;
     let opts = reconcile::Options { prune, take_over, allow_empty: false };
     let (_, plan, _, warnings) = reconcile::plan_swarm(&engine, d, &opts).await?;
     warn(&warnings);
@@ -35,7 +33,6 @@ pub(super) async fn plan(
 }
 
 pub(super) async fn apply(
-    engine: DockerEngine,
     host: &str,
     state_dir: &std::path::Path,
     source: &str,
@@ -43,7 +40,7 @@ pub(super) async fn apply(
     opts: &ApplyOptions<'_>,
     lock_timeout: Option<std::time::Duration>,
 ) -> Result<u8, CliError> {
-    let engine = SwarmEngine::on(engine, host);
+    let engine = SwarmEngine::at(host)?;
     let _lock = crate::lock::acquire(state_dir, &d.project, lock_timeout, &mut |m: &str| eprintln!("{m}"))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let started = std::time::Instant::now();

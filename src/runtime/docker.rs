@@ -63,10 +63,26 @@ impl DockerEngine {
     /// older engines (Debian's 20.10 speaks 1.41) work.
     pub async fn connect(host: &str) -> Result<Self> {
         let op = format!("connect to {host}");
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, CALL_TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)
+        let docker = Self::client_at(host, bollard::API_DEFAULT_VERSION)?;
+        let docker =
+            deadline(&op, Duration::from_secs(10), async { docker.negotiate_version().await.map_err(|e| err(&op, e)) })
+                .await?;
+        Ok(DockerEngine { docker })
+    }
+
+    /// A client of `host` that speaks API `version` without asking the engine first (no round
+    /// trip): for callers that need nothing newer than a version every supported engine speaks.
+    pub fn at_version(host: &str, version: (usize, usize)) -> Result<Self> {
+        let v = bollard::ClientVersion { major_version: version.0, minor_version: version.1 };
+        Ok(DockerEngine { docker: Self::client_at(host, &v)? })
+    }
+
+    fn client_at(host: &str, version: &bollard::ClientVersion) -> Result<Docker> {
+        let op = format!("connect to {host}");
+        if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, CALL_TIMEOUT.as_secs(), version)
         } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            Docker::connect_with_http(host, CALL_TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)
+            Docker::connect_with_http(host, CALL_TIMEOUT.as_secs(), version)
         } else {
             return Err(EngineError {
                 op,
@@ -74,11 +90,7 @@ impl DockerEngine {
                 message: "unsupported engine address: use unix://PATH or tcp://HOST:PORT".into(),
             });
         }
-        .map_err(|e| err(&op, e))?;
-        let docker =
-            deadline(&op, Duration::from_secs(10), async { docker.negotiate_version().await.map_err(|e| err(&op, e)) })
-                .await?;
-        Ok(DockerEngine { docker })
+        .map_err(|e| err(&op, e))
     }
 
     /// The engine's client, for the other backends that speak the same API (`swarm`).
