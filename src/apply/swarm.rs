@@ -268,9 +268,16 @@ async fn converge(
         let live = |t: &&crate::observed::swarm::ObservedTask| t.desired_state == "running";
         let current =
             s.tasks.iter().filter(live).filter(|t| t.current && t.state == "running" && !t.node_down).count() as u64;
-        // Old tasks count until their container has stopped, not just been told to.
-        let stale =
-            s.tasks.iter().filter(|t| !t.current && (t.desired_state == "running" || t.state == "running")).count();
+        // Old tasks, and tasks told to stop (a scale-down), count until their container has
+        // stopped, not just been told to.
+        let stale = s
+            .tasks
+            .iter()
+            .filter(|t| !t.node_down)
+            .filter(|t| {
+                (!t.current && t.desired_state == "running") || (t.state == "running" && t.desired_state != "running")
+            })
+            .count();
         if current == want && stale == 0 && !rolling {
             return Ok(s);
         }
