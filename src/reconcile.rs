@@ -87,12 +87,16 @@ pub async fn execute<E: Engine>(
         apply::repo_files::collect(d);
         Ok(report)
     } else {
-        Err(ReconcileError::Failed {
-            revision: d.revision.clone(),
-            done: report.done,
-            failed: report.failures.len(),
-            lines: report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect(),
-        })
+        Err(failed(d, &report))
+    }
+}
+
+fn failed(d: &DesiredState, report: &Report) -> ReconcileError {
+    ReconcileError::Failed {
+        revision: d.revision.clone(),
+        done: report.done,
+        failed: report.failures.len(),
+        lines: report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect(),
     }
 }
 
@@ -172,12 +176,7 @@ pub async fn execute_swarm(
     if report.ok() {
         Ok(report)
     } else {
-        Err(ReconcileError::Failed {
-            revision: d.revision.clone(),
-            done: report.done,
-            failed: report.failures.len(),
-            lines: report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect(),
-        })
+        Err(failed(d, &report))
     }
 }
 

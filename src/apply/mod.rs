@@ -261,7 +261,9 @@ async fn create_network<E: Engine>(engine: &E, desired: &DesiredState, name: &st
 }
 
 /// The create request for container `resource` under engine name `name`.
-pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, name: &'d str) -> CreateContainer<'d> {
+/// The labels of what hawser makes of Container `resource` (a container, a swarm service):
+/// the user's, then ownership, the applied spec and its hash, the source, the declared tag.
+pub(crate) fn container_labels(desired: &DesiredState, resource: &str) -> std::collections::BTreeMap<String, String> {
     let r = &desired.containers[resource];
     let view = hash::container_view(&r.spec);
     let spec_json = serde_json::to_string(&view).ok();
@@ -278,12 +280,23 @@ pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, n
     if let Some(tag) = desired.declared_images.get(resource) {
         l.insert(labels::IMAGE_REF.into(), tag.clone());
     }
-    let secret_env = r
+    l
+}
+
+/// Container `resource`'s `secretEnv` values, as read when applied.
+pub(crate) fn secret_env(desired: &DesiredState, resource: &str) -> Vec<(String, String)> {
+    desired.containers[resource]
         .spec
         .secret_env
         .keys()
         .filter_map(|var| desired.secrets.0.get(&(resource.to_string(), var.clone())).map(|v| (var.clone(), v.clone())))
-        .collect();
+        .collect()
+}
+
+pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, name: &'d str) -> CreateContainer<'d> {
+    let r = &desired.containers[resource];
+    let l = container_labels(desired, resource);
+    let secret_env = secret_env(desired, resource);
     let repo_mounts = r
         .spec
         .volumes

@@ -6,7 +6,7 @@
 //! serves.
 
 use super::{drive, ActionError, Report};
-use crate::desired::{hash, DesiredState, Kind, Mount};
+use crate::desired::{DesiredState, Kind, Mount};
 use crate::diff::{self, Action, Op, Plan};
 use crate::labels;
 use crate::observed::swarm::ObservedService;
@@ -143,27 +143,8 @@ async fn request<'d>(
     name: &'d str,
 ) -> Result<ServiceRequest<'d>, ActionError> {
     let r = &desired.containers[name];
-    let view = hash::container_view(&r.spec);
-    let spec_json = serde_json::to_string(&view).ok();
-    let mut l = labels::for_object(
-        &r.spec.labels,
-        &desired.project,
-        Kind::Container,
-        name,
-        &hash::container(&r.spec),
-        &desired.revision,
-        spec_json.as_deref(),
-    );
-    labels::set_source(&mut l, &desired.source);
-    if let Some(tag) = desired.declared_images.get(name) {
-        l.insert(labels::IMAGE_REF.into(), tag.clone());
-    }
-    let secret_env = r
-        .spec
-        .secret_env
-        .keys()
-        .filter_map(|var| desired.secrets.0.get(&(name.to_string(), var.clone())).map(|v| (var.clone(), v.clone())))
-        .collect();
+    let l = super::container_labels(desired, name);
+    let secret_env = super::secret_env(desired, name);
     let mut secrets = Vec::new();
     let existing = engine.observe_secrets().await?;
     for m in &r.spec.volumes {

@@ -592,20 +592,20 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let engine = connect_early(cli);
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
+            let opts = ApplyOptions {
+                prune,
+                take_over,
+                yes: *yes,
+                allow_empty: *allow_empty,
+                quiet: cli.quiet,
+                saved: saved.as_ref(),
+            };
             if d.target == desired::Target::Swarm {
                 if saved.is_some() {
                     return Err(CliError::Failed("apply --plan is not supported on the swarm target yet".into()));
                 }
-                let opts = ApplyOptions {
-                    prune,
-                    take_over,
-                    yes: *yes,
-                    allow_empty: *allow_empty,
-                    quiet: cli.quiet,
-                    saved: None,
-                };
-                let lock = lock_timeout.map(|t| t.as_std());
                 engine.abort();
+                let lock = lock_timeout.map(|t| t.as_std());
                 return swarm::apply(&cli.host, state_dir, &src.source, &d, &opts, lock).await;
             }
             crate::runtime::registry::resolve_digests(&mut d).await;
@@ -620,14 +620,6 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     )));
                 }
             }
-            let opts = ApplyOptions {
-                prune,
-                take_over,
-                yes: *yes,
-                allow_empty: *allow_empty,
-                quiet: cli.quiet,
-                saved: saved.as_ref(),
-            };
             let run = RunOptions {
                 lock_timeout: lock_timeout.map(|t| t.as_std()),
                 parallel: *parallel,

@@ -326,6 +326,19 @@ impl DockerEngine {
     }
 }
 
+/// A network's address plan as the engine takes it.
+pub(super) fn ipam(spec: &NetworkSpec) -> Option<m::Ipam> {
+    spec.ipam.as_ref().map(|i| m::Ipam {
+        config: Some(vec![m::IpamConfig {
+            subnet: i.subnet.clone(),
+            gateway: i.gateway.clone(),
+            ip_range: i.ip_range.clone(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    })
+}
+
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
@@ -544,15 +557,7 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
 impl Engine for DockerEngine {
     async fn create_network(&self, name: &str, spec: &NetworkSpec, labels: BTreeMap<String, String>) -> Result<String> {
         let op = format!("create network {name}");
-        let ipam = spec.ipam.as_ref().map(|i| m::Ipam {
-            config: Some(vec![m::IpamConfig {
-                subnet: i.subnet.clone(),
-                gateway: i.gateway.clone(),
-                ip_range: i.ip_range.clone(),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        });
+        let ipam = ipam(spec);
         let req = m::NetworkCreateRequest {
             name: name.to_string(),
             driver: Some(spec.driver.clone()),

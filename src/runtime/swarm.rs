@@ -245,15 +245,7 @@ impl SwarmEngine {
     ) -> Result<String> {
         let op = format!("create network {name}");
         let driver = if spec.driver == "bridge" { "overlay".to_string() } else { spec.driver.clone() };
-        let ipam = spec.ipam.as_ref().map(|i| m::Ipam {
-            config: Some(vec![m::IpamConfig {
-                subnet: i.subnet.clone(),
-                gateway: i.gateway.clone(),
-                ip_range: i.ip_range.clone(),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        });
+        let ipam = super::docker::ipam(spec);
         let req = m::NetworkCreateRequest {
             name: name.to_string(),
             driver: Some(driver),
