@@ -107,15 +107,16 @@ async fn run(engine: &SwarmEngine, desired: &DesiredState, a: &Action) -> Result
 }
 
 fn tasks_line(s: &ObservedService) -> String {
-    let nodes: BTreeSet<&str> = s
+    let running: Vec<&str> = s
         .tasks
         .iter()
         .filter(|t| t.current && t.state == "running" && t.desired_state == "running")
         .map(|t| t.node.as_str())
         .collect();
-    let running = s.tasks.iter().filter(|t| t.current && t.state == "running" && t.desired_state == "running").count();
+    let nodes: BTreeSet<&str> = running.iter().copied().collect();
     let nodes: Vec<&str> = nodes.into_iter().collect();
-    format!("{running} task{} running on {}", if running == 1 { "" } else { "s" }, nodes.join(", "))
+    let n = running.len();
+    format!("{n} task{} running on {}", if n == 1 { "" } else { "s" }, nodes.join(", "))
 }
 
 /// The name of the secret object holding one content of a file secret: the service, the file

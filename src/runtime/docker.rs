@@ -326,6 +326,16 @@ impl DockerEngine {
     }
 }
 
+/// A container's ulimits as the engine takes them (for a container and a swarm task alike).
+pub(super) fn ulimits(s: &crate::desired::ContainerSpec) -> Option<Vec<m::ResourcesUlimits>> {
+    (!s.ulimits.is_empty()).then(|| {
+        s.ulimits
+            .iter()
+            .map(|(name, l)| m::ResourcesUlimits { name: Some(name.clone()), soft: Some(l.soft), hard: Some(l.hard) })
+            .collect()
+    })
+}
+
 /// A network's address plan as the engine takes it.
 pub(super) fn ipam(spec: &NetworkSpec) -> Option<m::Ipam> {
     spec.ipam.as_ref().map(|i| m::Ipam {
@@ -492,16 +502,7 @@ fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(Strin
         cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.iter().map(|c| c.to_string()).collect()),
         extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
         shm_size: s.shm_size.map(|b| b.0 as i64),
-        ulimits: (!s.ulimits.is_empty()).then(|| {
-            s.ulimits
-                .iter()
-                .map(|(name, l)| m::ResourcesUlimits {
-                    name: Some(name.clone()),
-                    soft: Some(l.soft),
-                    hard: Some(l.hard),
-                })
-                .collect()
-        }),
+        ulimits: ulimits(s),
         dns: (!s.dns.is_empty()).then(|| s.dns.iter().map(|ip| ip.to_string()).collect()),
         memory_reservation: limits.memory_reservation.map(|b| b.0 as i64),
         runtime: s.runtime.clone(),

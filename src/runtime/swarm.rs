@@ -472,16 +472,7 @@ pub fn service_spec(req: &ServiceRequest<'_>) -> m::ServiceSpec {
         sysctls: (!s.sysctls.is_empty()).then(|| s.sysctls.clone().into_iter().collect()),
         capability_add: (!s.cap_add.is_empty()).then(|| s.cap_add.iter().map(|c| c.to_string()).collect()),
         capability_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.iter().map(|c| c.to_string()).collect()),
-        ulimits: (!s.ulimits.is_empty()).then(|| {
-            s.ulimits
-                .iter()
-                .map(|(name, l)| m::ResourcesUlimits {
-                    name: Some(name.clone()),
-                    soft: Some(l.soft),
-                    hard: Some(l.hard),
-                })
-                .collect()
-        }),
+        ulimits: super::docker::ulimits(s),
         ..Default::default()
     };
     let limits = s.resources.clone().unwrap_or_default();
