@@ -90,6 +90,9 @@ fn a_project_spreads_pins_talks_and_survives_a_node_on_a_three_node_swarm() {
     let host = node(1);
     let r = s.hawser(&["--host", &host, "apply", "--yes", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
+    // A worker can't take services: pointed at one, hawser says where to point instead.
+    let r = s.hawser(&["--host", &node(2), "plan", "{src}"]);
+    assert!(r.code != 0 && r.stderr.contains("swarm worker, not a manager"), "{r:?}");
 
     // Six replicas at most two per node: two on each.
     assert_eq!(task_nodes("swc-spread"), ["hws1", "hws1", "hws2", "hws2", "hws3", "hws3"]);

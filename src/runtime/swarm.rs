@@ -79,6 +79,15 @@ impl SwarmEngine {
     pub async fn check(&self) -> Result<()> {
         let host = &self.host;
         let op = format!("ask {host} about its swarm");
+        // Only a manager answers `/swarm`, in about a millisecond; `/info`, which says what the
+        // engine is instead, takes several (it counts containers and images), so it is asked
+        // only when the answer is no.
+        if deadline(&op, CALL_TIMEOUT, async { self.docker().inspect_swarm().await.map_err(|e| err(&op, e)) })
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
         let info = deadline(&op, CALL_TIMEOUT, async { self.docker().info().await.map_err(|e| err(&op, e)) }).await?;
         let swarm = info.swarm.unwrap_or_default();
         let state = swarm.local_node_state.map(|s| s.to_string()).unwrap_or_default();
