@@ -34,7 +34,7 @@ pub enum ReconcileError {
     #[error("refusing to remove every managed object of project `{project}` ({removes}); pass --allow-empty if that is intended")]
     WouldEmpty { project: String, removes: usize },
     #[error("revision {revision} was not fully applied ({done} done, {failed} failed); what worked before keeps running:\n  {}", .lines.join("\n  "))]
-    Failed { revision: String, done: usize, failed: usize, lines: Vec<String> },
+    Failed { revision: String, done: usize, failed: usize, lines: Vec<String>, rolled_back: bool },
 }
 
 /// Observes the host and computes the plan (`pull: always` digests were resolved with the
@@ -80,7 +80,13 @@ pub async fn execute<E: Engine>(
 ) -> Result<Report, ReconcileError> {
     // The repository files containers mount are on the host before any container is made.
     if let Err(e) = apply::repo_files::materialize(d) {
-        return Err(ReconcileError::Failed { revision: d.revision.clone(), done: 0, failed: 1, lines: vec![e] });
+        return Err(ReconcileError::Failed {
+            revision: d.revision.clone(),
+            done: 0,
+            failed: 1,
+            lines: vec![e],
+            rolled_back: false,
+        });
     }
     let report = apply::execute(engine, d, plan, progress).await;
     if report.ok() {
@@ -97,6 +103,7 @@ fn failed(d: &DesiredState, report: &Report) -> ReconcileError {
         done: report.done,
         failed: report.failures.len(),
         lines: report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect(),
+        rolled_back: report.failures.iter().any(|f| f.rolled_back),
     }
 }
 

@@ -61,7 +61,7 @@ fn healthz(port: u16, from: &str, limit: Duration) -> Option<Duration> {
     let t = Instant::now();
     let mut s = connect(port, from).ok()?;
     s.set_read_timeout(Some(limit)).ok()?;
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     out.starts_with("HTTP/1.1 200").then(|| t.elapsed())
@@ -235,4 +235,134 @@ fn a_large_revision_is_parsed_while_health_keeps_answering() {
     eprintln!("{answered} /healthz answers while parsing, the slowest in {worst:?}");
     assert!(worst < Duration::from_millis(500), "/healthz took {worst:?} while a revision was parsed");
     assert!(docker(&["volume", "ls", "-q", "--filter", &format!("label=dev.hawser.project={p}")]).is_empty());
+}
+
+/// Everything one connection sent back, until the server closes it or `limit` passes.
+fn read_all(s: &mut TcpStream, limit: Duration) -> String {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// As a real server does: two requests on one kept-alive connection, an HTTP/1.0 client, a
+/// chunked webhook body (with its signature checked), and a chunked body over the cap refused.
+#[test]
+fn keep_alive_http_1_0_and_chunked_bodies_work_as_on_any_server() {
+    let p = "t-limits-http";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\n"));
+    s.commit("empty");
+    let port = 19508;
+    let secret = s.state.path().join("hook.secret");
+    std::fs::write(&secret, "hooksecret").unwrap();
+    let log = std::fs::File::create(s.state.path().join("serve.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(["serve", &s.path().display().to_string(), "--no-self-heal", "--interval", "10m"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret-file", secret.to_str().unwrap()])
+        .env("DOCKER_HOST", docker_host())
+        .env("HAWSER_STATE_DIR", s.state.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _serve = Serve(child);
+    let t = Instant::now();
+    while healthz(port, "127.0.0.2", Duration::from_secs(1)).is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "serve answers /healthz");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut c = connect(port, "127.0.0.2").unwrap();
+    c.write_all(
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let both = read_all(&mut c, Duration::from_secs(5));
+    assert_eq!(both.matches("HTTP/1.1 200").count(), 2, "{both}");
+    assert!(both.contains("\"sources\""), "{both}");
+
+    let mut c = connect(port, "127.0.0.2").unwrap();
+    c.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+    let old = read_all(&mut c, Duration::from_secs(5));
+    assert!(old.starts_with("HTTP/1.0 200") && old.ends_with("ok\n"), "{old}");
+
+    let name = s.path().file_name().unwrap().to_string_lossy().to_string();
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let sig = hawser::serve::webhook::sign(b"hooksecret", body);
+    let chunked = |sig: &str, body: &[u8]| {
+        let mut c = connect(port, "127.0.0.2").unwrap();
+        let head = format!(
+            "POST /hooks/{name} HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: {sig}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        for part in body.chunks(7) {
+            c.write_all(format!("{:x}\r\n", part.len()).as_bytes()).unwrap();
+            c.write_all(part).unwrap();
+            c.write_all(b"\r\n").unwrap();
+        }
+        let _ = c.write_all(b"0\r\n\r\n");
+        read_all(&mut c, Duration::from_secs(5))
+    };
+    assert!(chunked(&sig, body).starts_with("HTTP/1.1 202"), "a chunked, signed webhook is taken");
+    assert!(chunked("sha256=00", body).starts_with("HTTP/1.1 401"));
+    let big = vec![b'x'; 1024 * 1024 + 10];
+    assert!(chunked(&sig, &big).starts_with("HTTP/1.1 413"), "a chunked body over the cap is refused");
+}
+
+/// Slowloris (many connections sending their headers a byte at a time) and many idle
+/// kept-alive connections: /healthz answers within 1 s throughout, and the idle ones are
+/// closed once the header timeout has passed.
+#[test]
+fn slowloris_and_idle_connections_leave_health_answering() {
+    let p = "t-limits-idle";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\n"));
+    s.commit("empty");
+    let port = 19509;
+    let _serve = start(&s, port, None);
+
+    // 200 slowloris connections from ten addresses, and 200 idle ones after one request each.
+    let mut slow = Vec::new();
+    for i in 0..200 {
+        if let Ok(mut c) = connect(port, &format!("127.0.0.{}", 40 + i % 10)) {
+            if c.write_all(b"GET /status HTTP/1.1\r\n").is_ok() {
+                slow.push(c);
+            }
+        }
+    }
+    let mut idle = Vec::new();
+    for i in 0..200 {
+        if let Ok(mut c) = connect(port, &format!("127.0.0.{}", 60 + i % 10)) {
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 256];
+            let n = c.read(&mut buf).unwrap_or(0);
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "a kept-alive connection's first answer");
+            idle.push(c);
+        }
+    }
+    assert!(slow.len() >= 150 && idle.len() >= 150, "{} slow, {} idle", slow.len(), idle.len());
+    let started = Instant::now();
+    let mut worst = Duration::ZERO;
+    for round in 0..6 {
+        for c in &mut slow {
+            let _ = c.write_all(b"X");
+        }
+        let h = healthz(port, "127.0.0.2", Duration::from_secs(1));
+        assert!(h.is_some(), "/healthz did not answer within 1 s in round {round}");
+        worst = worst.max(h.unwrap());
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    eprintln!("worst /healthz {worst:?} with {} slowloris and {} idle connections", slow.len(), idle.len());
+    // The header timeout (10 s) closes both kinds.
+    let remaining = Duration::from_secs(14).saturating_sub(started.elapsed());
+    assert!(closed_within(&mut idle[0], remaining), "an idle connection outlived the header timeout");
+    assert!(closed_within(&mut slow[0], Duration::from_secs(2)), "a slowloris connection outlived the header timeout");
+    let open = idle
+        .iter_mut()
+        .chain(slow.iter_mut())
+        .filter(|c| !closed_within(&mut c.try_clone().unwrap(), Duration::from_millis(50)))
+        .count();
+    assert_eq!(open, 0, "connections outlived the header timeout");
 }

@@ -27,6 +27,8 @@ pub struct Failure {
     pub kind: Kind,
     pub name: String,
     pub message: String,
+    /// What it replaced keeps serving: a candidate failed its gate, or the swarm rolled back.
+    pub rolled_back: bool,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +51,9 @@ pub enum ActionError {
     Gate(#[from] GateFailure),
     #[error("skipped: {0}")]
     Skipped(String),
+    /// The cluster rolled an update back: the old version serves.
+    #[error("{0}")]
+    RolledBack(String),
     #[error("{0}")]
     Other(String),
 }
@@ -109,6 +114,7 @@ where
                         kind: a.kind,
                         name: a.name.clone(),
                         message: format!("skipped: {why}"),
+                        rolled_back: false,
                     });
                     state[i] = State::Failed;
                     changed = true;
@@ -137,7 +143,14 @@ where
             Err(e) => {
                 state[i] = State::Failed;
                 progress(&format!("{} {}: FAILED: {e}", a.kind, a.name));
-                report.failures.push(Failure { kind: a.kind, name: a.name.clone(), message: e.to_string() });
+                let rolled_back = matches!(e, ActionError::RolledBack(_))
+                    || (matches!(e, ActionError::Gate(_)) && matches!(a.op, Op::Replace { .. }));
+                report.failures.push(Failure {
+                    kind: a.kind,
+                    name: a.name.clone(),
+                    message: e.to_string(),
+                    rolled_back,
+                });
             }
         }
     }

@@ -233,14 +233,19 @@ async fn converge(
                     } else {
                         "the swarm paused the update"
                     };
-                    return Err(ActionError::Other(format!(
+                    let text = format!(
                         "{rolled} ({why}){}",
                         if failing.is_empty() {
                             String::new()
                         } else {
                             format!("; failed tasks: {}", failing.join("; "))
                         }
-                    )));
+                    );
+                    return Err(if u.state == U::RollbackCompleted {
+                        ActionError::RolledBack(text)
+                    } else {
+                        ActionError::Other(text)
+                    });
                 }
                 _ => {}
             }

@@ -203,9 +203,13 @@ pub enum Command {
         source: Option<String>,
         #[command(flatten)]
         sel: Selection,
-        /// HTTP listener for /healthz, /status, /metrics and /hooks/NAME.
+        /// HTTP listener for the dashboard, /healthz, /status, /metrics and /hooks/NAME.
         #[arg(long, default_value = "127.0.0.1:9480")]
         listen: String,
+        /// The dashboard's, /status's and /metrics's access token, in this file (needed to
+        /// listen on anything but loopback).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
         /// Resync (local) or poll (remote) period.
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         interval: desired::Duration,
@@ -627,11 +631,22 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             };
             run_apply(engine, state_dir, &src.source, &d, &opts, &run).await
         }
-        Command::Serve { config, source, sel, listen, interval, fetch_timeout, webhook_secret_file, no_self_heal } => {
+        Command::Serve {
+            config,
+            source,
+            sel,
+            listen,
+            token_file,
+            interval,
+            fetch_timeout,
+            webhook_secret_file,
+            no_self_heal,
+        } => {
             let cfg = match config {
                 Some(f) => ServeConfig::from_file(f).map_err(CliError::Invalid)?,
                 None => ServeConfig {
                     listen: listen.clone(),
+                    token_file: None,
                     sources: vec![SourceConfig {
                         name: None,
                         repo: source.clone().unwrap_or_default(),
@@ -646,10 +661,14 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                         allowed_signers: None,
                         auth: Default::default(),
                         target: None,
+                        notify: Vec::new(),
                     }],
                 },
             };
             let mut cfg = cfg;
+            if token_file.is_some() {
+                cfg.token_file = token_file.clone();
+            }
             for s in &mut cfg.sources {
                 if s.allowed_signers.is_none() {
                     s.allowed_signers = cli.allowed_signers.clone();

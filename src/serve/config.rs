@@ -1,7 +1,8 @@
 //! `hawser serve --config FILE`: the sources one host follows, in TOML.
 //!
 //! ```toml
-//! listen = "127.0.0.1:9480"          # HTTP: /healthz, /status, /metrics, /hooks/NAME
+//! listen = "127.0.0.1:9480"          # HTTP: the dashboard, /healthz, /status, /metrics, /hooks/NAME
+//! tokenFile = "/etc/hawser/dashboard.token"   # access token; needed to listen beyond loopback
 //!
 //! [[source]]
 //! name = "shop"                      # default: the repository's name
@@ -15,6 +16,11 @@
 //! selfHeal = true                    # repair drift on engine events (default)
 //! prune = true                       # remove what is no longer declared (default)
 //! allowedSigners = "/etc/hawser/allowed_signers"   # only commits signed by these SSH keys
+//!
+//! [[source.notify]]                  # any number; see serve::notify
+//! urlFile = "/etc/hawser/chat.url"
+//! format = "slack"                   # or "json" (signed with secretFile)
+//! events = ["failed", "rolledBack", "sourceDown"]
 //!
 //! [source.auth]                      # for remote repositories that want credentials
 //! sshKeyFile = "/etc/hawser/deploy_key"            # ssh:// and user@host:path URLs
@@ -33,6 +39,9 @@ use std::path::{Path, PathBuf};
 pub struct ServeConfig {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// The access token of the dashboard, /status and /metrics (see `serve::auth`).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }
@@ -71,6 +80,9 @@ pub struct SourceConfig {
     /// Overrides `target` of the repository's hawser.toml (`docker` or `swarm`).
     #[serde(default)]
     pub target: Option<crate::desired::Target>,
+    /// Who is told about deploys, failures and the like (see `serve::notify`).
+    #[serde(default)]
+    pub notify: Vec<super::notify::NotifyConfig>,
 }
 
 fn default_listen() -> String {

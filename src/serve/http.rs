@@ -1,36 +1,40 @@
-//! The service's HTTP listener (hyper, HTTP/1.1, one request per connection) for health,
-//! status, metrics and webhooks. Whoever can reach the port may be hostile, so everything a
+//! The service's HTTP listener: hyper connections (HTTP/1.1 and 1.0, keep-alive, chunked
+//! bodies) serving an axum router. Whoever can reach the port may be hostile, so everything a
 //! client can make the service hold is bounded:
 //! - connections: at most [`Limits::connections`] at once, [`Limits::per_peer`] from one address;
 //!   past that the listener stops accepting until one ends, so excess waits in the kernel's
 //!   backlog instead of costing memory or descriptors;
-//! - time: a connection lives at most [`Limits::deadline`] from accept to the last byte of the
-//!   answer, however slowly it sends (headers or body);
-//! - memory: a body needs a `Content-Length` within [`Limits::body`], and the bodies of all
-//!   connections together stay within [`Limits::bodies_in_flight`] bytes; read buffers are small.
+//! - time: a request's headers must arrive within [`Limits::headers`] of the connection's last
+//!   answer (so an idle keep-alive connection is closed then too), and its handler, body
+//!   included, must be done within [`Limits::request`]; only the live event stream outlives it;
+//! - memory: a body is at most [`Limits::body`] bytes (by `Content-Length` or as it streams in
+//!   chunks), and the bodies of all requests together stay within [`Limits::bodies_in_flight`]
+//!   bytes; read buffers are small;
 //! - descriptors: a failing `accept` (out of descriptors) backs off instead of spinning.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// The whole life of one connection, headers to answer.
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub connections: usize,
     pub per_peer: usize,
-    pub deadline: Duration,
+    /// From the connection's start, or its last answer, to the end of the next request's headers.
+    pub headers: Duration,
+    /// From the end of the headers to the answer: reading the body and handling it.
+    pub request: Duration,
     pub body: usize,
     pub bodies_in_flight: usize,
 }
@@ -40,33 +44,11 @@ impl Default for Limits {
         Limits {
             connections: 512,
             per_peer: 32,
-            deadline: REQUEST_DEADLINE,
+            headers: Duration::from_secs(10),
+            request: Duration::from_secs(10),
             body: MAX_BODY_BYTES,
             bodies_in_flight: 16 * MAX_BODY_BYTES,
         }
-    }
-}
-
-pub struct Request {
-    pub method: String,
-    pub path: String,
-    /// Lowercase names.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: String,
-}
-
-impl Response {
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Self {
-        Response { status, content_type, body: body.into() }
-    }
-    pub fn text(status: u16, body: impl Into<String>) -> Self {
-        Response::new(status, "text/plain; charset=utf-8", body)
     }
 }
 
@@ -103,14 +85,37 @@ impl Drop for PeerGuard {
     }
 }
 
-/// Serves `handle` on `listener` until `stop` turns true.
-pub async fn serve<H, F>(listener: TcpListener, limits: Limits, handle: H, mut stop: watch::Receiver<bool>)
-where
-    H: Fn(Request) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response> + Send + 'static,
-{
-    let slots = Arc::new(Semaphore::new(limits.connections));
+/// Wraps `app` in the request limits: the body budget, the body size cap and the time limit.
+/// Routes added after this (the live event stream) are not timed.
+pub fn limited(app: Router, limits: Limits) -> Router {
     let bodies = Arc::new(Semaphore::new(limits.bodies_in_flight));
+    app.layer(axum::middleware::from_fn_with_state((bodies, limits.body), body_budget))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limits.body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request))
+}
+
+/// Holds a share of the bodies' budget while a request with a body is handled: its declared
+/// length, or the whole cap for a chunked body, whose length is known only at its end.
+async fn body_budget(State((bodies, cap)): State<(Arc<Semaphore>, usize)>, req: Request, next: Next) -> Response {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let share = match (declared, chunked) {
+        (Some(n), _) if n > cap => return (StatusCode::PAYLOAD_TOO_LARGE, "body too large\n").into_response(),
+        (Some(n), _) => n,
+        (None, true) => cap,
+        (None, false) => 0,
+    };
+    if share == 0 {
+        return next.run(req).await;
+    }
+    // Waits for room; the request's time limit ends the wait if none comes.
+    let _permit = bodies.acquire_many_owned(share as u32).await.expect("never closed");
+    next.run(req).await
+}
+
+/// Serves `app` on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, limits: Limits, app: Router, mut stop: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(limits.connections));
     let peers = Arc::new(Peers::default());
     let mut backoff = Duration::ZERO;
     loop {
@@ -139,75 +144,25 @@ where
             drop(stream); // One address may not take every slot.
             continue;
         };
-        let (handle, bodies) = (handle.clone(), bodies.clone());
+        let app = app.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             let _held = (slot, guard);
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let (handle, bodies) = (handle.clone(), bodies.clone());
-                async move {
-                    let response = match read(req, &limits, &bodies).await {
-                        Ok((req, _permit)) => handle(req).await,
-                        Err(r) => r,
-                    };
-                    Ok::<_, std::convert::Infallible>(into_hyper(response))
-                }
-            });
+            let service = hyper_util::service::TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(false)
+                .keep_alive(true)
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(limits.deadline)
+                .header_read_timeout(limits.headers)
                 .max_buf_size(MAX_HEADER_BYTES)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            // Past the deadline the connection is dropped, whatever state it is in.
-            let _ = tokio::time::timeout(limits.deadline, conn).await;
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                // A stopping service ends open streams (and idle connections) at once.
+                _ = stop.changed() => {}
+            }
         });
     }
-}
-
-/// The request with its body read, and the share of the body budget it holds.
-async fn read(
-    req: hyper::Request<Incoming>,
-    limits: &Limits,
-    bodies: &Arc<Semaphore>,
-) -> Result<(Request, Option<OwnedSemaphorePermit>), Response> {
-    let (parts, body) = req.into_parts();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).to_string()))
-        .collect();
-    let method = parts.method.as_str().to_string();
-    let path = parts.uri.path().to_string();
-    let length = parts.headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let chunked = parts.headers.contains_key(hyper::header::TRANSFER_ENCODING);
-    let (length, permit) = match (length, chunked) {
-        (None, false) | (Some(0), _) => (0, None),
-        (None, true) => return Err(Response::text(411, "a body needs Content-Length\n")),
-        (Some(n), _) if n > limits.body => return Err(Response::text(413, "body too large\n")),
-        (Some(n), _) => {
-            // Waits for room; the connection's deadline ends the wait if none comes.
-            let permit = bodies.clone().acquire_many_owned(n as u32).await.expect("never closed");
-            (n, Some(permit))
-        }
-    };
-    let body = if length == 0 {
-        Vec::new()
-    } else {
-        match Limited::new(body, length).collect().await {
-            Ok(b) => b.to_bytes().to_vec(),
-            Err(_) => return Err(Response::text(400, "incomplete or oversized body\n")),
-        }
-    };
-    Ok((Request { method, path, headers, body }, permit))
-}
-
-fn into_hyper(r: Response) -> hyper::Response<Full<Bytes>> {
-    hyper::Response::builder()
-        .status(r.status)
-        .header(hyper::header::CONTENT_TYPE, r.content_type)
-        .header(hyper::header::CONNECTION, "close")
-        .body(Full::new(Bytes::from(r.body)))
-        .expect("a valid response")
 }
 
 /// Raises the soft limit of open descriptors to the hard one, as servers do: the default soft

@@ -55,6 +55,10 @@ pub struct SourceStatus {
     pub source_unavailable: Option<String>,
     /// Seconds until a failing revision is retried.
     pub retry_in: Option<u64>,
+    /// When it is retried.
+    pub next_retry_unix: Option<f64>,
+    /// A reconcile of it is under way.
+    pub reconciling: bool,
 }
 
 impl SourceStatus {
@@ -77,6 +81,7 @@ impl SourceStatus {
             self.last_success_unix = Some(now);
             self.last_error = None;
             self.retry_in = None;
+            self.next_retry_unix = None;
         } else {
             self.last_error = error;
         }

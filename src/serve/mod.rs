@@ -5,9 +5,13 @@
 //! exponential backoff, a newer revision takes over at once, and the last good revision stays
 //! deployed while the source is unreachable.
 
+pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod http;
 pub mod metrics;
+pub mod notify;
+pub mod routes;
 pub mod webhook;
 
 use crate::apply::limit::Limited;
@@ -45,6 +49,8 @@ pub enum Trigger {
     Webhook,
     Event,
     Retry,
+    /// The dashboard's button (or a POST to it).
+    Manual,
 }
 
 impl Trigger {
@@ -56,6 +62,7 @@ impl Trigger {
             Trigger::Webhook => "webhook",
             Trigger::Event => "event",
             Trigger::Retry => "retry",
+            Trigger::Manual => "manual",
         }
     }
 }
@@ -71,17 +78,32 @@ pub struct Source {
     pub status: Mutex<metrics::SourceStatus>,
     /// The services of its last swarm revision: a swarm's service events name no project.
     swarm_services: Mutex<std::collections::BTreeSet<String>>,
+    /// The head as last read and validated, for the dashboard's plan.
+    pub head: Mutex<Option<Arc<DesiredState>>>,
+    /// The head's commit subject, for notifications.
+    subject: Mutex<Option<String>>,
+    /// The revision (or error) whose failure was last notified: each is told once.
+    failing: Mutex<Option<String>>,
+    pub notifier: notify::Notifier,
 }
 
 impl Source {
     pub fn trigger(&self, why: Trigger) {
         let mut p = self.pending.lock().unwrap();
-        // A push or webhook outranks an event for the record; any reason wakes the loop.
-        if p.is_none() || matches!(why, Trigger::Push | Trigger::Webhook) {
+        // A push, webhook or button outranks an event for the record; any reason wakes the loop.
+        if p.is_none() || matches!(why, Trigger::Push | Trigger::Webhook | Trigger::Manual) {
             *p = Some(why);
         }
         drop(p);
         self.wake.notify_one();
+    }
+
+    /// Whether `what` (a revision, or an invalid revision's error) fails for the first time.
+    fn first_failure(&self, what: &str) -> bool {
+        let mut f = self.failing.lock().unwrap();
+        let first = f.as_deref() != Some(what);
+        *f = Some(what.to_string());
+        first
     }
 
     fn is_local(&self) -> bool {
@@ -100,7 +122,17 @@ pub struct Service {
     pub started: Instant,
     /// The engine's address, and, once a source's target is a swarm, the manager there.
     pub host: String,
-    swarm: tokio::sync::OnceCell<SwarmEngine>,
+    pub(crate) swarm: tokio::sync::OnceCell<SwarmEngine>,
+    /// Reconciles starting and ending, for the dashboard's live pages.
+    pub live: tokio::sync::broadcast::Sender<Live>,
+    pub access: auth::Access,
+}
+
+/// A reconcile of `source` started or finished.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Live {
+    pub source: String,
+    pub phase: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +145,10 @@ pub enum ServeError {
     Listen { addr: String, source: std::io::Error },
     #[error("cannot watch {}: {message}", path.display())]
     Watch { path: PathBuf, message: String },
+    #[error(transparent)]
+    Access(#[from] auth::AccessError),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
 }
 
 impl Service {
@@ -138,12 +174,16 @@ impl Service {
             let status = metrics::SourceStatus { name: name.clone(), repo: s.repo.clone(), ..Default::default() };
             sources.push(Arc::new(Source {
                 cfg: s.clone(),
-                name,
                 webhook_secret,
                 wake: Notify::new(),
                 pending: Mutex::new(None),
                 status: Mutex::new(status),
                 swarm_services: Mutex::new(Default::default()),
+                head: Mutex::new(None),
+                subject: Mutex::new(None),
+                failing: Mutex::new(None),
+                notifier: notify::Notifier::new(&name, &s.notify)?,
+                name,
             }));
         }
         let history = match crate::history::History::open(state_dir) {
@@ -163,6 +203,8 @@ impl Service {
             started: Instant::now(),
             host: String::new(),
             swarm: tokio::sync::OnceCell::new(),
+            live: tokio::sync::broadcast::channel(64).0,
+            access: auth::Access::new(&cfg.listen, cfg.token_file.as_deref())?,
         })
     }
 }
@@ -198,13 +240,7 @@ pub async fn run(
             http::serve(
                 listener,
                 http::Limits::default(),
-                {
-                    let svc = svc.clone();
-                    move |req| {
-                        let svc = svc.clone();
-                        async move { route(&svc, req) }
-                    }
-                },
+                routes::app(svc.clone(), engine.clone(), http::Limits::default()),
                 stop_rx.clone()
             ),
             follow_engine_events(svc.clone(), engine.clone(), stop_rx.clone()),
@@ -235,14 +271,14 @@ async fn shutdown_signal() {
 }
 
 /// inotify on each local repository's refs: a push (or a commit) wakes its source at once.
-fn watch_local_repositories(svc: &Arc<Service>) -> Result<Vec<notify::RecommendedWatcher>, ServeError> {
-    use notify::{RecursiveMode, Watcher};
+fn watch_local_repositories(svc: &Arc<Service>) -> Result<Vec<::notify::RecommendedWatcher>, ServeError> {
+    use ::notify::{RecursiveMode, Watcher};
     let mut watchers = Vec::new();
     for s in svc.sources.iter().filter(|s| s.is_local()) {
         let repo = PathBuf::from(&s.cfg.repo);
         let git_dir = if repo.join(".git").is_dir() { repo.join(".git") } else { repo.clone() };
         let src = s.clone();
-        let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let mut w = ::notify::recommended_watcher(move |res: ::notify::Result<::notify::Event>| {
             let Ok(ev) = res else { return };
             let is_ref = ev.paths.iter().any(|p| {
                 let p = p.to_string_lossy();
@@ -267,7 +303,7 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(1.0 + frac)
 }
 
-fn now_unix() -> f64 {
+pub(crate) fn now_unix() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|t| t.as_secs_f64()).unwrap_or(0.0)
 }
 
@@ -325,14 +361,23 @@ async fn reconcile_loop(
         }
         deferred_webhook = None;
         let started = Instant::now();
+        let _running = Running::new(&svc, &src);
         let desired = read_source(&svc, &src).await;
         if !matches!(desired, Err(SourceProblem::Unavailable(_))) {
             src.status.lock().unwrap().source_read();
         }
         let d = match desired {
-            Ok(d) => d,
+            Ok((d, subject)) => {
+                *src.head.lock().unwrap() = Some(Arc::new(d.clone()));
+                *src.subject.lock().unwrap() = subject;
+                d
+            }
             Err(SourceProblem::Unavailable(e)) => {
+                let was_up = src.status.lock().unwrap().source_unavailable.is_none();
                 src.status.lock().unwrap().source_unavailable(&e);
+                if was_up {
+                    notify_event(&src, notify::EventKind::SourceDown, None, Vec::new(), Some(e.clone()));
+                }
                 tracing::warn!(source = %src.name, error = %e, "source unavailable; the last good revision stays deployed");
                 // Drift is still repaired, against the last revision that applied.
                 if let (Trigger::Event, Some(good)) = (why, &last_good) {
@@ -341,11 +386,17 @@ async fn reconcile_loop(
                 continue;
             }
             Err(SourceProblem::Invalid(e)) => {
-                record(&svc, &src, None, why, Outcome::Invalid, started, Some(e), 0);
+                *src.head.lock().unwrap() = None;
+                *src.subject.lock().unwrap() = None;
+                record(&svc, &src, None, why, Outcome::Invalid, started, Some(e.clone()), 0);
+                if src.first_failure(&e) {
+                    notify_event(&src, notify::EventKind::Invalid, None, Vec::new(), Some(e));
+                }
                 continue;
             }
         };
-        if let Some(b) = &backoff {
+        if let Some(b) = backoff.as_ref().filter(|_| why != Trigger::Manual) {
+            // Someone pressing the button wants it tried now.
             if b.revision == d.revision && Instant::now() < b.until {
                 continue; // A failing revision waits for its retry time; a newer one goes at once.
             }
@@ -361,10 +412,66 @@ async fn reconcile_loop(
                     _ => BACKOFF_MIN,
                 };
                 tracing::warn!(source = %src.name, revision = %d.revision, retry_in = ?delay, "reconcile failed");
-                src.status.lock().unwrap().retry_in = Some(delay.as_secs());
+                let mut st = src.status.lock().unwrap();
+                st.retry_in = Some(delay.as_secs());
+                st.next_retry_unix = Some(now_unix() + delay.as_secs_f64());
+                drop(st);
                 backoff = Some(Backoff { revision: d.revision.clone(), delay, until: Instant::now() + delay });
             }
         }
+    }
+}
+
+/// What a plan changes, one line per action, as notifications list it.
+fn changes(plan: &crate::diff::Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter(|a| !matches!(a.op, crate::diff::Op::Keep | crate::diff::Op::Orphan))
+        .map(|a| format!("{} {}: {}", a.kind, a.name, a.cause))
+        .collect()
+}
+
+fn notify_event(
+    src: &Source,
+    event: notify::EventKind,
+    d: Option<&DesiredState>,
+    changes: Vec<String>,
+    cause: Option<String>,
+) {
+    let project = d.map(|d| d.project.clone()).or_else(|| src.status.lock().unwrap().project.clone());
+    let revision = d.map(|d| d.revision.clone()).or_else(|| src.status.lock().unwrap().last_revision.clone());
+    let subject = if d.is_some() { src.subject.lock().unwrap().clone() } else { None };
+    src.notifier.send(&notify::Message {
+        format_version: 1,
+        event,
+        source: src.name.clone(),
+        project,
+        revision,
+        subject,
+        changes,
+        cause,
+        time: notify::rfc3339(now_unix()),
+    });
+}
+
+/// Marks a source as reconciling, and tells live pages, until dropped.
+struct Running<'a> {
+    svc: &'a Service,
+    src: &'a Source,
+}
+
+impl<'a> Running<'a> {
+    fn new(svc: &'a Service, src: &'a Source) -> Running<'a> {
+        src.status.lock().unwrap().reconciling = true;
+        let _ = svc.live.send(Live { source: src.name.clone(), phase: "started" });
+        Running { svc, src }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.src.status.lock().unwrap().reconciling = false;
+        let _ = self.svc.live.send(Live { source: self.src.name.clone(), phase: "finished" });
     }
 }
 
@@ -380,7 +487,7 @@ enum SourceProblem {
     Invalid(String),
 }
 
-async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, SourceProblem> {
+async fn read_source(svc: &Service, src: &Source) -> Result<(DesiredState, Option<String>), SourceProblem> {
     let opts = SourceOptions {
         git_ref: src.cfg.git_ref.clone(),
         path: src.cfg.path.clone(),
@@ -411,18 +518,18 @@ async fn read_source(svc: &Service, src: &Source) -> Result<DesiredState, Source
             tracing::warn!("{w}");
         }
         desired::secrets::resolve(&mut d, &state_dir).map_err(invalid)?;
-        Ok(d)
+        Ok((d, snap.subject()))
     });
     // The fetch stops itself at its deadline; this wait is the backstop for a read stuck
     // between two of libgit2's progress callbacks.
     let limit = src.cfg.fetch_timeout.as_std();
-    let mut d = match tokio::time::timeout(limit + Duration::from_secs(5), read).await {
+    let (mut d, subject) = match tokio::time::timeout(limit + Duration::from_secs(5), read).await {
         Err(_) => return Err(SourceProblem::Unavailable(format!("no answer within {}", src.cfg.fetch_timeout))),
         Ok(Err(e)) => return Err(SourceProblem::Unavailable(e.to_string())),
         Ok(Ok(result)) => result?,
     };
     crate::runtime::registry::resolve_digests(&mut d).await;
-    Ok(d)
+    Ok((d, subject))
 }
 
 /// One reconcile under the project's lock; outcome recorded in status, metrics and history.
@@ -468,13 +575,19 @@ async fn run_reconcile(
         r
     };
     match result {
-        Ok((_, report)) => {
+        Ok((plan, report)) => {
             let outcome = if report.done > 0 { Outcome::Changed } else { Outcome::Unchanged };
             if report.done > 0 && why == Trigger::Event {
                 svc.metrics.lock().unwrap().drift_repairs(&src.name);
                 src.status.lock().unwrap().drift_repairs += 1;
             }
             record(svc, src, Some(d), why, outcome, started, None, report.done as u64);
+            *src.failing.lock().unwrap() = None;
+            if report.done > 0 {
+                let event =
+                    if why == Trigger::Event { notify::EventKind::DriftRepaired } else { notify::EventKind::Deployed };
+                notify_event(src, event, Some(d), changes(&plan), None);
+            }
             Ok(())
         }
         Err(e) => {
@@ -482,7 +595,15 @@ async fn run_reconcile(
                 ReconcileError::Conflicts(_) | ReconcileError::WouldEmpty { .. } => Outcome::Refused,
                 _ => Outcome::Failed,
             };
+            let event = match e {
+                ReconcileError::Failed { rolled_back: true, .. } => notify::EventKind::RolledBack,
+                _ => notify::EventKind::Failed,
+            };
             record(svc, src, Some(d), why, outcome, started, Some(e.to_string()), 0);
+            // A failing revision is retried with backoff: it is told once, not at each retry.
+            if src.first_failure(&d.revision) {
+                notify_event(src, event, Some(d), Vec::new(), Some(e.to_string()));
+            }
             Err(())
         }
     }
@@ -524,42 +645,6 @@ fn record(
     svc.metrics.lock().unwrap().observe(&src.name, outcome, took);
     let mut st = src.status.lock().unwrap();
     st.record(revision, why, outcome, took, error, now_unix());
-}
-
-fn route(svc: &Service, req: http::Request) -> http::Response {
-    match (req.method.as_str(), req.path.as_str()) {
-        ("GET", "/healthz") => http::Response::text(200, "ok\n"),
-        ("GET", "/status") => {
-            let sources: Vec<metrics::SourceStatus> =
-                svc.sources.iter().map(|s| s.status.lock().unwrap().clone()).collect();
-            let body = serde_json::json!({"uptimeSeconds": svc.started.elapsed().as_secs(), "sources": sources});
-            http::Response::new(200, "application/json", serde_json::to_string_pretty(&body).unwrap_or_default() + "\n")
-        }
-        ("GET", "/metrics") => {
-            let statuses: Vec<metrics::SourceStatus> =
-                svc.sources.iter().map(|s| s.status.lock().unwrap().clone()).collect();
-            http::Response::new(200, "text/plain; version=0.0.4", svc.metrics.lock().unwrap().render(&statuses))
-        }
-        ("POST", path) if path.starts_with("/hooks/") => {
-            let name = &path["/hooks/".len()..];
-            let Some(src) = svc.sources.iter().find(|s| s.name == name) else {
-                return http::Response::text(404, "no such source\n");
-            };
-            let Some(secret) = &src.webhook_secret else {
-                return http::Response::text(404, "webhooks are not enabled for this source\n");
-            };
-            match webhook::verify(secret, &req.headers, &req.body) {
-                Some(provider) => {
-                    tracing::info!(source = %src.name, ?provider, "webhook");
-                    src.trigger(Trigger::Webhook);
-                    http::Response::text(202, "accepted\n")
-                }
-                None => http::Response::text(401, "bad or missing signature\n"),
-            }
-        }
-        (_, "/healthz" | "/status" | "/metrics") => http::Response::text(405, "method not allowed\n"),
-        _ => http::Response::text(404, "not found\n"),
-    }
 }
 
 /// Engine events of managed containers (die, destroy, oom, unhealthy) wake the source that owns

@@ -25,13 +25,13 @@ fn hmac_ok(secret: &[u8], body: &[u8], hex_sig: &str) -> bool {
 }
 
 /// Constant-time equality (the length is not secret).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks a request's headers (lowercase names) and body against `secret`.
-pub fn verify(secret: &[u8], headers: &[(String, String)], body: &[u8]) -> Option<Provider> {
-    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+/// Checks a request's headers and body against `secret`.
+pub fn verify(secret: &[u8], headers: &axum::http::HeaderMap, body: &[u8]) -> Option<Provider> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(sig) = get("x-hub-signature-256") {
         return sig.strip_prefix("sha256=").filter(|s| hmac_ok(secret, body, s)).map(|_| Provider::GitHub);
     }
@@ -58,8 +58,10 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn h(k: &str, v: &str) -> Vec<(String, String)> {
-        vec![(k.to_string(), v.to_string())]
+    fn h(k: &'static str, v: &str) -> axum::http::HeaderMap {
+        let mut m = axum::http::HeaderMap::new();
+        m.insert(k, v.parse().unwrap());
+        m
     }
 
     #[test]
@@ -74,6 +76,6 @@ mod tests {
         assert_eq!(verify(b"other", &h("x-hub-signature-256", &sig), body), None);
         assert_eq!(verify(b"s3cret", &h("x-hub-signature-256", &sig), b"{}"), None);
         assert_eq!(verify(b"s3cret", &h("x-gitlab-token", "s3cre"), body), None);
-        assert_eq!(verify(b"s3cret", &[], body), None);
+        assert_eq!(verify(b"s3cret", &axum::http::HeaderMap::new(), body), None);
     }
 }

@@ -68,6 +68,18 @@ impl Snapshot {
         Ok(files)
     }
 
+    /// The first line of the commit's message, for notifications (None for a directory).
+    pub fn subject(&self) -> Option<String> {
+        let Location::Git { repo, commit } = &self.location else { return None };
+        let repo = git::open(repo)?;
+        let oid = git2::Oid::from_str(commit).ok()?;
+        let c = repo.find_commit(oid).ok()?;
+        let line = c.summary().ok()??.trim().to_string();
+        // A subject is the committer's text: one clean line, not too long.
+        let line = crate::terminal::clean_line(&line).chars().take(200).collect::<String>();
+        (!line.is_empty()).then_some(line)
+    }
+
     /// The one file at `path` (relative to the source root) in this revision, named by its
     /// file name; `None` when there is no such file.
     pub fn file(&self, path: &str) -> Result<Option<ContextFile>, String> {

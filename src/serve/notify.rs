@@ -1,0 +1,372 @@
+//! Notifications: per source, targets that are told when a deploy succeeds, fails, is rolled
+//! back, repairs drift, is invalid, or the source goes away.
+//!
+//! ```toml
+//! [[source.notify]]
+//! urlFile = "/etc/hawser/chat.url"      # the URL is a credential: read from a file, never shown
+//! format = "slack"                      # or "json"
+//! events = ["failed", "rolledBack"]     # default: all six
+//! secretFile = "/etc/hawser/notify.key" # json: HMAC-SHA256 of the body in X-Hawser-Signature
+//! ```
+//!
+//! Delivery never blocks a reconcile: each target has its own queue and task, which retries a
+//! message with exponential backoff (1 s doubling to 60 s) for up to [`GIVE_UP_AFTER`], in
+//! order. How each target fares is part of the source's status (without its URL).
+//!
+//! The `json` format's body (`formatVersion` 1):
+//! `{"formatVersion":1,"event":"failed","source":"shop","project":"shop","revision":"…",
+//!   "subject":"commit subject","changes":["Container web: replace (changed: env.VERSION)"],
+//!   "cause":"…","time":"2026-11-24T18:35:41Z"}`; `subject`, `changes` and `cause` are left out
+//! when unknown or empty. With `secretFile`, `X-Hawser-Signature: sha256=HEX` is the HMAC-SHA256
+//! of the body under the file's contents (as hawser's own webhooks are signed).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A message not delivered after this long is dropped (and the failure reported).
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(3600);
+const QUEUE: usize = 256;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EventKind {
+    Deployed,
+    Failed,
+    RolledBack,
+    DriftRepaired,
+    Invalid,
+    SourceDown,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Deployed,
+        EventKind::Failed,
+        EventKind::RolledBack,
+        EventKind::DriftRepaired,
+        EventKind::Invalid,
+        EventKind::SourceDown,
+    ];
+
+    fn headline(self) -> &'static str {
+        match self {
+            EventKind::Deployed => "deployed",
+            EventKind::Failed => "deploy FAILED",
+            EventKind::RolledBack => "deploy FAILED and rolled back: the old version serves",
+            EventKind::DriftRepaired => "drift repaired",
+            EventKind::Invalid => "revision INVALID: nothing applied",
+            EventKind::SourceDown => "source unreachable: the last good revision stays deployed",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Json,
+    /// A Slack incoming webhook's `{"text": …}`, which Mattermost and Discord's
+    /// Slack-compatible endpoints take too.
+    Slack,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotifyConfig {
+    pub url_file: PathBuf,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub events: Option<Vec<EventKind>>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// What happened, for every target of a source.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub format_version: u32,
+    pub event: EventKind,
+    pub source: String,
+    pub project: Option<String>,
+    pub revision: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// RFC 3339, UTC.
+    pub time: String,
+}
+
+impl Message {
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).expect("messages serialize")
+    }
+
+    pub fn slack(&self) -> String {
+        let project = self.project.as_deref().unwrap_or(&self.source);
+        let mut text = format!("*{project}*: {}", self.event.headline());
+        if let Some(r) = &self.revision {
+            text.push_str(&format!(" at `{}`", super::dashboard::short_revision(r)));
+        }
+        if let Some(s) = &self.subject {
+            text.push_str(&format!(" ({s})"));
+        }
+        text.push_str(&format!(" [source {}]", self.source));
+        for c in self.changes.iter().take(20) {
+            text.push_str(&format!("\n• {c}"));
+        }
+        if self.changes.len() > 20 {
+            text.push_str(&format!("\n• and {} more", self.changes.len() - 20));
+        }
+        if let Some(c) = &self.cause {
+            text.push_str(&format!("\n```{c}```"));
+        }
+        serde_json::json!({ "text": text }).to_string()
+    }
+}
+
+/// How one target fares, for `/status` and the dashboard.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetStatus {
+    pub format: Format,
+    pub events: Vec<EventKind>,
+    pub delivered: u64,
+    /// Messages waiting (the one being retried included).
+    pub pending: u64,
+    pub dropped: u64,
+    /// The last attempt failed; `last_error` says why.
+    pub failing: bool,
+    pub last_error: Option<String>,
+}
+
+struct Target {
+    events: Vec<EventKind>,
+    tx: mpsc::Sender<Message>,
+    status: Arc<Mutex<TargetStatus>>,
+}
+
+/// The targets of one source.
+#[derive(Default)]
+pub struct Notifier {
+    targets: Vec<Target>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("source `{source_name}`: notification target {index}: cannot read {}: {message}", path.display())]
+pub struct NotifyError {
+    pub source_name: String,
+    pub index: usize,
+    pub path: PathBuf,
+    pub message: String,
+}
+
+fn read_secret(source: &str, index: usize, path: &PathBuf) -> Result<String, NotifyError> {
+    let err = |message: String| NotifyError { source_name: source.to_string(), index, path: path.clone(), message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        return Err(err("it is empty".into()));
+    }
+    Ok(text)
+}
+
+impl Notifier {
+    /// Reads each target's URL (and key) now, so a wrong path stops the service at its start;
+    /// delivery tasks start with the first message.
+    pub fn new(source: &str, configs: &[NotifyConfig]) -> Result<Notifier, NotifyError> {
+        let mut targets = Vec::new();
+        for (i, c) in configs.iter().enumerate() {
+            let url = read_secret(source, i + 1, &c.url_file)?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(NotifyError {
+                    source_name: source.to_string(),
+                    index: i + 1,
+                    path: c.url_file.clone(),
+                    message: "it does not hold an http:// or https:// URL".into(),
+                });
+            }
+            let key = match &c.secret_file {
+                Some(p) => Some(read_secret(source, i + 1, p)?.into_bytes()),
+                None => None,
+            };
+            let events = c.events.clone().unwrap_or_else(|| EventKind::ALL.to_vec());
+            let status =
+                Arc::new(Mutex::new(TargetStatus { format: c.format, events: events.clone(), ..Default::default() }));
+            let (tx, rx) = mpsc::channel(QUEUE);
+            tokio::spawn(deliver(url, c.format, key, rx, status.clone()));
+            targets.push(Target { events, tx, status });
+        }
+        Ok(Notifier { targets })
+    }
+
+    /// Queues `m` for every target that wants its event; never waits.
+    pub fn send(&self, m: &Message) {
+        for t in self.targets.iter().filter(|t| t.events.contains(&m.event)) {
+            let mut st = t.status.lock().unwrap();
+            match t.tx.try_send(m.clone()) {
+                Ok(()) => st.pending += 1,
+                Err(_) => {
+                    st.dropped += 1;
+                    tracing::warn!(source = %m.source, "a notification queue is full; a message was dropped");
+                }
+            }
+        }
+    }
+
+    pub fn status(&self) -> Vec<TargetStatus> {
+        self.targets.iter().map(|t| t.status.lock().unwrap().clone()).collect()
+    }
+}
+
+/// One target's delivery loop: each message in turn, retried until it is taken or too old.
+async fn deliver(
+    url: String,
+    format: Format,
+    key: Option<Vec<u8>>,
+    mut rx: mpsc::Receiver<Message>,
+    status: Arc<Mutex<TargetStatus>>,
+) {
+    let client = match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build() {
+        Ok(c) => c,
+        Err(e) => {
+            status.lock().unwrap().last_error = Some(format!("no HTTP client: {e}"));
+            return;
+        }
+    };
+    while let Some(m) = rx.recv().await {
+        let body = match format {
+            Format::Json => m.json(),
+            Format::Slack => m.slack(),
+        };
+        let first = std::time::Instant::now();
+        let mut delay = Duration::from_secs(1);
+        loop {
+            let mut req = client.post(&url).header("content-type", "application/json").header("user-agent", "hawser");
+            if let Some(k) = &key {
+                req = req.header("x-hawser-signature", super::webhook::sign(k, body.as_bytes()));
+            }
+            let result = req.body(body.clone()).send().await;
+            let error = match result {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("the target answered {}", r.status())),
+                // Without the URL, which is a credential.
+                Err(e) => Some(describe(&e)),
+            };
+            let done = {
+                let mut st = status.lock().unwrap();
+                match error {
+                    None => {
+                        st.delivered += 1;
+                        st.pending = st.pending.saturating_sub(1);
+                        st.failing = false;
+                        true
+                    }
+                    Some(e) => {
+                        st.failing = true;
+                        st.last_error = Some(e.clone());
+                        if first.elapsed() > GIVE_UP_AFTER {
+                            st.pending = st.pending.saturating_sub(1);
+                            st.dropped += 1;
+                            tracing::warn!(source = %m.source, error = %e, "a notification was given up");
+                            true
+                        } else {
+                            tracing::debug!(source = %m.source, error = %e, retry_in = ?delay, "notification not delivered");
+                            false
+                        }
+                    }
+                }
+            };
+            if done {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    // reqwest's message names the URL; the URL may hold a token.
+    format!("{what} (target URL not shown)")
+}
+
+/// RFC 3339 in UTC, from unix seconds.
+pub fn rfc3339(unix: f64) -> String {
+    super::dashboard::utc(unix).replace(' ', "T").trim_end_matches("TUTC").to_string() + "Z"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(event: EventKind) -> Message {
+        Message {
+            format_version: 1,
+            event,
+            source: "shop".into(),
+            project: Some("shop".into()),
+            revision: Some("0123456789abcdef0123".into()),
+            subject: Some("Bump web to 1.4".into()),
+            changes: vec!["Container web: replace (changed: env.VERSION)".into()],
+            cause: (event == EventKind::Failed).then(|| "Container web: unhealthy".into()),
+            time: rfc3339(1_795_545_341.0),
+        }
+    }
+
+    #[test]
+    fn the_json_body_is_the_documented_one() {
+        let v: serde_json::Value = serde_json::from_str(&message(EventKind::Failed).json()).unwrap();
+        assert_eq!(v["formatVersion"], 1);
+        assert_eq!(v["event"], "failed");
+        assert_eq!(v["project"], "shop");
+        assert_eq!(v["subject"], "Bump web to 1.4");
+        assert_eq!(v["cause"], "Container web: unhealthy");
+        assert_eq!(v["time"], "2026-11-24T18:35:41Z");
+        assert_eq!(v["changes"][0], "Container web: replace (changed: env.VERSION)");
+        let ok: serde_json::Value = serde_json::from_str(&message(EventKind::Deployed).json()).unwrap();
+        assert!(ok.get("cause").is_none());
+    }
+
+    #[test]
+    fn the_slack_text_says_project_revision_subject_changes_and_cause() {
+        let v: serde_json::Value = serde_json::from_str(&message(EventKind::Failed).slack()).unwrap();
+        let text = v["text"].as_str().unwrap();
+        assert!(text.starts_with("*shop*: deploy FAILED at `0123456789ab` (Bump web to 1.4)"), "{text}");
+        assert!(text.contains("• Container web: replace"), "{text}");
+        assert!(text.contains("```Container web: unhealthy```"), "{text}");
+    }
+
+    #[test]
+    fn a_target_is_configured_from_files_and_its_url_is_never_in_its_status() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "http://127.0.0.1:9/hook?token=SECRETTOKEN\n").unwrap();
+        let cfg = NotifyConfig { url_file: url.clone(), format: Format::Json, events: None, secret_file: None };
+        rt.block_on(async {
+            let n = Notifier::new("shop", std::slice::from_ref(&cfg)).unwrap();
+            assert_eq!(n.status()[0].events.len(), 6);
+            let status = serde_json::to_string(&n.status()).unwrap();
+            assert!(!status.contains("SECRETTOKEN"));
+        });
+        std::fs::write(&url, "ftp://nope\n").unwrap();
+        let e = rt.block_on(async { Notifier::new("shop", &[cfg]).err().unwrap().to_string() });
+        assert!(e.contains("http://") && !e.contains("ftp://nope"), "{e}");
+    }
+}

@@ -1,0 +1,517 @@
+//! What the service answers: health, status, metrics, webhooks, the dashboard and its live
+//! event stream. Everything but `/healthz`, webhooks (which carry their own signatures), the
+//! login form and the page assets is behind [`super::auth`].
+
+use super::auth::{self, Proof};
+use super::dashboard::{self, chart, Frame, HistoryRow, ResourceRow, SourceRow};
+use super::{http, metrics, webhook, Live, Service, Source, Trigger};
+use crate::observed::RunState;
+use crate::runtime::docker::DockerEngine;
+use crate::runtime::EngineRead;
+use askama::Template;
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Live event streams open at once; each holds a connection for as long as a page is open.
+const MAX_STREAMS: usize = 64;
+/// The history shown on a page, newest first.
+const HISTORY_ROWS: usize = 1000;
+
+#[derive(Clone)]
+pub struct Web {
+    pub svc: Arc<Service>,
+    pub engine: Arc<DockerEngine>,
+    streams: Arc<Semaphore>,
+}
+
+/// The whole application: `limits` apply to every route but the event stream.
+pub fn app(svc: Arc<Service>, engine: Arc<DockerEngine>, limits: http::Limits) -> Router {
+    let web = Web { svc, engine, streams: Arc::new(Semaphore::new(MAX_STREAMS)) };
+    let guarded = Router::new()
+        .route("/", get(overview))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics_text))
+        .route("/history", get(history))
+        .route("/sources/{name}", get(project))
+        .route("/sources/{name}/reconcile", post(reconcile_now))
+        .route_layer(axum::middleware::from_fn_with_state(web.clone(), guard));
+    let open = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/hooks/{name}", post(hook))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/assets/app.css", get(css))
+        .route("/assets/app.js", get(js));
+    let timed = http::limited(guarded.merge(open).with_state(web.clone()), limits);
+    let stream = Router::new()
+        .route("/events", get(events))
+        .route_layer(axum::middleware::from_fn_with_state(web.clone(), guard))
+        .with_state(web);
+    timed.merge(stream).fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+}
+
+/// Lets a request through with its [`Proof`], or answers 401: the login page to a browser,
+/// a bearer challenge to anything else.
+async fn guard(State(web): State<Web>, mut req: Request, next: Next) -> Response {
+    match web.svc.access.check(req.headers()) {
+        Some(proof) => {
+            req.extensions_mut().insert(proof);
+            next.run(req).await
+        }
+        None if wants_html(req.headers()) => {
+            let page = dashboard::LoginPage { frame: frame(&web), failed: false };
+            (StatusCode::UNAUTHORIZED, html(page.render())).into_response()
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"hawser\""))],
+            "an access token is needed: Authorization: Bearer TOKEN\n",
+        )
+            .into_response(),
+    }
+}
+
+fn wants_html(h: &HeaderMap) -> bool {
+    h.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+fn frame(web: &Web) -> Frame {
+    Frame { csrf: web.svc.access.csrf().to_string(), login: web.svc.access.needs_token() }
+}
+
+fn html(r: askama::Result<String>) -> Response {
+    match r {
+        Ok(body) => Html(body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render the page: {e}\n")).into_response(),
+    }
+}
+
+fn statuses(svc: &Service) -> Vec<metrics::SourceStatus> {
+    svc.sources.iter().map(|s| s.status.lock().unwrap().clone()).collect()
+}
+
+async fn status(State(web): State<Web>) -> Response {
+    let sources: Vec<serde_json::Value> = web
+        .svc
+        .sources
+        .iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(&*s.status.lock().unwrap()).unwrap_or_default();
+            v["notify"] = serde_json::to_value(s.notifier.status()).unwrap_or_default();
+            v
+        })
+        .collect();
+    let body = serde_json::json!({"uptimeSeconds": web.svc.started.elapsed().as_secs(), "sources": sources});
+    ([(header::CONTENT_TYPE, "application/json")], serde_json::to_string_pretty(&body).unwrap_or_default() + "\n")
+        .into_response()
+}
+
+async fn metrics_text(State(web): State<Web>) -> Response {
+    let text = web.svc.metrics.lock().unwrap().render(&statuses(&web.svc));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn hook(State(web): State<Web>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(src) = web.svc.sources.iter().find(|s| s.name == name) else {
+        return (StatusCode::NOT_FOUND, "no such source\n").into_response();
+    };
+    let Some(secret) = &src.webhook_secret else {
+        return (StatusCode::NOT_FOUND, "webhooks are not enabled for this source\n").into_response();
+    };
+    match webhook::verify(secret, &headers, &body) {
+        Some(provider) => {
+            tracing::info!(source = %src.name, ?provider, "webhook");
+            src.trigger(Trigger::Webhook);
+            (StatusCode::ACCEPTED, "accepted\n").into_response()
+        }
+        None => (StatusCode::UNAUTHORIZED, "bad or missing signature\n").into_response(),
+    }
+}
+
+fn now() -> f64 {
+    super::now_unix()
+}
+
+/// A source's row, with its failing notification targets.
+fn row(src: &Source, now: f64) -> SourceRow {
+    let mut row = SourceRow::new(&src.status.lock().unwrap(), now);
+    row.notify_error = src
+        .notifier
+        .status()
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.failing)
+        .map(|(i, t)| {
+            format!(
+                "notification target {} ({:?}) failing, {} waiting: {}",
+                i + 1,
+                t.format,
+                t.pending,
+                t.last_error.as_deref().unwrap_or("")
+            )
+            .to_lowercase()
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    row
+}
+
+async fn overview(State(web): State<Web>) -> Response {
+    let now = now();
+    let rows = web.svc.sources.iter().map(|s| row(s, now)).collect();
+    html(dashboard::Overview { frame: frame(&web), rows }.render())
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    source: Option<String>,
+}
+
+async fn history(State(web): State<Web>, Query(q): Query<HistoryQuery>) -> Response {
+    let entries = recent(&web.svc, None).await;
+    let entries: Vec<_> = entries.into_iter().filter(|e| q.source.as_ref().is_none_or(|s| &e.source == s)).collect();
+    let now = now();
+    let points: Vec<(f64, u64, bool)> = entries
+        .iter()
+        .map(|e| (e.started_unix, e.duration_ms, matches!(e.outcome.as_str(), "changed" | "unchanged")))
+        .collect();
+    let page = dashboard::HistoryPage {
+        frame: frame(&web),
+        sources: web.svc.sources.iter().map(|s| s.name.clone()).collect(),
+        source: q.source,
+        rows: entries.iter().enumerate().map(|(i, e)| HistoryRow::new(i, e, now)).collect(),
+        chart: chart::durations(&points),
+    };
+    html(page.render())
+}
+
+/// The newest reconciles (of one project, or all), read off the async workers.
+async fn recent(svc: &Arc<Service>, project: Option<String>) -> Vec<crate::history::Entry> {
+    let svc = svc.clone();
+    tokio::task::spawn_blocking(move || {
+        let h = svc.history.lock().unwrap();
+        h.as_ref().and_then(|h| h.recent(project.as_deref(), HISTORY_ROWS).ok()).unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+fn find(web: &Web, name: &str) -> Option<Arc<Source>> {
+    web.svc.sources.iter().find(|s| s.name == name).cloned()
+}
+
+async fn project(State(web): State<Web>, Path(name): Path<String>) -> Response {
+    let Some(src) = find(&web, &name) else {
+        return (StatusCode::NOT_FOUND, "no such source\n").into_response();
+    };
+    let status = src.status.lock().unwrap().clone();
+    let now = now();
+    let head = src.head.lock().unwrap().clone();
+    let source_row = row(&src, now);
+    let project = status.project.clone().or_else(|| head.as_ref().map(|d| d.project.clone()));
+    let mut page = dashboard::ProjectPage {
+        frame: frame(&web),
+        source: source_row,
+        resources: Vec::new(),
+        observe_error: None,
+        plan: None,
+        plan_changes: false,
+        plan_error: None,
+        history: Vec::new(),
+    };
+    let is_swarm = head.as_ref().is_some_and(|d| d.target == crate::desired::Target::Swarm);
+    if let Some(p) = &project {
+        if is_swarm {
+            swarm_resources(&web, p, head.as_deref(), &mut page).await;
+        } else {
+            docker_resources(&web, p, head.as_deref(), src.cfg.prune, &mut page).await;
+        }
+        page.history = recent(&web.svc, Some(p.clone()))
+            .await
+            .iter()
+            .take(20)
+            .enumerate()
+            .map(|(i, e)| HistoryRow::new(i, e, now))
+            .collect();
+    }
+    if head.is_none() && page.plan_error.is_none() {
+        page.plan_error = Some(match &status.last_error {
+            Some(e) if status.last_outcome == Some(metrics::Outcome::Invalid) => {
+                format!("the head does not validate: {e}")
+            }
+            _ => "the head has not been read yet".into(),
+        });
+    }
+    html(page.render())
+}
+
+async fn docker_resources(
+    web: &Web,
+    project: &str,
+    head: Option<&crate::desired::DesiredState>,
+    prune: bool,
+    page: &mut dashboard::ProjectPage,
+) {
+    let observed = match web.engine.observe().await {
+        Ok(o) => o,
+        Err(e) => {
+            page.observe_error = Some(e.to_string());
+            return;
+        }
+    };
+    let ours = |o: &Option<crate::labels::Ownership>| o.as_ref().is_some_and(|o| o.project == project);
+    let containers: Vec<_> = observed.containers.iter().filter(|c| ours(&c.owner)).collect();
+    let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
+    let details = futures_util::stream::iter(ids)
+        .map(|id| {
+            let engine = web.engine.clone();
+            async move { engine.container_status(&id).await }
+        })
+        .buffered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let now = std::time::SystemTime::now();
+    for (c, st) in containers.iter().zip(details) {
+        let owner = c.owner.as_ref().expect("filtered on it");
+        let declared = owner
+            .spec
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            .and_then(|v| v.get("image").and_then(|i| i.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        let tag = c.labels.get(crate::labels::IMAGE_REF).cloned().unwrap_or_else(|| declared.clone());
+        let digest = match declared.split_once('@') {
+            Some((_, d)) => d.to_string(),
+            None => c.image_id.clone(),
+        };
+        let (uptime, restarts, health) = match &st {
+            Ok(st) => (
+                st.started_at
+                    .filter(|_| st.state == RunState::Running)
+                    .and_then(|t| now.duration_since(t).ok())
+                    .map(|d| dashboard::span(d.as_secs_f64()))
+                    .unwrap_or_default(),
+                st.restart_count.to_string(),
+                st.health.clone(),
+            ),
+            Err(_) => (String::new(), String::new(), c.health.clone()),
+        };
+        page.resources.push(ResourceRow {
+            kind: "Container",
+            name: c.name.clone(),
+            state: c.state.as_str().to_string(),
+            health: health.map(|h| format!("{h:?}").to_lowercase()).filter(|h| h != "none").unwrap_or_default(),
+            image: tag.split('@').next().unwrap_or_default().to_string(),
+            digest: short_digest(&digest),
+            revision: dashboard::short_revision(&owner.revision),
+            uptime,
+            restarts,
+        });
+    }
+    for n in observed.networks.iter().filter(|n| ours(&n.owner)) {
+        page.resources.push(other_row("Network", &n.name, n.owner.as_ref()));
+    }
+    for v in observed.volumes.iter().filter(|v| ours(&v.owner)) {
+        page.resources.push(other_row("Volume", &v.name, v.owner.as_ref()));
+    }
+    if let Some(d) = head {
+        let effective = crate::diff::effective(d, &observed);
+        let opts = crate::diff::DiffOptions { prune, take_over: false };
+        let mut plan = crate::diff::diff(&effective, &observed, &opts);
+        plan.mask(&d.masked);
+        page.plan_changes = plan.has_changes();
+        page.plan = Some(crate::diff::render::text(&plan, false));
+    }
+}
+
+fn other_row(kind: &'static str, name: &str, owner: Option<&crate::labels::Ownership>) -> ResourceRow {
+    ResourceRow {
+        kind,
+        name: name.to_string(),
+        state: "present".into(),
+        health: String::new(),
+        image: String::new(),
+        digest: String::new(),
+        revision: owner.map(|o| dashboard::short_revision(&o.revision)).unwrap_or_default(),
+        uptime: String::new(),
+        restarts: String::new(),
+    }
+}
+
+fn short_digest(d: &str) -> String {
+    match d.split_once(':') {
+        Some((alg, hex)) => format!("{alg}:{}", hex.chars().take(12).collect::<String>()),
+        None => d.chars().take(12).collect(),
+    }
+}
+
+async fn swarm_resources(
+    web: &Web,
+    project: &str,
+    head: Option<&crate::desired::DesiredState>,
+    page: &mut dashboard::ProjectPage,
+) {
+    let swarm = match web.svc.swarm.get_or_try_init(|| crate::runtime::swarm::SwarmEngine::connect(&web.svc.host)).await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            page.observe_error = Some(e.to_string());
+            return;
+        }
+    };
+    let observed = match swarm.observe().await {
+        Ok(o) => o,
+        Err(e) => {
+            page.observe_error = Some(e.to_string());
+            return;
+        }
+    };
+    for s in observed.services.iter().filter(|s| s.owner.as_ref().is_some_and(|o| o.project == project)) {
+        let desired = s.replicas.unwrap_or(s.desired_tasks);
+        let (image, digest) = s.image.split_once('@').unwrap_or((s.image.as_str(), ""));
+        page.resources.push(ResourceRow {
+            kind: "Service",
+            name: s.name.clone(),
+            state: format!("{}/{} tasks", s.running_tasks, desired),
+            health: String::new(),
+            image: image.to_string(),
+            digest: short_digest(digest),
+            revision: s.owner.as_ref().map(|o| dashboard::short_revision(&o.revision)).unwrap_or_default(),
+            uptime: String::new(),
+            restarts: String::new(),
+        });
+    }
+    if let Some(d) = head {
+        let opts = crate::reconcile::Options { prune: true, allow_empty: false, take_over: false };
+        match crate::reconcile::plan_swarm(swarm, d, &opts).await {
+            Ok((_, plan, _, _)) => {
+                page.plan_changes = plan.has_changes();
+                page.plan = Some(crate::diff::render::text(&plan, false));
+            }
+            Err(e) => page.plan_error = Some(e.to_string()),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn reconcile_now(
+    State(web): State<Web>,
+    Path(name): Path<String>,
+    Extension(proof): Extension<Proof>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let csrf = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
+    if !web.svc.access.same_site(proof, &headers, csrf) {
+        return (StatusCode::FORBIDDEN, "refused: not sent from this service's own page\n").into_response();
+    }
+    let Some(src) = find(&web, &name) else {
+        return (StatusCode::NOT_FOUND, "no such source\n").into_response();
+    };
+    tracing::info!(source = %src.name, "reconcile asked for on the dashboard");
+    src.trigger(Trigger::Manual);
+    if proof == Proof::Bearer || csrf.is_none() {
+        return (StatusCode::ACCEPTED, "queued\n").into_response();
+    }
+    back(&headers)
+}
+
+/// After a form post: back to the page it was sent from (on this host), else the overview.
+fn back(headers: &HeaderMap) -> Response {
+    let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path = ["http://", "https://"]
+        .iter()
+        .find_map(|s| referer.strip_prefix(s)?.strip_prefix(host))
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or("/");
+    Redirect::to(path).into_response()
+}
+
+async fn login_form(State(web): State<Web>) -> Response {
+    html(dashboard::LoginPage { frame: frame(&web), failed: false }.render())
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    token: String,
+    csrf: Option<String>,
+}
+
+async fn login(State(web): State<Web>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let access = &web.svc.access;
+    let csrf_ok = f.csrf.as_deref().is_some_and(|c| webhook::ct_eq(c.as_bytes(), access.csrf().as_bytes()));
+    if !csrf_ok || !auth::same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "refused: not sent from this service's own page\n").into_response();
+    }
+    match access.login(&f.token) {
+        Some(session) => {
+            let cookie = format!("{}={session}; HttpOnly; SameSite=Strict; Path=/", auth::SESSION_COOKIE);
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+        }
+        None => {
+            let page = dashboard::LoginPage { frame: frame(&web), failed: true };
+            (StatusCode::UNAUTHORIZED, html(page.render())).into_response()
+        }
+    }
+}
+
+async fn logout(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let csrf = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
+    if !csrf.is_some_and(|c| webhook::ct_eq(c.as_bytes(), web.svc.access.csrf().as_bytes()))
+        || !auth::same_origin(&headers)
+    {
+        return (StatusCode::FORBIDDEN, "refused\n").into_response();
+    }
+    let cookie = format!("{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0", auth::SESSION_COOKIE);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+async fn css() -> Response {
+    asset("text/css; charset=utf-8", include_str!("dashboard/assets/app.css"))
+}
+
+async fn js() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("dashboard/assets/app.js"))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// Server-sent events: one per reconcile start and end, for pages to update themselves.
+async fn events(State(web): State<Web>) -> Response {
+    let Ok(permit) = web.streams.clone().try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many live pages open\n").into_response();
+    };
+    let rx = web.svc.live.subscribe();
+    let stream = futures_util::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            // Missed some: one event says "look again" as well as many.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Live { source: String::new(), phase: "lagged" },
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        let data = serde_json::to_string(&ev).unwrap_or_default();
+        Some((Ok::<_, std::convert::Infallible>(Event::default().data(data)), (rx, permit)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+}
