@@ -571,11 +571,12 @@ def write_report(path, results, runs, extra):
         out += ["## Notes from this run", ""] + [f"- {n}" for n in NOTES] + [""]
     if extra:
         out += ["## Service and in process", ""] + [f"- {k}: {v}" for k, v in extra.items()] + [""]
-    # The swarm section is bench/swarm.py's: kept as it was.
+    # The swarm and dashboard sections are bench/swarm.py's and bench/dashboard.py's: kept.
     old = open(path).read() if os.path.exists(path) else ""
-    begin, end = "<!-- swarm benchmark -->", "<!-- /swarm benchmark -->"
-    if begin in old and end in old:
-        out += [old[old.index(begin):old.index(end) + len(end)], ""]
+    for name in ("swarm", "dashboard"):
+        begin, end = f"<!-- {name} benchmark -->", f"<!-- /{name} benchmark -->"
+        if begin in old and end in old:
+            out += [old[old.index(begin):old.index(end) + len(end)], ""]
     open(path, "w").write("\n".join(out))
     print("\n".join(out))
 

@@ -102,9 +102,22 @@ fn failed(d: &DesiredState, report: &Report) -> ReconcileError {
         revision: d.revision.clone(),
         done: report.done,
         failed: report.failures.len(),
-        lines: report.failures.iter().map(|f| format!("{} {}: {}", f.kind, f.name, f.message)).collect(),
+        lines: report
+            .failures
+            .iter()
+            .map(|f| d.secrets.redact(&format!("{} {}: {}", f.kind, f.name, f.message)))
+            .collect(),
         rolled_back: report.failures.iter().any(|f| f.rolled_back),
     }
+}
+
+/// How long a converge's phases took, for the service's metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Observing (and pinning images) and diffing.
+    pub plan: Option<std::time::Duration>,
+    /// Executing the plan, when it had changes.
+    pub apply: Option<std::time::Duration>,
 }
 
 /// Plan, check and execute in one go (the service's reconcile).
@@ -113,14 +126,19 @@ pub async fn converge<E: Engine>(
     d: &DesiredState,
     opts: &Options,
     progress: &mut dyn FnMut(&str),
+    timings: &mut Timings,
 ) -> Result<(Plan, Report), ReconcileError> {
+    let started = std::time::Instant::now();
     let (_, plan, d) = plan(engine, d, opts).await?;
+    timings.plan = Some(started.elapsed());
     check(&plan, &d, opts)?;
     if !plan.has_changes() {
         return Ok((plan, Report::default()));
     }
-    let report = execute(engine, &d, &plan, progress).await?;
-    Ok((plan, report))
+    let started = std::time::Instant::now();
+    let report = execute(engine, &d, &plan, progress).await;
+    timings.apply = Some(started.elapsed());
+    Ok((plan, report?))
 }
 
 /// Swarm: every image pinned to the digest its tag names now, asked of the manager as `docker
@@ -193,8 +211,11 @@ pub async fn converge_swarm(
     d: &DesiredState,
     opts: &Options,
     progress: &mut dyn FnMut(&str),
+    timings: &mut Timings,
 ) -> Result<(Plan, Report), ReconcileError> {
+    let started = std::time::Instant::now();
     let (_, plan, d, warnings) = plan_swarm(engine, d, opts).await?;
+    timings.plan = Some(started.elapsed());
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -202,6 +223,8 @@ pub async fn converge_swarm(
     if !plan.has_changes() {
         return Ok((plan, Report::default()));
     }
-    let report = execute_swarm(engine, &d, &plan, progress).await?;
-    Ok((plan, report))
+    let started = std::time::Instant::now();
+    let report = execute_swarm(engine, &d, &plan, progress).await;
+    timings.apply = Some(started.elapsed());
+    Ok((plan, report?))
 }

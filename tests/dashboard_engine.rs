@@ -183,6 +183,20 @@ fn the_dashboard_follows_a_push_shows_a_failure_and_reconciles_on_the_button() {
     assert!(svg.as_u64().unwrap_or(0) >= 3, "one dot per reconcile: {svg}");
     browser.screenshot(&artifacts().join("history.png"));
 
+    // Metrics: the container as it is now, and where the reconciles' time went.
+    let (code, metrics) = request(port, "GET", "/metrics", &[]);
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(&format!("hawser_resource_running{{project=\"{p}\",kind=\"Container\",name=\"{p}-web\"}} 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("hawser_resource_restarts{{project=\"{p}\",kind=\"Container\",name=\"{p}-web\"}} 0"))
+    );
+    for phase in ["fetch", "plan", "apply"] {
+        assert!(metrics.contains(&format!("phase=\"{phase}\"")), "no {phase} phase in {metrics}");
+    }
+
     // No page shows the secret.
     for path in ["/", "/history", "/status", &format!("/sources/{}", s.path().file_name().unwrap().to_string_lossy())] {
         let (code, body) = request(port, "GET", path, &[("Accept", "text/html")]);

@@ -83,12 +83,14 @@ impl Drop for Serve {
     }
 }
 
-fn app(p: &str, version: &str, image: &str, secret: &std::path::Path) -> String {
+fn app(p: &str, version: &str, command: &str, secret: &std::path::Path) -> String {
     format!(
-        "kind: Container\nmetadata: {{name: {p}-web}}\nspec:\n  image: \"{image}\"\n  command: [sleep, \"3600\"]\n  env: {{VERSION: \"{version}\"}}\n  secretEnv: {{API_KEY: \"{}\"}}\n  stopTimeout: 1s\n",
+        "kind: Container\nmetadata: {{name: {p}-web}}\nspec:\n  image: \"{IMAGE}\"\n  command: {command}\n  env: {{VERSION: \"{version}\"}}\n  secretEnv: {{API_KEY: \"{}\"}}\n  stopTimeout: 1s\n",
         secret.display()
     )
 }
+
+const SLEEP: &str = "[sleep, \"3600\"]";
 
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
@@ -127,7 +129,7 @@ fn each_event_is_told_once_signed_and_a_receiver_down_for_30s_still_gets_it() {
     let recv_port = 19510;
     let json_url = f("json.url", &format!("http://127.0.0.1:{recv_port}/json?token=url-token-marker\n"));
     let slack_url = f("slack.url", &format!("http://127.0.0.1:{recv_port}/slack\n"));
-    s.write("app.yaml", &app(p, "1", IMAGE, &secret));
+    s.write("app.yaml", &app(p, "1", SLEEP, &secret));
     let rev1 = s.commit("v1: first deploy");
     let port = 19511;
     let cfg = f(
@@ -135,7 +137,7 @@ fn each_event_is_told_once_signed_and_a_receiver_down_for_30s_still_gets_it() {
         &format!(
             "listen = \"127.0.0.1:{port}\"\n\n[[source]]\nname = \"shop\"\nrepo = \"{}\"\ninterval = \"10m\"\nselfHeal = false\n\n\
              [[source.notify]]\nurlFile = \"{}\"\nformat = \"json\"\nsecretFile = \"{}\"\n\n\
-             [[source.notify]]\nurlFile = \"{}\"\nformat = \"slack\"\nevents = [\"failed\", \"invalid\"]\n",
+             [[source.notify]]\nurlFile = \"{}\"\nformat = \"slack\"\nevents = [\"failed\", \"rolledBack\"]\n",
             s.path().display(),
             json_url.display(),
             key.display(),
@@ -174,28 +176,32 @@ fn each_event_is_told_once_signed_and_a_receiver_down_for_30s_still_gets_it() {
     assert_eq!(m["subject"], "v1: first deploy");
     assert!(m["changes"].to_string().contains(&format!("{p}-web")), "{m}");
 
-    // Failed (an image that is not there): once to each target, though it is retried.
-    s.write("app.yaml", &app(p, "2", "127.0.0.1:5000/hawser-missing:latest", &secret));
-    s.commit("v2: a missing image");
+    // Rolled back: the new container prints its environment (the secret too) and exits, so
+    // it fails its gate and the old one serves on. Once to each target, though it is retried,
+    // and the log lines in the cause have the secret hidden.
+    s.write("app.yaml", &app(p, "2", "[sh, -c, \"env; exit 3\"]", &secret));
+    s.commit("v2: a crashing build");
     assert!(wait_until(Duration::from_secs(60), || !events(&got, "/slack").is_empty()), "the slack target hears of it");
     let slack = events(&got, "/slack");
     let text = slack[0]["text"].as_str().unwrap();
     assert!(
-        text.contains("deploy FAILED") && text.contains("v2: a missing image") && text.contains("hawser-missing"),
+        text.contains("rolled back") && text.contains("v2: a crashing build") && text.contains("API_KEY=***"),
         "{text}"
     );
+    assert!(runs_version(&format!("{p}-web"), "1"), "the old one serves");
     // Its first retry comes 5 s later: still one message per target.
     std::thread::sleep(Duration::from_secs(8));
     let json = events(&got, "/json?token=url-token-marker");
-    assert_eq!(json.iter().filter(|m| m["event"] == "failed").count(), 1, "{json:?}");
+    assert_eq!(json.iter().filter(|m| m["event"] == "rolledBack").count(), 1, "{json:?}");
     assert_eq!(events(&got, "/slack").len(), 1);
-    assert!(json
-        .iter()
-        .any(|m| m["event"] == "failed" && m["cause"].as_str().unwrap_or("").contains("hawser-missing")));
+    assert!(
+        json.iter().any(|m| m["event"] == "rolledBack" && m["cause"].as_str().unwrap_or("").contains("exit")),
+        "{json:?}"
+    );
 
     // The receiver goes down for 30 s; a deploy meanwhile reaches it once it is back.
     drop(receiver);
-    s.write("app.yaml", &app(p, "3", IMAGE, &secret));
+    s.write("app.yaml", &app(p, "3", SLEEP, &secret));
     let rev3 = s.commit("v3: fixed");
     assert!(wait_until(Duration::from_secs(60), || runs_version(&format!("{p}-web"), "3")));
     let status = || -> serde_json::Value {

@@ -901,7 +901,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
     }
     let mut progress = |line: &str| {
         if !quiet {
-            println!("{}", crate::terminal::clean(line));
+            println!("{}", crate::terminal::clean(&d.secrets.redact(line)));
         }
     };
     let report = reconcile::execute(engine, d, &plan, &mut progress).await?;

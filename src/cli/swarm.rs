@@ -67,7 +67,7 @@ async fn run(engine: &SwarmEngine, d: &DesiredState, o: &ApplyOptions<'_>) -> Re
     let quiet = o.quiet;
     let mut progress = |line: &str| {
         if !quiet {
-            println!("{}", crate::terminal::clean(line));
+            println!("{}", crate::terminal::clean(&d.secrets.redact(line)));
         }
     };
     let report = reconcile::execute_swarm(engine, d, &plan, &mut progress).await?;

@@ -235,6 +235,18 @@ impl std::fmt::Debug for SecretValues {
     }
 }
 
+impl SecretValues {
+    /// `text` with every secret value (of 4 characters or more: shorter ones would hide any
+    /// text that holds them) replaced by `***`: a container's log lines in an error may print
+    /// its environment.
+    pub fn redact(&self, text: &str) -> String {
+        let mut values: Vec<&str> = self.0.values().map(|v| v.trim()).filter(|v| v.chars().count() >= 4).collect();
+        // Longest first: a value that holds another is hidden whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.iter().fold(text.to_string(), |t, v| t.replace(v, "***"))
+    }
+}
+
 impl DesiredState {
     pub fn is_empty(&self) -> bool {
         self.networks.is_empty() && self.volumes.is_empty() && self.images.is_empty() && self.containers.is_empty()
@@ -685,5 +697,21 @@ impl ContainerSpec {
 
     pub fn has_healthcheck(&self) -> bool {
         self.healthcheck.as_ref().is_some_and(|h| !h.is_disabled())
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::SecretValues;
+
+    #[test]
+    fn secret_values_are_hidden_in_text_and_short_ones_are_left() {
+        let mut s = SecretValues::default();
+        s.0.insert(("web".into(), "API_KEY".into()), "s3cret-value".into());
+        s.0.insert(("web".into(), "PIN".into()), "42".into());
+        s.0.insert(("db".into(), "LONG".into()), "s3cret-value-and-more".into());
+        let text =
+            "gate failed; last log lines:\n    API_KEY=s3cret-value\n    LONG=s3cret-value-and-more\n    PORT=42";
+        assert_eq!(s.redact(text), "gate failed; last log lines:\n    API_KEY=***\n    LONG=***\n    PORT=42");
     }
 }

@@ -1,10 +1,17 @@
 //! What the service reports: per-source status for `/status` and Prometheus metrics for
-//! `/metrics` (reconciles by outcome, a duration histogram, last success time, drift repairs).
+//! `/metrics` (reconciles by outcome, duration histograms of reconciles and of their phases,
+//! last success time, drift repairs, and per managed container: running, healthy, restarts).
 
 use super::Trigger;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
 use serde::Serialize;
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -100,66 +107,210 @@ impl SourceStatus {
 }
 
 const BUCKETS: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Phases are shorter than whole reconciles: a fetch or plan takes milliseconds.
+const PHASE_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceOutcome {
+    source: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourcePhase {
+    source: String,
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabel {
+    pub project: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// Where a reconcile's time went.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Phases {
+    /// Reading the source: fetch, parse, check.
+    pub fetch: Option<Duration>,
+    /// Observing the host and diffing.
+    pub plan: Option<Duration>,
+    /// Executing the plan.
+    pub apply: Option<Duration>,
+}
+
+/// One managed object as the host has it, for the per-resource gauges.
+pub struct ResourceSample {
+    pub label: ResourceLabel,
+    pub running: bool,
+    /// `None` without a healthcheck.
+    pub healthy: Option<bool>,
+    pub restarts: i64,
+}
+
+/// The service's metrics, in the Prometheus registry of `prometheus-client`.
 pub struct Metrics {
-    reconciles: BTreeMap<(String, &'static str), u64>,
-    /// Per source: bucket counts, sum, count.
-    durations: BTreeMap<String, ([u64; BUCKETS.len()], f64, u64)>,
-    drift: BTreeMap<String, u64>,
+    registry: Registry,
+    reconciles: Family<SourceOutcome, Counter>,
+    durations: Family<SourceLabel, Histogram>,
+    phases: Family<SourcePhase, Histogram>,
+    drift: Family<SourceLabel, Counter>,
+    last_success: Family<SourceLabel, Gauge<f64, AtomicU64>>,
+    source_up: Family<SourceLabel, Gauge>,
+    running: Family<ResourceLabel, Gauge>,
+    healthy: Family<ResourceLabel, Gauge>,
+    restarts: Family<ResourceLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let reconciles = Family::<SourceOutcome, Counter>::default();
+        registry.register("hawser_reconciles", "Reconciles by source and outcome", reconciles.clone());
+        let durations =
+            Family::<SourceLabel, Histogram>::new_with_constructor((|| Histogram::new(BUCKETS)) as fn() -> Histogram);
+        registry.register_with_unit(
+            "hawser_reconcile_duration",
+            "Time of one reconcile",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        let phases = Family::<SourcePhase, Histogram>::new_with_constructor(
+            (|| Histogram::new(PHASE_BUCKETS)) as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "hawser_reconcile_phase_duration",
+            "Time of one phase of a reconcile: fetch (read and check the source), plan (observe and diff), apply",
+            Unit::Seconds,
+            phases.clone(),
+        );
+        let drift = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "hawser_drift_repairs",
+            "Reconciles after an engine event that changed something",
+            drift.clone(),
+        );
+        let last_success = Family::<SourceLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "hawser_last_success_timestamp",
+            "When the source last converged",
+            Unit::Seconds,
+            last_success.clone(),
+        );
+        let source_up = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "hawser_source_up",
+            "Whether the source could be read at the last attempt",
+            source_up.clone(),
+        );
+        let running = Family::<ResourceLabel, Gauge>::default();
+        registry.register(
+            "hawser_resource_running",
+            "Whether a managed container runs (1) or not (0)",
+            running.clone(),
+        );
+        let healthy = Family::<ResourceLabel, Gauge>::default();
+        registry.register(
+            "hawser_resource_healthy",
+            "A managed container's healthcheck: 1 healthy, 0 not (yet); absent without one",
+            healthy.clone(),
+        );
+        let restarts = Family::<ResourceLabel, Gauge>::default();
+        registry.register(
+            "hawser_resource_restarts",
+            "How often the engine restarted a managed container",
+            restarts.clone(),
+        );
+        Metrics { registry, reconciles, durations, phases, drift, last_success, source_up, running, healthy, restarts }
+    }
 }
 
 impl Metrics {
-    pub fn observe(&mut self, source: &str, outcome: Outcome, took: Duration) {
-        *self.reconciles.entry((source.to_string(), outcome.as_str())).or_default() += 1;
-        let secs = took.as_secs_f64();
-        let h = self.durations.entry(source.to_string()).or_insert(([0; BUCKETS.len()], 0.0, 0));
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                h.0[i] += 1;
+    pub fn observe(&self, source: &str, outcome: Outcome, took: Duration, phases: Phases) {
+        let label = SourceLabel { source: source.to_string() };
+        self.reconciles
+            .get_or_create(&SourceOutcome { source: source.to_string(), outcome: outcome.as_str().into() })
+            .inc();
+        self.durations.get_or_create(&label).observe(took.as_secs_f64());
+        for (phase, d) in [("fetch", phases.fetch), ("plan", phases.plan), ("apply", phases.apply)] {
+            if let Some(d) = d {
+                let l = SourcePhase { source: source.to_string(), phase: phase.into() };
+                self.phases.get_or_create(&l).observe(d.as_secs_f64());
             }
         }
-        h.1 += secs;
-        h.2 += 1;
     }
 
-    pub fn drift_repairs(&mut self, source: &str) {
-        *self.drift.entry(source.to_string()).or_default() += 1;
+    pub fn drift_repairs(&self, source: &str) {
+        self.drift.get_or_create(&SourceLabel { source: source.to_string() }).inc();
     }
 
-    /// The Prometheus text exposition format.
-    pub fn render(&self, statuses: &[SourceStatus]) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP hawser_reconciles_total Reconciles by source and outcome.\n# TYPE hawser_reconciles_total counter\n");
-        for ((source, outcome), n) in &self.reconciles {
-            let _ = writeln!(out, "hawser_reconciles_total{{source=\"{source}\",outcome=\"{outcome}\"}} {n}");
-        }
-        out.push_str("# HELP hawser_reconcile_duration_seconds Time of one reconcile.\n# TYPE hawser_reconcile_duration_seconds histogram\n");
-        for (source, (buckets, sum, count)) in &self.durations {
-            for (b, n) in BUCKETS.iter().zip(buckets) {
-                let _ = writeln!(out, "hawser_reconcile_duration_seconds_bucket{{source=\"{source}\",le=\"{b}\"}} {n}");
-            }
-            let _ =
-                writeln!(out, "hawser_reconcile_duration_seconds_bucket{{source=\"{source}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "hawser_reconcile_duration_seconds_sum{{source=\"{source}\"}} {sum}");
-            let _ = writeln!(out, "hawser_reconcile_duration_seconds_count{{source=\"{source}\"}} {count}");
-        }
-        out.push_str("# HELP hawser_last_success_timestamp_seconds When the source last converged.\n# TYPE hawser_last_success_timestamp_seconds gauge\n");
+    /// The OpenMetrics text, with the sources' gauges and the resources as sampled now (the
+    /// resources of a scrape replace those of the last one: a removed container disappears).
+    pub fn render(&self, statuses: &[SourceStatus], resources: &[ResourceSample]) -> String {
         for s in statuses {
+            let label = SourceLabel { source: s.name.clone() };
             if let Some(t) = s.last_success_unix {
-                let _ = writeln!(out, "hawser_last_success_timestamp_seconds{{source=\"{}\"}} {t:.3}", s.name);
+                self.last_success.get_or_create(&label).set(t);
             }
+            self.source_up.get_or_create(&label).set(i64::from(s.source_unavailable.is_none()));
+            // A source's drift counter is there from the start, at 0.
+            let _ = self.drift.get_or_create(&label);
         }
-        out.push_str("# HELP hawser_drift_repairs_total Reconciles after an engine event that changed something.\n# TYPE hawser_drift_repairs_total counter\n");
-        for s in statuses {
-            let n = self.drift.get(&s.name).copied().unwrap_or(0);
-            let _ = writeln!(out, "hawser_drift_repairs_total{{source=\"{}\"}} {n}", s.name);
+        self.running.clear();
+        self.healthy.clear();
+        self.restarts.clear();
+        for r in resources {
+            self.running.get_or_create(&r.label).set(i64::from(r.running));
+            if let Some(h) = r.healthy {
+                self.healthy.get_or_create(&r.label).set(i64::from(h));
+            }
+            self.restarts.get_or_create(&r.label).set(r.restarts);
         }
-        out.push_str("# HELP hawser_source_up Whether the source could be read at the last attempt.\n# TYPE hawser_source_up gauge\n");
-        for s in statuses {
-            let _ =
-                writeln!(out, "hawser_source_up{{source=\"{}\"}} {}", s.name, u8::from(s.source_unavailable.is_none()));
-        }
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_keeps_the_names_and_adds_phases_and_resources() {
+        let m = Metrics::default();
+        let phases =
+            Phases { fetch: Some(Duration::from_millis(3)), plan: Some(Duration::from_millis(8)), apply: None };
+        m.observe("shop", Outcome::Changed, Duration::from_millis(1200), phases);
+        m.drift_repairs("shop");
+        let status = SourceStatus { name: "shop".into(), last_success_unix: Some(1.5e9), ..Default::default() };
+        let web = ResourceLabel { project: "shop".into(), kind: "Container".into(), name: "web".into() };
+        let text = m.render(
+            std::slice::from_ref(&status),
+            &[ResourceSample { label: web.clone(), running: true, healthy: Some(false), restarts: 3 }],
+        );
+        for line in [
+            "hawser_reconciles_total{source=\"shop\",outcome=\"changed\"} 1",
+            "hawser_reconcile_duration_seconds_bucket{le=\"2.5\",source=\"shop\"} 1",
+            "hawser_reconcile_phase_duration_seconds_count{source=\"shop\",phase=\"plan\"} 1",
+            "hawser_drift_repairs_total{source=\"shop\"} 1",
+            "hawser_source_up{source=\"shop\"} 1",
+            "hawser_resource_running{project=\"shop\",kind=\"Container\",name=\"web\"} 1",
+            "hawser_resource_healthy{project=\"shop\",kind=\"Container\",name=\"web\"} 0",
+            "hawser_resource_restarts{project=\"shop\",kind=\"Container\",name=\"web\"} 3",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains("phase=\"apply\""), "a phase that did not run is not counted");
+        assert!(text.contains("hawser_last_success_timestamp_seconds{source=\"shop\"} 1500000000"), "{text}");
+        // A container gone by the next scrape is gone from it.
+        let text = m.render(&[status], &[]);
+        assert!(!text.contains("hawser_resource_running{"), "{text}");
     }
 }

@@ -363,6 +363,7 @@ async fn reconcile_loop(
         let started = Instant::now();
         let _running = Running::new(&svc, &src);
         let desired = read_source(&svc, &src).await;
+        let fetch = Some(started.elapsed());
         if !matches!(desired, Err(SourceProblem::Unavailable(_))) {
             src.status.lock().unwrap().source_read();
         }
@@ -381,14 +382,15 @@ async fn reconcile_loop(
                 tracing::warn!(source = %src.name, error = %e, "source unavailable; the last good revision stays deployed");
                 // Drift is still repaired, against the last revision that applied.
                 if let (Trigger::Event, Some(good)) = (why, &last_good) {
-                    let _ = run_reconcile(&svc, &src, &engine, good, why, started).await;
+                    let _ = run_reconcile(&svc, &src, &engine, good, why, started, None).await;
                 }
                 continue;
             }
             Err(SourceProblem::Invalid(e)) => {
                 *src.head.lock().unwrap() = None;
                 *src.subject.lock().unwrap() = None;
-                record(&svc, &src, None, why, Outcome::Invalid, started, Some(e.clone()), 0);
+                let phases = metrics::Phases { fetch, ..Default::default() };
+                record(&svc, &src, None, why, Outcome::Invalid, started, Some(e.clone()), 0, phases);
                 if src.first_failure(&e) {
                     notify_event(&src, notify::EventKind::Invalid, None, Vec::new(), Some(e));
                 }
@@ -401,7 +403,7 @@ async fn reconcile_loop(
                 continue; // A failing revision waits for its retry time; a newer one goes at once.
             }
         }
-        match run_reconcile(&svc, &src, &engine, &d, why, started).await {
+        match run_reconcile(&svc, &src, &engine, &d, why, started, fetch).await {
             Ok(()) => {
                 backoff = None;
                 last_good = Some(d);
@@ -540,6 +542,7 @@ async fn run_reconcile(
     d: &DesiredState,
     why: Trigger,
     started: Instant,
+    fetch: Option<Duration>,
 ) -> Result<(), ()> {
     src.status.lock().unwrap().project = Some(d.project.clone());
     let (dir, project) = (svc.state_dir.clone(), d.project.clone());
@@ -551,22 +554,24 @@ async fn run_reconcile(
     let _lock = match lock {
         Ok(l) => l,
         Err(e) => {
-            record(svc, src, Some(d), why, Outcome::Failed, started, Some(e.to_string()), 0);
+            let phases = metrics::Phases { fetch, ..Default::default() };
+            record(svc, src, Some(d), why, Outcome::Failed, started, Some(e.to_string()), 0, phases);
             return Err(());
         }
     };
     let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false, take_over: false };
     let name = src.name.clone();
-    let mut progress = |line: &str| tracing::info!(source = %name, "{line}");
+    let mut progress = |line: &str| tracing::info!(source = %name, "{}", d.secrets.redact(line));
+    let mut timings = reconcile::Timings::default();
     let result = if d.target == desired::Target::Swarm {
         *src.swarm_services.lock().unwrap() = d.containers.keys().cloned().collect();
         match svc.swarm.get_or_try_init(|| SwarmEngine::connect(&svc.host)).await {
-            Ok(swarm) => reconcile::converge_swarm(swarm, d, &opts, &mut progress).await,
+            Ok(swarm) => reconcile::converge_swarm(swarm, d, &opts, &mut progress, &mut timings).await,
             Err(e) => Err(e.into()),
         }
     } else {
         let limited = Limited::new(engine.as_ref(), 8);
-        let r = reconcile::converge(&limited, d, &opts, &mut progress).await;
+        let r = reconcile::converge(&limited, d, &opts, &mut progress, &mut timings).await;
         if r.is_ok() {
             for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
                 tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
@@ -574,6 +579,7 @@ async fn run_reconcile(
         }
         r
     };
+    let phases = metrics::Phases { fetch, plan: timings.plan, apply: timings.apply };
     match result {
         Ok((plan, report)) => {
             let outcome = if report.done > 0 { Outcome::Changed } else { Outcome::Unchanged };
@@ -581,7 +587,7 @@ async fn run_reconcile(
                 svc.metrics.lock().unwrap().drift_repairs(&src.name);
                 src.status.lock().unwrap().drift_repairs += 1;
             }
-            record(svc, src, Some(d), why, outcome, started, None, report.done as u64);
+            record(svc, src, Some(d), why, outcome, started, None, report.done as u64, phases);
             *src.failing.lock().unwrap() = None;
             if report.done > 0 {
                 let event =
@@ -599,7 +605,7 @@ async fn run_reconcile(
                 ReconcileError::Failed { rolled_back: true, .. } => notify::EventKind::RolledBack,
                 _ => notify::EventKind::Failed,
             };
-            record(svc, src, Some(d), why, outcome, started, Some(e.to_string()), 0);
+            record(svc, src, Some(d), why, outcome, started, Some(e.to_string()), 0, phases);
             // A failing revision is retried with backoff: it is told once, not at each retry.
             if src.first_failure(&d.revision) {
                 notify_event(src, event, Some(d), Vec::new(), Some(e.to_string()));
@@ -619,6 +625,7 @@ fn record(
     started: Instant,
     error: Option<String>,
     actions: u64,
+    phases: metrics::Phases,
 ) {
     let took = started.elapsed();
     let revision = d.map(|d| d.revision.clone());
@@ -642,7 +649,7 @@ fn record(
     if let Some(e) = &error {
         tracing::warn!(source = %src.name, "{e}");
     }
-    svc.metrics.lock().unwrap().observe(&src.name, outcome, took);
+    svc.metrics.lock().unwrap().observe(&src.name, outcome, took, phases);
     let mut st = src.status.lock().unwrap();
     st.record(revision, why, outcome, took, error, now_unix());
 }

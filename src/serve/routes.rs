@@ -117,8 +117,43 @@ async fn status(State(web): State<Web>) -> Response {
 }
 
 async fn metrics_text(State(web): State<Web>) -> Response {
-    let text = web.svc.metrics.lock().unwrap().render(&statuses(&web.svc));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let resources = sample_resources(&web).await;
+    let text = web.svc.metrics.lock().unwrap().render(&statuses(&web.svc), &resources);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+/// Every managed container on this host (of any project), as it is now. A host that can't be
+/// read gives none: the scrape still answers, with the sources' metrics.
+async fn sample_resources(web: &Web) -> Vec<metrics::ResourceSample> {
+    let Ok(observed) = web.engine.observe().await else { return Vec::new() };
+    let managed: Vec<_> = observed.containers.into_iter().filter(|c| c.owner.is_some()).collect();
+    let ids: Vec<String> = managed.iter().map(|c| c.id.clone()).collect();
+    let details = futures_util::stream::iter(ids)
+        .map(|id| {
+            let engine = web.engine.clone();
+            async move { engine.container_status(&id).await }
+        })
+        .buffered(16)
+        .collect::<Vec<_>>()
+        .await;
+    managed
+        .into_iter()
+        .zip(details)
+        .map(|(c, st)| {
+            let owner = c.owner.expect("filtered on it");
+            let health = st.as_ref().ok().and_then(|s| s.health.clone()).or(c.health);
+            metrics::ResourceSample {
+                label: metrics::ResourceLabel { project: owner.project, kind: "Container".into(), name: owner.name },
+                running: c.state == RunState::Running,
+                healthy: match health {
+                    Some(crate::observed::Health::Healthy) => Some(true),
+                    Some(crate::observed::Health::Starting | crate::observed::Health::Unhealthy) => Some(false),
+                    _ => None,
+                },
+                restarts: st.map(|s| s.restart_count).unwrap_or(0),
+            }
+        })
+        .collect()
 }
 
 async fn hook(State(web): State<Web>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
