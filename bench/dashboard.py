@@ -41,7 +41,10 @@ def main():
     open(os.path.join(src, "hawser.toml"), "w").write('project = "bench-dash"\n')
     subprocess.run(["git", "-C", src, "-c", "user.name=b", "-c", "user.email=b@localhost", "commit", "-q",
                     "--allow-empty", "-m", "empty"], check=True)
-    env = dict(os.environ, HAWSER_STATE_DIR=state)
+    # As on a host where nobody chose a CA bundle (see bench/run.py): with one, libgit2 sets
+    # up OpenSSL at start.
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    env["HAWSER_STATE_DIR"] = state
     serve = subprocess.Popen([a.hawser, "serve", src, "--listen", f"127.0.0.1:{PORT}", "--interval", "10m"],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

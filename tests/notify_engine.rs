@@ -135,7 +135,7 @@ fn each_event_is_told_once_signed_and_a_receiver_down_for_30s_still_gets_it() {
     let cfg = f(
         "serve.toml",
         &format!(
-            "listen = \"127.0.0.1:{port}\"\n\n[[source]]\nname = \"shop\"\nrepo = \"{}\"\ninterval = \"10m\"\nselfHeal = false\n\n\
+            "listen = \"127.0.0.1:{port}\"\n\n[[source]]\nname = \"shop\"\nrepo = \"{}\"\ninterval = \"10m\"\n\n\
              [[source.notify]]\nurlFile = \"{}\"\nformat = \"json\"\nsecretFile = \"{}\"\n\n\
              [[source.notify]]\nurlFile = \"{}\"\nformat = \"slack\"\nevents = [\"failed\", \"rolledBack\"]\n",
             s.path().display(),
@@ -228,6 +228,20 @@ fn each_event_is_told_once_signed_and_a_receiver_down_for_30s_still_gets_it() {
     );
     assert_eq!(got.lock().unwrap().len(), before + 1, "exactly one message once it is back");
     assert!(wait_until(Duration::from_secs(5), || status()["sources"][0]["notify"][0]["failing"] == false));
+
+    // Drift: the container is removed by hand; the service puts it back and says so.
+    let count =
+        |event: &str| events(&got, "/json?token=url-token-marker").iter().filter(|m| m["event"] == event).count();
+    docker(&["rm", "-f", &format!("{p}-web")]);
+    assert!(wait_until(Duration::from_secs(60), || count("driftRepaired") == 1), "a driftRepaired message");
+    assert!(runs_version(&format!("{p}-web"), "3"));
+
+    // An invalid revision: told once, with the error's position.
+    s.write("broken.yaml", "kind: Volume\nmetadata: {name: v}\nspec: {colour: red}\n");
+    s.commit("v4: a typo");
+    assert!(wait_until(Duration::from_secs(60), || count("invalid") == 1), "an invalid message");
+    let invalid = events(&got, "/json?token=url-token-marker").into_iter().find(|m| m["event"] == "invalid").unwrap();
+    assert!(invalid["cause"].as_str().unwrap_or("").contains("broken.yaml:3:"), "{invalid}");
 
     // No message holds the secret value.
     for r in got.lock().unwrap().iter() {
