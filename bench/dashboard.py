@@ -7,7 +7,7 @@ BENCHMARKS.md (between the dashboard markers; bench/run.py keeps it).
 
 Usage: bench/dashboard.py [--hawser target/release/hawser] [--out BENCHMARKS.md]
 """
-import argparse, os, sqlite3, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, section, os, sqlite3, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN, END = "<!-- dashboard benchmark -->", "<!-- /dashboard benchmark -->"
@@ -83,13 +83,7 @@ def main():
     out.append(f"- idle `hawser serve` RSS with the dashboard in: {idle / 1024:.1f} MB (target: under 20 MB: "
                f"{'met' if idle < 20 * 1024 else 'not met'}); after serving those pages: {after / 1024:.1f} MB")
     out += [END, ""]
-    text = open(a.out).read() if os.path.exists(a.out) else ""
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + "\n".join(out) + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(out)
-    open(a.out, "w").write(text)
-    print("\n".join(out))
+    section.write(a.out, BEGIN, END, out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ has converged, is compared with the waiting one.
 
 Usage: bench/swarm.py [--services 20] [--runs 3] [--out BENCHMARKS.md]
 """
-import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, section, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(ROOT, "tests/support/swarm-cluster")
@@ -165,13 +165,7 @@ def main():
                 f"waiting (target: at least 10x): {'met' if sv / hv >= 10 else 'not met'}. `--detach=false` watches each "
                 "service in turn for a few quiet seconds, so it takes minutes for 20 services even when nothing changed."]
     out += [END, ""]
-    text = open(a.out).read() if os.path.exists(a.out) else ""
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + "\n".join(out) + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + "\n".join(out)
-    open(a.out, "w").write(text)
-    print("\n".join(out))
+    section.write(a.out, BEGIN, END, out)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod cli;
 pub mod desired;
 pub mod diff;
+pub mod display;
 pub mod failpoint;
 pub mod history;
 pub mod labels;

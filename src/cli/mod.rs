@@ -250,23 +250,6 @@ pub enum Command {
     },
 }
 
-/// `2026-11-23 19:27:21` from seconds since the epoch (UTC), without a date library.
-fn format_unix(t: f64) -> String {
-    let secs = t as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 fn parse_duration(s: &str) -> Result<desired::Duration, String> {
     s.parse()
 }
@@ -696,7 +679,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     let rev = short_revision(e.revision.as_deref().unwrap_or("-"));
                     println!(
                         "{:<20} {:<16} {:<16} {:<9} {:<10} {:>7} {:>8}  {rev}",
-                        format_unix(e.started_unix),
+                        crate::display::utc(e.started_unix),
                         clean_line(&e.source),
                         clean_line(e.project.as_deref().unwrap_or("-")),
                         e.trigger,
@@ -1000,7 +983,4 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
 }
 
 /// A commit id shortened to 12 characters; other revisions (`dir:`) as they are.
-fn short_revision(rev: &str) -> String {
-    let short: String = if rev.starts_with("dir:") { rev.to_string() } else { rev.chars().take(12).collect() };
-    clean_line(&short).into_owned()
-}
+use crate::display::short_revision;

@@ -306,10 +306,7 @@ fn describe(e: &reqwest::Error) -> String {
     format!("{what} (target URL not shown)")
 }
 
-/// RFC 3339 in UTC, from unix seconds.
-pub fn rfc3339(unix: f64) -> String {
-    super::dashboard::utc(unix).replace(' ', "T").trim_end_matches("TUTC").to_string() + "Z"
-}
+pub use crate::display::rfc3339;
 
 #[cfg(test)]
 mod tests {

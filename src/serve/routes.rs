@@ -122,20 +122,29 @@ async fn metrics_text(State(web): State<Web>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
-/// Every managed container on this host (of any project), as it is now. A host that can't be
-/// read gives none: the scrape still answers, with the sources' metrics.
-async fn sample_resources(web: &Web) -> Vec<metrics::ResourceSample> {
-    let Ok(observed) = web.engine.observe().await else { return Vec::new() };
-    let managed: Vec<_> = observed.containers.into_iter().filter(|c| c.owner.is_some()).collect();
-    let ids: Vec<String> = managed.iter().map(|c| c.id.clone()).collect();
-    let details = futures_util::stream::iter(ids)
+/// Each container's inspected status (restarts, start time, health), 16 asked at a time, in
+/// the order of `ids`.
+async fn statuses_of(
+    web: &Web,
+    ids: impl Iterator<Item = String>,
+) -> Vec<crate::runtime::Result<crate::runtime::ContainerStatus>> {
+    let ids: Vec<String> = ids.collect();
+    futures_util::stream::iter(ids)
         .map(|id| {
             let engine = web.engine.clone();
             async move { engine.container_status(&id).await }
         })
         .buffered(16)
-        .collect::<Vec<_>>()
-        .await;
+        .collect()
+        .await
+}
+
+/// Every managed container on this host (of any project), as it is now. A host that can't be
+/// read gives none: the scrape still answers, with the sources' metrics.
+async fn sample_resources(web: &Web) -> Vec<metrics::ResourceSample> {
+    let Ok(observed) = web.engine.observe().await else { return Vec::new() };
+    let managed: Vec<_> = observed.containers.into_iter().filter(|c| c.owner.is_some()).collect();
+    let details = statuses_of(web, managed.iter().map(|c| c.id.clone())).await;
     managed
         .into_iter()
         .zip(details)
@@ -306,15 +315,7 @@ async fn docker_resources(
     };
     let ours = |o: &Option<crate::labels::Ownership>| o.as_ref().is_some_and(|o| o.project == project);
     let containers: Vec<_> = observed.containers.iter().filter(|c| ours(&c.owner)).collect();
-    let ids: Vec<String> = containers.iter().map(|c| c.id.clone()).collect();
-    let details = futures_util::stream::iter(ids)
-        .map(|id| {
-            let engine = web.engine.clone();
-            async move { engine.container_status(&id).await }
-        })
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await;
+    let details = statuses_of(web, containers.iter().map(|c| c.id.clone())).await;
     let now = std::time::SystemTime::now();
     for (c, st) in containers.iter().zip(details) {
         let owner = c.owner.as_ref().expect("filtered on it");

@@ -157,7 +157,7 @@ impl HistoryRow {
         HistoryRow {
             id,
             when: ago(now - e.started_unix),
-            at: utc(e.started_unix),
+            at: format!("{} UTC", crate::display::utc(e.started_unix)),
             source: e.source.clone(),
             project: e.project.clone().unwrap_or_default(),
             ok: matches!(e.outcome.as_str(), "changed" | "unchanged"),
@@ -171,11 +171,7 @@ impl HistoryRow {
     }
 }
 
-/// A commit id's first 12 characters; a folder's revision whole.
-pub fn short_revision(rev: &str) -> String {
-    let short: String = if rev.starts_with("dir:") { rev.to_string() } else { rev.chars().take(12).collect() };
-    crate::terminal::clean_line(&short).into_owned()
-}
+pub use crate::display::short_revision;
 
 /// `3s`, `4m`, `2h`, `5d`.
 pub fn span(secs: f64) -> String {
@@ -200,22 +196,6 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
-/// `2026-11-24 18:35:41 UTC`, without a calendar crate (days to civil date, Howard Hinnant's).
-pub fn utc(unix: f64) -> String {
-    let secs = unix.max(0.0) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,8 +206,6 @@ mod tests {
 
     #[test]
     fn times_read_as_people_say_them() {
-        assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_795_545_341.0), "2026-11-24 18:35:41 UTC");
         assert_eq!(ago(75.0), "1m ago");
         assert_eq!(span(7200.0), "2h");
         assert_eq!(duration_ms(1530), "1.5 s");
