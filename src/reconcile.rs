@@ -45,9 +45,8 @@ pub async fn plan<'d, E: Engine>(
     d: &'d DesiredState,
     opts: &Options,
 ) -> Result<(ObservedState, Plan, Cow<'d, DesiredState>), ReconcileError> {
-    if d.target != crate::desired::Target::Docker {
-        // Only `hawser plan` and `hawser apply` deploy to a swarm so far; a swarm project must
-        // never be applied to one host as if it were one.
+    if d.target == crate::desired::Target::Swarm {
+        // A swarm project must never be applied to one host as if it were one.
         return Err(ReconcileError::Target(d.target.as_str().to_string()));
     }
     let observed = engine.observe().await?;

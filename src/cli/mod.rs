@@ -9,6 +9,8 @@ use crate::diff::{self, DiffOptions, Plan};
 use crate::observed::ObservedState;
 use crate::reconcile;
 use crate::runtime::docker::DockerEngine;
+use crate::runtime::host::HostEngine;
+use crate::runtime::native::NativeEngine;
 use crate::runtime::{Engine, EngineRead};
 use crate::serve::config::{ServeConfig, SourceConfig};
 use crate::source::{self, SourceError, SourceOptions};
@@ -481,7 +483,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 return swarm::plan(&cli.host, &d, *output, *exit_code, *prune, *take_over).await;
             }
             crate::runtime::registry::resolve_digests(&mut d).await;
-            let engine = connected(engine).await?;
+            let engine = host_engine(engine, &d, state_dir).await?;
             let observed = engine.observe().await?;
             let effective = diff::effective(&d, &observed);
             let mut plan = diff::diff(&effective, &observed, &DiffOptions { prune: *prune, take_over: *take_over });
@@ -702,8 +704,11 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             if cli.target == Some(desired::Target::Swarm) {
                 return swarm::status(&cli.host, project.as_deref(), *output).await;
             }
-            let engine = DockerEngine::connect(&cli.host).await?;
-            let observed = engine.observe().await?;
+            let observed = if cli.target == Some(desired::Target::Native) {
+                NativeEngine::open(state_dir)?.observe().await?
+            } else {
+                DockerEngine::connect(&cli.host).await?.observe().await?
+            };
             print_status(&observed, project.as_deref(), *output);
             Ok(EXIT_OK)
         }
@@ -798,6 +803,20 @@ async fn connected(h: tokio::task::JoinHandle<crate::runtime::Result<DockerEngin
     Ok(h.await.map_err(|e| CliError::Failed(format!("connecting to the engine: {e}")))??)
 }
 
+/// The engine the project's target names: the Docker engine being connected to, or the native
+/// target (which needs no connection: its state is in `state_dir`).
+async fn host_engine(
+    early: tokio::task::JoinHandle<crate::runtime::Result<DockerEngine>>,
+    d: &DesiredState,
+    state_dir: &std::path::Path,
+) -> Result<HostEngine, CliError> {
+    if d.target == desired::Target::Native {
+        early.abort();
+        return Ok(HostEngine::Native(NativeEngine::open(state_dir)?));
+    }
+    Ok(HostEngine::Docker(connected(early).await?))
+}
+
 /// The steps `apply` and `rollback` share: connect, take the project's lock, apply, record the
 /// reconcile in the history and, after success, the images it ran (cleaning up old ones).
 async fn run_apply(
@@ -808,7 +827,7 @@ async fn run_apply(
     opts: &ApplyOptions<'_>,
     run: &RunOptions,
 ) -> Result<u8, CliError> {
-    let engine = connected(engine).await?;
+    let engine = host_engine(engine, d, state_dir).await?;
     let _lock = crate::lock::acquire(state_dir, &d.project, run.lock_timeout, &mut |m: &str| eprintln!("{m}"))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let limited = apply::limit::Limited::new(&engine, run.parallel);

@@ -315,7 +315,7 @@ pub fn load_with(
 
     check_policy(&state, policy, &spans, &files, &mut diags);
     state.target = opts.target;
-    if opts.target == Target::Docker {
+    if opts.target != Target::Swarm {
         // One host publishes every port on itself: `mode: host` says nothing more there, and is
         // left out so it changes no container's spec.
         for r in state.containers.values_mut() {
@@ -327,6 +327,26 @@ pub fn load_with(
             let pos = spans.get(&(Kind::Container, r.name.clone())).and_then(|s| s.find(&f.at)).unwrap_or(r.origin.pos);
             let text = files.iter().find(|x| x.path == r.origin.file).map(|x| x.text.as_str()).unwrap_or("");
             Sink::new(&r.origin.file, text, &mut diags).error(pos, f.message);
+        }
+    }
+    if opts.target == Target::Native {
+        // Checked here, not in `target`: these are whole resources, not a Container's fields.
+        for r in state.networks.values() {
+            let text = files.iter().find(|x| x.path == r.origin.file).map(|x| x.text.as_str()).unwrap_or("");
+            Sink::new(&r.origin.file, text, &mut diags).error(
+                r.origin.pos,
+                format!(
+                    "Network {}: networks are not supported on the native target yet; use the docker target",
+                    r.name
+                ),
+            );
+        }
+        for r in state.images.values().filter(|r| r.spec.build.is_some()) {
+            let text = files.iter().find(|x| x.path == r.origin.file).map(|x| x.text.as_str()).unwrap_or("");
+            Sink::new(&r.origin.file, text, &mut diags).error(
+                r.origin.pos,
+                format!("Image {}: `build` needs an image builder, which the native target does not have: build and push the image in CI (or with `docker build`), then give its reference", r.name),
+            );
         }
     }
     // Where each dependsOn entry was written, so a cycle is reported at the entry that closes it.

@@ -105,6 +105,8 @@ pub enum Target {
     #[default]
     Docker,
     Swarm,
+    /// This host, with no engine daemon: hawser runs containers through an OCI runtime.
+    Native,
 }
 
 impl Target {
@@ -112,6 +114,7 @@ impl Target {
         match self {
             Target::Docker => "docker",
             Target::Swarm => "swarm",
+            Target::Native => "native",
         }
     }
 }
@@ -122,7 +125,8 @@ impl std::str::FromStr for Target {
         match s {
             "docker" => Ok(Target::Docker),
             "swarm" => Ok(Target::Swarm),
-            other => Err(format!("unknown target `{other}`: expected docker or swarm")),
+            "native" => Ok(Target::Native),
+            other => Err(format!("unknown target `{other}`: expected docker, swarm or native")),
         }
     }
 }

@@ -10,7 +10,7 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut refuse = |at: &str, message: String| out.push(Finding { at: at.to_string(), message });
     match target {
-        Target::Docker => {
+        Target::Docker | Target::Native => {
             let cluster =
                 "only means something in a cluster: set `target = \"swarm\"` in hawser.toml to deploy to a swarm";
             if let Some(n) = spec.replicas {
@@ -29,58 +29,59 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
                 refuse("update/parallelism", format!("update.parallelism: {n}: {cluster}"));
             }
         }
-        Target::Swarm => {
-            let no = |what: &str, why: &str| format!("{what} cannot be given to a swarm service: {why}");
-            if spec.replicas.is_some() && spec.mode == Some(super::model::ServiceMode::Global) {
-                refuse("replicas", "replicas: a global service runs one task on every node; leave replicas out".into());
-            }
-            if spec.endpoint_mode == Some(super::model::EndpointMode::Dnsrr) && spec.ports.iter().any(|p| !p.host_mode)
-            {
-                refuse(
+        Target::Swarm => {}
+    }
+    if target == Target::Native {
+        native(spec, &mut refuse);
+    }
+    if target == Target::Swarm {
+        let no = |what: &str, why: &str| format!("{what} cannot be given to a swarm service: {why}");
+        if spec.replicas.is_some() && spec.mode == Some(super::model::ServiceMode::Global) {
+            refuse("replicas", "replicas: a global service runs one task on every node; leave replicas out".into());
+        }
+        if spec.endpoint_mode == Some(super::model::EndpointMode::Dnsrr) && spec.ports.iter().any(|p| !p.host_mode) {
+            refuse(
                     "endpointMode",
                     "endpointMode dnsrr has no virtual IP for the routing mesh to publish: publish its ports with `mode: host`"
                         .into(),
                 );
-            }
-            for p in &spec.ports {
-                if p.host_ip.is_some() {
-                    refuse(
+        }
+        for p in &spec.ports {
+            if p.host_ip.is_some() {
+                refuse(
                         "ports",
                         no(
                             &format!("port `{p}`"),
                             "a swarm publishes on every address of its nodes, so a host address cannot be honoured; drop the address (and keep the port off the internet with a firewall), or use the docker target",
                         ),
                     );
-                }
-                if p.host_port.is_none() && p.host_mode {
-                    refuse(
-                        "ports",
-                        no(&format!("port `{p}`"), "a port published in host mode needs its published port"),
-                    );
-                }
             }
-            if let Some(m) = &spec.network_mode {
-                refuse("networkMode", no(&format!("networkMode `{m}`"), "its tasks join the service's networks"));
+            if p.host_port.is_none() && p.host_mode {
+                refuse("ports", no(&format!("port `{p}`"), "a port published in host mode needs its published port"));
             }
-            for (field, set, why) in [
-                ("privileged", spec.privileged == Some(true), "the swarm runs no privileged tasks"),
-                ("devices", !spec.devices.is_empty(), "the swarm does not pass devices to tasks"),
-                ("pid", spec.pid.is_some(), "the swarm has no shared pid namespace"),
-                ("ipc", spec.ipc.is_some(), "the swarm has no shared ipc namespace"),
-                ("shmSize", spec.shm_size.is_some(), "mount a tmpfs at /dev/shm instead"),
-                ("runtime", spec.runtime.is_some(), "the swarm runs every task with the node's default runtime"),
-                ("oomScoreAdj", spec.oom_score_adj.is_some(), "not in the swarm's API this engine speaks"),
-                ("domainname", spec.domainname.is_some(), "not in the swarm's API"),
-                ("links", !spec.links.is_empty(), "services on a network reach each other by name"),
-                ("platform", spec.platform.is_some(), "use placement constraints (`node.platform.arch == ...`)"),
-                ("securityOpt", !spec.security_opt.is_empty(), "not in the swarm's API this engine speaks"),
-            ] {
-                if set {
-                    refuse(field, no(field, why));
-                }
+        }
+        if let Some(m) = &spec.network_mode {
+            refuse("networkMode", no(&format!("networkMode `{m}`"), "its tasks join the service's networks"));
+        }
+        for (field, set, why) in [
+            ("privileged", spec.privileged == Some(true), "the swarm runs no privileged tasks"),
+            ("devices", !spec.devices.is_empty(), "the swarm does not pass devices to tasks"),
+            ("pid", spec.pid.is_some(), "the swarm has no shared pid namespace"),
+            ("ipc", spec.ipc.is_some(), "the swarm has no shared ipc namespace"),
+            ("shmSize", spec.shm_size.is_some(), "mount a tmpfs at /dev/shm instead"),
+            ("runtime", spec.runtime.is_some(), "the swarm runs every task with the node's default runtime"),
+            ("oomScoreAdj", spec.oom_score_adj.is_some(), "not in the swarm's API this engine speaks"),
+            ("domainname", spec.domainname.is_some(), "not in the swarm's API"),
+            ("links", !spec.links.is_empty(), "services on a network reach each other by name"),
+            ("platform", spec.platform.is_some(), "use placement constraints (`node.platform.arch == ...`)"),
+            ("securityOpt", !spec.security_opt.is_empty(), "not in the swarm's API this engine speaks"),
+        ] {
+            if set {
+                refuse(field, no(field, why));
             }
-            for m in &spec.volumes {
-                let why = match m {
+        }
+        for m in &spec.volumes {
+            let why = match m {
                     Mount::Repo { path, .. } => Some(format!(
                         "`{path}` is a file of the repository, which a swarm's nodes do not have; not supported on swarm yet"
                     )),
@@ -89,13 +90,63 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
                     )),
                     _ => None,
                 };
-                if let Some(why) = why {
-                    refuse(&format!("volumes/{}", m.target()), format!("mount {}: {why}", m.target()));
-                }
+            if let Some(why) = why {
+                refuse(&format!("volumes/{}", m.target()), format!("mount {}: {why}", m.target()));
             }
         }
     }
     out
+}
+
+/// What the native target does not run (yet, or at all), each with what to do instead.
+fn native(spec: &ContainerSpec, refuse: &mut impl FnMut(&str, String)) {
+    let no = |what: &str, why: &str| format!("{what} is not supported on the native target: {why}");
+    let networking = "its bridge networks are not built yet; use `networkMode: host` or `none`, or the docker target";
+    if !spec.ports.is_empty() {
+        refuse("ports", no("publishing ports", networking));
+    }
+    if !spec.networks.is_empty() {
+        refuse("networks", no("joining networks", networking));
+    }
+    match spec.network_mode.as_deref() {
+        None | Some("host") | Some("none") => {}
+        Some(m) => refuse("networkMode", no(&format!("networkMode `{m}`"), networking)),
+    }
+    for (field, mode) in [("pid", &spec.pid), ("ipc", &spec.ipc)] {
+        if let Some(m) = mode.as_deref().filter(|m| m.starts_with("container:")) {
+            refuse(field, no(&format!("{field} `{m}`"), "joining another container's namespace is not built yet"));
+        }
+    }
+    for (field, set, why) in [
+        ("links", !spec.links.is_empty(), "containers find each other by name on a network"),
+        (
+            "init",
+            spec.init == Some(true),
+            "it has no init binary to inject; use an image with tini or dumb-init as its entrypoint",
+        ),
+        ("tty", spec.tty == Some(true), "its monitor keeps output in a log, with no terminal"),
+        ("stdinOpen", spec.stdin_open == Some(true), "its monitor gives containers no input"),
+        ("devices", !spec.devices.is_empty(), "passing host devices is not built yet"),
+        ("runtime", spec.runtime.is_some(), "it runs every container with its own OCI runtime (runc or crun)"),
+    ] {
+        if set {
+            refuse(field, no(field, why));
+        }
+    }
+    for o in &spec.security_opt {
+        let o2 = o.replace('=', ":");
+        if o2 != "no-new-privileges" && o2 != "no-new-privileges:true" && o2 != "no-new-privileges:false" {
+            refuse("securityOpt", no(&format!("securityOpt `{o}`"), "only no-new-privileges is taken so far"));
+        }
+    }
+    if let Some(d) = spec.logging.as_ref().and_then(|l| l.driver.as_deref()) {
+        if d != "json-file" && d != "local" {
+            refuse(
+                "logging",
+                no(&format!("logging driver `{d}`"), "its monitor writes a json-file log (options max-size)"),
+            );
+        }
+    }
 }
 
 #[cfg(test)]

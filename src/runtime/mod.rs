@@ -3,6 +3,8 @@
 //! read-only by construction. The first backend is the Docker Engine API ([`docker`]).
 
 pub mod docker;
+pub mod host;
+pub mod native;
 pub mod registry;
 pub mod swarm;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn is_loopback(registry: &str) -> bool {
+pub fn is_loopback(registry: &str) -> bool {
     let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
 }

@@ -569,6 +569,21 @@ async fn run_reconcile(
             Ok(swarm) => reconcile::converge_swarm(swarm, d, &opts, &mut progress, &mut timings).await,
             Err(e) => Err(e.into()),
         }
+    } else if d.target == desired::Target::Native {
+        // Its engine is files and processes of this host: opened per reconcile, at no cost.
+        match crate::runtime::native::NativeEngine::open(&svc.state_dir) {
+            Ok(native) => {
+                let limited = Limited::new(&native, 8);
+                let r = reconcile::converge(&limited, d, &opts, &mut progress, &mut timings).await;
+                if r.is_ok() {
+                    for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
+                        tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
+                    }
+                }
+                r
+            }
+            Err(e) => Err(e.into()),
+        }
     } else {
         let limited = Limited::new(engine.as_ref(), 8);
         let r = reconcile::converge(&limited, d, &opts, &mut progress, &mut timings).await;

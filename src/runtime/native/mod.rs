@@ -1,0 +1,582 @@
+//! The native target: hawser runs containers itself, with no engine daemon. Images come from
+//! registries into a store of its own ([`store`]), each container is an OCI bundle ([`spec`])
+//! run by runc or crun ([`oci`]) under a small monitor process of its own ([`monitor`]), and
+//! everything it knows is in files under `STATE_DIR/native` ([`record`]), so the host's state
+//! can be read back after any crash. It answers the same engine traits as the Docker target,
+//! so plans, replacement, rollback, crash recovery and prune are the same code.
+
+pub mod monitor;
+pub mod oci;
+pub mod record;
+pub mod spec;
+pub mod store;
+
+use super::{ContainerEvent, ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, ErrorKind, Result};
+use crate::desired::{NetworkSpec, VolumeSpec};
+use crate::labels::Ownership;
+use crate::observed::{Health, ObservedContainer, ObservedState, ObservedVolume, RunState};
+use record::{now_unix, ContainerRecord, Paths, State, Status};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct NativeEngine {
+    root: PathBuf,
+    store: store::Store,
+    runtime: oci::Runtime,
+    /// The program that runs monitors (`hawser __monitor`): this one, unless a test says.
+    monitor_exe: PathBuf,
+}
+
+fn fail(op: &str, kind: ErrorKind, message: impl Into<String>) -> EngineError {
+    EngineError { op: op.to_string(), kind, message: message.into() }
+}
+
+fn io(op: &str) -> impl Fn(std::io::Error) -> EngineError + '_ {
+    move |e| {
+        fail(
+            op,
+            if e.kind() == std::io::ErrorKind::NotFound { ErrorKind::NotFound } else { ErrorKind::Other },
+            e.to_string(),
+        )
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+impl NativeEngine {
+    /// The native target with its files under `state_dir/native`. Needs root (mounts,
+    /// namespaces, cgroups) and an OCI runtime.
+    pub fn open(state_dir: &Path) -> Result<NativeEngine> {
+        let op = "open the native target";
+        if !nix::unistd::geteuid().is_root() {
+            return Err(fail(op, ErrorKind::Unavailable, "the native target runs containers itself and needs root"));
+        }
+        let root = state_dir.join("native");
+        let bin = oci::choose().map_err(|m| fail(op, ErrorKind::Unavailable, m))?;
+        for d in ["containers", "names", "volumes", "runtime"] {
+            std::fs::create_dir_all(root.join(d)).map_err(io(op))?;
+        }
+        let store = store::Store::open(root.join("images")).map_err(io(op))?;
+        let monitor_exe = std::env::var_os("HAWSER_MONITOR_EXE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_exe().ok())
+            .ok_or_else(|| fail(op, ErrorKind::Other, "cannot tell where the hawser binary is"))?;
+        Ok(NativeEngine { runtime: oci::Runtime { bin, root: root.join("runtime") }, root, store, monitor_exe })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn paths(&self, id: &str) -> Paths {
+        Paths::new(self.root.join("containers").join(id))
+    }
+
+    fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.root.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.len() == 64)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// A container id or name to its id.
+    fn resolve(&self, op: &str, id_or_name: &str) -> Result<String> {
+        if id_or_name.len() == 64 && self.paths(id_or_name).record().exists() {
+            return Ok(id_or_name.to_string());
+        }
+        if let Ok(id) = std::fs::read_to_string(self.root.join("names").join(id_or_name)) {
+            return Ok(id.trim().to_string());
+        }
+        let found: Vec<String> = self.ids().into_iter().filter(|i| i.starts_with(id_or_name)).collect();
+        match found.as_slice() {
+            [one] if id_or_name.len() >= 4 => Ok(one.clone()),
+            _ => Err(fail(op, ErrorKind::NotFound, format!("no such container: {id_or_name}"))),
+        }
+    }
+
+    /// The state the monitor recorded, corrected by what is true now: a monitor that is gone
+    /// (killed, or the host restarted) left no process running.
+    fn live_status(&self, id: &str) -> Status {
+        let p = self.paths(id);
+        let mut st = p.read_status();
+        if matches!(st.state, State::Running | State::Restarting) && !record::monitor_alive(st.monitor_pid) {
+            // Still running without its monitor (the monitor alone was killed)?
+            if st.state == State::Running && self.runtime.state(id).as_deref() == Some("running") {
+                return st;
+            }
+            st.state = State::Exited;
+            st.exit_code = st.exit_code.or(Some(255));
+            st.pid = None;
+        }
+        st
+    }
+
+    /// Every container record with its state, for `observe` and `hawser logs`.
+    pub fn containers(&self) -> Vec<(ContainerRecord, Status)> {
+        self.ids()
+            .into_iter()
+            .filter_map(|id| {
+                let rec = self.paths(&id).read_record().ok()?;
+                let st = self.live_status(&id);
+                Some((rec, st))
+            })
+            .collect()
+    }
+
+    /// The log file of a container (by name or id), for `hawser logs`.
+    pub fn log_path(&self, name: &str) -> Result<PathBuf> {
+        let id = self.resolve("read logs", name)?;
+        Ok(self.paths(&id).log())
+    }
+
+    /// Memory in bytes and CPU time in nanoseconds of a running container, read from its cgroup.
+    pub fn usage(&self, id: &str) -> Option<(u64, u64)> {
+        let hier = cgroups_rs::hierarchies::auto();
+        let cg = cgroups_rs::Cgroup::load(hier, format!("hawser/{id}"));
+        let mem: &cgroups_rs::memory::MemController = cg.controller_of()?;
+        let cpu: &cgroups_rs::cpuacct::CpuAcctController = cg.controller_of()?;
+        Some((mem.memory_stat().usage_in_bytes, cpu.cpuacct().usage))
+    }
+
+    /// The memory limit its cgroup enforces, in bytes.
+    pub fn memory_limit(&self, id: &str) -> Option<i64> {
+        let hier = cgroups_rs::hierarchies::auto();
+        let cg = cgroups_rs::Cgroup::load(hier, format!("hawser/{id}"));
+        let mem: &cgroups_rs::memory::MemController = cg.controller_of()?;
+        Some(mem.memory_stat().limit_in_bytes)
+    }
+
+    fn write_etc(&self, p: &Paths, id: &str, spec: &crate::desired::ContainerSpec) -> std::io::Result<()> {
+        let etc = p.etc();
+        std::fs::create_dir_all(&etc)?;
+        let hostname = spec.hostname.clone().unwrap_or_else(|| short(id).to_string());
+        std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
+        let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
+        for h in &spec.extra_hosts {
+            if let Some((name, ip)) = h.split_once(':') {
+                hosts.push_str(&format!("{ip}\t{name}\n"));
+            }
+        }
+        std::fs::write(etc.join("hosts"), hosts)?;
+        let resolv = if spec.dns.is_empty() {
+            // The host's, without loopback resolvers (unreachable from the container's network).
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            host.lines()
+                .filter(|l| !(l.starts_with("nameserver") && l.contains("127.")))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        } else {
+            spec.dns.iter().map(|d| format!("nameserver {d}\n")).collect::<String>()
+        };
+        std::fs::write(etc.join("resolv.conf"), resolv)
+    }
+
+    /// `etc/passwd` or `etc/group` of an image: the topmost layer that has it.
+    fn image_file(layers: &[PathBuf], file: &str) -> Option<String> {
+        layers.iter().find_map(|l| std::fs::read_to_string(l.join(file)).ok())
+    }
+
+    fn volume_users(&self, name: &str) -> Vec<String> {
+        self.containers()
+            .into_iter()
+            .filter(|(r, _)| {
+                r.spec
+                    .volumes
+                    .iter()
+                    .any(|m| matches!(m, crate::desired::Mount::Volume { source, .. } if source == name))
+            })
+            .map(|(r, _)| r.name)
+            .collect()
+    }
+
+    async fn wait_for(&self, id: &str, limit: Duration, done: impl Fn(&Status) -> bool) -> bool {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if done(&self.live_status(id)) {
+                return true;
+            }
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn run_state(s: State) -> RunState {
+    match s {
+        State::Created => RunState::Created,
+        State::Running => RunState::Running,
+        State::Restarting => RunState::Restarting,
+        State::Exited => RunState::Exited,
+    }
+}
+
+fn health(h: Option<&str>) -> Option<Health> {
+    match h? {
+        "starting" => Some(Health::Starting),
+        "healthy" => Some(Health::Healthy),
+        "unhealthy" => Some(Health::Unhealthy),
+        _ => None,
+    }
+}
+
+impl EngineRead for NativeEngine {
+    async fn observe(&self) -> Result<ObservedState> {
+        let mut state = ObservedState::default();
+        for (rec, st) in self.containers() {
+            state.containers.push(ObservedContainer {
+                id: rec.id,
+                name: rec.name,
+                image_id: rec.image_id,
+                state: run_state(st.state),
+                exit_code: if st.state == State::Exited { st.exit_code } else { None },
+                health: if st.state == State::Running { health(st.health.as_deref()) } else { None },
+                owner: Ownership::from_labels(&rec.labels),
+                labels: rec.labels,
+                networks: Vec::new(),
+            });
+        }
+        for e in std::fs::read_dir(self.root.join("volumes")).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let labels: BTreeMap<String, String> = std::fs::read(e.path().join("labels.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            state.volumes.push(ObservedVolume { name, owner: Ownership::from_labels(&labels), labels });
+        }
+        state.volumes.sort_by(|a, b| a.name.cmp(&b.name));
+        state.images = self.store.index();
+        Ok(state)
+    }
+
+    async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
+        let op = format!("inspect container {}", short(id));
+        let id = self.resolve(&op, id)?;
+        let st = self.live_status(&id);
+        let at = |t: Option<f64>| t.map(|t| std::time::UNIX_EPOCH + Duration::from_secs_f64(t));
+        Ok(ContainerStatus {
+            state: run_state(st.state),
+            health: if st.state == State::Running { health(st.health.as_deref()) } else { None },
+            exit_code: st.exit_code,
+            restart_count: st.restart_count,
+            health_output: st.health_output.clone().or(st.error.clone()),
+            started_at: at(st.started_unix),
+        })
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String> {
+        let op = format!("read logs of {}", short(id));
+        let id = self.resolve(&op, id)?;
+        Ok(record::tail_log(&self.paths(&id).log(), lines))
+    }
+
+    fn events<'a>(&'a self, id: &str, since: std::time::SystemTime) -> super::Events<'a> {
+        let since = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let paths = self.paths(id);
+        // The monitor appends to the container's events file; this follows it.
+        let stream = futures_util::stream::unfold(
+            (paths, 0u64, std::collections::VecDeque::<(f64, String)>::new()),
+            move |(p, mut at, mut queue)| async move {
+                loop {
+                    if let Some((_, e)) = queue.pop_front() {
+                        let ev = match e.as_str() {
+                            "start" => ContainerEvent::Started,
+                            "die" => ContainerEvent::Died,
+                            "healthy" => ContainerEvent::Healthy,
+                            "unhealthy" => ContainerEvent::Unhealthy,
+                            _ => ContainerEvent::Other,
+                        };
+                        return Some((Ok(ev), (p, at, queue)));
+                    }
+                    if !p.record().exists() {
+                        return None; // removed: its stream ends, as the engine's does
+                    }
+                    queue.extend(p.events_since(since, &mut at));
+                    if queue.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            },
+        );
+        Box::pin(stream)
+    }
+}
+
+fn unsupported(op: &str, what: &str) -> EngineError {
+    fail(op, ErrorKind::Other, format!("{what} is not supported on the native target yet"))
+}
+
+impl Engine for NativeEngine {
+    async fn create_network(
+        &self,
+        name: &str,
+        _spec: &NetworkSpec,
+        _labels: BTreeMap<String, String>,
+    ) -> Result<String> {
+        Err(unsupported(&format!("create network {name}"), "a Network"))
+    }
+
+    async fn remove_network(&self, id: &str) -> Result<()> {
+        Err(unsupported(&format!("remove network {id}"), "a Network"))
+    }
+
+    async fn create_volume(&self, name: &str, spec: &VolumeSpec, labels: BTreeMap<String, String>) -> Result<()> {
+        let op = format!("create volume {name}");
+        if spec.driver != "local" || !spec.driver_opts.is_empty() {
+            return Err(fail(
+                &op,
+                ErrorKind::Other,
+                "the native target has local volumes only, without driver options",
+            ));
+        }
+        let dir = self.root.join("volumes").join(name);
+        if dir.exists() {
+            return Err(fail(&op, ErrorKind::Conflict, format!("volume {name} exists")));
+        }
+        std::fs::create_dir_all(dir.join("_data")).map_err(io(&op))?;
+        store::write_atomic(&dir.join("labels.json"), &serde_json::to_vec(&labels).expect("labels serialize"))
+            .map_err(io(&op))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        let op = format!("remove volume {name}");
+        let users = self.volume_users(name);
+        if !users.is_empty() {
+            return Err(fail(&op, ErrorKind::Conflict, format!("volume is in use by {}", users.join(", "))));
+        }
+        std::fs::remove_dir_all(self.root.join("volumes").join(name)).map_err(io(&op))
+    }
+
+    async fn pull_image(&self, reference: &str, platform: Option<&str>) -> Result<()> {
+        let op = format!("pull {reference}");
+        tokio::time::timeout(Duration::from_secs(600), self.store.pull(reference, platform))
+            .await
+            .map_err(|_| fail(&op, ErrorKind::Unavailable, "no answer from the registry within 600s"))?
+            .map(|_| ())
+            .map_err(|m| fail(&op, ErrorKind::Other, m))
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        let op = format!("remove image {reference}");
+        let in_use: Vec<String> = self.containers().into_iter().map(|(r, _)| r.image_id).collect();
+        self.store.remove(reference, &in_use).map_err(|m| {
+            let kind = if m.starts_with("no such") { ErrorKind::NotFound } else { ErrorKind::Conflict };
+            fail(&op, kind, m)
+        })
+    }
+
+    async fn push_image(&self, reference: &str) -> Result<()> {
+        Err(unsupported(&format!("push {reference}"), "pushing an image"))
+    }
+
+    async fn build_image(&self, ctx: &crate::desired::BuildContext) -> Result<()> {
+        Err(fail(
+            &format!("build {}", ctx.tag),
+            ErrorKind::Other,
+            "the native target has no image builder: build and push the image elsewhere (CI, `docker build`), and name it by reference",
+        ))
+    }
+
+    async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String> {
+        let op = format!("create container {}", req.name);
+        let image = self
+            .store
+            .image(&req.spec.image)
+            .ok_or_else(|| fail(&op, ErrorKind::NotFound, format!("no such image: {}", req.spec.image)))?;
+        let id = {
+            use sha2::{Digest, Sha256};
+            let mut seed = [0u8; 32];
+            let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed));
+            hex::encode(Sha256::digest([&seed[..], req.name.as_bytes(), &now_unix().to_le_bytes()].concat()))
+        };
+        // The name first, exclusively: two creates of one name cannot both succeed.
+        let name_file = self.root.join("names").join(req.name);
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&name_file) {
+            Ok(mut f) => std::io::Write::write_all(&mut f, id.as_bytes()).map_err(io(&op))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(fail(&op, ErrorKind::Conflict, format!("the name {} is already in use", req.name)))
+            }
+            Err(e) => return Err(io(&op)(e)),
+        }
+        let made = self.make_container(&id, req, &image);
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&name_file);
+            let _ = std::fs::remove_dir_all(self.paths(&id).dir);
+            return Err(fail(&op, ErrorKind::Other, e));
+        }
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        let op = format!("start container {}", short(id));
+        let id = self.resolve(&op, id)?;
+        let p = self.paths(&id);
+        let before = self.live_status(&id);
+        if before.state == State::Running || record::monitor_alive(before.monitor_pid) {
+            return Ok(()); // as the engine: starting a running container changes nothing
+        }
+        let _ = std::fs::remove_file(p.stop());
+        let status = std::process::Command::new(&self.monitor_exe)
+            .arg("__monitor")
+            .arg(&p.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map_err(|e| fail(&op, ErrorKind::Other, format!("cannot start its monitor: {e}")))?;
+        if !status.success() {
+            return Err(fail(&op, ErrorKind::Other, "its monitor did not start"));
+        }
+        let started = self.wait_for(&id, Duration::from_secs(60), |s| s.starts > before.starts).await;
+        let st = self.live_status(&id);
+        if !started {
+            return Err(fail(&op, ErrorKind::Unavailable, "the container did not start within 60s"));
+        }
+        match st.error {
+            Some(e) if st.state != State::Running && st.started_unix == before.started_unix => {
+                Err(fail(&op, ErrorKind::Other, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn stop_container(&self, id: &str, timeout: Option<Duration>) -> Result<()> {
+        let op = format!("stop container {}", short(id));
+        let id = self.resolve(&op, id)?;
+        let p = self.paths(&id);
+        let rec = p.read_record().map_err(io(&op))?;
+        std::fs::write(p.stop(), b"").map_err(io(&op))?;
+        let st = self.live_status(&id);
+        if !record::monitor_alive(st.monitor_pid) && st.state != State::Running {
+            return Ok(());
+        }
+        let grace = timeout.or(rec.spec.stop_timeout.map(|d| d.as_std())).unwrap_or(Duration::from_secs(10));
+        let signal = rec.spec.stop_signal.clone().or(rec.image_stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into());
+        let gone = |s: &Status| !record::monitor_alive(s.monitor_pid) && s.state != State::Running;
+        if !grace.is_zero() {
+            let _ = self.runtime.kill(&id, &signal);
+            if self.wait_for(&id, grace, gone).await {
+                return Ok(());
+            }
+        }
+        let _ = self.runtime.kill(&id, "SIGKILL");
+        if self.wait_for(&id, Duration::from_secs(30), gone).await {
+            Ok(())
+        } else {
+            Err(fail(&op, ErrorKind::Unavailable, "it did not stop within 30s of SIGKILL"))
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let op = format!("remove container {}", short(id));
+        let id = match self.resolve(&op, id) {
+            Ok(id) => id,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.stop_container(&id, Some(Duration::ZERO)).await?;
+        let p = self.paths(&id);
+        let rec = p.read_record().ok();
+        self.runtime.delete(&id);
+        oci::unmount_rootfs(&p.rootfs());
+        if let Some(rec) = rec {
+            let name_file = self.root.join("names").join(&rec.name);
+            if std::fs::read_to_string(&name_file).is_ok_and(|n| n.trim() == id) {
+                let _ = std::fs::remove_file(name_file);
+            }
+        }
+        std::fs::remove_dir_all(&p.dir).map_err(io(&op))
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
+        let op = format!("rename container {} to {new_name}", short(id));
+        let id = self.resolve(&op, id)?;
+        let p = self.paths(&id);
+        let mut rec = p.read_record().map_err(io(&op))?;
+        let names = self.root.join("names");
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(names.join(new_name)) {
+            Ok(mut f) => std::io::Write::write_all(&mut f, id.as_bytes()).map_err(io(&op))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(fail(&op, ErrorKind::Conflict, format!("the name {new_name} is already in use")))
+            }
+            Err(e) => return Err(io(&op)(e)),
+        }
+        let old = std::mem::replace(&mut rec.name, new_name.to_string());
+        store::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
+            .map_err(io(&op))?;
+        let _ = std::fs::remove_file(names.join(old));
+        Ok(())
+    }
+}
+
+impl NativeEngine {
+    fn make_container(
+        &self,
+        id: &str,
+        req: &CreateContainer<'_>,
+        image: &store::ImageRecord,
+    ) -> std::result::Result<(), String> {
+        let p = self.paths(id);
+        std::fs::create_dir_all(p.bundle()).map_err(|e| e.to_string())?;
+        let layers: Vec<PathBuf> = image.layers.iter().rev().map(|l| self.store.layer_dir(l)).collect();
+        for m in &req.spec.volumes {
+            if let crate::desired::Mount::Volume { source, .. } = m {
+                // Docker makes a volume a container names but no manifest declares.
+                std::fs::create_dir_all(self.root.join("volumes").join(source).join("_data"))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        self.write_etc(&p, id, req.spec).map_err(|e| e.to_string())?;
+        let input = spec::Input {
+            id,
+            spec: req.spec,
+            image: image.run_config(),
+            secret_env: &req.secret_env,
+            repo_mounts: &req.repo_mounts,
+            volumes_dir: self.root.join("volumes"),
+            etc_dir: p.etc(),
+            passwd: Self::image_file(&layers, "etc/passwd"),
+            group: Self::image_file(&layers, "etc/group"),
+            nofile: nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map_or(1 << 20, |(_, hard)| hard.min(1 << 20)),
+        };
+        let config = spec::config(&input)?;
+        let text = serde_json::to_vec_pretty(&config).map_err(|e| e.to_string())?;
+        // It holds the secret values of the environment: for root only.
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(p.bundle().join("config.json"))
+            .map_err(|e| e.to_string())?;
+        std::io::Write::write_all(&mut f, &text).map_err(|e| e.to_string())?;
+        let rec = ContainerRecord {
+            id: id.to_string(),
+            name: req.name.to_string(),
+            image: req.spec.image.clone(),
+            image_id: image.id.clone(),
+            labels: req.labels.clone(),
+            created_unix: now_unix(),
+            spec: req.spec.clone(),
+            runtime: self.runtime.bin.clone(),
+            runtime_root: self.runtime.root.clone(),
+            layers,
+            image_stop_signal: image.run_config()["StopSignal"].as_str().map(str::to_string),
+        };
+        p.write_status(&Status::default()).map_err(|e| e.to_string())?;
+        store::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,347 @@
+//! The native target's images: pulled with oci-client (an index resolved to this platform's
+//! manifest, every blob's digest verified) into a content-addressed store, each layer unpacked
+//! once into its own folder with whiteouts turned into overlayfs's own, and shared by every
+//! image that lists it. A container's root filesystem is an overlay of these folders.
+//!
+//! ```text
+//! images/index.json          reference (repo:tag, repo@digest) -> image id (config digest)
+//! images/configs/HEX.json    an image: its config and its layers, bottom first
+//! images/layers/HEX/         a layer's files, by the digest of its blob
+//! ```
+
+use crate::observed::{normalize_reference, repository};
+use crate::runtime::registry;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::{Client, Reference};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// An image as the store keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// `sha256:...` of the config: the image id, as Docker's.
+    pub id: String,
+    /// The image config (`config`, `rootfs`, `history`...) as the registry served it.
+    pub config: serde_json::Value,
+    /// Layer blob digests, bottom first.
+    pub layers: Vec<String>,
+}
+
+impl ImageRecord {
+    /// The image's own run settings (`Entrypoint`, `Cmd`, `Env`, `WorkingDir`, `User`...).
+    pub fn run_config(&self) -> &serde_json::Value {
+        &self.config["config"]
+    }
+}
+
+pub struct Store {
+    root: PathBuf,
+    /// One writer of the index at a time within this process; each write is a rename.
+    index_lock: std::sync::Mutex<()>,
+}
+
+fn hex_of(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, so a reader never sees half.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Store {
+    pub fn open(root: PathBuf) -> std::io::Result<Store> {
+        for d in ["configs", "layers"] {
+            std::fs::create_dir_all(root.join(d))?;
+        }
+        Ok(Store { root, index_lock: std::sync::Mutex::new(()) })
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    pub fn layer_dir(&self, digest: &str) -> PathBuf {
+        self.layers_dir().join(hex_of(digest))
+    }
+
+    /// Every reference the store holds, to its image id.
+    pub fn index(&self) -> BTreeMap<String, String> {
+        std::fs::read(self.root.join("index.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_index(&self, index: &BTreeMap<String, String>) -> std::io::Result<()> {
+        write_atomic(&self.root.join("index.json"), &serde_json::to_vec_pretty(index).expect("maps serialize"))
+    }
+
+    /// The image a reference (or an image id) names.
+    pub fn image(&self, reference: &str) -> Option<ImageRecord> {
+        let id = if reference.starts_with("sha256:") {
+            reference.to_string()
+        } else {
+            self.index().get(&normalize_reference(reference)).cloned()?
+        };
+        let bytes = std::fs::read(self.root.join("configs").join(format!("{}.json", hex_of(&id)))).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Pulls `reference` for `platform` (`os/arch[/variant]`, default this machine's); returns
+    /// the image id. Layers already in the store are not fetched again.
+    pub async fn pull(&self, reference: &str, platform: Option<&str>) -> Result<String, String> {
+        let r: Reference = reference.parse().map_err(|e| format!("invalid reference `{reference}`: {e}"))?;
+        let reg = r.resolve_registry().to_string();
+        let protocol = if registry::is_loopback(&reg) {
+            ClientProtocol::HttpsExcept(vec![reg.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        let mut config = ClientConfig { protocol, ..Default::default() };
+        if let Some(p) = platform {
+            let want: Vec<String> = p.split('/').map(str::to_string).collect();
+            config.platform_resolver = Some(Box::new(move |entries| {
+                entries
+                    .iter()
+                    .find(|e| {
+                        e.platform.as_ref().is_some_and(|pl| {
+                            pl.os.to_string() == want[0]
+                                && want.get(1).is_none_or(|a| pl.architecture.to_string() == *a)
+                                && want.get(2).is_none_or(|v| pl.variant.as_deref() == Some(v.as_str()))
+                        })
+                    })
+                    .map(|e| e.digest.clone())
+            }));
+        }
+        let client = Client::new(config);
+        let auth = registry::auth_for(&reg);
+        let (manifest, manifest_digest, config_text) =
+            client.pull_manifest_and_config(&r, &auth).await.map_err(|e| format!("registry {reg}: {e}"))?;
+        let id = format!("sha256:{}", hex::encode(Sha256::digest(config_text.as_bytes())));
+        if id != manifest.config.digest {
+            return Err(format!("the image config's digest is {id}, its manifest says {}", manifest.config.digest));
+        }
+        for layer in &manifest.layers {
+            let dir = self.layer_dir(&layer.digest);
+            if dir.exists() {
+                continue;
+            }
+            let media = layer.media_type.clone();
+            if media.contains("zstd") {
+                return Err(format!(
+                    "layer {} is compressed with zstd, which the native target cannot unpack yet",
+                    layer.digest
+                ));
+            }
+            tracing::info!(target: "hawser::progress", image = %reference, "{}: Pulling layer", &hex_of(&layer.digest)[..12]);
+            let blob = self.layers_dir().join(format!("{}.blob{}", hex_of(&layer.digest), std::process::id()));
+            let file = tokio::fs::File::create(&blob).await.map_err(|e| format!("{}: {e}", blob.display()))?;
+            // Verified against the layer's digest as it streams in.
+            let pulled = client.pull_blob(&r, layer, file).await;
+            if let Err(e) = pulled {
+                let _ = std::fs::remove_file(&blob);
+                return Err(format!("registry {reg}: layer {}: {e}", layer.digest));
+            }
+            let (blob2, dir2) = (blob.clone(), dir.clone());
+            let unpacked = tokio::task::spawn_blocking(move || unpack_layer(&blob2, &media, &dir2))
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_file(&blob);
+            unpacked.map_err(|e| format!("unpacking layer {}: {e}", layer.digest))?;
+        }
+        let record = ImageRecord {
+            id: id.clone(),
+            config: serde_json::from_str(&config_text).map_err(|e| format!("the image config is not JSON: {e}"))?,
+            layers: manifest.layers.iter().map(|l| l.digest.clone()).collect(),
+        };
+        let path = self.root.join("configs").join(format!("{}.json", hex_of(&id)));
+        write_atomic(&path, &serde_json::to_vec(&record).expect("records serialize")).map_err(|e| e.to_string())?;
+        let _guard = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut index = self.index();
+        if !reference.contains('@') {
+            index.insert(normalize_reference(reference), id.clone());
+        }
+        index.insert(format!("{}@{manifest_digest}", repository(reference)), id.clone());
+        self.save_index(&index).map_err(|e| e.to_string())?;
+        Ok(id)
+    }
+
+    /// Forgets `reference`; the image and the layers only it used go when nothing else names
+    /// it and no container in `in_use` runs it.
+    pub fn remove(&self, reference: &str, in_use: &[String]) -> Result<(), String> {
+        let _guard = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut index = self.index();
+        let key = if reference.starts_with("sha256:") { reference.to_string() } else { normalize_reference(reference) };
+        let id = match index.remove(&key) {
+            Some(id) => id,
+            None if key.starts_with("sha256:") => key.clone(),
+            None => return Err(format!("no such image: {reference}")),
+        };
+        if in_use.contains(&id) {
+            return Err(format!("image {reference} is used by a container"));
+        }
+        if index.values().any(|v| *v == id) && !key.starts_with("sha256:") {
+            self.save_index(&index).map_err(|e| e.to_string())?;
+            return Ok(());
+        }
+        index.retain(|_, v| *v != id);
+        self.save_index(&index).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(self.root.join("configs").join(format!("{}.json", hex_of(&id))));
+        self.collect_layers();
+        Ok(())
+    }
+
+    /// Removes layers that no image lists.
+    fn collect_layers(&self) {
+        let mut used = std::collections::BTreeSet::new();
+        for e in std::fs::read_dir(self.root.join("configs")).into_iter().flatten().flatten() {
+            if let Some(r) = std::fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<ImageRecord>(&b).ok()) {
+                used.extend(r.layers.iter().map(|l| hex_of(l).to_string()));
+            }
+        }
+        for e in std::fs::read_dir(self.layers_dir()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.len() == 64 && !used.contains(&name) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Unpacks a layer blob into `dest` (made whole or not at all), turning the OCI whiteouts into
+/// overlayfs's: `.wh.NAME` becomes a 0:0 character device NAME, `.wh..wh..opq` makes its folder
+/// opaque.
+pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> std::io::Result<()> {
+    let tmp = dest.with_extension("unpacking");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let mut head = [0u8; 2];
+    let gzip = {
+        let mut f = std::fs::File::open(blob)?;
+        f.read_exact(&mut head).is_ok() && head == [0x1f, 0x8b]
+    } || media_type.ends_with("gzip");
+    let file = std::io::BufReader::new(std::fs::File::open(blob)?);
+    let reader: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
+    let mut ar = tar::Archive::new(reader);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(true);
+    ar.set_unpack_xattrs(true);
+    ar.set_overwrite(true);
+    for entry in ar.entries()? {
+        let mut e = entry?;
+        let path = e.path()?.into_owned();
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let parent = path.parent().unwrap_or(Path::new(""));
+        if parent.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+            continue; // `..` or an absolute path: never outside the layer
+        }
+        if name == ".wh..wh..opq" {
+            let d = tmp.join(parent);
+            std::fs::create_dir_all(&d)?;
+            set_xattr(&d, "trusted.overlay.opaque", b"y")?;
+        } else if let Some(hidden) = name.strip_prefix(".wh.") {
+            let d = tmp.join(parent);
+            std::fs::create_dir_all(&d)?;
+            nix::sys::stat::mknod(
+                &d.join(hidden),
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::empty(),
+                nix::sys::stat::makedev(0, 0),
+            )
+            .map_err(std::io::Error::from)?;
+        } else {
+            e.unpack_in(&tmp)?;
+        }
+    }
+    std::fs::rename(&tmp, dest)
+}
+
+fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    let n = std::ffi::CString::new(name)?;
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    let r = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            if path.ends_with('/') {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                b.append_data(&mut h, path, &[][..]).unwrap();
+            } else {
+                h.set_mode(0o644);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, *data).unwrap();
+            }
+        }
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_whiteouts() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // mknod and trusted.* xattrs need root, as the native target itself does
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("blob");
+        std::fs::write(
+            &blob,
+            layer(&[("etc/", b""), ("etc/motd", b"hi\n"), ("etc/.wh.passwd", b""), ("var/.wh..wh..opq", b"")]),
+        )
+        .unwrap();
+        let dest = dir.path().join("layer");
+        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest).unwrap();
+        assert_eq!(std::fs::read_to_string(dest.join("etc/motd")).unwrap(), "hi\n");
+        use std::os::unix::fs::FileTypeExt;
+        let wh = std::fs::symlink_metadata(dest.join("etc/passwd")).unwrap();
+        assert!(wh.file_type().is_char_device(), "a whiteout is a character device");
+        assert!(!dest.join("etc/.wh.passwd").exists() && !dest.join("var/.wh..wh..opq").exists());
+        assert!(!dest.with_extension("unpacking").exists());
+    }
+
+    #[test]
+    fn an_escaping_path_is_not_unpacked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        // Written raw: the builder itself refuses `..`.
+        let name = b"../escape";
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+        let blob = dir.path().join("blob");
+        std::fs::write(&blob, b.into_inner().unwrap()).unwrap();
+        let dest = dir.path().join("sub").join("layer");
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar", &dest).unwrap();
+        assert!(!dir.path().join("sub").join("escape").exists());
+    }
+}
