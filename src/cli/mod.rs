@@ -250,6 +250,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
     },
+    /// A container's output (stdout and stderr), on the Docker or the native target.
+    Logs {
+        /// The container's name (or id).
+        name: String,
+        /// Keep printing what it writes until it is removed (or Ctrl-C).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long, short = 'n')]
+        tail: Option<usize>,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<desired::Duration, String> {
@@ -698,6 +709,17 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
         }
         Command::InitRemote { path, project, branch } => {
             crate::remote::init(path, project.as_deref(), branch, cli, state_dir).map_err(CliError::Failed)?;
+            Ok(EXIT_OK)
+        }
+        Command::Logs { name, follow, tail } => {
+            if cli.target == Some(desired::Target::Native) {
+                let native = NativeEngine::open(state_dir)?;
+                let log = native.log_path(name)?;
+                crate::runtime::native::logs::print(&log, *tail, *follow).await;
+            } else {
+                let engine = DockerEngine::connect(&cli.host).await?;
+                engine.print_logs(name, *tail, *follow).await?;
+            }
             Ok(EXIT_OK)
         }
         Command::Status { project, output } => {

@@ -283,6 +283,34 @@ pub struct EngineEvent {
 }
 
 impl DockerEngine {
+    /// Prints a container's output as it comes (`hawser logs`), stdout to stdout and stderr to
+    /// stderr.
+    pub async fn print_logs(&self, name: &str, tail: Option<usize>, follow: bool) -> Result<()> {
+        use std::io::Write;
+        let op = format!("read logs of {name}");
+        let opts = q::LogsOptions {
+            stdout: true,
+            stderr: true,
+            follow,
+            tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let mut stream = self.docker.logs(name, Some(opts));
+        while let Some(chunk) = stream.next().await {
+            match chunk.map_err(|e| err(&op, e))? {
+                bollard::container::LogOutput::StdErr { message } => {
+                    let _ = std::io::stderr().write_all(&message);
+                }
+                other => {
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(&other.into_bytes());
+                    let _ = out.flush();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A swarm's service events (a service updated or removed, by hand or by hawser): their
     /// attributes name the service only, not its labels.
     pub fn service_events(&self) -> impl futures_util::Stream<Item = Result<EngineEvent>> + '_ {

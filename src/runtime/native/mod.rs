@@ -5,7 +5,9 @@
 //! can be read back after any crash. It answers the same engine traits as the Docker target,
 //! so plans, replacement, rollback, crash recovery and prune are the same code.
 
+pub mod logs;
 pub mod monitor;
+pub mod net;
 pub mod oci;
 pub mod record;
 pub mod spec;
@@ -243,7 +245,8 @@ impl EngineRead for NativeEngine {
                 health: if st.state == State::Running { health(st.health.as_deref()) } else { None },
                 owner: Ownership::from_labels(&rec.labels),
                 labels: rec.labels,
-                networks: Vec::new(),
+                // The default network, by Docker's name for it.
+                networks: if rec.spec.network_mode.is_none() { vec!["bridge".into()] } else { Vec::new() },
             });
         }
         for e in std::fs::read_dir(self.root.join("volumes")).into_iter().flatten().flatten() {
@@ -489,6 +492,9 @@ impl Engine for NativeEngine {
         let rec = p.read_record().ok();
         self.runtime.delete(&id);
         oci::unmount_rootfs(&p.rootfs());
+        if let Some(cni) = rec.as_ref().and_then(|r| r.cni_dir.clone()) {
+            net::detach(&id, &p.dir, &cni);
+        }
         if let Some(rec) = rec {
             let name_file = self.root.join("names").join(&rec.name);
             if std::fs::read_to_string(&name_file).is_ok_and(|n| n.trim() == id) {
@@ -528,6 +534,7 @@ impl NativeEngine {
     ) -> std::result::Result<(), String> {
         let p = self.paths(id);
         std::fs::create_dir_all(p.bundle()).map_err(|e| e.to_string())?;
+        let on_bridge = req.spec.network_mode.is_none();
         let layers: Vec<PathBuf> = image.layers.iter().rev().map(|l| self.store.layer_dir(l)).collect();
         for m in &req.spec.volumes {
             if let crate::desired::Mount::Volume { source, .. } = m {
@@ -547,6 +554,7 @@ impl NativeEngine {
             etc_dir: p.etc(),
             passwd: Self::image_file(&layers, "etc/passwd"),
             group: Self::image_file(&layers, "etc/group"),
+            netns: on_bridge.then(|| net::netns_path(id)),
             nofile: nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
                 .map_or(1 << 20, |(_, hard)| hard.min(1 << 20)),
         };
@@ -573,6 +581,7 @@ impl NativeEngine {
             runtime: self.runtime.bin.clone(),
             runtime_root: self.runtime.root.clone(),
             layers,
+            cni_dir: on_bridge.then(|| self.root.join("cni")),
             image_stop_signal: image.run_config()["StopSignal"].as_str().map(str::to_string),
         };
         p.write_status(&Status::default()).map_err(|e| e.to_string())?;

@@ -78,6 +78,15 @@ fn run(paths: &Paths) -> Result<(), String> {
     let shared = Arc::new(Shared { paths: Paths::new(paths.dir.clone()), status: Mutex::new(st) });
     shared.update(|_| {});
     let log = Arc::new(Mutex::new(LogFile::open(paths.log(), &rec)));
+    // The default network lives as long as the monitor: the address stays across restarts.
+    if let Some(cni) = &rec.cni_dir {
+        super::net::attach(&rec.id, &paths.dir, cni, &rec.spec.ports)?;
+    }
+    let detach = || {
+        if let Some(cni) = &rec.cni_dir {
+            super::net::detach(&rec.id, &paths.dir, cni);
+        }
+    };
     let mut backoff = Duration::from_millis(100);
     let mut generation = 0u64;
     loop {
@@ -87,6 +96,7 @@ fn run(paths: &Paths) -> Result<(), String> {
             Ok(code) => code,
             Err(e) if generation == 1 => {
                 oci::unmount_rootfs(&paths.rootfs());
+                detach();
                 return Err(e);
             }
             Err(e) => {
@@ -125,6 +135,7 @@ fn run(paths: &Paths) -> Result<(), String> {
         shared.update(|s| s.restart_count += 1);
     }
     oci::unmount_rootfs(&paths.rootfs());
+    detach();
     shared.update(|s| s.monitor_pid = None);
     Ok(())
 }

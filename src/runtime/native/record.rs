@@ -31,6 +31,9 @@ pub struct ContainerRecord {
     pub runtime_root: PathBuf,
     /// The image's layer folders, top first (the overlay's lower folders).
     pub layers: Vec<PathBuf>,
+    /// On the default network: the CNI plugins' state folder.
+    #[serde(default)]
+    pub cni_dir: Option<PathBuf>,
     /// The image's own stop signal, when it gives one.
     #[serde(default)]
     pub image_stop_signal: Option<String>,

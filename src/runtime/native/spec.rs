@@ -88,6 +88,9 @@ pub struct Input<'a> {
     /// The image's /etc/passwd and /etc/group, for user and group names.
     pub passwd: Option<String>,
     pub group: Option<String>,
+    /// The network namespace to join (the default network's, made by the monitor); `None`
+    /// for a namespace of its own (`networkMode: none`) or the host's.
+    pub netns: Option<PathBuf>,
     /// The open-files limit: Docker's 1048576, or the host's hard limit when lower.
     pub nofile: u64,
 }
@@ -347,6 +350,10 @@ pub fn config(i: &Input<'_>) -> Result<oci::Spec, String> {
     let host_mode = |m: &Option<String>| m.as_deref() == Some("host");
     if host_mode(&s.network_mode) {
         namespaces.retain(|n| n.typ() != oci::LinuxNamespaceType::Network);
+    } else if let Some(path) = &i.netns {
+        for n in namespaces.iter_mut().filter(|n| n.typ() == oci::LinuxNamespaceType::Network) {
+            n.set_path(Some(path.clone()));
+        }
     }
     if host_mode(&s.pid) {
         namespaces.retain(|n| n.typ() != oci::LinuxNamespaceType::Pid);
@@ -438,6 +445,7 @@ mod tests {
             passwd: Some("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n".into()),
             group: Some("root:x:0:\nstaff:x:50:\n".into()),
             nofile: 1 << 20,
+            netns: None,
         }
     }
 
