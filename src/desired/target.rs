@@ -103,7 +103,10 @@ fn native(spec: &ContainerSpec, refuse: &mut impl FnMut(&str, String)) {
     let no = |what: &str, why: &str| format!("{what} is not supported on the native target: {why}");
     let networking = "it has one default network so far; leave `networks` out, or use the docker target";
     for p in spec.ports.iter().filter(|p| p.host_port.is_none()) {
-        refuse("ports", no(&format!("port `{p}`"), "give the host port to publish it on (no port is chosen for you yet)"));
+        refuse(
+            "ports",
+            no(&format!("port `{p}`"), "give the host port to publish it on (no port is chosen for you yet)"),
+        );
     }
     if !spec.networks.is_empty() {
         refuse("networks", no("joining networks", networking));

@@ -424,9 +424,16 @@ impl Engine for NativeEngine {
         let op = format!("start container {}", short(id));
         let id = self.resolve(&op, id)?;
         let p = self.paths(&id);
-        let before = self.live_status(&id);
-        if before.state == State::Running || record::monitor_alive(before.monitor_pid) {
+        let mut before = self.live_status(&id);
+        if matches!(before.state, State::Running | State::Restarting) {
             return Ok(()); // as the engine: starting a running container changes nothing
+        }
+        if record::monitor_alive(before.monitor_pid) {
+            // Its process has exited and its monitor is still winding down (network, mounts).
+            if !self.wait_for(&id, Duration::from_secs(30), |s| !record::monitor_alive(s.monitor_pid)).await {
+                return Err(fail(&op, ErrorKind::Unavailable, "its previous monitor did not finish within 30s"));
+            }
+            before = self.live_status(&id);
         }
         let _ = std::fs::remove_file(p.stop());
         let status = std::process::Command::new(&self.monitor_exe)

@@ -29,7 +29,7 @@ fn cni_dir() -> PathBuf {
     std::env::var_os("HAWSER_CNI_PATH").map_or_else(|| PathBuf::from("/usr/lib/cni"), PathBuf::from)
 }
 
-fn conf(plugin: &str, data_dir: &Path, extra: Value) -> Value {
+fn conf(plugin: &str, _data_dir: &Path, extra: Value) -> Value {
     let mut c = json!({"cniVersion": "1.0.0", "name": "hawser", "type": plugin});
     match plugin {
         "bridge" => {
@@ -42,7 +42,9 @@ fn conf(plugin: &str, data_dir: &Path, extra: Value) -> Value {
                 "type": "host-local",
                 "ranges": [[{"subnet": subnet}]],
                 "routes": [{"dst": "0.0.0.0/0"}],
-                "dataDir": data_dir.join("ipam"),
+                // One allocator for the host, as there is one bridge: in /run, which a restart
+                // empties along with every namespace that held an address.
+                "dataDir": "/run/hawser/cni-ipam",
             });
         }
         "firewall" => c["backend"] = json!("iptables"),
@@ -78,9 +80,10 @@ fn call(command: &str, plugin: &str, id: &str, config: &Value) -> Result<Value, 
     if !out.status.success() {
         // A plugin's error is JSON on stdout: {"code": N, "msg": "...", "details": "..."}.
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        let msg = v["msg"].as_str().map(|m| format!("{m} {}", v["details"].as_str().unwrap_or(""))).unwrap_or_else(|| {
-            String::from_utf8_lossy(&out.stderr).trim().to_string()
-        });
+        let msg = v["msg"]
+            .as_str()
+            .map(|m| format!("{m} {}", v["details"].as_str().unwrap_or("")))
+            .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
         return Err(format!("CNI plugin {plugin} {command}: {}", msg.trim()));
     }
     Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
@@ -131,7 +134,8 @@ pub fn attach(id: &str, dir: &Path, data_dir: &Path, ports: &[PortBinding]) -> R
 
 /// Undoes `attach` (best effort, and safe to repeat): ports, firewall, address, namespace.
 pub fn detach(id: &str, dir: &Path, data_dir: &Path) {
-    let saved: Value = std::fs::read(dir.join("net.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+    let saved: Value =
+        std::fs::read(dir.join("net.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
     let prev = &saved["result"];
     if saved["ports"].as_array().is_some_and(|a| !a.is_empty()) {
         let extra = json!({"prevResult": prev, "runtimeConfig": {"portMappings": saved["ports"]}});
@@ -149,7 +153,11 @@ pub fn detach(id: &str, dir: &Path, data_dir: &Path) {
 }
 
 fn run_ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().map_err(|e| format!("ip: {e} (install iproute2)"))?;
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("ip: {e} (install iproute2)"))?;
     if out.status.success() {
         Ok(())
     } else {
