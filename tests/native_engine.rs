@@ -33,6 +33,24 @@ impl Native {
         serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null)
     }
 
+    /// Runs a command in the container through its OCI runtime; its stdout.
+    fn exec(&self, name: &str, cmd: &[&str]) -> String {
+        let id = self.id(name).expect("the container exists");
+        let rec: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.root().join("containers").join(&id).join("container.json")).unwrap(),
+        )
+        .unwrap();
+        let out = std::process::Command::new(rec["runtime"].as_str().unwrap())
+            .arg("--root")
+            .arg(self.root().join("runtime"))
+            .arg("exec")
+            .arg(&id)
+            .args(cmd)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
     fn apply(&self, extra: &[&str]) -> Run {
         let mut args = vec!["apply", "-y", "{src}"];
         args.extend_from_slice(extra);
@@ -306,4 +324,57 @@ spec:
     assert!(r.stderr.contains("c.yaml:1:") && r.stderr.contains("image builder"), "{r:?}");
     assert!(r.stderr.contains("c.yaml:9:") && r.stderr.contains("tty"), "{r:?}");
     assert!(r.stderr.contains("c.yaml:10:") && r.stderr.contains("give the host port"), "{r:?}");
+}
+
+#[test]
+fn containers_on_a_network_reach_each_other_by_name_and_alias() {
+    let p = "nt-net";
+    let n = Native::new(p);
+    n.s.write(
+        "net.yaml",
+        &format!(
+            r#"kind: Network
+metadata: {{name: {p}-net}}
+---
+kind: Container
+metadata: {{name: {p}-srv}}
+spec:
+  image: "{IMAGE}"
+  command: "mkdir -p /www && echo srv-ok > /www/index.html && exec httpd -f -p 8080 -h /www"
+  networks:
+    {p}-net: {{aliases: [backend]}}
+---
+kind: Container
+metadata: {{name: {p}-cli}}
+spec:
+  image: "{IMAGE}"
+  command: "exec sleep 3600"
+  networks: ["{p}-net"]
+  stopTimeout: 1s
+"#
+        ),
+    );
+    n.s.commit("first");
+    let r = n.apply(&[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let cli = format!("{p}-cli");
+    for host in ["backend".to_string(), format!("{p}-srv")] {
+        let url = format!("http://{host}:8080/");
+        let mut got = String::new();
+        eventually(&format!("{url} from {cli}"), Duration::from_secs(10), || {
+            got = n.exec(&cli, &["wget", "-q", "-O", "-", &url]);
+            got.trim() == "srv-ok"
+        });
+    }
+    // Replaced under a temporary name, the server still answers to its own: the names move
+    // with the containers.
+    n.s.write("net.yaml", &std::fs::read_to_string(n.s.path().join("net.yaml")).unwrap().replace("srv-ok", "srv-v2"));
+    n.s.commit("v2");
+    let r = n.apply(&[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    eventually("v2 by alias", Duration::from_secs(10), || {
+        n.exec(&cli, &["wget", "-q", "-O", "-", "http://backend:8080/"]).trim() == "srv-v2"
+    });
+    let plan = n.s.hawser(&["plan", "--exit-code", "{src}"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
 }

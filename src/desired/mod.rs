@@ -331,14 +331,15 @@ pub fn load_with(
     }
     if opts.target == Target::Native {
         // Checked here, not in `target`: these are whole resources, not a Container's fields.
-        for r in state.networks.values() {
+        for r in state
+            .networks
+            .values()
+            .filter(|r| r.spec.driver != "bridge" || r.spec.enable_ipv6 || !r.spec.driver_opts.is_empty())
+        {
             let text = files.iter().find(|x| x.path == r.origin.file).map(|x| x.text.as_str()).unwrap_or("");
             Sink::new(&r.origin.file, text, &mut diags).error(
                 r.origin.pos,
-                format!(
-                    "Network {}: networks are not supported on the native target yet; use the docker target",
-                    r.name
-                ),
+                format!("Network {}: the native target makes IPv4 bridge networks without driver options; use the docker target for others", r.name),
             );
         }
         for r in state.images.values().filter(|r| r.spec.build.is_some()) {

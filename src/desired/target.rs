@@ -101,15 +101,12 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
 /// What the native target does not run (yet, or at all), each with what to do instead.
 fn native(spec: &ContainerSpec, refuse: &mut impl FnMut(&str, String)) {
     let no = |what: &str, why: &str| format!("{what} is not supported on the native target: {why}");
-    let networking = "it has one default network so far; leave `networks` out, or use the docker target";
+    let networking = "its containers join bridge networks (`networks`), or `host` or `none`";
     for p in spec.ports.iter().filter(|p| p.host_port.is_none()) {
         refuse(
             "ports",
             no(&format!("port `{p}`"), "give the host port to publish it on (no port is chosen for you yet)"),
         );
-    }
-    if !spec.networks.is_empty() {
-        refuse("networks", no("joining networks", networking));
     }
     match spec.network_mode.as_deref() {
         None | Some("host") | Some("none") => {}

@@ -5,6 +5,7 @@
 //! can be read back after any crash. It answers the same engine traits as the Docker target,
 //! so plans, replacement, rollback, crash recovery and prune are the same code.
 
+pub mod hosts;
 pub mod logs;
 pub mod monitor;
 pub mod net;
@@ -58,7 +59,7 @@ impl NativeEngine {
         }
         let root = state_dir.join("native");
         let bin = oci::choose().map_err(|m| fail(op, ErrorKind::Unavailable, m))?;
-        for d in ["containers", "names", "volumes", "runtime"] {
+        for d in ["containers", "names", "volumes", "runtime", "networks"] {
             std::fs::create_dir_all(root.join(d)).map_err(io(op))?;
         }
         let store = store::Store::open(root.join("images")).map_err(io(op))?;
@@ -156,20 +157,13 @@ impl NativeEngine {
         Some(mem.memory_stat().limit_in_bytes)
     }
 
-    fn write_etc(&self, p: &Paths, id: &str, spec: &crate::desired::ContainerSpec) -> std::io::Result<()> {
+    fn write_etc(&self, p: &Paths, rec: &ContainerRecord) -> std::io::Result<()> {
         let etc = p.etc();
         std::fs::create_dir_all(&etc)?;
-        let hostname = spec.hostname.clone().unwrap_or_else(|| short(id).to_string());
+        let hostname = rec.spec.hostname.clone().unwrap_or_else(|| short(&rec.id).to_string());
         std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
-        let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-        hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
-        for h in &spec.extra_hosts {
-            if let Some((name, ip)) = h.split_once(':') {
-                hosts.push_str(&format!("{ip}\t{name}\n"));
-            }
-        }
-        std::fs::write(etc.join("hosts"), hosts)?;
-        let resolv = if spec.dns.is_empty() {
+        std::fs::write(etc.join("hosts"), hosts::initial(rec))?;
+        let resolv = if rec.spec.dns.is_empty() {
             // The host's, without loopback resolvers (unreachable from the container's network).
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             host.lines()
@@ -177,7 +171,7 @@ impl NativeEngine {
                 .map(|l| format!("{l}\n"))
                 .collect()
         } else {
-            spec.dns.iter().map(|d| format!("nameserver {d}\n")).collect::<String>()
+            rec.spec.dns.iter().map(|d| format!("nameserver {d}\n")).collect::<String>()
         };
         std::fs::write(etc.join("resolv.conf"), resolv)
     }
@@ -214,6 +208,41 @@ impl NativeEngine {
     }
 }
 
+/// The networks a container joins: its `networks`, or the default one; none with
+/// `networkMode: host` or `none`.
+pub fn joins(rec: &ContainerRecord) -> std::result::Result<Vec<net::Join>, String> {
+    if rec.spec.network_mode.is_some() {
+        return Ok(Vec::new());
+    }
+    if rec.spec.networks.is_empty() {
+        return Ok(vec![net::Join { network: net::NetworkRecord::default_bridge(), ipv4: None }]);
+    }
+    rec.spec
+        .networks
+        .iter()
+        .map(|(name, att)| {
+            let network =
+                read_network(&rec.native_root, name).ok_or_else(|| format!("network {name} does not exist"))?;
+            Ok(net::Join { network, ipv4: att.ipv4_address })
+        })
+        .collect()
+}
+
+fn read_network(root: &Path, name: &str) -> Option<net::NetworkRecord> {
+    serde_json::from_slice(&std::fs::read(root.join("networks").join(format!("{name}.json"))).ok()?).ok()
+}
+
+fn networks(root: &Path) -> Vec<net::NetworkRecord> {
+    let mut out: Vec<net::NetworkRecord> = std::fs::read_dir(root.join("networks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
 fn run_state(s: State) -> RunState {
     match s {
         State::Created => RunState::Created,
@@ -246,7 +275,19 @@ impl EngineRead for NativeEngine {
                 owner: Ownership::from_labels(&rec.labels),
                 labels: rec.labels,
                 // The default network, by Docker's name for it.
-                networks: if rec.spec.network_mode.is_none() { vec!["bridge".into()] } else { Vec::new() },
+                networks: match (&rec.spec.network_mode, rec.spec.networks.is_empty()) {
+                    (Some(_), _) => Vec::new(),
+                    (None, true) => vec!["bridge".into()],
+                    (None, false) => rec.spec.networks.keys().cloned().collect(),
+                },
+            });
+        }
+        for n in networks(&self.root) {
+            state.networks.push(crate::observed::ObservedNetwork {
+                id: n.id,
+                name: n.name,
+                owner: Ownership::from_labels(&n.labels),
+                labels: n.labels,
             });
         }
         for e in std::fs::read_dir(self.root.join("volumes")).into_iter().flatten().flatten() {
@@ -320,17 +361,64 @@ fn unsupported(op: &str, what: &str) -> EngineError {
 }
 
 impl Engine for NativeEngine {
-    async fn create_network(
-        &self,
-        name: &str,
-        _spec: &NetworkSpec,
-        _labels: BTreeMap<String, String>,
-    ) -> Result<String> {
-        Err(unsupported(&format!("create network {name}"), "a Network"))
+    async fn create_network(&self, name: &str, spec: &NetworkSpec, labels: BTreeMap<String, String>) -> Result<String> {
+        let op = format!("create network {name}");
+        if spec.driver != "bridge" || !spec.driver_opts.is_empty() || spec.enable_ipv6 {
+            return Err(fail(
+                &op,
+                ErrorKind::Other,
+                "the native target has IPv4 bridge networks only, without driver options",
+            ));
+        }
+        let file = self.root.join("networks").join(format!("{name}.json"));
+        if file.exists() {
+            return Err(fail(&op, ErrorKind::Conflict, format!("network {name} exists")));
+        }
+        let taken: Vec<String> = networks(&self.root).into_iter().map(|n| n.subnet).collect();
+        let subnet = match spec.ipam.as_ref().and_then(|i| i.subnet.clone()) {
+            Some(s) if taken.contains(&s) => {
+                return Err(fail(&op, ErrorKind::Conflict, format!("subnet {s} is another network's")))
+            }
+            Some(s) => s,
+            None => net::free_subnet(&taken)
+                .ok_or_else(|| fail(&op, ErrorKind::Other, "no free /24 left in 10.90.0.0/16"))?,
+        };
+        let id = {
+            use sha2::{Digest, Sha256};
+            hex::encode(Sha256::digest(format!("{name} {subnet} {}", now_unix()).as_bytes()))
+        };
+        let rec = net::NetworkRecord {
+            bridge: format!("hw-{}", &id[..12]),
+            id: id.clone(),
+            name: name.to_string(),
+            labels,
+            subnet,
+            internal: spec.internal,
+        };
+        store::write_atomic(&file, &serde_json::to_vec_pretty(&rec).expect("records serialize")).map_err(io(&op))?;
+        Ok(id)
     }
 
     async fn remove_network(&self, id: &str) -> Result<()> {
-        Err(unsupported(&format!("remove network {id}"), "a Network"))
+        let op = format!("remove network {}", short(id));
+        let Some(n) = networks(&self.root).into_iter().find(|n| n.id == id || n.name == id) else {
+            return Err(fail(&op, ErrorKind::NotFound, format!("no such network: {id}")));
+        };
+        let users: Vec<String> = self
+            .containers()
+            .into_iter()
+            .filter(|(r, _)| r.spec.networks.contains_key(&n.name))
+            .map(|(r, _)| r.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(fail(
+                &op,
+                ErrorKind::Conflict,
+                format!("network {} is in use by {}", n.name, users.join(", ")),
+            ));
+        }
+        net::remove_bridge(&n.bridge);
+        std::fs::remove_file(self.root.join("networks").join(format!("{}.json", n.name))).map_err(io(&op))
     }
 
     async fn create_volume(&self, name: &str, spec: &VolumeSpec, labels: BTreeMap<String, String>) -> Result<()> {
@@ -499,9 +587,8 @@ impl Engine for NativeEngine {
         let rec = p.read_record().ok();
         self.runtime.delete(&id);
         oci::unmount_rootfs(&p.rootfs());
-        if let Some(cni) = rec.as_ref().and_then(|r| r.cni_dir.clone()) {
-            net::detach(&id, &p.dir, &cni);
-        }
+        net::detach(&id, &p.dir);
+        hosts::refresh(&self.root);
         if let Some(rec) = rec {
             let name_file = self.root.join("names").join(&rec.name);
             if std::fs::read_to_string(&name_file).is_ok_and(|n| n.trim() == id) {
@@ -528,6 +615,7 @@ impl Engine for NativeEngine {
         store::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
             .map_err(io(&op))?;
         let _ = std::fs::remove_file(names.join(old));
+        hosts::refresh(&self.root);
         Ok(())
     }
 }
@@ -541,7 +629,7 @@ impl NativeEngine {
     ) -> std::result::Result<(), String> {
         let p = self.paths(id);
         std::fs::create_dir_all(p.bundle()).map_err(|e| e.to_string())?;
-        let on_bridge = req.spec.network_mode.is_none();
+        let on_network = req.spec.network_mode.is_none();
         let layers: Vec<PathBuf> = image.layers.iter().rev().map(|l| self.store.layer_dir(l)).collect();
         for m in &req.spec.volumes {
             if let crate::desired::Mount::Volume { source, .. } = m {
@@ -550,7 +638,6 @@ impl NativeEngine {
                     .map_err(|e| e.to_string())?;
             }
         }
-        self.write_etc(&p, id, req.spec).map_err(|e| e.to_string())?;
         let input = spec::Input {
             id,
             spec: req.spec,
@@ -561,7 +648,7 @@ impl NativeEngine {
             etc_dir: p.etc(),
             passwd: Self::image_file(&layers, "etc/passwd"),
             group: Self::image_file(&layers, "etc/group"),
-            netns: on_bridge.then(|| net::netns_path(id)),
+            netns: on_network.then(|| net::netns_path(id)),
             nofile: nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
                 .map_or(1 << 20, |(_, hard)| hard.min(1 << 20)),
         };
@@ -588,9 +675,11 @@ impl NativeEngine {
             runtime: self.runtime.bin.clone(),
             runtime_root: self.runtime.root.clone(),
             layers,
-            cni_dir: on_bridge.then(|| self.root.join("cni")),
+            native_root: self.root.clone(),
+            aliases: req.aliases.clone(),
             image_stop_signal: image.run_config()["StopSignal"].as_str().map(str::to_string),
         };
+        self.write_etc(&p, &rec).map_err(|e| e.to_string())?;
         p.write_status(&Status::default()).map_err(|e| e.to_string())?;
         store::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
             .map_err(|e| e.to_string())

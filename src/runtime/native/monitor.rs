@@ -78,13 +78,16 @@ fn run(paths: &Paths) -> Result<(), String> {
     let shared = Arc::new(Shared { paths: Paths::new(paths.dir.clone()), status: Mutex::new(st) });
     shared.update(|_| {});
     let log = Arc::new(Mutex::new(LogFile::open(paths.log(), &rec)));
-    // The default network lives as long as the monitor: the address stays across restarts.
-    if let Some(cni) = &rec.cni_dir {
-        super::net::attach(&rec.id, &paths.dir, cni, &rec.spec.ports)?;
+    // Its networks live as long as the monitor: the addresses stay across restarts.
+    let joins = super::joins(&rec)?;
+    if !joins.is_empty() {
+        super::net::attach(&rec.id, &paths.dir, &joins, &rec.spec.ports)?;
+        super::hosts::refresh(&rec.native_root);
     }
     let detach = || {
-        if let Some(cni) = &rec.cni_dir {
-            super::net::detach(&rec.id, &paths.dir, cni);
+        if !joins.is_empty() {
+            super::net::detach(&rec.id, &paths.dir);
+            super::hosts::refresh(&rec.native_root);
         }
     };
     let mut backoff = Duration::from_millis(100);

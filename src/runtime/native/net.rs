@@ -1,21 +1,65 @@
-//! The native target's default network, through the standard CNI plugins (Debian's
+//! The native target's networks, through the standard CNI plugins (Debian's
 //! containernetworking-plugins) rather than netlink and firewall rules written by hand: each
-//! container gets a network namespace of its own (`/run/netns/hawser-ID`), `bridge` with
-//! `host-local` addresses and outbound NAT gives it an address on the `hawser0` bridge,
-//! `firewall` lets its traffic through a host whose FORWARD policy drops (as dockerd sets it),
-//! and `portmap` publishes its ports on the host's addresses, loopback included.
+//! container gets a network namespace of its own (`/run/netns/hawser-ID`), and for each of its
+//! networks `bridge` with `host-local` addresses gives it an interface on that network's Linux
+//! bridge (outbound NAT unless the network is internal), `firewall` lets its traffic through a
+//! host whose FORWARD policy drops (as dockerd sets it), and `portmap` publishes its ports on
+//! the host's addresses, loopback included. The default network (Docker's `bridge`) is
+//! `hawser0`; a Network resource is a bridge of its own with a /24 of 10.90.0.0/16 unless its
+//! `ipam.subnet` says otherwise. Names: see `hosts`.
 //!
-//! The plugins' results are kept in the container's folder (`net.json`): DEL needs them.
+//! What each plugin was given and answered is kept in the container's folder (`net.json`):
+//! DEL needs the same.
 
 use crate::desired::PortBinding;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The default network's bridge and addresses (`HAWSER_NATIVE_SUBNET` chooses others).
 pub const BRIDGE: &str = "hawser0";
-/// The default network's addresses; `HAWSER_NATIVE_SUBNET` chooses others.
 pub const SUBNET: &str = "10.89.0.0/16";
+/// Where Network resources get their /24 when they name none.
+const POOL_PREFIX: &str = "10.90";
+
+/// A Network resource as the native target keeps it (`networks/NAME.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub id: String,
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub subnet: String,
+    pub bridge: String,
+    pub internal: bool,
+}
+
+impl NetworkRecord {
+    /// The default network, by Docker's name for it.
+    pub fn default_bridge() -> NetworkRecord {
+        NetworkRecord {
+            id: String::new(),
+            name: "bridge".into(),
+            labels: Default::default(),
+            subnet: std::env::var("HAWSER_NATIVE_SUBNET").unwrap_or_else(|_| SUBNET.into()),
+            bridge: BRIDGE.into(),
+            internal: false,
+        }
+    }
+}
+
+/// The first /24 of the pool that no network in `taken` uses.
+pub fn free_subnet(taken: &[String]) -> Option<String> {
+    (1..=254).map(|n| format!("{POOL_PREFIX}.{n}.0/24")).find(|s| !taken.contains(s))
+}
+
+/// One network a container joins, with what it asks of it.
+#[derive(Clone, Debug)]
+pub struct Join {
+    pub network: NetworkRecord,
+    pub ipv4: Option<std::net::Ipv4Addr>,
+}
 
 pub fn netns_name(id: &str) -> String {
     format!("hawser-{}", &id[..12.min(id.len())])
@@ -29,52 +73,43 @@ fn cni_dir() -> PathBuf {
     std::env::var_os("HAWSER_CNI_PATH").map_or_else(|| PathBuf::from("/usr/lib/cni"), PathBuf::from)
 }
 
-fn conf(plugin: &str, _data_dir: &Path, extra: Value) -> Value {
-    let mut c = json!({"cniVersion": "1.0.0", "name": "hawser", "type": plugin});
-    match plugin {
-        "bridge" => {
-            let subnet = std::env::var("HAWSER_NATIVE_SUBNET").unwrap_or_else(|_| SUBNET.into());
-            c["bridge"] = json!(BRIDGE);
-            c["isGateway"] = json!(true);
-            c["ipMasq"] = json!(true);
-            c["hairpinMode"] = json!(true);
-            c["ipam"] = json!({
-                "type": "host-local",
-                "ranges": [[{"subnet": subnet}]],
-                "routes": [{"dst": "0.0.0.0/0"}],
-                // One allocator for the host, as there is one bridge: in /run, which a restart
-                // empties along with every namespace that held an address.
-                "dataDir": "/run/hawser/cni-ipam",
-            });
-        }
-        "firewall" => c["backend"] = json!("iptables"),
-        "portmap" => {
-            c["capabilities"] = json!({"portMappings": true});
-            c["snat"] = json!(true);
-        }
-        _ => {}
-    }
-    if let (Some(obj), Some(more)) = (c.as_object_mut(), extra.as_object()) {
-        for (k, v) in more {
-            obj.insert(k.clone(), v.clone());
-        }
-    }
+fn base(plugin: &str, network: &str) -> Value {
+    json!({"cniVersion": "1.0.0", "name": format!("hawser-{network}"), "type": plugin})
+}
+
+fn bridge_conf(n: &NetworkRecord, default_route: bool) -> Value {
+    let mut c = base("bridge", &n.name);
+    c["bridge"] = json!(n.bridge);
+    c["isGateway"] = json!(true);
+    c["ipMasq"] = json!(!n.internal);
+    c["hairpinMode"] = json!(true);
+    c["ipam"] = json!({
+        "type": "host-local",
+        "ranges": [[{"subnet": n.subnet}]],
+        "routes": if default_route { json!([{"dst": "0.0.0.0/0"}]) } else { json!([]) },
+        // One allocator for the host, in /run: a restart empties it along with every
+        // namespace that held an address.
+        "dataDir": "/run/hawser/cni-ipam",
+    });
     c
 }
 
-fn call(command: &str, plugin: &str, id: &str, config: &Value) -> Result<Value, String> {
-    let bin = cni_dir().join(plugin);
-    let mut child = Command::new(&bin)
-        .env("CNI_COMMAND", command)
+fn call(command: &str, id: &str, ifname: &str, args: Option<&str>, config: &Value) -> Result<Value, String> {
+    let plugin = config["type"].as_str().unwrap_or_default().to_string();
+    let bin = cni_dir().join(&plugin);
+    let mut cmd = Command::new(&bin);
+    cmd.env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", id)
         .env("CNI_NETNS", netns_path(id))
-        .env("CNI_IFNAME", "eth0")
+        .env("CNI_IFNAME", ifname)
         .env("CNI_PATH", cni_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e} (install containernetworking-plugins)", bin.display()))?;
+        .stderr(Stdio::piped());
+    if let Some(a) = args {
+        cmd.env("CNI_ARGS", a);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("{}: {e} (install containernetworking-plugins)", bin.display()))?;
     child.stdin.take().expect("piped").write_all(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
@@ -104,52 +139,98 @@ fn port_mappings(ports: &[PortBinding]) -> Value {
     )
 }
 
-/// Makes the container's namespace and attaches it; returns its address. Anything left of an
-/// earlier attachment (a monitor that was killed, a host that restarted) is undone first.
-pub fn attach(id: &str, dir: &Path, data_dir: &Path, ports: &[PortBinding]) -> Result<String, String> {
-    detach(id, dir, data_dir);
+/// One plugin call made, to be undone in reverse order.
+#[derive(Serialize, Deserialize)]
+struct Done {
+    ifname: String,
+    config: Value,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+pub struct Attached {
+    /// Network name to the container's address on it.
+    pub addresses: std::collections::BTreeMap<String, String>,
+    done: Vec<Done>,
+}
+
+fn save(dir: &Path, a: &Attached) -> Result<(), String> {
+    super::store::write_atomic(&dir.join("net.json"), &serde_json::to_vec(a).expect("json")).map_err(|e| e.to_string())
+}
+
+/// What `attach` made for the container in `dir`, if anything.
+pub fn attached(dir: &Path) -> Option<Attached> {
+    serde_json::from_slice(&std::fs::read(dir.join("net.json")).ok()?).ok()
+}
+
+/// Makes the container's namespace and joins it to `joins` (the first non-internal one holds
+/// the default route and the published ports). Anything left of an earlier attachment (a
+/// monitor that was killed, a host that restarted) is undone first.
+pub fn attach(id: &str, dir: &Path, joins: &[Join], ports: &[PortBinding]) -> Result<Attached, String> {
+    detach(id, dir);
     let ns = netns_name(id);
     run_ip(&["netns", "add", &ns])?;
     run_ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+    let mut a = Attached::default();
     let result = (|| {
-        let bridge = call("ADD", "bridge", id, &conf("bridge", data_dir, Value::Null))?;
-        let mut prev = bridge.clone();
-        let fw = call("ADD", "firewall", id, &conf("firewall", data_dir, json!({"prevResult": prev})))?;
-        if !fw.is_null() {
-            prev = fw;
+        let routed = joins.iter().position(|j| !j.network.internal);
+        let mut first_result = None;
+        for (i, j) in joins.iter().enumerate() {
+            let ifname = format!("eth{i}");
+            let conf = bridge_conf(&j.network, Some(i) == routed);
+            let args = j.ipv4.map(|ip| format!("IgnoreUnknown=1;IP={ip}"));
+            // Recorded before the call: a half-made attachment is undone as well.
+            a.done.push(Done { ifname: ifname.clone(), config: conf.clone() });
+            save(dir, &a)?;
+            let res = call("ADD", id, &ifname, args.as_deref(), &conf)?;
+            let ip = res["ips"][0]["address"].as_str().unwrap_or_default().split('/').next().unwrap_or_default();
+            a.addresses.insert(j.network.name.clone(), ip.to_string());
+            let mut fw = base("firewall", &j.network.name);
+            fw["backend"] = json!("iptables");
+            fw["prevResult"] = res.clone();
+            a.done.push(Done { ifname: ifname.clone(), config: fw.clone() });
+            save(dir, &a)?;
+            call("ADD", id, &ifname, None, &fw)?;
+            if Some(i) == routed {
+                first_result = Some((ifname, j.network.name.clone(), res));
+            }
         }
-        if !ports.is_empty() {
-            let extra = json!({"prevResult": prev, "runtimeConfig": {"portMappings": port_mappings(ports)}});
-            call("ADD", "portmap", id, &conf("portmap", data_dir, extra))?;
+        if let (Some((ifname, network, res)), false) = (first_result, ports.is_empty()) {
+            let mut pm = base("portmap", &network);
+            pm["capabilities"] = json!({"portMappings": true});
+            pm["snat"] = json!(true);
+            pm["prevResult"] = res;
+            pm["runtimeConfig"] = json!({"portMappings": port_mappings(ports)});
+            a.done.push(Done { ifname: ifname.clone(), config: pm.clone() });
+            save(dir, &a)?;
+            call("ADD", id, &ifname, None, &pm)?;
         }
-        let saved = json!({"result": prev, "ports": port_mappings(ports)});
-        std::fs::write(dir.join("net.json"), saved.to_string()).map_err(|e| e.to_string())?;
-        Ok(prev["ips"][0]["address"].as_str().unwrap_or_default().split('/').next().unwrap_or_default().to_string())
+        save(dir, &a)
     })();
-    if result.is_err() {
-        detach(id, dir, data_dir);
+    match result {
+        Ok(()) => Ok(a),
+        Err(e) => {
+            detach(id, dir);
+            Err(e)
+        }
     }
-    result
 }
 
-/// Undoes `attach` (best effort, and safe to repeat): ports, firewall, address, namespace.
-pub fn detach(id: &str, dir: &Path, data_dir: &Path) {
-    let saved: Value =
-        std::fs::read(dir.join("net.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-    let prev = &saved["result"];
-    if saved["ports"].as_array().is_some_and(|a| !a.is_empty()) {
-        let extra = json!({"prevResult": prev, "runtimeConfig": {"portMappings": saved["ports"]}});
-        let _ = call("DEL", "portmap", id, &conf("portmap", data_dir, extra));
+/// Undoes `attach` (best effort, and safe to repeat): ports, firewall, addresses, namespace.
+pub fn detach(id: &str, dir: &Path) {
+    if let Some(a) = attached(dir) {
+        for d in a.done.iter().rev() {
+            let _ = call("DEL", id, &d.ifname, None, &d.config);
+        }
     }
-    if !prev.is_null() {
-        let _ = call("DEL", "firewall", id, &conf("firewall", data_dir, json!({"prevResult": prev})));
-    }
-    // The address is given back even without a saved result (host-local keys it by id).
-    let _ = call("DEL", "bridge", id, &conf("bridge", data_dir, Value::Null));
     let _ = std::fs::remove_file(dir.join("net.json"));
     if netns_path(id).exists() {
         let _ = run_ip(&["netns", "delete", &netns_name(id)]);
     }
+}
+
+/// Removes a network's bridge (its last container has left it).
+pub fn remove_bridge(bridge: &str) {
+    let _ = run_ip(&["link", "delete", bridge]);
 }
 
 fn run_ip(args: &[&str]) -> Result<(), String> {
@@ -165,8 +246,26 @@ fn run_ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// The container's address on the default network, from its saved attachment.
-pub fn address(dir: &Path) -> Option<String> {
-    let saved: Value = serde_json::from_slice(&std::fs::read(dir.join("net.json")).ok()?).ok()?;
-    saved["result"]["ips"][0]["address"].as_str().map(|a| a.split('/').next().unwrap_or(a).to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_come_from_the_pool_in_order() {
+        assert_eq!(free_subnet(&[]).as_deref(), Some("10.90.1.0/24"));
+        assert_eq!(free_subnet(&["10.90.1.0/24".into(), "10.90.3.0/24".into()]).as_deref(), Some("10.90.2.0/24"));
+    }
+
+    #[test]
+    fn an_internal_network_has_no_nat_and_no_default_route() {
+        let mut n = NetworkRecord::default_bridge();
+        n.internal = true;
+        let c = bridge_conf(&n, false);
+        assert_eq!(c["ipMasq"], false);
+        assert_eq!(c["ipam"]["routes"], json!([]));
+        let d = bridge_conf(&NetworkRecord::default_bridge(), true);
+        assert_eq!(d["ipMasq"], true);
+        assert_eq!(d["bridge"], "hawser0");
+        assert_eq!(d["ipam"]["routes"][0]["dst"], "0.0.0.0/0");
+    }
 }

@@ -31,9 +31,12 @@ pub struct ContainerRecord {
     pub runtime_root: PathBuf,
     /// The image's layer folders, top first (the overlay's lower folders).
     pub layers: Vec<PathBuf>,
-    /// On the default network: the CNI plugins' state folder.
+    /// The native target's folder (networks, other containers' names).
     #[serde(default)]
-    pub cni_dir: Option<PathBuf>,
+    pub native_root: PathBuf,
+    /// Names it also answers to on its networks (the resource name of a candidate).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// The image's own stop signal, when it gives one.
     #[serde(default)]
     pub image_stop_signal: Option<String>,
