@@ -492,6 +492,12 @@ impl Engine for NativeEngine {
         };
         // The name first, exclusively: two creates of one name cannot both succeed.
         let name_file = self.root.join("names").join(req.name);
+        // A name whose container was never recorded (hawser died between the two): free.
+        if let Ok(held_by) = std::fs::read_to_string(&name_file) {
+            if !self.paths(held_by.trim()).record().exists() {
+                let _ = std::fs::remove_file(&name_file);
+            }
+        }
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&name_file) {
             Ok(mut f) => std::io::Write::write_all(&mut f, id.as_bytes()).map_err(io(&op))?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
