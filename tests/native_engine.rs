@@ -33,3 +33,60 @@ spec:
     assert!(r.stderr.contains("c.yaml:9:") && r.stderr.contains("tty"), "{r:?}");
     assert!(r.stderr.contains("c.yaml:10:") && r.stderr.contains("give the host port"), "{r:?}");
 }
+
+/// `hawser serve` on a host with no Docker engine: it converges a native source, and repairs a
+/// killed container as soon as its monitor records the exit, not at the next resync.
+#[test]
+fn serve_needs_no_engine_and_repairs_an_exit_at_once() {
+    use std::time::{Duration, Instant};
+    let p = "nt-serve";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    s.write(
+        "c.yaml",
+        &format!(
+            "kind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: \"{IMAGE}\"\n  command: \"exec sleep 3600\"\n  stopTimeout: 1s\n"
+        ),
+    );
+    s.commit("first");
+    let log = std::fs::File::create(s.state.path().join("serve.log")).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(["serve", &s.path().display().to_string(), "--interval", "1h", "--listen", "127.0.0.1:19512"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("HAWSER_STATE_DIR", s.state.path())
+        .env("HAWSER_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let serve = Killed(child);
+    let root = s.state.path().join("native");
+    let status = |name: &str| -> serde_json::Value {
+        let id = std::fs::read_to_string(root.join("names").join(name)).unwrap_or_default();
+        serde_json::from_slice(&std::fs::read(root.join("containers").join(id).join("status.json")).unwrap_or_default())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let name = format!("{p}-c");
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let until = Instant::now() + Duration::from_secs(15);
+        while !f() {
+            let log = std::fs::read_to_string(s.state.path().join("serve.log")).unwrap_or_default();
+            assert!(Instant::now() < until, "timed out waiting for {what}; serve's log:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("the first reconcile", &|| status(&name)["state"] == "running");
+    let pid = status(&name)["pid"].as_i64().unwrap();
+    let killed = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait("the repair", &|| status(&name)["state"] == "running" && status(&name)["pid"].as_i64() != Some(pid));
+    assert!(killed.elapsed() < Duration::from_secs(10), "repaired on the exit, not at the 1 h resync");
+    drop(serve);
+    // Nothing left running.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("hawser.toml"), format!("project = \"{p}\"\ntarget = \"native\"\n")).unwrap();
+    let src = empty.path().display().to_string();
+    let r =
+        hawser_in(empty.path(), s.state.path(), &["apply", "-y", "--prune", "--allow-empty", "--take-over", &src], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+}

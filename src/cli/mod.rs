@@ -672,7 +672,14 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 s.auth = s.auth.or(&git_auth(cli));
                 s.target = s.target.or(cli.target);
             }
-            let engine = DockerEngine::connect(&cli.host).await?;
+            // A host of native-target sources needs no Docker engine.
+            let engine = match DockerEngine::connect(&cli.host).await {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    eprintln!("hawser serve: {e}; only sources with target = \"native\" can be converged");
+                    None
+                }
+            };
             crate::serve::run(engine, cli.host.clone(), cfg, state_dir, policy(cli)?, size_limits(cli))
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))?;

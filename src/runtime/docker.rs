@@ -19,6 +19,7 @@ use std::time::Duration;
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 
+#[derive(Clone)]
 pub struct DockerEngine {
     docker: Docker,
 }

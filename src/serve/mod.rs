@@ -211,7 +211,7 @@ impl Service {
 
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(
-    engine: DockerEngine,
+    engine: Option<DockerEngine>,
     host: String,
     cfg: ServeConfig,
     state_dir: &Path,
@@ -231,7 +231,7 @@ pub async fn run(
     let _watchers = watch_local_repositories(&svc)?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let engine = Arc::new(engine);
+    let engine = engine.map(Arc::new);
     let reconcilers: FuturesUnordered<_> =
         svc.sources.iter().map(|s| reconcile_loop(svc.clone(), s.clone(), engine.clone(), stop_rx.clone())).collect();
     let all = async {
@@ -244,6 +244,7 @@ pub async fn run(
                 stop_rx.clone()
             ),
             follow_engine_events(svc.clone(), engine.clone(), stop_rx.clone()),
+            follow_native_events(svc.clone(), stop_rx.clone()),
         )
     };
     tokio::pin!(all);
@@ -317,7 +318,7 @@ struct Backoff {
 async fn reconcile_loop(
     svc: Arc<Service>,
     src: Arc<Source>,
-    engine: Arc<DockerEngine>,
+    engine: Option<Arc<DockerEngine>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let interval = src.cfg.interval.as_std().max(Duration::from_millis(200));
@@ -538,7 +539,7 @@ async fn read_source(svc: &Service, src: &Source) -> Result<(DesiredState, Optio
 async fn run_reconcile(
     svc: &Arc<Service>,
     src: &Arc<Source>,
-    engine: &Arc<DockerEngine>,
+    engine: &Option<Arc<DockerEngine>>,
     d: &DesiredState,
     why: Trigger,
     started: Instant,
@@ -585,14 +586,24 @@ async fn run_reconcile(
             Err(e) => Err(e.into()),
         }
     } else {
-        let limited = Limited::new(engine.as_ref(), 8);
-        let r = reconcile::converge(&limited, d, &opts, &mut progress, &mut timings).await;
-        if r.is_ok() {
-            for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
-                tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
+        match engine {
+            Some(engine) => {
+                let limited = Limited::new(engine.as_ref(), 8);
+                let r = reconcile::converge(&limited, d, &opts, &mut progress, &mut timings).await;
+                if r.is_ok() {
+                    for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
+                        tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
+                    }
+                }
+                r
             }
+            None => Err(crate::runtime::EngineError {
+                op: format!("converge project {}", d.project),
+                kind: crate::runtime::ErrorKind::Unavailable,
+                message: format!("no Docker engine at {}; set target = \"native\" to run it without one", svc.host),
+            }
+            .into()),
         }
-        r
     };
     let phases = metrics::Phases { fetch, plan: timings.plan, apply: timings.apply };
     match result {
@@ -671,16 +682,65 @@ fn record(
 
 /// Engine events of managed containers (die, destroy, oom, unhealthy) wake the source that owns
 /// their project: drift is repaired at once.
-async fn follow_engine_events(svc: Arc<Service>, engine: Arc<DockerEngine>, mut stop: watch::Receiver<bool>) {
+/// The native target's exits and health changes: each one triggers the reconcile of the
+/// source whose project it is, at once (a crashed container with no restart policy is
+/// repaired then, not at the next resync).
+async fn follow_native_events(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     if !svc.sources.iter().any(|s| s.cfg.self_heal) {
         return;
     }
+    // Opened when the native target is first used (by a reconcile of a native source); what
+    // happened since the service started is heard even so.
+    let since = crate::runtime::native::record::now_unix();
+    let native = loop {
+        if svc.state_dir.join("native").is_dir() {
+            match crate::runtime::native::NativeEngine::open(&svc.state_dir) {
+                Ok(n) => break n,
+                Err(e) => {
+                    tracing::debug!(error = %e, "not following the native target");
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    };
+    let events = native.host_events(since);
+    tokio::pin!(events);
+    loop {
+        tokio::select! {
+            Some(ev) = events.next() => {
+                if !matches!(ev.action.as_str(), "die" | "unhealthy") {
+                    continue;
+                }
+                for s in svc.sources.iter().filter(|s| s.cfg.self_heal) {
+                    if s.status.lock().unwrap().project.as_deref() == Some(ev.project.as_str()) {
+                        tracing::debug!(source = %s.name, container = %ev.name, action = %ev.action, "native event");
+                        s.trigger(Trigger::Event);
+                    }
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn follow_engine_events(svc: Arc<Service>, engine: Option<Arc<DockerEngine>>, mut stop: watch::Receiver<bool>) {
+    let Some(engine) = engine else { return };
+    if !svc.sources.iter().any(|s| s.cfg.self_heal) {
+        return;
+    }
+    // Reconnects back off up to a minute: a host of native sources may have no engine at all.
+    let mut pause = Duration::from_secs(2);
     loop {
         let mut events = Box::pin(futures_util::stream::select(engine.container_events(), engine.service_events()));
         loop {
             tokio::select! {
                 ev = events.next() => match ev {
                     Some(Ok(ev)) => {
+                        pause = Duration::from_secs(2);
                         for s in svc.sources.iter().filter(|s| s.cfg.self_heal) {
                             let ours = if ev.service {
                                 s.swarm_services.lock().unwrap().contains(&ev.name)
@@ -694,7 +754,9 @@ async fn follow_engine_events(svc: Arc<Service>, engine: Arc<DockerEngine>, mut 
                         }
                     }
                     Some(Err(e)) => {
-                        tracing::warn!(error = %e, "engine events interrupted; reconnecting");
+                        if pause <= Duration::from_secs(2) {
+                            tracing::warn!(error = %e, "engine events interrupted; reconnecting");
+                        }
                         break;
                     }
                     None => break,
@@ -703,8 +765,9 @@ async fn follow_engine_events(svc: Arc<Service>, engine: Arc<DockerEngine>, mut 
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
+        pause = (pause * 2).min(Duration::from_secs(60));
     }
 }

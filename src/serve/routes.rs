@@ -7,6 +7,7 @@ use super::dashboard::{self, chart, Frame, HistoryRow, ResourceRow, SourceRow};
 use super::{http, metrics, webhook, Live, Service, Source, Trigger};
 use crate::observed::RunState;
 use crate::runtime::docker::DockerEngine;
+use crate::runtime::host::HostEngine;
 use crate::runtime::EngineRead;
 use askama::Template;
 use axum::extract::{Form, Path, Query, Request, State};
@@ -30,12 +31,13 @@ const HISTORY_ROWS: usize = 1000;
 #[derive(Clone)]
 pub struct Web {
     pub svc: Arc<Service>,
-    pub engine: Arc<DockerEngine>,
+    /// The Docker engine, when this host has one (a host of native sources may not).
+    pub engine: Option<Arc<DockerEngine>>,
     streams: Arc<Semaphore>,
 }
 
 /// The whole application: `limits` apply to every route but the event stream.
-pub fn app(svc: Arc<Service>, engine: Arc<DockerEngine>, limits: http::Limits) -> Router {
+pub fn app(svc: Arc<Service>, engine: Option<Arc<DockerEngine>>, limits: http::Limits) -> Router {
     let web = Web { svc, engine, streams: Arc::new(Semaphore::new(MAX_STREAMS)) };
     let guarded = Router::new()
         .route("/", get(overview))
@@ -125,26 +127,61 @@ async fn metrics_text(State(web): State<Web>) -> Response {
 /// Each container's inspected status (restarts, start time, health), 16 asked at a time, in
 /// the order of `ids`.
 async fn statuses_of(
-    web: &Web,
+    engine: &HostEngine,
     ids: impl Iterator<Item = String>,
 ) -> Vec<crate::runtime::Result<crate::runtime::ContainerStatus>> {
     let ids: Vec<String> = ids.collect();
     futures_util::stream::iter(ids)
-        .map(|id| {
-            let engine = web.engine.clone();
-            async move { engine.container_status(&id).await }
-        })
+        .map(|id| async move { engine.container_status(&id).await })
         .buffered(16)
         .collect()
         .await
 }
 
+impl Web {
+    /// The engine of one-host projects of `target`: the Docker engine, or the native target
+    /// (opened only once something has used it).
+    fn host(&self, target: crate::desired::Target) -> crate::runtime::Result<HostEngine> {
+        if target == crate::desired::Target::Native {
+            return crate::runtime::native::NativeEngine::open(&self.svc.state_dir).map(HostEngine::Native);
+        }
+        match &self.engine {
+            Some(e) => Ok(HostEngine::Docker(e.as_ref().clone())),
+            None => Err(crate::runtime::EngineError {
+                op: "read the host".into(),
+                kind: crate::runtime::ErrorKind::Unavailable,
+                message: format!("no Docker engine at {}", self.svc.host),
+            }),
+        }
+    }
+
+    /// Both one-host engines this host has.
+    fn hosts(&self) -> Vec<HostEngine> {
+        let mut v: Vec<HostEngine> = self.engine.iter().map(|e| HostEngine::Docker(e.as_ref().clone())).collect();
+        if self.svc.state_dir.join("native").is_dir() {
+            v.extend(self.host(crate::desired::Target::Native).ok());
+        }
+        v
+    }
+}
+
 /// Every managed container on this host (of any project), as it is now. A host that can't be
 /// read gives none: the scrape still answers, with the sources' metrics.
 async fn sample_resources(web: &Web) -> Vec<metrics::ResourceSample> {
-    let Ok(observed) = web.engine.observe().await else { return Vec::new() };
-    let managed: Vec<_> = observed.containers.into_iter().filter(|c| c.owner.is_some()).collect();
-    let details = statuses_of(web, managed.iter().map(|c| c.id.clone())).await;
+    let mut samples = Vec::new();
+    for engine in web.hosts() {
+        let Ok(observed) = engine.observe().await else { continue };
+        let managed: Vec<_> = observed.containers.into_iter().filter(|c| c.owner.is_some()).collect();
+        let details = statuses_of(&engine, managed.iter().map(|c| c.id.clone())).await;
+        samples.extend(samples_of(managed, details));
+    }
+    samples
+}
+
+fn samples_of(
+    managed: Vec<crate::observed::ObservedContainer>,
+    details: Vec<crate::runtime::Result<crate::runtime::ContainerStatus>>,
+) -> Vec<metrics::ResourceSample> {
     managed
         .into_iter()
         .zip(details)
@@ -306,7 +343,15 @@ async fn docker_resources(
     prune: bool,
     page: &mut dashboard::ProjectPage,
 ) {
-    let observed = match web.engine.observe().await {
+    let target = head.map_or(crate::desired::Target::Docker, |d| d.target);
+    let engine = match web.host(target) {
+        Ok(e) => e,
+        Err(e) => {
+            page.observe_error = Some(e.to_string());
+            return;
+        }
+    };
+    let observed = match engine.observe().await {
         Ok(o) => o,
         Err(e) => {
             page.observe_error = Some(e.to_string());
@@ -315,7 +360,7 @@ async fn docker_resources(
     };
     let ours = |o: &Option<crate::labels::Ownership>| o.as_ref().is_some_and(|o| o.project == project);
     let containers: Vec<_> = observed.containers.iter().filter(|c| ours(&c.owner)).collect();
-    let details = statuses_of(web, containers.iter().map(|c| c.id.clone())).await;
+    let details = statuses_of(&engine, containers.iter().map(|c| c.id.clone())).await;
     let now = std::time::SystemTime::now();
     for (c, st) in containers.iter().zip(details) {
         let owner = c.owner.as_ref().expect("filtered on it");

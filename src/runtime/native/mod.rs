@@ -134,6 +134,49 @@ impl NativeEngine {
             .collect()
     }
 
+    /// Exits, starts and health changes of every container on this host since `since` (unix
+    /// seconds), as `hawser serve` follows them (its monitors write them to `events.log`).
+    pub fn host_events(&self, since: f64) -> impl futures_util::Stream<Item = super::docker::EngineEvent> + '_ {
+        let log = self.root.join("events.log");
+        let at = 0u64;
+        futures_util::stream::unfold(
+            (log, at, std::collections::VecDeque::new()),
+            move |(log, mut at, mut queue)| async move {
+                loop {
+                    if let Some(ev) = queue.pop_front() {
+                        return Some((ev, (log, at, queue)));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let len = std::fs::metadata(&log).map_or(0, |m| m.len());
+                    if len < at {
+                        at = 0; // started anew
+                    }
+                    if len == at {
+                        continue;
+                    }
+                    let Ok(bytes) = std::fs::read(&log) else { continue };
+                    let end = bytes.len().min(len as usize);
+                    let chunk = &bytes[(at as usize).min(end)..end];
+                    let whole = chunk.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                    at += whole as u64;
+                    for line in chunk[..whole].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                        let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
+                        if v["time"].as_f64().is_none_or(|t| t < since) {
+                            continue;
+                        }
+                        let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                        queue.push_back(super::docker::EngineEvent {
+                            project: text("project"),
+                            name: text("name"),
+                            action: text("event"),
+                            service: false,
+                        });
+                    }
+                }
+            },
+        )
+    }
+
     /// The log file of a container (by name or id), for `hawser logs`.
     pub fn log_path(&self, name: &str) -> Result<PathBuf> {
         let id = self.resolve("read logs", name)?;

@@ -215,11 +215,11 @@ fn run_once(
         s.health = health.map(|_| "starting".to_string());
         s.health_output = None;
     });
-    paths.append_event("start");
+    paths.append_event(rec, "start");
     let running = Arc::new(std::sync::atomic::AtomicU64::new(generation));
     if let Some(h) = health.cloned() {
-        let (shared, rt, id, running) = (shared.clone(), rt.clone(), rec.id.clone(), running.clone());
-        std::thread::spawn(move || healthcheck(&shared, &rt, &id, &h, &running, generation));
+        let (shared, rt, rec, running) = (shared.clone(), rt.clone(), rec.clone(), running.clone());
+        std::thread::spawn(move || healthcheck(&shared, &rt, &rec, &h, &running, generation));
     }
     let code = loop {
         match nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None) {
@@ -247,7 +247,7 @@ fn run_once(
             s.health = Some("unhealthy".into());
         }
     });
-    paths.append_event("die");
+    paths.append_event(rec, "die");
     Ok(code)
 }
 
@@ -266,7 +266,7 @@ fn runtime_error(log: &std::path::Path) -> String {
 fn healthcheck(
     shared: &Shared,
     rt: &Runtime,
-    id: &str,
+    rec: &ContainerRecord,
     h: &crate::desired::Healthcheck,
     running: &std::sync::atomic::AtomicU64,
     generation: u64,
@@ -292,7 +292,7 @@ fn healthcheck(
             }
             std::thread::sleep(Duration::from_millis(20).min(interval));
         }
-        let (code, output) = rt.exec(id, &args, timeout);
+        let (code, output) = rt.exec(&rec.id, &args, timeout);
         if !alive() {
             return;
         }
@@ -317,7 +317,7 @@ fn healthcheck(
             }
         });
         if let Some(v) = changed {
-            shared.paths.append_event(v);
+            shared.paths.append_event(rec, v);
         }
     }
 }

@@ -72,6 +72,9 @@ pub struct Status {
     pub error: Option<String>,
 }
 
+/// The host's events log is started anew past this size (the older one kept as `.1`).
+const HOST_EVENTS_MAX: u64 = 1 << 20;
+
 pub fn now_unix() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
@@ -134,9 +137,26 @@ impl Paths {
         super::store::write_atomic(&self.status(), &serde_json::to_vec(s).expect("statuses serialize"))
     }
 
-    pub fn append_event(&self, event: &str) {
+    /// Records `event` of the container `rec`: in its own events file (for a gate watching
+    /// it) and in the host's (`NATIVE/events.log`, for `hawser serve`).
+    pub fn append_event(&self, rec: &ContainerRecord, event: &str) {
+        let now = now_unix();
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(self.events()) {
-            let _ = writeln!(f, "{:.6} {event}", now_unix());
+            let _ = writeln!(f, "{now:.6} {event}");
+        }
+        let host = rec.native_root.join("events.log");
+        if std::fs::metadata(&host).is_ok_and(|m| m.len() > HOST_EVENTS_MAX) {
+            let _ = std::fs::rename(&host, host.with_extension("log.1"));
+        }
+        let line = serde_json::json!({
+            "time": now,
+            "id": rec.id,
+            "name": rec.name,
+            "project": rec.labels.get(crate::labels::PROJECT),
+            "event": event,
+        });
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(host) {
+            let _ = writeln!(f, "{line}");
         }
     }
 
