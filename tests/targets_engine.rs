@@ -304,7 +304,7 @@ fn replacement_and_rollback(kind: Kind) {
     let r = t.apply(&[]);
     assert_eq!(r.code, 1, "{r:?}");
     eventually("v2 again", Duration::from_secs(15), || http_get(t.port(0)).as_deref() == Some("v2"));
-    assert_eq!(t.containers(), [web_name.clone()], "one container, under its name");
+    assert_eq!(t.containers(), vec![web_name.clone()], "one container, under its name");
 
     // Without a host port: start-first, the old one serving until the new one is healthy.
     let no_port =
@@ -320,7 +320,7 @@ fn replacement_and_rollback(kind: Kind) {
     let r = t.apply(&[]);
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!(t.exec(&web_name, &["cat", "/www/index.html"]).trim(), "v4", "the old one kept serving");
-    assert_eq!(t.containers(), [web_name.clone()], "the candidate is gone");
+    assert_eq!(t.containers(), vec![web_name.clone()], "the candidate is gone");
 }
 
 /// hawser dies at `point` of a replacement; the next apply converges with the volume's data.
@@ -344,7 +344,7 @@ fn crash_at(kind: Kind, scenario: &str, point: &str, port: Option<u16>) {
     assert!(r.code != 0 && r.stderr.contains(&format!("failpoint {point}")), "{point}: the run must die there: {r:?}");
     let r = t.apply(&[]);
     assert_eq!(r.code, 0, "{point}: {r:?}");
-    assert_eq!(t.containers(), [name.clone()], "{point}: exactly one container, under its name");
+    assert_eq!(t.containers(), vec![name.clone()], "{point}: exactly one container, under its name");
     assert_eq!(t.state(&name), "running", "{point}");
     assert_eq!(t.exec(&name, &["sh", "-c", "echo $VERSION"]).trim(), "2", "{point}: the new spec runs");
     assert_eq!(t.exec(&name, &["cat", "/data/sentinel"]).trim(), "precious", "{point}: volume data intact");
