@@ -247,8 +247,11 @@ metadata: {{name: {p}-app}}
 spec:
   image: "{IMAGE}"
   command: "echo kept > /data/file; echo to-stderr >&2; exec sleep 3600"
-  volumes: ["{p}-data:/data"]
+  volumes: ["{p}-data:/data", "{p}-etc:/etc"]
   stopTimeout: 1s
+---
+kind: Volume
+metadata: {{name: {p}-etc}}
 "#,
             p = t.p
         ),
@@ -274,6 +277,11 @@ spec:
     eventually("the volume written", Duration::from_secs(5), || {
         t.volume_file(&format!("{}-data", t.p), "file").as_deref() == Some("kept\n")
     });
+    // A new volume starts with what the image has where it is mounted.
+    assert!(
+        t.volume_file(&format!("{}-etc", t.p), "passwd").is_some_and(|f| f.starts_with("root:")),
+        "copied from the image"
+    );
     let status = t.hawser(&["status", "--project", &t.p]);
     assert!(status.stdout.contains(&t.name("web")) && status.stdout.contains("healthy"), "{status:?}");
     let plan = t.s.hawser(&["plan", "--exit-code", "{src}"]);

@@ -13,6 +13,7 @@ pub mod oci;
 pub mod record;
 pub mod spec;
 pub mod store;
+pub mod volumes;
 
 use super::{ContainerEvent, ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, ErrorKind, Result};
 use crate::desired::{NetworkSpec, VolumeSpec};

@@ -155,6 +155,13 @@ fn run_once(
     rt.delete(&rec.id);
     let empty = rec.runtime_root.join("empty-layer");
     oci::mount_rootfs(&rec.layers, &paths.upper(), &paths.work(), &paths.rootfs(), &empty)?;
+    for m in &rec.spec.volumes {
+        if let crate::desired::Mount::Volume { source, target, .. } = m {
+            let data = rec.native_root.join("volumes").join(source).join("_data");
+            super::volumes::fill_if_empty(&paths.rootfs(), target, &data)
+                .map_err(|e| format!("filling volume {source} from the image: {e}"))?;
+        }
+    }
     let _ = std::fs::remove_file(paths.pid_file());
     let (out_r, out_w) = std::io::pipe().map_err(|e| e.to_string())?;
     let (err_r, err_w) = std::io::pipe().map_err(|e| e.to_string())?;
