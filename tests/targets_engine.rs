@@ -266,6 +266,11 @@ metadata: {{name: {p}-etc}}
     assert_eq!(cgroup_limit(pid, "memory", "memory.limit_in_bytes", "memory.max"), Some(48 << 20));
     assert_eq!(cgroup_limit(pid, "pids", "pids.max", "pids.max"), Some(64));
     eventually("healthy", Duration::from_secs(10), || t.health(&t.name("web")) == "healthy");
+    // Confined as Docker confines: a seccomp filter, no capabilities beyond the default set.
+    let status = t.exec(&t.name("web"), &["cat", "/proc/self/status"]);
+    assert!(status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]), "{status}");
+    let cap_bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap_or_default().to_string();
+    assert_eq!(cap_bnd.split_whitespace().nth(1), Some("00000000a80425fb"), "Docker's default capabilities: {cap_bnd}");
     // Output of both streams, through `hawser logs`.
     let logs = t.hawser(&["logs", &t.name("web")]);
     assert!(logs.stdout.contains("serving v1"), "{logs:?}");

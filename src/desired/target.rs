@@ -135,8 +135,14 @@ fn native(spec: &ContainerSpec, refuse: &mut impl FnMut(&str, String)) {
     }
     for o in &spec.security_opt {
         let o2 = o.replace('=', ":");
-        if o2 != "no-new-privileges" && o2 != "no-new-privileges:true" && o2 != "no-new-privileges:false" {
-            refuse("securityOpt", no(&format!("securityOpt `{o}`"), "only no-new-privileges is taken so far"));
+        if !matches!(
+            o2.as_str(),
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges:false" | "seccomp:unconfined"
+        ) {
+            refuse(
+                "securityOpt",
+                no(&format!("securityOpt `{o}`"), "it takes no-new-privileges and seccomp=unconfined so far"),
+            );
         }
     }
     if let Some(d) = spec.logging.as_ref().and_then(|l| l.driver.as_deref()) {

@@ -11,6 +11,7 @@ pub mod monitor;
 pub mod net;
 pub mod oci;
 pub mod record;
+pub mod seccomp;
 pub mod spec;
 pub mod store;
 pub mod volumes;

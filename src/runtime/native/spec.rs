@@ -366,8 +366,12 @@ pub fn config(i: &Input<'_>) -> Result<oci::Spec, String> {
         .resources(resources.build().map_err(err)?)
         .cgroups_path(PathBuf::from(format!("/hawser/{}", i.id)))
         .sysctl(s.sysctls.clone().into_iter().collect::<std::collections::HashMap<_, _>>());
+    let unconfined = s.security_opt.iter().any(|o| o.replace('=', ":") == "seccomp:unconfined");
     if !privileged {
         linux = linux.masked_paths(masked_paths()).readonly_paths(readonly_paths());
+        if !unconfined {
+            linux = linux.seccomp(super::seccomp::default_filter(&caps)?);
+        }
     }
     let mut spec = oci::Spec::default();
     spec.set_process(Some(process));
@@ -523,6 +527,26 @@ mod tests {
         let run = mounts.iter().find(|m| m["destination"] == "/run").unwrap();
         assert!(run["options"].as_array().unwrap().iter().any(|o| o == "size=1048576"));
         assert!(mounts.iter().any(|m| m["destination"] == "/etc/hosts" && m["source"] == "/c/etc/hosts"));
+        let denied = v["linux"]["seccomp"]["syscalls"][0]["names"].as_array().unwrap();
+        assert!(denied.iter().any(|n| n == "ptrace") && denied.iter().any(|n| n == "mount"));
+    }
+
+    #[test]
+    fn seccomp_is_off_only_when_asked_or_privileged() {
+        let image = serde_json::json!({"Cmd": ["sh"]});
+        let none = BTreeMap::new();
+        for (opt, privileged, filtered) in
+            [(None, false, true), (Some("seccomp=unconfined"), false, false), (None, true, false)]
+        {
+            let spec = ContainerSpec {
+                image: "x".into(),
+                security_opt: opt.map(|o| vec![o.to_string()]).unwrap_or_default(),
+                privileged: Some(privileged),
+                ..Default::default()
+            };
+            let v = serde_json::to_value(config(&input(&spec, &image, &none)).unwrap()).unwrap();
+            assert_eq!(v["linux"]["seccomp"].is_object(), filtered, "{opt:?} privileged={privileged}");
+        }
     }
 
     #[test]
