@@ -289,6 +289,14 @@ metadata: {{name: {p}-etc}}
     );
     let status = t.hawser(&["status", "--project", &t.p]);
     assert!(status.stdout.contains(&t.name("web")) && status.stdout.contains("healthy"), "{status:?}");
+    if kind == Kind::Native {
+        // Usage read back from the container's cgroup.
+        let json = t.hawser(&["status", "--project", &t.p, "--output", "json"]);
+        let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        let web = rows.as_array().unwrap().iter().find(|r| r["name"] == t.name("web").as_str()).unwrap();
+        assert!(web["memoryBytes"].as_u64().is_some_and(|b| b > 0 && b < 48 << 20), "{web}");
+        assert!(web["cpuSeconds"].as_f64().is_some(), "{web}");
+    }
     let plan = t.s.hawser(&["plan", "--exit-code", "{src}"]);
     assert_eq!(plan.code, 0, "a converged host plans no change: {plan:?}");
 }

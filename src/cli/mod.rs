@@ -733,12 +733,21 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             if cli.target == Some(desired::Target::Swarm) {
                 return swarm::status(&cli.host, project.as_deref(), *output).await;
             }
-            let observed = if cli.target == Some(desired::Target::Native) {
-                NativeEngine::open(state_dir)?.observe().await?
+            let (observed, usage) = if cli.target == Some(desired::Target::Native) {
+                let native = NativeEngine::open(state_dir)?;
+                let observed = native.observe().await?;
+                // Read from each running container's cgroup.
+                let usage = observed
+                    .containers
+                    .iter()
+                    .filter(|c| c.state == crate::observed::RunState::Running)
+                    .filter_map(|c| native.usage(&c.id).map(|u| (c.id.clone(), u)))
+                    .collect();
+                (observed, usage)
             } else {
-                DockerEngine::connect(&cli.host).await?.observe().await?
+                (DockerEngine::connect(&cli.host).await?.observe().await?, Default::default())
             };
-            print_status(&observed, project.as_deref(), *output);
+            print_status(&observed, &usage, project.as_deref(), *output);
             Ok(EXIT_OK)
         }
     }
@@ -958,7 +967,14 @@ fn confirm(yes: bool) -> bool {
     ok
 }
 
-fn print_status(observed: &ObservedState, project: Option<&str>, output: Output) {
+/// `usage`: memory (bytes) and CPU time (ns) of running containers, by id, where the target
+/// reads them (the native target, from each container's cgroup).
+fn print_status(
+    observed: &ObservedState,
+    usage: &std::collections::BTreeMap<String, (u64, u64)>,
+    project: Option<&str>,
+    output: Output,
+) {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         project: &'a str,
@@ -968,6 +984,10 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
         state: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         health: Option<&'static str>,
+        #[serde(rename = "memoryBytes", skip_serializing_if = "Option::is_none")]
+        memory_bytes: Option<u64>,
+        #[serde(rename = "cpuSeconds", skip_serializing_if = "Option::is_none")]
+        cpu_seconds: Option<f64>,
     }
     let mut rows = Vec::new();
     for c in &observed.containers {
@@ -984,6 +1004,8 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
                     crate::observed::Health::Starting => "starting",
                     crate::observed::Health::None => "none",
                 }),
+                memory_bytes: usage.get(&c.id).map(|u| u.0),
+                cpu_seconds: usage.get(&c.id).map(|u| u.1 as f64 / 1e9),
             });
         }
     }
@@ -996,6 +1018,8 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
                 revision: &o.revision,
                 state: "present".into(),
                 health: None,
+                memory_bytes: None,
+                cpu_seconds: None,
             });
         }
     }
@@ -1008,6 +1032,8 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
                 revision: &o.revision,
                 state: "present".into(),
                 health: None,
+                memory_bytes: None,
+                cpu_seconds: None,
             });
         }
     }
@@ -1017,7 +1043,15 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
         println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
         return;
     }
-    println!("{:<16} {:<10} {:<24} {:<22} REVISION", "PROJECT", "KIND", "NAME", "STATE");
+    let with_usage = !usage.is_empty();
+    if with_usage {
+        println!(
+            "{:<16} {:<10} {:<24} {:<22} {:>9} {:>9} REVISION",
+            "PROJECT", "KIND", "NAME", "STATE", "MEMORY", "CPU"
+        );
+    } else {
+        println!("{:<16} {:<10} {:<24} {:<22} REVISION", "PROJECT", "KIND", "NAME", "STATE");
+    }
     for r in rows {
         let rev = short_revision(r.revision);
         let state = match r.health {
@@ -1026,7 +1060,13 @@ fn print_status(observed: &ObservedState, project: Option<&str>, output: Output)
         };
         // Labels and names come from the engine, where anyone may have put anything.
         let (project, kind, name) = (clean_line(r.project), clean_line(&r.kind), clean_line(r.name));
-        println!("{project:<16} {kind:<10} {name:<24} {:<22} {rev}", clean_line(&state));
+        if with_usage {
+            let mem = r.memory_bytes.map_or_else(|| "-".into(), |b| format!("{:.1}MiB", b as f64 / 1048576.0));
+            let cpu = r.cpu_seconds.map_or_else(|| "-".into(), |s| format!("{s:.2}s"));
+            println!("{project:<16} {kind:<10} {name:<24} {:<22} {mem:>9} {cpu:>9} {rev}", clean_line(&state));
+        } else {
+            println!("{project:<16} {kind:<10} {name:<24} {:<22} {rev}", clean_line(&state));
+        }
     }
 }
 

@@ -152,6 +152,8 @@ pub struct ResourceSample {
     /// `None` without a healthcheck.
     pub healthy: Option<bool>,
     pub restarts: i64,
+    /// Memory in bytes and CPU time in seconds, where the target reads them (native).
+    pub usage: Option<(u64, f64)>,
 }
 
 /// The service's metrics, in the Prometheus registry of `prometheus-client`.
@@ -166,6 +168,8 @@ pub struct Metrics {
     running: Family<ResourceLabel, Gauge>,
     healthy: Family<ResourceLabel, Gauge>,
     restarts: Family<ResourceLabel, Gauge>,
+    memory: Family<ResourceLabel, Gauge>,
+    cpu: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -227,7 +231,34 @@ impl Default for Metrics {
             "How often the engine restarted a managed container",
             restarts.clone(),
         );
-        Metrics { registry, reconciles, durations, phases, drift, last_success, source_up, running, healthy, restarts }
+        let memory = Family::<ResourceLabel, Gauge>::default();
+        registry.register_with_unit(
+            "hawser_resource_memory",
+            "Memory a managed container uses now, from its cgroup (native target)",
+            Unit::Bytes,
+            memory.clone(),
+        );
+        let cpu = Family::<ResourceLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "hawser_resource_cpu",
+            "CPU time a managed container has used since it started, from its cgroup (native target)",
+            Unit::Seconds,
+            cpu.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            durations,
+            phases,
+            drift,
+            last_success,
+            source_up,
+            running,
+            healthy,
+            restarts,
+            memory,
+            cpu,
+        }
     }
 }
 
@@ -265,7 +296,13 @@ impl Metrics {
         self.running.clear();
         self.healthy.clear();
         self.restarts.clear();
+        self.memory.clear();
+        self.cpu.clear();
         for r in resources {
+            if let Some((mem, cpu)) = r.usage {
+                self.memory.get_or_create(&r.label).set(mem as i64);
+                self.cpu.get_or_create(&r.label).set(cpu);
+            }
             self.running.get_or_create(&r.label).set(i64::from(r.running));
             if let Some(h) = r.healthy {
                 self.healthy.get_or_create(&r.label).set(i64::from(h));
@@ -293,7 +330,13 @@ mod tests {
         let web = ResourceLabel { project: "shop".into(), kind: "Container".into(), name: "web".into() };
         let text = m.render(
             std::slice::from_ref(&status),
-            &[ResourceSample { label: web.clone(), running: true, healthy: Some(false), restarts: 3 }],
+            &[ResourceSample {
+                label: web.clone(),
+                running: true,
+                healthy: Some(false),
+                restarts: 3,
+                usage: Some((1 << 20, 0.5)),
+            }],
         );
         for line in [
             "hawser_reconciles_total{source=\"shop\",outcome=\"changed\"} 1",
@@ -304,6 +347,8 @@ mod tests {
             "hawser_resource_running{project=\"shop\",kind=\"Container\",name=\"web\"} 1",
             "hawser_resource_healthy{project=\"shop\",kind=\"Container\",name=\"web\"} 0",
             "hawser_resource_restarts{project=\"shop\",kind=\"Container\",name=\"web\"} 3",
+            "hawser_resource_memory_bytes{project=\"shop\",kind=\"Container\",name=\"web\"} 1048576",
+            "hawser_resource_cpu_seconds{project=\"shop\",kind=\"Container\",name=\"web\"} 0.5",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

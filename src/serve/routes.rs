@@ -173,7 +173,16 @@ async fn sample_resources(web: &Web) -> Vec<metrics::ResourceSample> {
         let Ok(observed) = engine.observe().await else { continue };
         let managed: Vec<_> = observed.containers.into_iter().filter(|c| c.owner.is_some()).collect();
         let details = statuses_of(&engine, managed.iter().map(|c| c.id.clone())).await;
-        samples.extend(samples_of(managed, details));
+        let usage: Vec<Option<(u64, f64)>> = managed
+            .iter()
+            .map(|c| match &engine {
+                HostEngine::Native(n) if c.state == RunState::Running => {
+                    n.usage(&c.id).map(|(mem, ns)| (mem, ns as f64 / 1e9))
+                }
+                _ => None,
+            })
+            .collect();
+        samples.extend(samples_of(managed, details, usage));
     }
     samples
 }
@@ -181,11 +190,13 @@ async fn sample_resources(web: &Web) -> Vec<metrics::ResourceSample> {
 fn samples_of(
     managed: Vec<crate::observed::ObservedContainer>,
     details: Vec<crate::runtime::Result<crate::runtime::ContainerStatus>>,
+    usage: Vec<Option<(u64, f64)>>,
 ) -> Vec<metrics::ResourceSample> {
     managed
         .into_iter()
         .zip(details)
-        .map(|(c, st)| {
+        .zip(usage)
+        .map(|((c, st), usage)| {
             let owner = c.owner.expect("filtered on it");
             let health = st.as_ref().ok().and_then(|s| s.health.clone()).or(c.health);
             metrics::ResourceSample {
@@ -197,6 +208,7 @@ fn samples_of(
                     _ => None,
                 },
                 restarts: st.map(|s| s.restart_count).unwrap_or(0),
+                usage,
             }
         })
         .collect()
