@@ -90,3 +90,45 @@ fn serve_needs_no_engine_and_repairs_an_exit_at_once() {
         hawser_in(empty.path(), s.state.path(), &["apply", "-y", "--prune", "--allow-empty", "--take-over", &src], &[]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+/// A killed monitor leaves its container unsupervised: the plan says so, and apply runs it
+/// again under a new monitor (its output kept and its exits seen again).
+#[test]
+fn a_container_whose_monitor_was_killed_is_run_again_under_a_new_one() {
+    let p = "nt-mon";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    s.write(
+        "c.yaml",
+        &format!(
+            "kind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: \"{IMAGE}\"\n  command: \"echo started; exec sleep 3600\"\n  stopTimeout: 1s\n"
+        ),
+    );
+    s.commit("first");
+    assert_eq!(s.hawser(&["apply", "-y", "{src}"]).code, 0);
+    let root = s.state.path().join("native");
+    let status = || -> serde_json::Value {
+        let id = std::fs::read_to_string(root.join("names").join(format!("{p}-c"))).unwrap();
+        serde_json::from_slice(&std::fs::read(root.join("containers").join(id).join("status.json")).unwrap()).unwrap()
+    };
+    let (monitor, pid) = (status()["monitor_pid"].as_i64().unwrap(), status()["pid"].as_i64().unwrap());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let plan = s.hawser(&["plan", "--exit-code", "{src}"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(plan.stdout.contains("dead"), "{plan:?}");
+    let r = s.hawser(&["apply", "-y", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let now = status();
+    assert_eq!(now["state"], "running");
+    assert_ne!(now["pid"].as_i64(), Some(pid), "run again");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the unsupervised process is gone");
+    let logs = s.hawser(&["--target", "native", "logs", &format!("{p}-c")]);
+    assert_eq!(logs.stdout.matches("started").count(), 2, "{logs:?}");
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("hawser.toml"), format!("project = \"{p}\"\ntarget = \"native\"\n")).unwrap();
+    let src = empty.path().display().to_string();
+    let r =
+        hawser_in(empty.path(), s.state.path(), &["apply", "-y", "--prune", "--allow-empty", "--take-over", &src], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+}

@@ -115,6 +115,7 @@ impl NativeEngine {
         if matches!(st.state, State::Running | State::Restarting) && !record::monitor_alive(st.monitor_pid) {
             // Still running without its monitor (the monitor alone was killed)?
             if st.state == State::Running && self.runtime.state(id).as_deref() == Some("running") {
+                st.state = State::Dead;
                 return st;
             }
             st.state = State::Exited;
@@ -294,6 +295,7 @@ fn run_state(s: State) -> RunState {
         State::Running => RunState::Running,
         State::Restarting => RunState::Restarting,
         State::Exited => RunState::Exited,
+        State::Dead => RunState::Dead,
     }
 }
 
@@ -606,6 +608,22 @@ impl Engine for NativeEngine {
         let rec = p.read_record().map_err(io(&op))?;
         std::fs::write(p.stop(), b"").map_err(io(&op))?;
         let st = self.live_status(&id);
+        if st.state == State::Dead {
+            // Nobody supervises it: stopped here, and what its monitor would undo, undone.
+            let _ = self.runtime.kill(&id, "SIGKILL");
+            self.runtime.delete(&id);
+            net::detach(&id, &p.dir);
+            hosts::refresh(&self.root);
+            oci::unmount_rootfs(&p.rootfs());
+            let mut s = st;
+            s.state = State::Exited;
+            s.exit_code = Some(137);
+            s.pid = None;
+            s.monitor_pid = None;
+            s.finished_unix = Some(now_unix());
+            p.write_status(&s).map_err(io(&op))?;
+            return Ok(());
+        }
         if !record::monitor_alive(st.monitor_pid) && st.state != State::Running {
             return Ok(());
         }

@@ -50,6 +50,10 @@ pub enum State {
     Running,
     Restarting,
     Exited,
+    /// Its process runs but its monitor is gone (killed): nobody keeps its output, sees its
+    /// exit or restarts it. Never written, only observed; starting it runs it again under a
+    /// new monitor.
+    Dead,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
