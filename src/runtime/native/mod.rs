@@ -746,6 +746,7 @@ impl NativeEngine {
             layers,
             native_root: self.root.clone(),
             aliases: req.aliases.clone(),
+            healthcheck: spec::healthcheck(req.spec, image.run_config()),
             image_stop_signal: image.run_config()["StopSignal"].as_str().map(str::to_string),
         };
         self.write_etc(&p, &rec).map_err(|e| e.to_string())?;

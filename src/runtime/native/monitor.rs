@@ -210,7 +210,7 @@ fn run_once(
         rt.delete(&rec.id);
         return Err(format!("the OCI runtime could not start the container: {}", runtime_error(&paths.runtime_log())));
     }
-    let health = rec.spec.healthcheck.as_ref().filter(|h| h.test.first().is_some_and(|t| t != "NONE"));
+    let health = rec.healthcheck.as_ref().filter(|h| h.test.first().is_some_and(|t| t != "NONE"));
     shared.update(|s| {
         s.state = State::Running;
         s.pid = Some(pid);

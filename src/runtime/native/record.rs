@@ -37,6 +37,9 @@ pub struct ContainerRecord {
     /// Names it also answers to on its networks (the resource name of a candidate).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The healthcheck the monitor runs: the spec's, else the image's own (as Docker).
+    #[serde(default)]
+    pub healthcheck: Option<crate::desired::Healthcheck>,
     /// The image's own stop signal, when it gives one.
     #[serde(default)]
     pub image_stop_signal: Option<String>,

@@ -120,6 +120,26 @@ pub fn args(spec: &ContainerSpec, image: &serde_json::Value) -> Vec<String> {
     entry.into_iter().chain(cmd).collect()
 }
 
+/// The healthcheck a container runs: the spec's (`test: [NONE]` turns it off), else the one
+/// its image declares (`HEALTHCHECK`), as Docker.
+pub fn healthcheck(spec: &ContainerSpec, image: &serde_json::Value) -> Option<crate::desired::Healthcheck> {
+    if let Some(h) = &spec.healthcheck {
+        return (!h.is_disabled()).then(|| h.clone());
+    }
+    let h = &image["Healthcheck"];
+    let test = strings(&h["Test"]).filter(|t| !t.is_empty() && t[0] != "NONE")?;
+    let ns = |k: &str| {
+        h[k].as_u64().filter(|n| *n > 0).map(|n| crate::desired::Duration(std::time::Duration::from_nanos(n)))
+    };
+    Some(crate::desired::Healthcheck {
+        test,
+        interval: ns("Interval"),
+        timeout: ns("Timeout"),
+        retries: h["Retries"].as_u64().filter(|n| *n > 0).map(|n| n as u32),
+        start_period: ns("StartPeriod"),
+    })
+}
+
 /// `uid[:gid]` or `name[:group]`, looked up in the image's files; Docker's rules for what is
 /// left out (the user's primary group, or root).
 pub fn resolve_user(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<(u32, u32), String> {
@@ -463,6 +483,19 @@ mod tests {
         s.command = None;
         s.entrypoint = Some(vec!["/bin/sh".into()]);
         assert_eq!(args(&s, &image), ["/bin/sh"], "an entrypoint of the spec drops the image's command");
+    }
+
+    #[test]
+    fn the_images_healthcheck_runs_unless_the_spec_says_otherwise() {
+        let image = serde_json::json!({"Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000u64, "Retries": 4}});
+        let mut s = ContainerSpec { image: "x".into(), ..Default::default() };
+        let h = healthcheck(&s, &image).unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "true"]);
+        assert_eq!(h.interval.unwrap().as_std(), std::time::Duration::from_secs(2));
+        assert_eq!(h.retries, Some(4));
+        s.healthcheck = Some(crate::desired::Healthcheck::disabled());
+        assert!(healthcheck(&s, &image).is_none(), "test: [NONE] turns it off");
+        assert!(healthcheck(&ContainerSpec::default(), &serde_json::json!({})).is_none());
     }
 
     #[test]

@@ -325,6 +325,43 @@ mod tests {
         assert!(!dest.with_extension("unpacking").exists());
     }
 
+    fn fake_image(store: &Store, id_hex: &str, layers: &[&str], refs: &[&str]) {
+        let layers: Vec<String> = layers.iter().map(|l| format!("sha256:{l}")).collect();
+        for l in &layers {
+            std::fs::create_dir_all(store.layer_dir(l).join("bin")).unwrap();
+        }
+        let rec = ImageRecord { id: format!("sha256:{id_hex}"), config: serde_json::json!({}), layers };
+        std::fs::write(store.root.join("configs").join(format!("{id_hex}.json")), serde_json::to_vec(&rec).unwrap())
+            .unwrap();
+        let mut index = store.index();
+        for r in refs {
+            index.insert(r.to_string(), rec.id.clone());
+        }
+        store.save_index(&index).unwrap();
+    }
+
+    #[test]
+    fn removing_an_image_keeps_what_others_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("images")).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let (shared, only_a, only_b) = ("1".repeat(64), "2".repeat(64), "3".repeat(64));
+        fake_image(&store, &a, &[&shared, &only_a], &["reg/app:1", "reg/app@sha256:aa"]);
+        fake_image(&store, &b, &[&shared, &only_b], &["reg/app:2"]);
+        // One of two names: the image stays.
+        store.remove("reg/app:1", &[]).unwrap();
+        assert!(store.image(&format!("sha256:{a}")).is_some() && store.layer_dir(&only_a).exists());
+        // The last name: it goes, with the layer only it used; the shared one stays.
+        store.remove("reg/app@sha256:aa", &[]).unwrap();
+        assert!(store.image(&format!("sha256:{a}")).is_none());
+        assert!(!store.layer_dir(&only_a).exists() && store.layer_dir(&shared).exists());
+        // In use by a container: refused, nothing changed.
+        let err = store.remove("reg/app:2", &[format!("sha256:{b}")]).unwrap_err();
+        assert!(err.contains("used by a container"), "{err}");
+        assert!(store.image("reg/app:2").is_some());
+        assert!(store.remove("reg/none:1", &[]).unwrap_err().starts_with("no such image"));
+    }
+
     #[test]
     fn an_escaping_path_is_not_unpacked() {
         let dir = tempfile::tempdir().unwrap();
