@@ -145,12 +145,15 @@ fn native(spec: &ContainerSpec, refuse: &mut impl FnMut(&str, String)) {
             );
         }
     }
-    if let Some(d) = spec.logging.as_ref().and_then(|l| l.driver.as_deref()) {
-        if d != "json-file" && d != "local" {
+    if let Some(l) = &spec.logging {
+        if let Some(d) = l.driver.as_deref().filter(|d| *d != "json-file" && *d != "local") {
             refuse(
                 "logging",
-                no(&format!("logging driver `{d}`"), "its monitor writes a json-file log (options max-size)"),
+                no(&format!("logging driver `{d}`"), "its monitor writes a json-file log (options max-size, max-file)"),
             );
+        }
+        for k in l.options.keys().filter(|k| *k != "max-size" && *k != "max-file") {
+            refuse("logging", no(&format!("logging option `{k}`"), "its monitor takes max-size and max-file"));
         }
     }
 }

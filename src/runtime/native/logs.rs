@@ -20,7 +20,7 @@ fn emit(line: &str) {
 /// across rotations, until the container's folder is gone.
 pub async fn print(log: &Path, tail: Option<usize>, follow: bool) {
     let mut lines: Vec<String> = Vec::new();
-    for f in [log.with_extension("1"), log.to_path_buf()] {
+    for f in super::record::log_files(log) {
         if let Ok(text) = std::fs::read_to_string(&f) {
             lines.extend(text.lines().map(str::to_string));
         }

@@ -336,6 +336,8 @@ struct LogFile {
     file: Option<std::fs::File>,
     size: u64,
     max: u64,
+    /// Rotated files kept (`max-file` less the current one; default 1).
+    older: usize,
 }
 
 impl LogFile {
@@ -347,9 +349,16 @@ impl LogFile {
             .and_then(|l| l.options.get("max-size"))
             .and_then(|s| parse_size(s))
             .unwrap_or(DEFAULT_LOG_SIZE);
+        let older = rec
+            .spec
+            .logging
+            .as_ref()
+            .and_then(|l| l.options.get("max-file"))
+            .and_then(|n| n.parse::<usize>().ok())
+            .map_or(1, |n| n.max(1) - 1);
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok();
         let size = file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
-        LogFile { path, file, size, max }
+        LogFile { path, file, size, max, older }
     }
 
     fn write(&mut self, stream: &str, line: &[u8]) {
@@ -361,15 +370,31 @@ impl LogFile {
         let mut bytes = serde_json::to_vec(&entry).expect("json");
         bytes.push(b'\n');
         if self.size + bytes.len() as u64 > self.max && self.size > 0 {
-            let _ = std::fs::rename(&self.path, self.path.with_extension("1"));
-            self.file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).ok();
-            self.size = 0;
+            self.rotate();
         }
         if let Some(f) = &mut self.file {
             if f.write_all(&bytes).is_ok() {
                 self.size += bytes.len() as u64;
             }
         }
+    }
+}
+
+impl LogFile {
+    /// `log` becomes `log.1`, `log.1` becomes `log.2`... and the oldest beyond `older` goes.
+    fn rotate(&mut self) {
+        let nth = |k: usize| self.path.with_extension(k.to_string());
+        if self.older == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            let _ = std::fs::remove_file(nth(self.older));
+            for k in (1..self.older).rev() {
+                let _ = std::fs::rename(nth(k), nth(k + 1));
+            }
+            let _ = std::fs::rename(&self.path, nth(1));
+        }
+        self.file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).ok();
+        self.size = 0;
     }
 }
 
@@ -387,6 +412,21 @@ fn parse_size(s: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn logs_rotate_keeping_max_file_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let mut log = super::LogFile { path: path.clone(), file: None, size: 0, max: 100, older: 2 };
+        log.rotate();
+        for i in 0..40 {
+            log.write("stdout", format!("line {i}\n").as_bytes());
+        }
+        let files = super::super::record::log_files(&path);
+        assert_eq!(files.len(), 3, "the current one and two older: {files:?}");
+        let text = super::super::record::tail_log(&path, 1000);
+        assert!(text.ends_with("line 39\n") && !text.contains("line 0\n"), "oldest first, the oldest gone: {text}");
+    }
+
     #[test]
     fn log_sizes_as_docker_takes_them() {
         assert_eq!(super::parse_size("10m"), Some(10 << 20));

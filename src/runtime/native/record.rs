@@ -201,10 +201,19 @@ pub fn monitor_alive(pid: Option<i32>) -> bool {
     }
 }
 
-/// Last `n` lines of a container's output (the current log and the rotated one), as text.
+/// A container's log files, oldest first: `log.N` ... `log.1`, `log`.
+pub fn log_files(log: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> =
+        (1..100).map(|k| log.with_extension(k.to_string())).take_while(|f| f.exists()).collect();
+    files.reverse();
+    files.push(log.to_path_buf());
+    files
+}
+
+/// Last `n` lines of a container's output (the current log and the rotated ones), as text.
 pub fn tail_log(log: &Path, n: usize) -> String {
     let mut lines: Vec<String> = Vec::new();
-    for f in [log.with_extension("1"), log.to_path_buf()] {
+    for f in log_files(log) {
         if let Ok(text) = std::fs::read_to_string(&f) {
             lines.extend(text.lines().filter_map(|l| {
                 serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["log"].as_str().map(str::to_string))

@@ -127,34 +127,36 @@ impl Store {
         if id != manifest.config.digest {
             return Err(format!("the image config's digest is {id}, its manifest says {}", manifest.config.digest));
         }
-        for layer in &manifest.layers {
-            let dir = self.layer_dir(&layer.digest);
-            if dir.exists() {
-                continue;
-            }
-            let media = layer.media_type.clone();
-            if media.contains("zstd") {
-                return Err(format!(
-                    "layer {} is compressed with zstd, which the native target cannot unpack yet",
-                    layer.digest
-                ));
-            }
-            tracing::info!(target: "hawser::progress", image = %reference, "{}: Pulling layer", &hex_of(&layer.digest)[..12]);
-            let blob = self.layers_dir().join(format!("{}.blob{}", hex_of(&layer.digest), std::process::id()));
-            let file = tokio::fs::File::create(&blob).await.map_err(|e| format!("{}: {e}", blob.display()))?;
-            // Verified against the layer's digest as it streams in.
-            let pulled = client.pull_blob(&r, layer, file).await;
-            if let Err(e) = pulled {
-                let _ = std::fs::remove_file(&blob);
-                return Err(format!("registry {reg}: layer {}: {e}", layer.digest));
-            }
-            let (blob2, dir2) = (blob.clone(), dir.clone());
-            let unpacked = tokio::task::spawn_blocking(move || unpack_layer(&blob2, &media, &dir2))
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = std::fs::remove_file(&blob);
-            unpacked.map_err(|e| format!("unpacking layer {}: {e}", layer.digest))?;
+        if let Some(layer) = manifest.layers.iter().find(|l| l.media_type.contains("zstd")) {
+            return Err(format!(
+                "layer {} is compressed with zstd, which the native target cannot unpack yet",
+                layer.digest
+            ));
         }
+        // Up to three layers at a time, as Docker fetches them.
+        let missing: Vec<_> = manifest.layers.iter().filter(|l| !self.layer_dir(&l.digest).exists()).collect();
+        let fetches = futures_util::stream::iter(missing.into_iter().map(|layer| {
+            let (client, r, reg) = (&client, &r, &reg);
+            async move {
+                tracing::info!(target: "hawser::progress", image = %reference, "{}: Pulling layer", &hex_of(&layer.digest)[..12]);
+                let blob = self.layers_dir().join(format!("{}.blob{}", hex_of(&layer.digest), unique()));
+                let file = tokio::fs::File::create(&blob).await.map_err(|e| format!("{}: {e}", blob.display()))?;
+                // Verified against the layer's digest as it streams in.
+                if let Err(e) = client.pull_blob(r, layer, file).await {
+                    let _ = std::fs::remove_file(&blob);
+                    return Err(format!("registry {reg}: layer {}: {e}", layer.digest));
+                }
+                let (media, dir, blob2) = (layer.media_type.clone(), self.layer_dir(&layer.digest), blob.clone());
+                let unpacked = tokio::task::spawn_blocking(move || unpack_layer(&blob2, &media, &dir))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = std::fs::remove_file(&blob);
+                unpacked.map_err(|e| format!("unpacking layer {}: {e}", layer.digest))
+            }
+        }));
+        use futures_util::StreamExt;
+        let results: Vec<Result<(), String>> = fetches.buffer_unordered(3).collect().await;
+        results.into_iter().collect::<Result<Vec<()>, String>>()?;
         let record = ImageRecord {
             id: id.clone(),
             config: serde_json::from_str(&config_text).map_err(|e| format!("the image config is not JSON: {e}"))?,
@@ -214,11 +216,18 @@ impl Store {
     }
 }
 
+/// A suffix no other download or unpacking in this process or another uses at the same time.
+fn unique() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Unpacks a layer blob into `dest` (made whole or not at all), turning the OCI whiteouts into
 /// overlayfs's: `.wh.NAME` becomes a 0:0 character device NAME, `.wh..wh..opq` makes its folder
-/// opaque.
+/// opaque. Two pulls of one layer at once (two images sharing it) both succeed; one's copy is
+/// kept.
 pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> std::io::Result<()> {
-    let tmp = dest.with_extension("unpacking");
+    let tmp = dest.with_extension(format!("unpacking{}", unique()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     let mut head = [0u8; 2];
@@ -259,7 +268,10 @@ pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> std::io::Resu
             e.unpack_in(&tmp)?;
         }
     }
-    std::fs::rename(&tmp, dest)
+    match std::fs::rename(&tmp, dest) {
+        Err(_) if dest.is_dir() => std::fs::remove_dir_all(&tmp),
+        other => other,
+    }
 }
 
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
@@ -322,7 +334,15 @@ mod tests {
         let wh = std::fs::symlink_metadata(dest.join("etc/passwd")).unwrap();
         assert!(wh.file_type().is_char_device(), "a whiteout is a character device");
         assert!(!dest.join("etc/.wh.passwd").exists() && !dest.join("var/.wh..wh..opq").exists());
-        assert!(!dest.with_extension("unpacking").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("unpacking"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // The same layer again (a second image sharing it, pulled at the same time): kept once.
+        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest).unwrap();
+        assert_eq!(std::fs::read_to_string(dest.join("etc/motd")).unwrap(), "hi\n");
     }
 
     fn fake_image(store: &Store, id_hex: &str, layers: &[&str], refs: &[&str]) {
