@@ -279,6 +279,33 @@ metadata: {{name: {p}-etc}}
     });
     let tail = t.hawser(&["logs", "--tail", "1", &t.name("web")]);
     assert_eq!(tail.stdout.lines().count(), 1, "{tail:?}");
+    // Followed: what it writes next arrives while `logs -f` runs.
+    let mut args: Vec<String> = Vec::new();
+    if kind == Kind::Native {
+        args.extend(["--target".into(), "native".into()]);
+    }
+    args.extend(["logs".into(), "-f".into(), "--tail".into(), "0".into(), t.name("app")]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(&args)
+        .env("DOCKER_HOST", docker_host())
+        .env("HAWSER_STATE_DIR", t.s.state.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let _follow = Killed(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    t.exec(&t.name("app"), &["sh", "-c", "echo followed-line > /proc/1/fd/1"]);
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    assert_eq!(got.as_deref(), Ok("followed-line"), "logs -f shows new output");
     eventually("the volume written", Duration::from_secs(5), || {
         t.volume_file(&format!("{}-data", t.p), "file").as_deref() == Some("kept\n")
     });
