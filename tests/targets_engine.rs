@@ -515,6 +515,64 @@ spec:
     assert_eq!(t.s.hawser(&["plan", "--exit-code", "{src}"]).code, 0);
 }
 
+/// Pushes an image whose /marker holds `marker` to the test registry as `name:latest` (built
+/// with the Docker engine, whichever target runs it); its digest.
+fn push_variant(name: &str, marker: &str) -> String {
+    let builder = format!("{name}-builder");
+    let _ = docker_raw(&["rm", "-f", &builder]);
+    docker(&["run", "--name", &builder, IMAGE, "sh", "-c", &format!("echo {marker} > /marker")]);
+    let target = format!("127.0.0.1:5000/{name}:latest");
+    docker(&["commit", &builder, &target]);
+    docker(&["rm", "-f", &builder]);
+    docker(&["push", "-q", &target]);
+    let digests = docker(&["inspect", "--format", "{{join .RepoDigests \" \"}}", &target]);
+    docker(&["rmi", "-f", &target]);
+    digests.split(' ').find_map(|d| d.strip_prefix(&format!("127.0.0.1:5000/{name}@"))).unwrap().to_string()
+}
+
+impl Target {
+    /// Whether the host still has the image `reference`.
+    fn has_image(&self, reference: &str) -> bool {
+        match self.kind {
+            Kind::Docker => docker_raw(&["image", "inspect", reference]).status.success(),
+            Kind::Native => {
+                let index = std::fs::read(self.native_root().join("images").join("index.json")).unwrap_or_default();
+                let index: serde_json::Value = serde_json::from_slice(&index).unwrap_or_default();
+                index.get(reference).is_some()
+            }
+        }
+    }
+}
+
+fn moved_tag_and_image_clean_up(kind: Kind) {
+    let t = Target::new(kind, "img", 0);
+    let repo = format!("{}-app", t.p);
+    let manifest = format!(
+        "kind: Image\nmetadata: {{name: app}}\nspec: {{ref: \"127.0.0.1:5000/{repo}:latest\", pull: always}}\n---\nkind: Container\nmetadata: {{name: {p}-app}}\nspec: {{image: app, command: [sleep, \"3600\"], stopTimeout: 1s}}\n",
+        p = t.p
+    );
+    let d1 = push_variant(&repo, "one");
+    t.s.write("stack.yaml", &manifest);
+    t.s.commit("images");
+    let r = t.apply(&[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let app = t.name("app");
+    assert_eq!(t.exec(&app, &["cat", "/marker"]).trim(), "one");
+    assert_eq!(t.s.hawser(&["plan", "{src}", "--exit-code"]).code, 0, "nothing moved yet");
+    // The tag moves in the registry: planned by digest, old and new.
+    let d2 = push_variant(&repo, "two");
+    let r = t.s.hawser(&["plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains(&d1) && r.stdout.contains(&d2), "old and new digest: {r:?}");
+    let r = t.apply(&["--keep-images", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(t.exec(&app, &["cat", "/marker"]).trim(), "two");
+    // Only the newest image is kept: the one no container runs any more is gone.
+    let (old, new) = (format!("127.0.0.1:5000/{repo}@{d1}"), format!("127.0.0.1:5000/{repo}@{d2}"));
+    assert!(t.has_image(&new), "the image that runs stays");
+    assert!(!t.has_image(&old), "the old image was cleaned up: {r:?}");
+}
+
 macro_rules! on_both {
     ($($name:ident => $body:expr;)*) => {
         mod docker {
@@ -534,6 +592,7 @@ on_both! {
     drift_is_repaired_and_a_crashing_container_restarted_with_backoff => drift_and_restart_backoff;
     prune_removes_containers_and_keeps_volume_data => prune_keeps_volume_data;
     containers_reach_each_other_by_name_and_alias => reach_by_alias;
+    a_moved_tag_is_planned_by_digest_and_old_images_cleaned_up => moved_tag_and_image_clean_up;
     crash_at_candidate_created => |k| crash_at(k, "cc", "candidate-created", None);
     crash_at_candidate_started => |k| crash_at(k, "cs", "candidate-started", None);
     crash_at_old_stopped => |k| crash_at(k, "os", "old-stopped", None);
