@@ -212,6 +212,9 @@ def main():
         "",
         f"- The Docker engine takes {ratio} the memory of the native target's monitors for the same {n} containers"
         + (f" ({extra / 1024:.1f} MiB more than the idle engine alone, which a native host does not run at all)." if npss else "."),
+        f"- Container for container, what a running container adds: {extra / 1024 / n:.2f} MiB on the Docker engine"
+        f" (its shim, and dockerd's and containerd's share), {npss / 1024 / max(nn, 1):.2f} MiB on the native target (its monitor):"
+        f" {extra / max(npss, 1):.1f}x." if npss else "",
         END,
         "",
     ]
