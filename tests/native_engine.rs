@@ -4,6 +4,24 @@
 mod common;
 use common::*;
 
+/// On drop, even after a failed assertion, the project's native containers are pruned: none
+/// keeps running after its test.
+struct Pruned<'a>(&'a Stack);
+
+impl Drop for Pruned<'_> {
+    fn drop(&mut self) {
+        let empty = tempfile::tempdir().unwrap();
+        let toml = format!("project = \"{}\"\ntarget = \"native\"\n", self.0.project);
+        std::fs::write(empty.path().join("hawser.toml"), toml).unwrap();
+        let src = empty.path().display().to_string();
+        let args = ["apply", "-y", "--prune", "--allow-empty", "--take-over", &src];
+        let r = hawser_in(empty.path(), self.0.state.path(), &args, &[]);
+        if !std::thread::panicking() {
+            assert_eq!(r.code, 0, "pruning the test's project: {r:?}");
+        }
+    }
+}
+
 #[test]
 fn what_the_native_target_cannot_do_is_refused_at_its_position() {
     let p = "nt-refuse";
@@ -42,6 +60,7 @@ fn serve_needs_no_engine_and_repairs_an_exit_at_once() {
     let p = "nt-serve";
     let s = Stack::new(p);
     s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    let _pruned = Pruned(&s);
     s.write(
         "c.yaml",
         &format!(
@@ -82,13 +101,6 @@ fn serve_needs_no_engine_and_repairs_an_exit_at_once() {
     wait("the repair", &|| status(&name)["state"] == "running" && status(&name)["pid"].as_i64() != Some(pid));
     assert!(killed.elapsed() < Duration::from_secs(10), "repaired on the exit, not at the 1 h resync");
     drop(serve);
-    // Nothing left running.
-    let empty = tempfile::tempdir().unwrap();
-    std::fs::write(empty.path().join("hawser.toml"), format!("project = \"{p}\"\ntarget = \"native\"\n")).unwrap();
-    let src = empty.path().display().to_string();
-    let r =
-        hawser_in(empty.path(), s.state.path(), &["apply", "-y", "--prune", "--allow-empty", "--take-over", &src], &[]);
-    assert_eq!(r.code, 0, "{r:?}");
 }
 
 /// A killed monitor leaves its container unsupervised: the plan says so, and apply runs it
@@ -98,6 +110,7 @@ fn a_container_whose_monitor_was_killed_is_run_again_under_a_new_one() {
     let p = "nt-mon";
     let s = Stack::new(p);
     s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    let _pruned = Pruned(&s);
     s.write(
         "c.yaml",
         &format!(
@@ -135,10 +148,4 @@ fn a_container_whose_monitor_was_killed_is_run_again_under_a_new_one() {
     assert!(gone(), "the unsupervised process is gone");
     let logs = s.hawser(&["--target", "native", "logs", &format!("{p}-c")]);
     assert_eq!(logs.stdout.matches("started").count(), 2, "{logs:?}");
-    let empty = tempfile::tempdir().unwrap();
-    std::fs::write(empty.path().join("hawser.toml"), format!("project = \"{p}\"\ntarget = \"native\"\n")).unwrap();
-    let src = empty.path().display().to_string();
-    let r =
-        hawser_in(empty.path(), s.state.path(), &["apply", "-y", "--prune", "--allow-empty", "--take-over", &src], &[]);
-    assert_eq!(r.code, 0, "{r:?}");
 }

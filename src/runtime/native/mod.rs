@@ -636,8 +636,17 @@ impl Engine for NativeEngine {
                 return Ok(());
             }
         }
-        let _ = self.runtime.kill(&id, "SIGKILL");
-        if self.wait_for(&id, Duration::from_secs(30), gone).await {
+        let killed = self.runtime.kill(&id, "SIGKILL");
+        if self.wait_for(&id, Duration::from_secs(5), gone).await {
+            return Ok(());
+        }
+        // The runtime could not signal it (its state out of step with the process): the
+        // process itself, by the pid its monitor recorded, which the monitor then reaps.
+        if let Some(pid) = self.live_status(&id).pid {
+            tracing::warn!(container = %short(&id), error = ?killed.err(), "the OCI runtime did not kill it; killing pid {pid}");
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        if self.wait_for(&id, Duration::from_secs(25), gone).await {
             Ok(())
         } else {
             Err(fail(&op, ErrorKind::Unavailable, "it did not stop within 30s of SIGKILL"))
