@@ -25,6 +25,11 @@ pub fn utc(unix: f64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// Now, in seconds since the Unix epoch.
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
 /// RFC 3339 in UTC: `2026-11-23T19:27:21Z`.
 pub fn rfc3339(unix: f64) -> String {
     utc(unix).replace(' ', "T") + "Z"

@@ -66,26 +66,6 @@ fn push_variant(name: &str, tag: &str, marker: &str) -> String {
     push_variant_to(REG, name, tag, marker)
 }
 
-fn push_variant_to(reg: &str, name: &str, tag: &str, marker: &str) -> String {
-    let builder = format!("{name}-builder");
-    let _ = docker_raw(&["rm", "-f", &builder]);
-    docker(&["run", "--name", &builder, IMAGE, "sh", "-c", &format!("echo {marker} > /marker")]);
-    let target = format!("{reg}/{name}:{tag}");
-    docker(&["commit", &builder, &target]);
-    docker(&["rm", "-f", &builder]);
-    docker(&["push", "-q", &target]);
-    let digests = docker(&["inspect", "--format", "{{join .RepoDigests \" \"}}", &target]);
-    docker(&["rmi", "-f", &target]);
-    digests
-        .split(' ')
-        .find(|d| d.starts_with(&format!("{reg}/{name}@")))
-        .unwrap()
-        .split('@')
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
-
 fn manifest(p: &str) -> String {
     format!(
         "kind: Image\nmetadata: {{name: app}}\nspec: {{ref: \"{REG}/{p}-app:latest\", pull: always}}\n---\nkind: Image\nmetadata: {{name: lazy}}\nspec: {{ref: \"{REG}/{p}-lazy:latest\", pull: missing}}\n---\nkind: Container\nmetadata: {{name: {p}-app}}\nspec: {{image: app, command: [sleep, \"3600\"], stopTimeout: 1s}}\n---\nkind: Container\nmetadata: {{name: {p}-lazy}}\nspec: {{image: lazy, command: [sleep, \"3600\"], stopTimeout: 1s}}\n"

@@ -22,6 +22,14 @@ impl Drop for Pruned<'_> {
     }
 }
 
+/// The container's status as its monitor recorded it (null when there is no such container).
+fn native_status(s: &Stack, name: &str) -> serde_json::Value {
+    let root = s.state.path().join("native");
+    let id = std::fs::read_to_string(root.join("names").join(name)).unwrap_or_default();
+    serde_json::from_slice(&std::fs::read(root.join("containers").join(id).join("status.json")).unwrap_or_default())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 #[test]
 fn what_the_native_target_cannot_do_is_refused_at_its_position() {
     let p = "nt-refuse";
@@ -79,12 +87,7 @@ fn serve_needs_no_engine_and_repairs_an_exit_at_once() {
         .spawn()
         .unwrap();
     let serve = Killed(child);
-    let root = s.state.path().join("native");
-    let status = |name: &str| -> serde_json::Value {
-        let id = std::fs::read_to_string(root.join("names").join(name)).unwrap_or_default();
-        serde_json::from_slice(&std::fs::read(root.join("containers").join(id).join("status.json")).unwrap_or_default())
-            .unwrap_or(serde_json::Value::Null)
-    };
+    let status = |name: &str| native_status(&s, name);
     let name = format!("{p}-c");
     let wait = |what: &str, f: &dyn Fn() -> bool| {
         let until = Instant::now() + Duration::from_secs(15);
@@ -119,11 +122,7 @@ fn a_container_whose_monitor_was_killed_is_run_again_under_a_new_one() {
     );
     s.commit("first");
     assert_eq!(s.hawser(&["apply", "-y", "{src}"]).code, 0);
-    let root = s.state.path().join("native");
-    let status = || -> serde_json::Value {
-        let id = std::fs::read_to_string(root.join("names").join(format!("{p}-c"))).unwrap();
-        serde_json::from_slice(&std::fs::read(root.join("containers").join(id).join("status.json")).unwrap()).unwrap()
-    };
+    let status = || native_status(&s, &format!("{p}-c"));
     let (monitor, pid) = (status()["monitor_pid"].as_i64().unwrap(), status()["pid"].as_i64().unwrap());
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));

@@ -515,19 +515,9 @@ spec:
     assert_eq!(t.s.hawser(&["plan", "--exit-code", "{src}"]).code, 0);
 }
 
-/// Pushes an image whose /marker holds `marker` to the test registry as `name:latest` (built
-/// with the Docker engine, whichever target runs it); its digest.
+/// Pushes an image whose /marker holds `marker` to the test registry as `name:latest`.
 fn push_variant(name: &str, marker: &str) -> String {
-    let builder = format!("{name}-builder");
-    let _ = docker_raw(&["rm", "-f", &builder]);
-    docker(&["run", "--name", &builder, IMAGE, "sh", "-c", &format!("echo {marker} > /marker")]);
-    let target = format!("127.0.0.1:5000/{name}:latest");
-    docker(&["commit", &builder, &target]);
-    docker(&["rm", "-f", &builder]);
-    docker(&["push", "-q", &target]);
-    let digests = docker(&["inspect", "--format", "{{join .RepoDigests \" \"}}", &target]);
-    docker(&["rmi", "-f", &target]);
-    digests.split(' ').find_map(|d| d.strip_prefix(&format!("127.0.0.1:5000/{name}@"))).unwrap().to_string()
+    push_variant_to("127.0.0.1:5000", name, "latest", marker)
 }
 
 impl Target {

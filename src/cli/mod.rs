@@ -897,8 +897,7 @@ fn record_apply(
         Err(e) => (if e.to_string().starts_with("refusing") { "refused" } else { "failed" }, 0, Some(e.to_string())),
     };
     let took = started.elapsed();
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_secs_f64()).unwrap_or(0.0);
+    let now = crate::display::now_unix();
     let entry = crate::history::Entry {
         started_unix: now - took.as_secs_f64(),
         source: source.to_string(),

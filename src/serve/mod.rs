@@ -16,6 +16,7 @@ pub mod webhook;
 
 use crate::apply::limit::Limited;
 use crate::desired::{self, DesiredState, Policy};
+use crate::display::now_unix;
 use crate::reconcile::{self, ReconcileError};
 use crate::runtime::docker::DockerEngine;
 use crate::runtime::swarm::SwarmEngine;
@@ -302,10 +303,6 @@ fn jitter(d: Duration) -> Duration {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|t| t.subsec_nanos()).unwrap_or(0);
     let frac = (nanos % 2001) as f64 / 10_000.0 - 0.1;
     d.mul_f64(1.0 + frac)
-}
-
-pub(crate) fn now_unix() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|t| t.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// A failing revision and when it may be tried again.

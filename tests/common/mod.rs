@@ -229,3 +229,25 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Pushes an image whose /marker holds `marker` to `REG/name:tag` (built with the Docker engine,
+/// whichever target runs it); returns its digest.
+pub fn push_variant_to(reg: &str, name: &str, tag: &str, marker: &str) -> String {
+    let builder = format!("{name}-builder");
+    let _ = docker_raw(&["rm", "-f", &builder]);
+    docker(&["run", "--name", &builder, IMAGE, "sh", "-c", &format!("echo {marker} > /marker")]);
+    let target = format!("{reg}/{name}:{tag}");
+    docker(&["commit", &builder, &target]);
+    docker(&["rm", "-f", &builder]);
+    docker(&["push", "-q", &target]);
+    let digests = docker(&["inspect", "--format", "{{join .RepoDigests \" \"}}", &target]);
+    docker(&["rmi", "-f", &target]);
+    digests
+        .split(' ')
+        .find(|d| d.starts_with(&format!("{reg}/{name}@")))
+        .unwrap()
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .to_string()
+}

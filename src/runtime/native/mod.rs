@@ -47,9 +47,7 @@ fn io(op: &str) -> impl Fn(std::io::Error) -> EngineError + '_ {
     }
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
+use super::docker::short;
 
 impl NativeEngine {
     /// The native target with its files under `state_dir/native`. Needs root (mounts,

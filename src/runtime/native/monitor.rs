@@ -336,7 +336,7 @@ struct LogFile {
     file: Option<std::fs::File>,
     size: u64,
     max: u64,
-    /// Rotated files kept (`max-file` less the current one; default 1).
+    /// Rotated files kept (`max-file` less the current one, at most 99 older; default 1).
     older: usize,
 }
 
@@ -355,7 +355,7 @@ impl LogFile {
             .as_ref()
             .and_then(|l| l.options.get("max-file"))
             .and_then(|n| n.parse::<usize>().ok())
-            .map_or(1, |n| n.max(1) - 1);
+            .map_or(1, |n| n.clamp(1, 100) - 1);
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok();
         let size = file.as_ref().and_then(|f| f.metadata().ok()).map_or(0, |m| m.len());
         LogFile { path, file, size, max, older }

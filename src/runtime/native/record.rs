@@ -82,9 +82,7 @@ pub struct Status {
 /// The host's events log is started anew past this size (the older one kept as `.1`).
 const HOST_EVENTS_MAX: u64 = 1 << 20;
 
-pub fn now_unix() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
+pub use crate::display::now_unix;
 
 pub struct Paths {
     pub dir: PathBuf,
@@ -212,12 +210,20 @@ pub fn log_files(log: &Path) -> Vec<PathBuf> {
 
 /// Last `n` lines of a container's output (the current log and the rotated ones), as text.
 pub fn tail_log(log: &Path, n: usize) -> String {
+    // Newest file first, and no further back than needed: the older files may be large.
     let mut lines: Vec<String> = Vec::new();
-    for f in log_files(log) {
-        if let Ok(text) = std::fs::read_to_string(&f) {
-            lines.extend(text.lines().filter_map(|l| {
+    for f in log_files(log).iter().rev() {
+        let Ok(text) = std::fs::read_to_string(f) else { continue };
+        let mut these: Vec<String> = text
+            .lines()
+            .filter_map(|l| {
                 serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["log"].as_str().map(str::to_string))
-            }));
+            })
+            .collect();
+        these.append(&mut lines);
+        lines = these;
+        if lines.len() >= n {
+            break;
         }
     }
     let start = lines.len().saturating_sub(n);

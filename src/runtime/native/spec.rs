@@ -27,50 +27,10 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "AUDIT_WRITE",
 ];
 
-/// Every capability this kernel interface knows (for `privileged` and `capAdd: [ALL]`).
-const ALL_CAPS: &[&str] = &[
-    "AUDIT_CONTROL",
-    "AUDIT_READ",
-    "AUDIT_WRITE",
-    "BLOCK_SUSPEND",
-    "BPF",
-    "CHECKPOINT_RESTORE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "DAC_READ_SEARCH",
-    "FOWNER",
-    "FSETID",
-    "IPC_LOCK",
-    "IPC_OWNER",
-    "KILL",
-    "LEASE",
-    "LINUX_IMMUTABLE",
-    "MAC_ADMIN",
-    "MAC_OVERRIDE",
-    "MKNOD",
-    "NET_ADMIN",
-    "NET_BIND_SERVICE",
-    "NET_BROADCAST",
-    "NET_RAW",
-    "PERFMON",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_ADMIN",
-    "SYS_BOOT",
-    "SYS_CHROOT",
-    "SYS_MODULE",
-    "SYS_NICE",
-    "SYS_PACCT",
-    "SYS_PTRACE",
-    "SYS_RAWIO",
-    "SYS_RESOURCE",
-    "SYS_TIME",
-    "SYS_TTY_CONFIG",
-    "SYSLOG",
-    "WAKE_ALARM",
-];
+/// Every capability (for `privileged` and `capAdd: [ALL]`): the manifest's own list.
+fn all_caps() -> Vec<&'static str> {
+    crate::desired::types::CAPABILITIES.iter().copied().filter(|c| *c != "ALL").collect()
+}
 
 /// Everything besides the spec that goes into a bundle.
 pub struct Input<'a> {
@@ -235,10 +195,10 @@ pub fn config(i: &Input<'_>) -> Result<oci::Spec, String> {
         .unwrap_or_else(|| "/".into());
 
     let privileged = s.privileged == Some(true);
-    let mut caps: Vec<&str> = if privileged { ALL_CAPS.to_vec() } else { DEFAULT_CAPS.to_vec() };
+    let mut caps: Vec<&str> = if privileged { all_caps() } else { DEFAULT_CAPS.to_vec() };
     for c in &s.cap_add {
         if c.as_str() == "ALL" {
-            caps = ALL_CAPS.to_vec();
+            caps = all_caps();
         } else if !caps.contains(&c.as_str()) {
             caps.push(c.as_str());
         }
