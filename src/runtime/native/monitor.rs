@@ -330,7 +330,7 @@ fn healthcheck(
 }
 
 /// The container's output as Docker's json-file driver writes it, rotated at `max-size`
-/// (logging option; default 10 MiB) into one older file.
+/// (logging option; default 10 MiB), keeping `max-file` files.
 struct LogFile {
     path: PathBuf,
     file: Option<std::fs::File>,
