@@ -7,7 +7,7 @@ use crate::desired::DesiredState;
 use crate::diff::{self, DiffOptions, Op, Plan};
 use crate::observed::swarm::SwarmState;
 use crate::observed::ObservedState;
-use crate::runtime::swarm::SwarmEngine;
+use crate::runtime::swarm::{EarlyPins, SwarmEngine};
 use crate::runtime::{Engine, EngineError};
 use std::borrow::Cow;
 
@@ -144,13 +144,25 @@ pub async fn converge<E: Engine>(
 /// service create` does (its insecure registries and mirrors apply), so every node runs the
 /// same bits. One that can't be resolved keeps its tag (and a service of it the digest it
 /// runs); the warnings say which.
-pub async fn pin_swarm_images(engine: &SwarmEngine, d: &DesiredState) -> (DesiredState, Vec<String>) {
+/// A lookup begun early (`early`) is used instead of a new one.
+pub async fn pin_swarm_images(
+    engine: &SwarmEngine,
+    d: &DesiredState,
+    mut early: EarlyPins,
+) -> (DesiredState, Vec<String>) {
     let mut d = d.clone();
-    let tags: std::collections::BTreeSet<String> =
-        d.containers.values().filter(|c| !c.spec.image.contains('@')).map(|c| c.spec.image.clone()).collect();
-    let lookups = tags.into_iter().map(|t| async move {
-        let r = engine.resolve_digest(&t).await;
-        (t, r)
+    let lookups = swarm_tags(&d).into_iter().map(|t| {
+        let begun = early.take(&t);
+        async move {
+            let r = match begun {
+                Some(lookup) => match lookup.await {
+                    Ok(r) => r,
+                    Err(_) => engine.resolve_digest(&t).await,
+                },
+                None => engine.resolve_digest(&t).await,
+            };
+            (t, r)
+        }
     });
     let mut warnings = Vec::new();
     for (tag, r) in futures_util::future::join_all(lookups).await {
@@ -169,6 +181,11 @@ pub async fn pin_swarm_images(engine: &SwarmEngine, d: &DesiredState) -> (Desire
     (d, warnings)
 }
 
+/// Swarm: the image tags to pin to digests (an image given by digest already is not looked up).
+pub fn swarm_tags(d: &DesiredState) -> std::collections::BTreeSet<String> {
+    d.containers.values().filter(|c| !c.spec.image.contains('@')).map(|c| c.spec.image.clone()).collect()
+}
+
 /// Swarm: pins the images and observes the cluster (at once: they are independent round
 /// trips), then computes the plan, with the desired state it is to be executed against (see
 /// `diff::swarm::effective`) and the pinning's warnings.
@@ -176,10 +193,11 @@ pub async fn plan_swarm(
     engine: &SwarmEngine,
     d: &DesiredState,
     opts: &Options,
+    early: EarlyPins,
 ) -> Result<(SwarmState, Plan, DesiredState, Vec<String>), ReconcileError> {
     // Whether it is a manager at all is asked alongside: its answer wins over the others'.
     let (manager, (pinned, warnings), observed) =
-        tokio::join!(engine.check(), pin_swarm_images(engine, d), engine.observe());
+        tokio::join!(engine.check(), pin_swarm_images(engine, d, early), engine.observe());
     manager?;
     let observed = observed?;
     let effective = diff::swarm::effective(&pinned, &observed).into_owned();
@@ -213,7 +231,7 @@ pub async fn converge_swarm(
     timings: &mut Timings,
 ) -> Result<(Plan, Report), ReconcileError> {
     let started = std::time::Instant::now();
-    let (_, plan, d, warnings) = plan_swarm(engine, d, opts).await?;
+    let (_, plan, d, warnings) = plan_swarm(engine, d, opts, EarlyPins::default()).await?;
     timings.plan = Some(started.elapsed());
     for w in warnings {
         tracing::warn!("{w}");

@@ -6,6 +6,8 @@ mod common;
 use common::*;
 
 const NAMES: &str = "swt-";
+/// The test's own tag, moved in the registry by the test.
+const APP: &str = "127.0.0.1:5000/swt-app:latest";
 
 /// Makes the test engine a swarm manager for the test's duration (unless it was one already).
 struct Swarm {
@@ -60,7 +62,7 @@ impl Drop for Swarm {
 
 fn manifest(env: &str, replicas: u32, extra: &str, secret: &std::path::Path) -> String {
     format!(
-        "kind: Network\nmetadata: {{name: {NAMES}net}}\n---\nkind: Volume\nmetadata: {{name: {NAMES}data}}\n---\nkind: Container\nmetadata: {{name: {NAMES}web}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  env: {{V: \"{env}\"}}\n  replicas: {replicas}\n  networks: [{NAMES}net]\n  stopTimeout: 2s\n  volumes: [\"{NAMES}data:/data\", {{type: secret, source: \"{}\", target: /run/secrets/token}}]\n{extra}",
+        "kind: Network\nmetadata: {{name: {NAMES}net}}\n---\nkind: Volume\nmetadata: {{name: {NAMES}data}}\n---\nkind: Container\nmetadata: {{name: {NAMES}web}}\nspec:\n  image: \"{APP}\"\n  command: [sh, -c, \"trap 'exit 0' TERM; while true; do sleep 1; done\"]\n  env: {{V: \"{env}\"}}\n  replicas: {replicas}\n  networks: [{NAMES}net]\n  stopTimeout: 2s\n  volumes: [\"{NAMES}data:/data\", {{type: secret, source: \"{}\", target: /run/secrets/token}}]\n{extra}",
         secret.display()
     )
 }
@@ -87,6 +89,7 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
     s.write("hawser.toml", "project = \"swt\"\ntarget = \"swarm\"\n");
     s.write("app.yaml", &manifest("1", 2, "", &token));
     s.commit("v1");
+    let first = push_variant_to("127.0.0.1:5000", "swt-app", "latest", "one");
 
     // Not a manager: a clear error that says how to fix it, and nothing changes.
     let state = docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
@@ -120,9 +123,26 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
     assert!(!r.stdout.contains("first-secret-value") && !r.stderr.contains("first-secret-value"));
     assert!(!service_field(&web, "{{json .Spec}}").contains("first-secret-value"));
 
+    assert!(service_field(&web, "{{.Spec.TaskTemplate.ContainerSpec.Image}}").ends_with(&first));
+
     // No-op.
     let r = s.hawser(&["--policy", &policy, "plan", "--exit-code", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
+
+    // The tag moves in the registry: the plan names the new digest (the digests of the tags
+    // the last run pinned are asked for again as the run starts, never taken from memory), and
+    // the service is updated to it in place.
+    let second = push_variant_to("127.0.0.1:5000", "swt-app", "latest", "two");
+    let r = s.hawser(&["--policy", &policy, "plan", "--exit-code", "{src}"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let short = |d: &str| d.trim_start_matches("sha256:")[..12].to_string();
+    assert!(r.stdout.contains(&format!("image changed: {} -> {}", short(&first), short(&second))), "{r:?}");
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(service_field(&web, "{{.ID}}"), id, "updated, not recreated");
+    assert!(service_field(&web, "{{.Spec.TaskTemplate.ContainerSpec.Image}}").ends_with(&second));
+    let c = &task_containers(&web)[0];
+    assert_eq!(docker(&["exec", c, "cat", "/marker"]), "two");
 
     docker(&["exec", c, "sh", "-c", "echo kept > /data/marker"]);
 

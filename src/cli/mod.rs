@@ -483,16 +483,19 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             Ok(EXIT_OK)
         }
         Command::Plan { src, output, exit_code, prune, take_over, out } => {
-            let engine = connect_early(cli);
+            let early = swarm::Early::begin(state_dir, &cli.host, src, cli.target);
+            let engine = (!early.was_swarm()).then(|| connect_early(cli));
             let mut d = load(cli, src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             if d.target == desired::Target::Swarm {
                 if out.is_some() {
                     return Err(CliError::Failed("plan --out is not supported on the swarm target yet".into()));
                 }
-                engine.abort();
-                return swarm::plan(&cli.host, &d, *output, *exit_code, *prune, *take_over).await;
+                engine.inspect(|e| e.abort());
+                return swarm::plan(&cli.host, state_dir, early, &d, *output, *exit_code, *prune, *take_over).await;
             }
+            drop(early);
+            let engine = engine.unwrap_or_else(|| connect_early(cli));
             crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = host_engine(engine, &d, state_dir).await?;
             let observed = engine.observe().await?;
@@ -589,7 +592,8 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             };
             let prune = saved.as_ref().map_or(*prune, |sp| sp.prune);
             let take_over = saved.as_ref().map_or(*take_over, |sp| sp.take_over);
-            let engine = connect_early(cli);
+            let early = swarm::Early::begin(state_dir, &cli.host, &src, cli.target);
+            let engine = (!early.was_swarm()).then(|| connect_early(cli));
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             let opts = ApplyOptions {
@@ -604,10 +608,12 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 if saved.is_some() {
                     return Err(CliError::Failed("apply --plan is not supported on the swarm target yet".into()));
                 }
-                engine.abort();
+                engine.inspect(|e| e.abort());
                 let lock = lock_timeout.map(|t| t.as_std());
-                return swarm::apply(&cli.host, state_dir, &src.source, &d, &opts, lock).await;
+                return swarm::apply(&cli.host, state_dir, early, &src.source, &d, &opts, lock).await;
             }
+            drop(early);
+            let engine = engine.unwrap_or_else(|| connect_early(cli));
             crate::runtime::registry::resolve_digests(&mut d).await;
             if let Some(sp) = &saved {
                 if sp.field("revision") != d.revision || sp.field("project") != d.project {

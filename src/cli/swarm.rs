@@ -4,11 +4,13 @@
 use super::{
     color, confirm, print_plan, record_apply, short_revision, ApplyOptions, CliError, Output, EXIT_CHANGES, EXIT_OK,
 };
-use crate::desired::DesiredState;
+use crate::desired::{DesiredState, Target};
 use crate::diff;
 use crate::reconcile;
-use crate::runtime::swarm::SwarmEngine;
+use crate::runtime::swarm::{EarlyPins, SwarmEngine};
 use crate::terminal::clean_line;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 fn warn(warnings: &[String]) {
     for w in warnings {
@@ -16,8 +18,81 @@ fn warn(warnings: &[String]) {
     }
 }
 
+/// The tags each source pinned on each manager last time, in STATE_DIR: the next run of that
+/// source asks the manager for their digests while it reads and parses the source. The lookup
+/// is the same as after the parse (the digest is the one the tag names when asked), and a tag
+/// the revision no longer names is not used; a no-op then waits on the registry once, not on
+/// the parse and then the registry.
+const REMEMBERED_TAGS: &str = "swarm-tags.json";
+/// Beyond this many sources and managers the memory starts again.
+const REMEMBERED_MAX: usize = 64;
+
+pub(super) struct Early {
+    key: String,
+    remembered: BTreeSet<String>,
+    pub(super) pins: EarlyPins,
+}
+
+impl Early {
+    /// Begins the lookups remembered for `source` on `host`, unless the target is known not to be
+    /// a swarm.
+    pub(super) fn begin(state_dir: &Path, host: &str, source: &super::SourceArgs, target: Option<Target>) -> Early {
+        let sel = &source.sel;
+        let key = [host, &source.source, sel.git_ref.as_deref().unwrap_or(""), sel.path.as_deref().unwrap_or("")]
+            .join("\n")
+            + "\n"
+            + sel.project.as_deref().unwrap_or("");
+        let mut early = Early { key, remembered: BTreeSet::new(), pins: EarlyPins::default() };
+        if target.is_some_and(|t| t != Target::Swarm) {
+            return early;
+        }
+        early.remembered = read_remembered(state_dir).remove(&early.key).unwrap_or_default();
+        if !early.remembered.is_empty() {
+            if let Ok(engine) = SwarmEngine::at(host) {
+                early.pins = EarlyPins::start(&engine, early.remembered.iter().cloned());
+            }
+        }
+        early
+    }
+
+    /// Whether this source was a swarm project last time.
+    pub(super) fn was_swarm(&self) -> bool {
+        !self.remembered.is_empty()
+    }
+
+    /// Remembers the tags `d` pins for the next run, when they changed (best effort: a run
+    /// that can't remember is only slower next time).
+    fn remember(&self, state_dir: &Path, d: &DesiredState) {
+        let tags = reconcile::swarm_tags(d);
+        if tags == self.remembered {
+            return;
+        }
+        let mut all = read_remembered(state_dir);
+        if all.len() >= REMEMBERED_MAX {
+            all.clear();
+        }
+        all.insert(self.key.clone(), tags);
+        let path = state_dir.join(REMEMBERED_TAGS);
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let text = serde_json::to_vec(&all).expect("tags serialize");
+        if std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+fn read_remembered(state_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    std::fs::read(state_dir.join(REMEMBERED_TAGS))
+        .ok()
+        .and_then(|text| serde_json::from_slice(&text).ok())
+        .unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn plan(
     host: &str,
+    state_dir: &Path,
+    early: Early,
     d: &DesiredState,
     output: Output,
     exit_code: bool,
@@ -26,7 +101,8 @@ pub(super) async fn plan(
 ) -> Result<u8, CliError> {
     let engine = SwarmEngine::at(host)?;
     let opts = reconcile::Options { prune, take_over, allow_empty: false };
-    let (_, plan, _, warnings) = reconcile::plan_swarm(&engine, d, &opts).await?;
+    early.remember(state_dir, d);
+    let (_, plan, _, warnings) = reconcile::plan_swarm(&engine, d, &opts, early.pins).await?;
     warn(&warnings);
     print_plan(&plan, output);
     Ok(if exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
@@ -34,7 +110,8 @@ pub(super) async fn plan(
 
 pub(super) async fn apply(
     host: &str,
-    state_dir: &std::path::Path,
+    state_dir: &Path,
+    early: Early,
     source: &str,
     d: &DesiredState,
     opts: &ApplyOptions<'_>,
@@ -44,14 +121,20 @@ pub(super) async fn apply(
     let _lock = crate::lock::acquire(state_dir, &d.project, lock_timeout, &mut |m: &str| eprintln!("{m}"))
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let started = std::time::Instant::now();
-    let result = run(&engine, d, opts).await;
+    early.remember(state_dir, d);
+    let result = run(&engine, d, opts, early.pins).await;
     record_apply(state_dir, source, d, &result, started);
     result.map(|(code, _)| code)
 }
 
-async fn run(engine: &SwarmEngine, d: &DesiredState, o: &ApplyOptions<'_>) -> Result<(u8, usize), CliError> {
+async fn run(
+    engine: &SwarmEngine,
+    d: &DesiredState,
+    o: &ApplyOptions<'_>,
+    early: EarlyPins,
+) -> Result<(u8, usize), CliError> {
     let ropts = reconcile::Options { prune: o.prune, allow_empty: o.allow_empty, take_over: o.take_over };
-    let (_, plan, d, warnings) = reconcile::plan_swarm(engine, d, &ropts).await?;
+    let (_, plan, d, warnings) = reconcile::plan_swarm(engine, d, &ropts, early).await?;
     warn(&warnings);
     let d = &d;
     if !o.quiet {

@@ -95,8 +95,8 @@ impl<'n> Fields<'n> {
     pub(super) fn required(&mut self, name: &'static str, what: &str, sink: &mut Sink<'_>) -> Option<&'n Node> {
         let v = self.get(name);
         // A misspelt key (`imgae`) is reported once, as unknown with a suggestion, not twice.
-        let misspelt = self.entries.iter().any(|(k, _)| k.name != name && did_you_mean(&k.name, &[name]).is_some());
-        if v.is_none() && !misspelt {
+        let misspelt = || self.entries.iter().any(|(k, _)| k.name != name && did_you_mean(&k.name, &[name]).is_some());
+        if v.is_none() && !misspelt() {
             sink.error(self.pos, format!("{what} is missing the required field `{name}`"));
         }
         v

@@ -329,6 +329,8 @@ impl fmt::Display for Cause {
 }
 
 pub(crate) fn short_id(id: &str) -> &str {
+    // An image pinned by reference (`repo@sha256:…`, the swarm's) is shown by its digest.
+    let id = id.rsplit_once('@').map_or(id, |(_, digest)| digest);
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
 }

@@ -20,9 +20,46 @@ use std::time::Duration;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+#[derive(Clone)]
 pub struct SwarmEngine {
     engine: DockerEngine,
     host: String,
+}
+
+/// Digest lookups begun before the desired state is known, tag to lookup (see
+/// `cli::swarm::Early`); those not taken are aborted when it is dropped.
+#[derive(Default)]
+pub struct EarlyPins(BTreeMap<String, tokio::task::JoinHandle<std::result::Result<String, String>>>);
+
+impl EarlyPins {
+    pub fn start(engine: &SwarmEngine, tags: impl IntoIterator<Item = String>) -> EarlyPins {
+        EarlyPins(
+            tags.into_iter()
+                .map(|tag| {
+                    let engine = engine.clone();
+                    let lookup = tag.clone();
+                    (tag, tokio::spawn(async move { engine.resolve_digest(&lookup).await }))
+                })
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The lookup begun for `tag`, if there is one.
+    pub fn take(&mut self, tag: &str) -> Option<tokio::task::JoinHandle<std::result::Result<String, String>>> {
+        self.0.remove(tag)
+    }
+}
+
+impl Drop for EarlyPins {
+    fn drop(&mut self) {
+        for lookup in self.0.values() {
+            lookup.abort();
+        }
+    }
 }
 
 /// A secret object a service mounts: where, which object, and as whom.

@@ -486,7 +486,7 @@ async fn swarm_resources(
     }
     if let Some(d) = head {
         let opts = crate::reconcile::Options { prune: true, allow_empty: false, take_over: false };
-        match crate::reconcile::plan_swarm(swarm, d, &opts).await {
+        match crate::reconcile::plan_swarm(swarm, d, &opts, Default::default()).await {
             Ok((_, plan, _, _)) => {
                 page.plan_changes = plan.has_changes();
                 page.plan = Some(crate::diff::render::text(&plan, false));
