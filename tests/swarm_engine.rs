@@ -148,11 +148,31 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
 
     // One field changed: the plan names it, and the service is updated in place.
     s.write("app.yaml", &manifest("2", 2, "", &token));
-    s.commit("v2");
+    let v2 = s.commit("v2");
     let r = s.hawser(&["--policy", &policy, "plan", "--exit-code", "{src}"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stdout.contains("update (rolling, by the swarm)") && r.stdout.contains("env.V"), "{r:?}");
-    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+
+    // A saved plan: refused once the service changed since it was made (scaled by hand
+    // here), applied as it is when nothing did.
+    let plan_file = s.state.path().join("plan.json");
+    let pf = plan_file.to_str().unwrap();
+    let r = s.hawser(&["--policy", &policy, "plan", "--out", pf, "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    docker(&["service", "scale", "-d", &format!("{web}=3")]);
+    let r = s.hawser(&["--policy", &policy, "apply", "--plan", pf]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("stale plan: the managed objects of project `swt`"), "{r:?}");
+    assert!(service_field(&web, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}").contains("V=1"), "nothing applied");
+    docker(&["service", "scale", &format!("{web}=2")]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while task_containers(&web).len() != 2 {
+        assert!(std::time::Instant::now() < until, "the hand scaling back did not settle");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let r = s.hawser(&["--policy", &policy, "plan", "--out", pf, "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = s.hawser(&["--policy", &policy, "apply", "--plan", pf]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(service_field(&web, "{{.ID}}"), id, "updated, not recreated");
     assert!(service_field(&web, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}").contains("V=2"));
@@ -237,6 +257,23 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     drop(serve);
+
+    // Rollback: the earlier revision with the digest it ran then, though its tag has moved on.
+    let third = push_variant_to("127.0.0.1:5000", "swt-app", "latest", "three");
+    s.write("app.yaml", &manifest("5", 2, "", &token));
+    s.commit("v5");
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(service_field(&web, "{{.Spec.TaskTemplate.ContainerSpec.Image}}").ends_with(&third));
+    let r = s.hawser(&["--policy", &policy, "rollback", "{src}", "--to", &v2, "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(service_field(&web, "{{.ID}}"), id, "updated, not recreated");
+    assert!(service_field(&web, "{{.Spec.TaskTemplate.ContainerSpec.Image}}").ends_with(&second), "{r:?}");
+    for t in &task_containers(&web) {
+        assert_eq!(docker(&["exec", t, "sh", "-c", "echo $V; cat /marker"]), "2\ntwo");
+    }
+    let r = s.hawser(&["history", "--project", "swt"]);
+    assert!(r.stdout.contains(&v2[..8]), "{r:?}");
 
     // Prune: an unmanaged service is never touched; emptying the project needs --allow-empty.
     docker(&["service", "create", "-d", "--name", &format!("{NAMES}other"), IMAGE, "sleep", "600"]);

@@ -14,6 +14,10 @@ pub struct ImageRecord {
     pub used: BTreeMap<String, Vec<String>>,
     /// Per applied revision, each Image resource's reference.
     pub revisions: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per revision applied to a swarm, each tag its services run, pinned to the digest it
+    /// named then (the nodes keep their own images: nothing here is cleaned up).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub swarm_pins: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 fn path(state_dir: &Path, project: &str) -> PathBuf {

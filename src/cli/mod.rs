@@ -488,11 +488,11 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let mut d = load(cli, src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
             if d.target == desired::Target::Swarm {
-                if out.is_some() {
-                    return Err(CliError::Failed("plan --out is not supported on the swarm target yet".into()));
-                }
                 engine.inspect(|e| e.abort());
-                return swarm::plan(&cli.host, state_dir, early, &d, *output, *exit_code, *prune, *take_over).await;
+                let how =
+                    swarm::PlanOptions { output: *output, exit_code: *exit_code, prune: *prune, take_over: *take_over };
+                let out = out.as_deref().map(|file| (src, file));
+                return swarm::plan(&cli.host, state_dir, early, &d, &how, out).await;
             }
             drop(early);
             let engine = engine.unwrap_or_else(|| connect_early(cli));
@@ -503,22 +503,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let mut plan = diff::diff(&effective, &observed, &DiffOptions { prune: *prune, take_over: *take_over });
             plan.mask(&d.masked);
             if let Some(file) = out {
-                let saved = SavedPlan {
-                    format_version: diff::FORMAT_VERSION,
-                    source: std::fs::canonicalize(&src.source)
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|_| src.source.clone()),
-                    git_ref: src.sel.git_ref.clone(),
-                    path: src.sel.path.clone(),
-                    project: src.sel.project.clone(),
-                    prune: *prune,
-                    take_over: *take_over,
-                    host_fingerprint: fingerprint(&observed, &d),
-                    plan: serde_json::to_value(&plan).expect("plans serialize"),
-                };
-                let text = serde_json::to_string_pretty(&saved).expect("plans serialize");
-                std::fs::write(file, text + "\n")
-                    .map_err(|e| CliError::Failed(format!("cannot write the plan to {}: {e}", file.display())))?;
+                SavedPlan::new(src, *prune, *take_over, fingerprint(&observed, &d), &plan).write(file)?;
             }
             print_plan(&plan, *output);
             Ok(if *exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
@@ -529,12 +514,18 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 sel: Selection { git_ref: Some(to.clone()), path: path.clone(), project: project.clone() },
             };
             let mut d = load(cli, &src, state_dir)?;
-            if d.target == desired::Target::Swarm {
-                return Err(CliError::Failed(
-                    "rollback is not supported on the swarm target yet: apply the earlier revision with `hawser apply --ref`".into(),
-                ));
-            }
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
+            if d.target == desired::Target::Swarm {
+                let opts = ApplyOptions {
+                    prune: *prune,
+                    take_over: false,
+                    yes: *yes,
+                    allow_empty: false,
+                    quiet: cli.quiet,
+                    saved: None,
+                };
+                return swarm::rollback(&cli.host, state_dir, source, d, &opts).await;
+            }
             // The images that revision ran, as recorded when it was applied; else resolved anew.
             let record = apply::images::ImageRecord::load(state_dir, &d.project);
             match record.revisions.get(&d.revision) {
@@ -604,10 +595,12 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 quiet: cli.quiet,
                 saved: saved.as_ref(),
             };
-            if d.target == desired::Target::Swarm {
-                if saved.is_some() {
-                    return Err(CliError::Failed("apply --plan is not supported on the swarm target yet".into()));
+            if let Some(sp) = &saved {
+                if d.target == desired::Target::Swarm {
+                    sp.check_revision(&d)?;
                 }
+            }
+            if d.target == desired::Target::Swarm {
                 engine.inspect(|e| e.abort());
                 let lock = lock_timeout.map(|t| t.as_std());
                 return swarm::apply(&cli.host, state_dir, early, &src.source, &d, &opts, lock).await;
@@ -616,15 +609,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             let engine = engine.unwrap_or_else(|| connect_early(cli));
             crate::runtime::registry::resolve_digests(&mut d).await;
             if let Some(sp) = &saved {
-                if sp.field("revision") != d.revision || sp.field("project") != d.project {
-                    return Err(CliError::Failed(format!(
-                        "stale plan: it was made for project `{}` at revision {}, and the source is now at {} (project `{}`); run `hawser plan --out` again",
-                        sp.field("project"),
-                        sp.field("revision"),
-                        d.revision,
-                        d.project
-                    )));
-                }
+                sp.check_revision(&d)?;
             }
             let run = RunOptions {
                 lock_timeout: lock_timeout.map(|t| t.as_std()),
@@ -802,6 +787,53 @@ struct SavedPlan {
 }
 
 impl SavedPlan {
+    fn new(src: &SourceArgs, prune: bool, take_over: bool, host_fingerprint: String, plan: &diff::Plan) -> SavedPlan {
+        SavedPlan {
+            format_version: diff::FORMAT_VERSION,
+            source: std::fs::canonicalize(&src.source)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| src.source.clone()),
+            git_ref: src.sel.git_ref.clone(),
+            path: src.sel.path.clone(),
+            project: src.sel.project.clone(),
+            prune,
+            take_over,
+            host_fingerprint,
+            plan: serde_json::to_value(plan).expect("plans serialize"),
+        }
+    }
+
+    fn write(&self, file: &std::path::Path) -> Result<(), CliError> {
+        let text = serde_json::to_string_pretty(self).expect("plans serialize");
+        std::fs::write(file, text + "\n")
+            .map_err(|e| CliError::Failed(format!("cannot write the plan to {}: {e}", file.display())))
+    }
+
+    /// Refuses a saved plan made for another revision or project than `d`'s.
+    fn check_revision(&self, d: &DesiredState) -> Result<(), CliError> {
+        if self.field("revision") != d.revision || self.field("project") != d.project {
+            return Err(CliError::Failed(format!(
+                "stale plan: it was made for project `{}` at revision {}, and the source is now at {} (project `{}`); run `hawser plan --out` again",
+                self.field("project"),
+                self.field("revision"),
+                d.revision,
+                d.project
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a saved plan when the host's objects, or the plan made now, differ from then.
+    fn check_unchanged(&self, fingerprint: &str, plan: &diff::Plan, project: &str) -> Result<(), CliError> {
+        let now = serde_json::to_value(plan).expect("plans serialize");
+        if fingerprint != self.host_fingerprint || self.plan != now {
+            return Err(CliError::Failed(format!(
+                "stale plan: the managed objects of project `{project}` on the host changed since the plan was made; run `hawser plan --out` again"
+            )));
+        }
+        Ok(())
+    }
+
     fn field(&self, key: &str) -> &str {
         self.plan.get(key).and_then(|v| v.as_str()).unwrap_or_default()
     }
@@ -926,13 +958,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
     let (observed, plan, d) = reconcile::plan(engine, d, &opts).await?;
     let d = d.as_ref();
     if let Some(sp) = saved {
-        let now = serde_json::to_value(&plan).expect("plans serialize");
-        if fingerprint(&observed, d) != sp.host_fingerprint || sp.plan != now {
-            return Err(CliError::Failed(format!(
-                "stale plan: the managed objects of project `{}` on the host changed since the plan was made; run `hawser plan --out` again",
-                d.project
-            )));
-        }
+        sp.check_unchanged(&fingerprint(&observed, d), &plan, &d.project)?;
     }
     if !quiet {
         print!("{}", diff::render::text(&plan, color()));

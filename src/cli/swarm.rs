@@ -2,8 +2,10 @@
 //! one host, through a manager.
 
 use super::{
-    color, confirm, print_plan, record_apply, short_revision, ApplyOptions, CliError, Output, EXIT_CHANGES, EXIT_OK,
+    color, confirm, print_plan, record_apply, short_revision, ApplyOptions, CliError, Output, SavedPlan, SourceArgs,
+    EXIT_CHANGES, EXIT_OK,
 };
+use crate::apply::images::ImageRecord;
 use crate::desired::{DesiredState, Target};
 use crate::diff;
 use crate::reconcile;
@@ -55,6 +57,11 @@ impl Early {
         early
     }
 
+    /// No early lookups, and nothing to remember.
+    pub(super) fn none() -> Early {
+        Early { key: String::new(), remembered: BTreeSet::new(), pins: EarlyPins::default() }
+    }
+
     /// Whether this source was a swarm project last time.
     pub(super) fn was_swarm(&self) -> bool {
         !self.remembered.is_empty()
@@ -64,7 +71,7 @@ impl Early {
     /// that can't remember is only slower next time).
     fn remember(&self, state_dir: &Path, d: &DesiredState) {
         let tags = reconcile::swarm_tags(d);
-        if tags == self.remembered {
+        if self.key.is_empty() || tags == self.remembered {
             return;
         }
         let mut all = read_remembered(state_dir);
@@ -88,24 +95,63 @@ fn read_remembered(state_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
         .unwrap_or_default()
 }
 
-#[allow(clippy::too_many_arguments)]
+pub(super) struct PlanOptions {
+    pub output: Output,
+    pub exit_code: bool,
+    pub prune: bool,
+    pub take_over: bool,
+}
+
+/// `out`: where to save the plan (`--out`), and the source it was made from.
 pub(super) async fn plan(
     host: &str,
     state_dir: &Path,
     early: Early,
     d: &DesiredState,
-    output: Output,
-    exit_code: bool,
-    prune: bool,
-    take_over: bool,
+    how: &PlanOptions,
+    out: Option<(&SourceArgs, &Path)>,
 ) -> Result<u8, CliError> {
     let engine = SwarmEngine::at(host)?;
-    let opts = reconcile::Options { prune, take_over, allow_empty: false };
+    let opts = reconcile::Options { prune: how.prune, take_over: how.take_over, allow_empty: false };
     early.remember(state_dir, d);
-    let (_, plan, _, warnings) = reconcile::plan_swarm(&engine, d, &opts, early.pins).await?;
+    let (observed, plan, _, warnings) = reconcile::plan_swarm(&engine, d, &opts, early.pins).await?;
     warn(&warnings);
-    print_plan(&plan, output);
-    Ok(if exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
+    if let Some((src, file)) = out {
+        // The plan names the digests the tags were pinned to: applying it later pins again, and
+        // a tag moved since makes the plan stale, so what is applied is what was reviewed.
+        SavedPlan::new(src, how.prune, how.take_over, fingerprint(&observed, d), &plan).write(file)?;
+    }
+    print_plan(&plan, how.output);
+    Ok(if how.exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
+}
+
+fn fingerprint(observed: &crate::observed::swarm::SwarmState, d: &DesiredState) -> String {
+    let names: BTreeSet<String> = d.containers.keys().chain(d.networks.keys()).cloned().collect();
+    crate::observed::swarm::fingerprint(observed, &d.project, &names)
+}
+
+/// `hawser rollback` on a swarm: the earlier revision, with each tag pinned to the digest it
+/// ran when that revision was applied (else resolved anew, with a note).
+pub(super) async fn rollback(
+    host: &str,
+    state_dir: &Path,
+    source: &str,
+    mut d: DesiredState,
+    opts: &ApplyOptions<'_>,
+) -> Result<u8, CliError> {
+    let record = ImageRecord::load(state_dir, &d.project);
+    match record.swarm_pins.get(&d.revision) {
+        Some(pins) => {
+            for c in d.containers.values_mut() {
+                if let Some(pinned) = pins.get(&c.spec.image) {
+                    let tag = std::mem::replace(&mut c.spec.image, pinned.clone());
+                    d.declared_images.insert(c.name.clone(), tag);
+                }
+            }
+        }
+        None => eprintln!("note: no record of the digests revision {} ran; resolving its tags anew", d.revision),
+    }
+    apply(host, state_dir, Early::none(), source, &d, opts, None).await
 }
 
 pub(super) async fn apply(
@@ -122,26 +168,31 @@ pub(super) async fn apply(
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let started = std::time::Instant::now();
     early.remember(state_dir, d);
-    let result = run(&engine, d, opts, early.pins).await;
+    let result = run(&engine, state_dir, d, opts, early.pins).await;
     record_apply(state_dir, source, d, &result, started);
     result.map(|(code, _)| code)
 }
 
 async fn run(
     engine: &SwarmEngine,
+    state_dir: &Path,
     d: &DesiredState,
     o: &ApplyOptions<'_>,
     early: EarlyPins,
 ) -> Result<(u8, usize), CliError> {
     let ropts = reconcile::Options { prune: o.prune, allow_empty: o.allow_empty, take_over: o.take_over };
-    let (_, plan, d, warnings) = reconcile::plan_swarm(engine, d, &ropts, early).await?;
+    let (observed, plan, d, warnings) = reconcile::plan_swarm(engine, d, &ropts, early).await?;
     warn(&warnings);
     let d = &d;
+    if let Some(sp) = o.saved {
+        sp.check_unchanged(&fingerprint(&observed, d), &plan, &d.project)?;
+    }
     if !o.quiet {
         print!("{}", diff::render::text(&plan, color()));
     }
     reconcile::check(&plan, d, &ropts)?;
     if !plan.has_changes() {
+        record_pins(state_dir, d);
         return Ok((EXIT_OK, 0));
     }
     if !confirm(o.yes) {
@@ -154,10 +205,30 @@ async fn run(
         }
     };
     let report = reconcile::execute_swarm(engine, d, &plan, &mut progress).await?;
+    record_pins(state_dir, d);
     if !quiet {
         println!("Applied revision {} of project {} to the swarm: {} change(s).", d.revision, d.project, report.done);
     }
     Ok((EXIT_OK, report.done))
+}
+
+/// Notes the digest each tag of the applied revision `d` (pinned) runs, for `hawser rollback`
+/// (best effort: without it a rollback resolves the tags anew, and says so).
+fn record_pins(state_dir: &Path, d: &DesiredState) {
+    let pins: BTreeMap<String, String> = d
+        .declared_images
+        .iter()
+        .filter_map(|(name, tag)| d.containers.get(name).map(|c| (tag.clone(), c.spec.image.clone())))
+        .filter(|(_, pinned)| pinned.contains('@'))
+        .collect();
+    let mut record = ImageRecord::load(state_dir, &d.project);
+    if pins.is_empty() || record.swarm_pins.get(&d.revision) == Some(&pins) {
+        return;
+    }
+    record.swarm_pins.insert(d.revision.clone(), pins);
+    if let Err(e) = record.save(state_dir, &d.project) {
+        eprintln!("warning: cannot record the digests of revision {} for rollback: {e}", d.revision);
+    }
 }
 
 /// Per service: desired and running tasks, and the nodes they run on.

@@ -114,6 +114,28 @@ pub struct SwarmState {
     pub nodes: BTreeMap<String, ObservedNode>,
 }
 
+/// What a saved plan (`hawser plan --out`) was made against: the project's services (each at
+/// its version, so an update of any kind since, by hand or by the cluster, makes it stale),
+/// networks and secrets, and any object of the names it declares.
+pub fn fingerprint(state: &SwarmState, project: &str, names: &std::collections::BTreeSet<String>) -> String {
+    use sha2::{Digest, Sha256};
+    let relevant = |owner: &Option<Ownership>, name: &str| {
+        owner.as_ref().is_some_and(|o| o.project == project) || names.contains(name)
+    };
+    let mut lines: Vec<String> = Vec::new();
+    for s in state.services.iter().filter(|s| relevant(&s.owner, &s.name)) {
+        lines.push(format!("s {} {} {} {} {:?}", s.name, s.id, s.version, s.image, s.replicas));
+    }
+    for n in state.networks.iter().filter(|n| relevant(&n.owner, &n.name)) {
+        lines.push(format!("n {} {} {}", n.name, n.id, n.owner.as_ref().map(|o| o.spec_hash.as_str()).unwrap_or("-")));
+    }
+    for x in state.secrets.iter().filter(|x| relevant(&x.owner, &x.name)) {
+        lines.push(format!("x {} {}", x.name, x.id));
+    }
+    lines.sort();
+    hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ObservedNode {
     pub hostname: String,
