@@ -146,7 +146,7 @@ def main():
     finally:
         sh([CLUSTER, "down"], check=False)
     med = lambda xs: statistics.median([x for x in xs if x is not None]) if any(x is not None for x in xs) else None
-    fmt = lambda v: f"{v:.2f}" if v is not None else "n/a"
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}" if v < 0.1 else f"{v:.2f}"
     out = [BEGIN, f"## Swarm: {a.services} services on a three-node cluster ({a.runs} runs, median)", "",
            "Made by `bench/swarm.py` on `tests/support/swarm-cluster` (three dockerds in network namespaces of "
            "this machine, one overlay network, one replica each, start-first updates). hawser waits until the "

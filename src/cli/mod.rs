@@ -494,7 +494,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 let out = out.as_deref().map(|file| (src, file));
                 return swarm::plan(&cli.host, state_dir, early, &d, &how, out).await;
             }
-            drop(early);
+            early.forget(state_dir);
             let engine = engine.unwrap_or_else(|| connect_early(cli));
             crate::runtime::registry::resolve_digests(&mut d).await;
             let engine = host_engine(engine, &d, state_dir).await?;
@@ -605,7 +605,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 let lock = lock_timeout.map(|t| t.as_std());
                 return swarm::apply(&cli.host, state_dir, early, &src.source, &d, &opts, lock).await;
             }
-            drop(early);
+            early.forget(state_dir);
             let engine = engine.unwrap_or_else(|| connect_early(cli));
             crate::runtime::registry::resolve_digests(&mut d).await;
             if let Some(sp) = &saved {

@@ -38,7 +38,7 @@ pub(super) struct Early {
 impl Early {
     /// Begins the lookups remembered for `source` on `host`, unless the target is known not to be
     /// a swarm.
-    pub(super) fn begin(state_dir: &Path, host: &str, source: &super::SourceArgs, target: Option<Target>) -> Early {
+    pub(super) fn begin(state_dir: &Path, host: &str, source: &SourceArgs, target: Option<Target>) -> Early {
         let sel = &source.sel;
         let key = [host, &source.source, sel.git_ref.as_deref().unwrap_or(""), sel.path.as_deref().unwrap_or("")]
             .join("\n")
@@ -75,16 +75,33 @@ impl Early {
             return;
         }
         let mut all = read_remembered(state_dir);
-        if all.len() >= REMEMBERED_MAX {
+        if !all.contains_key(&self.key) && all.len() >= REMEMBERED_MAX {
             all.clear();
         }
-        all.insert(self.key.clone(), tags);
-        let path = state_dir.join(REMEMBERED_TAGS);
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        let text = serde_json::to_vec(&all).expect("tags serialize");
-        if std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        if tags.is_empty() {
+            all.remove(&self.key);
+        } else {
+            all.insert(self.key.clone(), tags);
         }
+        write_remembered(state_dir, &all);
+    }
+
+    /// The source is not a swarm project (any more): nothing to ask early next time.
+    pub(super) fn forget(self, state_dir: &Path) {
+        if self.was_swarm() {
+            let mut all = read_remembered(state_dir);
+            all.remove(&self.key);
+            write_remembered(state_dir, &all);
+        }
+    }
+}
+
+fn write_remembered(state_dir: &Path, all: &BTreeMap<String, BTreeSet<String>>) {
+    let path = state_dir.join(REMEMBERED_TAGS);
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let text = serde_json::to_vec(all).expect("tags serialize");
+    if std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
 }
 
@@ -299,4 +316,55 @@ pub(super) async fn status(host: &str, project: Option<&str>, output: Output) ->
         }
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{self, ManifestFile};
+
+    fn desired(images: &[&str]) -> DesiredState {
+        let text: Vec<String> = images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| format!("kind: Container\nmetadata: {{name: s{i}}}\nspec: {{image: \"{image}\"}}\n"))
+            .collect();
+        let files = [ManifestFile { path: "stack.yaml".into(), text: text.join("---\n") }];
+        desired::load("p", "rev", &files).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn source(path: &str) -> SourceArgs {
+        SourceArgs { source: path.into(), sel: Default::default() }
+    }
+
+    #[tokio::test]
+    async fn the_tags_a_source_pinned_are_asked_for_early_next_time_and_forgotten_off_the_swarm() {
+        let state = tempfile::tempdir().unwrap();
+        // Nothing answers there: a lookup begun is aborted, or fails unseen.
+        let sock = state.path().join("docker.sock");
+        std::fs::write(&sock, "").unwrap();
+        let host = &format!("unix://{}", sock.display());
+        let first = Early::begin(state.path(), host, &source("/repo"), None);
+        assert!(!first.was_swarm() && first.pins.is_empty());
+        first.remember(
+            state.path(),
+            &desired(&[
+                "reg/a:1",
+                "reg/b@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                "reg/a:1",
+            ]),
+        );
+
+        let again = Early::begin(state.path(), host, &source("/repo"), None);
+        assert!(again.was_swarm());
+        assert_eq!(again.remembered, BTreeSet::from(["reg/a:1".to_string()]), "pinned by digest: not looked up");
+        assert!(!again.pins.is_empty());
+        // Another source, another manager, or a target known not to be a swarm: nothing early.
+        assert!(!Early::begin(state.path(), host, &source("/other"), None).was_swarm());
+        assert!(!Early::begin(state.path(), "unix:///other.sock", &source("/repo"), None).was_swarm());
+        assert!(Early::begin(state.path(), host, &source("/repo"), Some(Target::Docker)).pins.is_empty());
+
+        again.forget(state.path());
+        assert!(!Early::begin(state.path(), host, &source("/repo"), None).was_swarm());
+    }
 }
