@@ -275,9 +275,36 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
     let r = s.hawser(&["history", "--project", "swt"]);
     assert!(r.stdout.contains(&v2[..8]), "{r:?}");
 
+    // dependsOn: a service is created only once its dependency's tasks run, healthy.
+    let (db, api) = (format!("{NAMES}db"), format!("{NAMES}api"));
+    let forever = "trap 'exit 0' TERM; while true; do sleep 1; done";
+    s.write(
+        "deps.yaml",
+        &format!(
+            "kind: Container\nmetadata: {{name: {db}}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sh, -c, \"sleep 3; touch /tmp/ok; {forever}\"]\n  healthcheck: {{test: [CMD, test, -f, /tmp/ok], interval: 1s, timeout: 1s, retries: 30}}\n  stopTimeout: 2s\n---\nkind: Container\nmetadata: {{name: {api}}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sh, -c, \"{forever}\"]\n  dependsOn: {{{db}: healthy}}\n  stopTimeout: 2s\n"
+        ),
+    );
+    s.commit("v6 deps");
+    let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let task = docker(&["service", "ps", "-q", "--filter", "desired-state=running", &db]);
+    let healthy_at = docker(&["inspect", "--format", "{{json .Status.Timestamp}}", task.trim()]);
+    let created_at = service_field(&api, "{{json .CreatedAt}}");
+    let db_created_at = service_field(&db, "{{json .CreatedAt}}");
+    let nanos = |t: &str| -> u128 {
+        let out = std::process::Command::new("date").args(["-d", t.trim_matches('"'), "+%s%N"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    };
+    assert!(nanos(&healthy_at) >= nanos(&db_created_at) + 2_500_000_000, "{db} ran healthy at {healthy_at}");
+    assert!(
+        nanos(&created_at) >= nanos(&healthy_at),
+        "{api} was created at {created_at}, before {db} ran healthy at {healthy_at}: {r:?}"
+    );
+
     // Prune: an unmanaged service is never touched; emptying the project needs --allow-empty.
     docker(&["service", "create", "-d", "--name", &format!("{NAMES}other"), IMAGE, "sleep", "600"]);
     s.remove("app.yaml");
+    s.remove("deps.yaml");
     s.commit("nothing");
     let r = s.hawser(&["--policy", &policy, "apply", "--yes", "--prune", "{src}"]);
     assert_eq!(r.code, 1, "{r:?}");
