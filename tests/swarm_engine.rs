@@ -256,6 +256,20 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
         assert!(std::time::Instant::now() < until, "serve did not undo the hand scaling: {replicas}");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // The service's metrics sample the swarm's services too.
+    let metrics = || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", 19495)).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        text
+    };
+    let text = metrics();
+    let label = format!("{{project=\"swt\",kind=\"Service\",name=\"{web}\"}}");
+    assert!(text.contains(&format!("hawser_service_tasks_running{label} 2")), "{text}");
+    assert!(text.contains(&format!("hawser_service_tasks_desired{label} 2")), "{text}");
+    assert!(text.contains(&format!("hawser_resource_running{label} 1")), "{text}");
     drop(serve);
 
     // Rollback: the earlier revision with the digest it ran then, though its tag has moved on.

@@ -154,6 +154,8 @@ pub struct ResourceSample {
     pub restarts: i64,
     /// Memory in bytes and CPU time in seconds, where the target reads them (native).
     pub usage: Option<(u64, f64)>,
+    /// A swarm service's tasks: running, and desired.
+    pub tasks: Option<(u64, u64)>,
 }
 
 /// The service's metrics, in the Prometheus registry of `prometheus-client`.
@@ -170,6 +172,8 @@ pub struct Metrics {
     restarts: Family<ResourceLabel, Gauge>,
     memory: Family<ResourceLabel, Gauge>,
     cpu: Family<ResourceLabel, Gauge<f64, AtomicU64>>,
+    tasks_running: Family<ResourceLabel, Gauge>,
+    tasks_desired: Family<ResourceLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -245,6 +249,18 @@ impl Default for Metrics {
             Unit::Seconds,
             cpu.clone(),
         );
+        let tasks_running = Family::<ResourceLabel, Gauge>::default();
+        registry.register(
+            "hawser_service_tasks_running",
+            "The tasks of a managed swarm service that run now",
+            tasks_running.clone(),
+        );
+        let tasks_desired = Family::<ResourceLabel, Gauge>::default();
+        registry.register(
+            "hawser_service_tasks_desired",
+            "The tasks a managed swarm service should run",
+            tasks_desired.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -258,6 +274,8 @@ impl Default for Metrics {
             restarts,
             memory,
             cpu,
+            tasks_running,
+            tasks_desired,
         }
     }
 }
@@ -298,7 +316,13 @@ impl Metrics {
         self.restarts.clear();
         self.memory.clear();
         self.cpu.clear();
+        self.tasks_running.clear();
+        self.tasks_desired.clear();
         for r in resources {
+            if let Some((running, desired)) = r.tasks {
+                self.tasks_running.get_or_create(&r.label).set(running as i64);
+                self.tasks_desired.get_or_create(&r.label).set(desired as i64);
+            }
             if let Some((mem, cpu)) = r.usage {
                 self.memory.get_or_create(&r.label).set(mem as i64);
                 self.cpu.get_or_create(&r.label).set(cpu);
@@ -330,13 +354,24 @@ mod tests {
         let web = ResourceLabel { project: "shop".into(), kind: "Container".into(), name: "web".into() };
         let text = m.render(
             std::slice::from_ref(&status),
-            &[ResourceSample {
-                label: web.clone(),
-                running: true,
-                healthy: Some(false),
-                restarts: 3,
-                usage: Some((1 << 20, 0.5)),
-            }],
+            &[
+                ResourceSample {
+                    label: web.clone(),
+                    running: true,
+                    healthy: Some(false),
+                    restarts: 3,
+                    usage: Some((1 << 20, 0.5)),
+                    tasks: None,
+                },
+                ResourceSample {
+                    label: ResourceLabel { project: "shop".into(), kind: "Service".into(), name: "api".into() },
+                    running: false,
+                    healthy: None,
+                    restarts: 1,
+                    usage: None,
+                    tasks: Some((2, 3)),
+                },
+            ],
         );
         for line in [
             "hawser_reconciles_total{source=\"shop\",outcome=\"changed\"} 1",
@@ -349,13 +384,18 @@ mod tests {
             "hawser_resource_restarts{project=\"shop\",kind=\"Container\",name=\"web\"} 3",
             "hawser_resource_memory_bytes{project=\"shop\",kind=\"Container\",name=\"web\"} 1048576",
             "hawser_resource_cpu_seconds{project=\"shop\",kind=\"Container\",name=\"web\"} 0.5",
+            "hawser_service_tasks_running{project=\"shop\",kind=\"Service\",name=\"api\"} 2",
+            "hawser_service_tasks_desired{project=\"shop\",kind=\"Service\",name=\"api\"} 3",
+            "hawser_resource_running{project=\"shop\",kind=\"Service\",name=\"api\"} 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         assert!(!text.contains("phase=\"apply\""), "a phase that did not run is not counted");
+        assert!(!text.contains("tasks_running{project=\"shop\",kind=\"Container\""), "a container has no tasks");
         assert!(text.contains("hawser_last_success_timestamp_seconds{source=\"shop\"} 1500000000"), "{text}");
         // A container gone by the next scrape is gone from it.
         let text = m.render(&[status], &[]);
         assert!(!text.contains("hawser_resource_running{"), "{text}");
+        assert!(!text.contains("hawser_service_tasks_running{"), "{text}");
     }
 }

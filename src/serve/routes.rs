@@ -184,7 +184,28 @@ async fn sample_resources(web: &Web) -> Vec<metrics::ResourceSample> {
             .collect();
         samples.extend(samples_of(managed, details, usage));
     }
+    // The swarm, once a source has used it: its managed services and their tasks.
+    if let Some(swarm) = web.svc.swarm.get() {
+        if let Ok(observed) = swarm.observe().await {
+            samples.extend(observed.services.into_iter().filter_map(service_sample));
+        }
+    }
     samples
+}
+
+fn service_sample(s: crate::observed::swarm::ObservedService) -> Option<metrics::ResourceSample> {
+    let owner = s.owner?;
+    let desired = s.replicas.unwrap_or(s.desired_tasks);
+    // Tasks that failed and were replaced, as restarts are on one host.
+    let restarts = s.tasks.iter().filter(|t| t.current && matches!(t.state.as_str(), "failed" | "rejected")).count();
+    Some(metrics::ResourceSample {
+        label: metrics::ResourceLabel { project: owner.project, kind: "Service".into(), name: owner.name },
+        running: s.running_tasks >= desired && desired > 0,
+        healthy: None,
+        restarts: restarts as i64,
+        usage: None,
+        tasks: Some((s.running_tasks, desired)),
+    })
 }
 
 fn samples_of(
@@ -209,6 +230,7 @@ fn samples_of(
                 },
                 restarts: st.map(|s| s.restart_count).unwrap_or(0),
                 usage,
+                tasks: None,
             }
         })
         .collect()
