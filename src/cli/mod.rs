@@ -515,15 +515,15 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             };
             let mut d = load(cli, &src, state_dir)?;
             desired::secrets::resolve(&mut d, state_dir).map_err(CliError::Invalid)?;
+            let opts = ApplyOptions {
+                prune: *prune,
+                take_over: false,
+                yes: *yes,
+                allow_empty: false,
+                quiet: cli.quiet,
+                saved: None,
+            };
             if d.target == desired::Target::Swarm {
-                let opts = ApplyOptions {
-                    prune: *prune,
-                    take_over: false,
-                    yes: *yes,
-                    allow_empty: false,
-                    quiet: cli.quiet,
-                    saved: None,
-                };
                 return swarm::rollback(&cli.host, state_dir, source, d, &opts).await;
             }
             // The images that revision ran, as recorded when it was applied; else resolved anew.
@@ -543,14 +543,6 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                     crate::runtime::registry::resolve_digests(&mut d).await;
                 }
             }
-            let opts = ApplyOptions {
-                prune: *prune,
-                take_over: false,
-                yes: *yes,
-                allow_empty: false,
-                quiet: cli.quiet,
-                saved: None,
-            };
             let run = RunOptions { lock_timeout: None, parallel: 8, keep_images: 3 };
             run_apply(connect_early(cli), state_dir, source, &d, &opts, &run).await
         }
