@@ -33,7 +33,7 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
     let mut diags = Vec::new();
     for (name, c) in d.containers.iter_mut() {
         for (var, r) in c.spec.secret_env.iter_mut() {
-            match std::fs::read_to_string(&r.file) {
+            match read_bounded(&r.file).and_then(|b| String::from_utf8(b).map_err(std::io::Error::other)) {
                 Ok(value) => {
                     let value = value.strip_suffix('\n').unwrap_or(&value).to_string();
                     r.digest = Some(keyed_digest(&key, &value));
@@ -76,8 +76,8 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
             }
             // Secret files are mounted, not read into the container: only their digest is needed.
             let Mount::Secret { file, target, digest } = m else { continue };
-            match std::fs::read(&*file) {
-                Ok(bytes) => *digest = Some(keyed_digest(&key, &String::from_utf8_lossy(&bytes))),
+            match read_bounded(file) {
+                Ok(bytes) => *digest = Some(keyed_digest_bytes(&key, &bytes)),
                 Err(e) => diags.push(Diagnostic {
                     file: c.origin.file.clone(),
                     pos: c.origin.pos,
@@ -94,10 +94,30 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
     }
 }
 
+/// The most of a secret file that is read: a secret is a password, a key or a certificate chain,
+/// and a path that names something else (a device, a log) must not be read without end.
+const SECRET_MAX: u64 = 1 << 20;
+
+fn read_bounded(path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(SECRET_MAX + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > SECRET_MAX {
+        return Err(std::io::Error::other("it is larger than 1 MiB, more than a secret"));
+    }
+    Ok(bytes)
+}
+
 /// `hmac:` and 16 hex digits of HMAC-SHA256(key, value).
 pub fn keyed_digest(key: &[u8], value: &str) -> String {
+    keyed_digest_bytes(key, value.as_bytes())
+}
+
+/// As `keyed_digest`, of bytes that need not be text (a secret file may be binary: every byte
+/// counts, so a changed one makes a new digest).
+pub fn keyed_digest_bytes(key: &[u8], value: &[u8]) -> String {
     let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(value.as_bytes());
+    mac.update(value);
     format!("hmac:{}", hex::encode(&mac.finalize().into_bytes()[..8]))
 }
 
@@ -141,6 +161,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_file_is_read_to_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"\xffkey").unwrap();
+        assert_eq!(read_bounded(small.to_str().unwrap()).unwrap(), b"\xffkey");
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; (SECRET_MAX + 1) as usize]).unwrap();
+        assert!(read_bounded(big.to_str().unwrap()).unwrap_err().to_string().contains("larger than 1 MiB"));
+        // A device that never ends is cut off at the bound, not read forever.
+        assert!(read_bounded("/dev/zero").is_err());
+    }
+
+    #[test]
     fn the_key_is_made_once_private_and_the_digest_depends_on_it() {
         let dir = tempfile::tempdir().unwrap();
         let key = digest_key(dir.path()).unwrap();
@@ -152,6 +185,9 @@ mod tests {
         assert_ne!(keyed_digest(&key, "hunter2"), keyed_digest(&other_key, "hunter2"));
         assert_ne!(keyed_digest(&key, "hunter2"), keyed_digest(&key, "hunter3"));
         assert_eq!(keyed_digest(&key, "hunter2"), keyed_digest(&key, "hunter2"));
+        // Binary values: two invalid UTF-8 sequences are two values, not one replacement char.
+        assert_ne!(keyed_digest_bytes(&key, b"\xff\x01"), keyed_digest_bytes(&key, b"\xfe\x01"));
+        assert_eq!(keyed_digest_bytes(&key, b"hunter2"), keyed_digest(&key, "hunter2"));
         // Not the unkeyed digest a dictionary could be run against.
         use sha2::Digest;
         let plain = hex::encode(&sha2::Sha256::digest(b"hunter2")[..8]);
