@@ -24,6 +24,10 @@ pub fn init(path: &Path, project: Option<&str>, branch: &str, cli: &Cli, state_d
         sh_quote(&cli.host),
         sh_quote(&state_dir.display().to_string())
     );
+    // A target chosen for the whole command line (`--target`) holds for the deploys too.
+    if let Some(t) = cli.target {
+        env.push_str(&format!("export HAWSER_TARGET={}\n", sh_quote(t.as_str())));
+    }
     if let Some(p) = &cli.policy {
         let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
         env.push_str(&format!("export HAWSER_POLICY={}\n", sh_quote(&p.display().to_string())));

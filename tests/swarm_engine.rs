@@ -27,8 +27,8 @@ impl Swarm {
 
 impl Drop for Swarm {
     fn drop(&mut self) {
-        for kind in ["service", "secret"] {
-            let ids = docker(&[kind, "ls", "-q", "--filter", "label=dev.hawser.project=swt"]);
+        for (kind, project) in [("service", "swt"), ("secret", "swt"), ("service", "swtp")] {
+            let ids = docker(&[kind, "ls", "-q", "--filter", &format!("label=dev.hawser.project={project}")]);
             for id in ids.lines().filter(|l| !l.is_empty()) {
                 let _ = docker_raw(&[kind, "rm", id]);
             }
@@ -314,6 +314,39 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
         nanos(&created_at) >= nanos(&healthy_at),
         "{api} was created at {created_at}, before {db} ran healthy at {healthy_at}: {r:?}"
     );
+
+    // git push deploys: a remote made with `--target swarm` deploys to the swarm, though the
+    // pushed hawser.toml names no target (on one host, `replicas` would reject the push).
+    let pushed = Stack::new("swtp");
+    let remote = tempfile::tempdir().unwrap();
+    let bare = remote.path().join("prod.git");
+    let bare = bare.to_str().unwrap();
+    let r = pushed.hawser(&["--target", "swarm", "init-remote", bare]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let edge = format!("{NAMES}edge");
+    let push = |v: &str| {
+        pushed.write(
+            "app.yaml",
+            &format!("kind: Container\nmetadata: {{name: {edge}}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sh, -c, \"{forever}\"]\n  env: {{V: \"{v}\"}}\n  replicas: 2\n  stopTimeout: 2s\n"),
+        );
+        pushed.commit(&format!("v{v}"));
+        let out = std::process::Command::new("git")
+            .args(["push", bare, "HEAD:main"])
+            .current_dir(pushed.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success() && err.contains("hawser: deployed"), "{err}");
+    };
+    push("1");
+    let edge_id = service_field(&edge, "{{.ID}}");
+    push("2");
+    assert_eq!(service_field(&edge, "{{.ID}}"), edge_id, "updated, not recreated");
+    assert_eq!(service_field(&edge, "{{.Spec.Mode.Replicated.Replicas}}"), "2");
+    for t in &task_containers(&edge) {
+        assert_eq!(docker(&["exec", t, "sh", "-c", "echo $V"]), "2");
+    }
+    docker(&["service", "rm", &edge]);
 
     // Prune: an unmanaged service is never touched; emptying the project needs --allow-empty.
     docker(&["service", "create", "-d", "--name", &format!("{NAMES}other"), IMAGE, "sleep", "600"]);

@@ -39,11 +39,11 @@ impl Early {
     /// Begins the lookups remembered for `source` on `host`, unless the target is known not to be
     /// a swarm.
     pub(super) fn begin(state_dir: &Path, host: &str, source: &SourceArgs, target: Option<Target>) -> Early {
+        // Not by ref: a push deploy names each revision by its commit, and what one revision of
+        // a source pins, the next mostly pins too.
         let sel = &source.sel;
-        let key = [host, &source.source, sel.git_ref.as_deref().unwrap_or(""), sel.path.as_deref().unwrap_or("")]
-            .join("\n")
-            + "\n"
-            + sel.project.as_deref().unwrap_or("");
+        let key =
+            [host, &source.source, sel.path.as_deref().unwrap_or(""), sel.project.as_deref().unwrap_or("")].join("\n");
         let mut early = Early { key, remembered: BTreeSet::new(), pins: EarlyPins::default() };
         if target.is_some_and(|t| t != Target::Swarm) {
             return early;
