@@ -247,4 +247,14 @@ fn each_event_is_told_once_signed_and_a_receiver_down_for_30s_still_gets_it() {
     for r in got.lock().unwrap().iter() {
         assert!(!r.body.contains(marker), "a message holds the secret: {}", r.body);
     }
+
+    // Messages wait on disk only until delivered: the outboxes empty.
+    let waiting = || -> usize {
+        let root = s.state.path().join("notify");
+        let dirs =
+            std::fs::read_dir(&root).map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(dirs.len(), 2, "one outbox per target: {dirs:?}");
+        dirs.iter().map(|d| std::fs::read_dir(d).unwrap().count()).sum()
+    };
+    assert!(wait_until(Duration::from_secs(10), || waiting() == 0), "{} messages left", waiting());
 }

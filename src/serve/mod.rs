@@ -183,7 +183,7 @@ impl Service {
                 head: Mutex::new(None),
                 subject: Mutex::new(None),
                 failing: Mutex::new(None),
-                notifier: notify::Notifier::new(&name, &s.notify)?,
+                notifier: notify::Notifier::new(&name, &s.notify, Some(&state_dir.join("notify")))?,
                 name,
             }));
         }

@@ -11,7 +11,9 @@
 //!
 //! Delivery never blocks a reconcile: each target has its own queue and task, which retries a
 //! message with exponential backoff (1 s doubling to 60 s) for up to [`GIVE_UP_AFTER`], in
-//! order. How each target fares is part of the source's status (without its URL).
+//! order. Each waits in the target's outbox on disk until it is delivered or given up, so a
+//! restart sends what was still waiting (at least once). How each target fares is part of the
+//! source's status (without its URL).
 //!
 //! The `json` format's body (`formatVersion` 1):
 //! `{"formatVersion":1,"event":"failed","source":"shop","project":"shop","revision":"…",
@@ -21,9 +23,9 @@
 //! of the body under the file's contents (as hawser's own webhooks are signed).
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 /// A message not delivered after this long is dropped (and the failure reported).
@@ -87,7 +89,7 @@ pub struct NotifyConfig {
 }
 
 /// What happened, for every target of a source.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub format_version: u32,
@@ -95,11 +97,11 @@ pub struct Message {
     pub source: String,
     pub project: Option<String>,
     pub revision: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     /// RFC 3339, UTC.
     pub time: String,
@@ -150,8 +152,67 @@ pub struct TargetStatus {
 
 struct Target {
     events: Vec<EventKind>,
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<Queued>,
     status: Arc<Mutex<TargetStatus>>,
+    outbox: Option<Outbox>,
+}
+
+/// A message on its way, and its file in the outbox (removed once it is delivered or given up).
+struct Queued {
+    message: Message,
+    file: Option<PathBuf>,
+    /// When it was first queued (by an earlier run, for one left in the outbox).
+    since: std::time::SystemTime,
+}
+
+/// A target's messages not yet delivered, one file each (`STATE_DIR/notify/SOURCE-N/SEQ.json`),
+/// so a restart of the service delivers them instead of losing them. They are the messages as
+/// sent: secret values are hidden in them already.
+struct Outbox {
+    dir: PathBuf,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Outbox {
+    /// The outbox of target `index` of `source`, with what an earlier run left in it, oldest
+    /// first (a file that can't be read as a message is set aside as `.bad`).
+    fn open(root: &Path, source: &str, index: usize) -> std::io::Result<(Outbox, Vec<Queued>)> {
+        let name: String =
+            source.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let dir = root.join(format!("{name}-{index}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut left = Vec::new();
+        let mut last = 0;
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let path = entry.path();
+            let Some(seq) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            let Ok(seq) = seq.parse::<u64>() else { continue };
+            last = last.max(seq);
+            match std::fs::read(&path).ok().and_then(|t| serde_json::from_slice::<Message>(&t).ok()) {
+                Some(message) => {
+                    let since = entry.metadata().and_then(|m| m.modified()).unwrap_or_else(|_| SystemTime::now());
+                    left.push((seq, Queued { message, file: Some(path), since }));
+                }
+                None => {
+                    let _ = std::fs::rename(&path, path.with_extension("bad"));
+                }
+            }
+        }
+        left.sort_by_key(|(seq, _)| *seq);
+        let outbox = Outbox { dir, next: std::sync::atomic::AtomicU64::new(last + 1) };
+        Ok((outbox, left.into_iter().map(|(_, q)| q).collect()))
+    }
+
+    fn put(&self, m: &Message) -> std::io::Result<PathBuf> {
+        let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = self.dir.join(format!("{seq:020}.json"));
+        let tmp = self.dir.join(format!("{seq:020}.tmp"));
+        std::fs::write(&tmp, m.json())?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
 }
 
 /// The targets of one source.
@@ -181,8 +242,9 @@ fn read_secret(source: &str, index: usize, path: &PathBuf) -> Result<String, Not
 
 impl Notifier {
     /// Reads each target's URL (and key) now, so a wrong path stops the service at its start;
-    /// delivery tasks start with the first message.
-    pub fn new(source: &str, configs: &[NotifyConfig]) -> Result<Notifier, NotifyError> {
+    /// delivery tasks start with the first message. With `outbox` (`STATE_DIR/notify`), messages
+    /// wait on disk until delivered, and what an earlier run left there is sent first.
+    pub fn new(source: &str, configs: &[NotifyConfig], outbox: Option<&Path>) -> Result<Notifier, NotifyError> {
         let mut targets = Vec::new();
         for (i, c) in configs.iter().enumerate() {
             let url = read_secret(source, i + 1, &c.url_file)?;
@@ -202,8 +264,22 @@ impl Notifier {
             let status =
                 Arc::new(Mutex::new(TargetStatus { format: c.format, events: events.clone(), ..Default::default() }));
             let (tx, rx) = mpsc::channel(QUEUE);
+            let (outbox, left) = match outbox.map(|root| Outbox::open(root, source, i + 1)) {
+                Some(Ok((o, left))) => (Some(o), left),
+                Some(Err(e)) => {
+                    tracing::warn!(source, target = i + 1, error = %e, "no outbox: undelivered messages are lost on a restart");
+                    (None, Vec::new())
+                }
+                None => (None, Vec::new()),
+            };
+            for queued in left {
+                match tx.try_send(queued) {
+                    Ok(()) => status.lock().unwrap().pending += 1,
+                    Err(_) => break, // the rest wait on disk for the next start
+                }
+            }
             tokio::spawn(deliver(url, c.format, key, rx, status.clone()));
-            targets.push(Target { events, tx, status });
+            targets.push(Target { events, tx, status, outbox });
         }
         Ok(Notifier { targets })
     }
@@ -211,11 +287,21 @@ impl Notifier {
     /// Queues `m` for every target that wants its event; never waits.
     pub fn send(&self, m: &Message) {
         for t in self.targets.iter().filter(|t| t.events.contains(&m.event)) {
+            let file = t.outbox.as_ref().and_then(|o| match o.put(m) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    tracing::warn!(source = %m.source, error = %e, "a notification is not in the outbox: a restart loses it");
+                    None
+                }
+            });
             let mut st = t.status.lock().unwrap();
-            match t.tx.try_send(m.clone()) {
+            match t.tx.try_send(Queued { message: m.clone(), file, since: SystemTime::now() }) {
                 Ok(()) => st.pending += 1,
-                Err(_) => {
+                Err(e) => {
                     st.dropped += 1;
+                    if let Some(f) = e.into_inner().file {
+                        let _ = std::fs::remove_file(f);
+                    }
                     tracing::warn!(source = %m.source, "a notification queue is full; a message was dropped");
                 }
             }
@@ -232,7 +318,7 @@ async fn deliver(
     url: String,
     format: Format,
     key: Option<Vec<u8>>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Queued>,
     status: Arc<Mutex<TargetStatus>>,
 ) {
     let client = match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build() {
@@ -242,12 +328,11 @@ async fn deliver(
             return;
         }
     };
-    while let Some(m) = rx.recv().await {
+    while let Some(Queued { message: m, file, since }) = rx.recv().await {
         let body = match format {
             Format::Json => m.json(),
             Format::Slack => m.slack(),
         };
-        let first = std::time::Instant::now();
         let mut delay = Duration::from_secs(1);
         loop {
             let mut req = client.post(&url).header("content-type", "application/json").header("user-agent", "hawser");
@@ -273,7 +358,7 @@ async fn deliver(
                     Some(e) => {
                         st.failing = true;
                         st.last_error = Some(e.clone());
-                        if first.elapsed() > GIVE_UP_AFTER {
+                        if since.elapsed().unwrap_or_default() > GIVE_UP_AFTER {
                             st.pending = st.pending.saturating_sub(1);
                             st.dropped += 1;
                             tracing::warn!(source = %m.source, error = %e, "a notification was given up");
@@ -286,6 +371,9 @@ async fn deliver(
                 }
             };
             if done {
+                if let Some(f) = &file {
+                    let _ = std::fs::remove_file(f);
+                }
                 break;
             }
             tokio::time::sleep(delay).await;
@@ -357,13 +445,97 @@ mod tests {
         std::fs::write(&url, "http://127.0.0.1:9/hook?token=SECRETTOKEN\n").unwrap();
         let cfg = NotifyConfig { url_file: url.clone(), format: Format::Json, events: None, secret_file: None };
         rt.block_on(async {
-            let n = Notifier::new("shop", std::slice::from_ref(&cfg)).unwrap();
+            let n = Notifier::new("shop", std::slice::from_ref(&cfg), None).unwrap();
             assert_eq!(n.status()[0].events.len(), 6);
             let status = serde_json::to_string(&n.status()).unwrap();
             assert!(!status.contains("SECRETTOKEN"));
         });
         std::fs::write(&url, "ftp://nope\n").unwrap();
-        let e = rt.block_on(async { Notifier::new("shop", &[cfg]).err().unwrap().to_string() });
+        let e = rt.block_on(async { Notifier::new("shop", &[cfg], None).err().unwrap().to_string() });
         assert!(e.contains("http://") && !e.contains("ftp://nope"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod outbox_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn message(revision: &str) -> Message {
+        Message {
+            format_version: 1,
+            event: EventKind::Deployed,
+            source: "shop".into(),
+            project: Some("shop".into()),
+            revision: Some(revision.into()),
+            subject: None,
+            changes: vec![],
+            cause: None,
+            time: rfc3339(1_795_545_341.0),
+        }
+    }
+
+    #[test]
+    fn undelivered_messages_outlive_the_service_and_are_sent_in_order_after_a_restart() {
+        let state = tempfile::tempdir().unwrap();
+        let root = state.path().join("notify");
+        let url = state.path().join("url");
+        let cfg = NotifyConfig { url_file: url.clone(), format: Format::Json, events: None, secret_file: None };
+        // Nothing listens: the messages wait in the outbox.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std::fs::write(&url, format!("http://{}/hook\n", closed.local_addr().unwrap())).unwrap();
+        drop(closed);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let n = Notifier::new("shop", std::slice::from_ref(&cfg), Some(&root)).unwrap();
+            n.send(&message("r1"));
+            n.send(&message("r2"));
+            assert_eq!(n.status()[0].pending, 2);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        });
+        drop(rt); // the service stops
+        let outbox = root.join("shop-1");
+        assert_eq!(files(&outbox), ["00000000000000000001.json", "00000000000000000002.json"]);
+        std::fs::write(outbox.join("00000000000000000000.json"), "not a message").unwrap();
+
+        // The next start sends them, oldest first, and empties the outbox.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let got = rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            std::fs::write(&url, format!("http://{}/hook\n", listener.local_addr().unwrap())).unwrap();
+            let n = Notifier::new("shop", std::slice::from_ref(&cfg), Some(&root)).unwrap();
+            assert_eq!(n.status()[0].pending, 2, "what the last run left");
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                let (mut c, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0; 64 * 1024];
+                let mut text = String::new();
+                while !text.contains("\"revision\"") || !text.ends_with('}') {
+                    let k = c.read(&mut buf).await.unwrap();
+                    assert!(k > 0, "{text}");
+                    text.push_str(&String::from_utf8_lossy(&buf[..k]));
+                }
+                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await.unwrap();
+                got.push(text.split("\"revision\":\"").nth(1).unwrap()[..2].to_string());
+            }
+            for _ in 0..50 {
+                if n.status()[0].delivered == 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(n.status()[0].delivered, 2);
+            got
+        });
+        assert_eq!(got, ["r1", "r2"]);
+        assert_eq!(files(&outbox), ["00000000000000000000.bad"], "delivered ones are gone; a bad file set aside");
     }
 }
