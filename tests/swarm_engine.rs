@@ -279,6 +279,14 @@ fn a_project_runs_its_whole_lifecycle_on_a_swarm() {
     let r = s.hawser(&["--policy", &policy, "apply", "--yes", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(service_field(&web, "{{.Spec.TaskTemplate.ContainerSpec.Image}}").ends_with(&third));
+    // A saved plan names the digests it pinned: the tag moving on makes it stale.
+    let r = s.hawser(&["--policy", &policy, "plan", "--out", pf, "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    push_variant_to("127.0.0.1:5000", "swt-app", "latest", "four");
+    let r = s.hawser(&["--policy", &policy, "apply", "--plan", pf]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("stale plan"), "{r:?}");
+    assert!(service_field(&web, "{{.Spec.TaskTemplate.ContainerSpec.Image}}").ends_with(&third), "nothing applied");
     let r = s.hawser(&["--policy", &policy, "rollback", "{src}", "--to", &v2, "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(service_field(&web, "{{.ID}}"), id, "updated, not recreated");
