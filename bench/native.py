@@ -8,7 +8,7 @@ keeps it). Not a test: it asserts nothing and times everything.
 
 Usage: bench/native.py [--containers 20] [--runs 3] [--out BENCHMARKS.md]
 """
-import argparse, json, os, section, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, proc, json, os, section, shutil, statistics, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = "127.0.0.1:5000/busybox:latest"
@@ -21,20 +21,7 @@ NOOPS = 5
 RUN = f"{os.getpid() % 10000}"
 
 
-def sh(cmd, check=True, cwd=None):
-    r = subprocess.run(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if check and r.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
-    return r
-
-
-def timed(cmd, cwd=None):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-    if r.returncode != 0:
-        print(f"failed: {' '.join(cmd)}\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}", file=sys.stderr)
-        return None
-    return time.perf_counter() - t
+sh, timed = proc.runners(ENV)
 
 
 def stack(n, prefix, version):

@@ -9,7 +9,7 @@ has converged, is compared with the waiting one.
 
 Usage: bench/swarm.py [--services 20] [--runs 3] [--out BENCHMARKS.md]
 """
-import argparse, section, json, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, proc, section, json, os, shutil, statistics, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(ROOT, "tests/support/swarm-cluster")
@@ -23,20 +23,7 @@ BEGIN, END = "<!-- swarm benchmark -->", "<!-- /swarm benchmark -->"
 NOOPS = 5
 
 
-def sh(cmd, check=True, cwd=None):
-    r = subprocess.run(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if check and r.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
-    return r
-
-
-def timed(cmd, cwd=None):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-    if r.returncode != 0:
-        print(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}", file=sys.stderr)
-        return None
-    return time.perf_counter() - t
+sh, timed = proc.runners(ENV)
 
 
 def converged(prefix, version, n):

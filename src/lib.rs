@@ -19,4 +19,5 @@ pub mod remote;
 pub mod runtime;
 pub mod serve;
 pub mod source;
+pub mod state_file;
 pub mod terminal;

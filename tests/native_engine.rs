@@ -22,6 +22,20 @@ impl Drop for Pruned<'_> {
     }
 }
 
+/// A native-target project whose one container, `{p}-c`, runs `command`; committed.
+fn one_container(p: &str, command: &str) -> Stack {
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    s.write(
+        "c.yaml",
+        &format!(
+            "kind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: \"{IMAGE}\"\n  command: \"{command}\"\n  stopTimeout: 1s\n"
+        ),
+    );
+    s.commit("first");
+    s
+}
+
 /// The container's status as its monitor recorded it (null when there is no such container).
 fn native_status(s: &Stack, name: &str) -> serde_json::Value {
     let root = s.state.path().join("native");
@@ -66,16 +80,8 @@ spec:
 fn serve_needs_no_engine_and_repairs_an_exit_at_once() {
     use std::time::{Duration, Instant};
     let p = "nt-serve";
-    let s = Stack::new(p);
-    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    let s = one_container(p, "exec sleep 3600");
     let _pruned = Pruned(&s);
-    s.write(
-        "c.yaml",
-        &format!(
-            "kind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: \"{IMAGE}\"\n  command: \"exec sleep 3600\"\n  stopTimeout: 1s\n"
-        ),
-    );
-    s.commit("first");
     let log = std::fs::File::create(s.state.path().join("serve.log")).unwrap();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hawser"))
         .args(["serve", &s.path().display().to_string(), "--interval", "1h", "--listen", "127.0.0.1:19512"])
@@ -111,16 +117,8 @@ fn serve_needs_no_engine_and_repairs_an_exit_at_once() {
 #[test]
 fn a_container_whose_monitor_was_killed_is_run_again_under_a_new_one() {
     let p = "nt-mon";
-    let s = Stack::new(p);
-    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    let s = one_container(p, "echo started; exec sleep 3600");
     let _pruned = Pruned(&s);
-    s.write(
-        "c.yaml",
-        &format!(
-            "kind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: \"{IMAGE}\"\n  command: \"echo started; exec sleep 3600\"\n  stopTimeout: 1s\n"
-        ),
-    );
-    s.commit("first");
     assert_eq!(s.hawser(&["apply", "-y", "{src}"]).code, 0);
     let status = || native_status(&s, &format!("{p}-c"));
     let (monitor, pid) = (status()["monitor_pid"].as_i64().unwrap(), status()["pid"].as_i64().unwrap());

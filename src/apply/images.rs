@@ -35,9 +35,7 @@ impl ImageRecord {
     pub fn save(&self, state_dir: &Path, project: &str) -> std::io::Result<()> {
         let p = path(state_dir, project);
         std::fs::create_dir_all(p.parent().expect("has a parent"))?;
-        let tmp = p.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("serializes"))?;
-        std::fs::rename(tmp, p)
+        crate::state_file::write_atomic(&p, &serde_json::to_vec_pretty(self).expect("serializes"))
     }
 
     /// Notes what `revision` runs.

@@ -97,12 +97,8 @@ impl Early {
 }
 
 fn write_remembered(state_dir: &Path, all: &BTreeMap<String, BTreeSet<String>>) {
-    let path = state_dir.join(REMEMBERED_TAGS);
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let text = serde_json::to_vec(all).expect("tags serialize");
-    if std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = crate::state_file::write_atomic(&state_dir.join(REMEMBERED_TAGS), &text);
 }
 
 fn read_remembered(state_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {

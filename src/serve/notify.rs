@@ -208,9 +208,7 @@ impl Outbox {
     fn put(&self, m: &Message) -> std::io::Result<PathBuf> {
         let seq = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let path = self.dir.join(format!("{seq:020}.json"));
-        let tmp = self.dir.join(format!("{seq:020}.tmp"));
-        std::fs::write(&tmp, m.json())?;
-        std::fs::rename(&tmp, &path)?;
+        crate::state_file::write_atomic(&path, m.json().as_bytes())?;
         Ok(path)
     }
 }

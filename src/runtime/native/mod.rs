@@ -440,7 +440,8 @@ impl Engine for NativeEngine {
             subnet,
             internal: spec.internal,
         };
-        store::write_atomic(&file, &serde_json::to_vec_pretty(&rec).expect("records serialize")).map_err(io(&op))?;
+        crate::state_file::write_atomic(&file, &serde_json::to_vec_pretty(&rec).expect("records serialize"))
+            .map_err(io(&op))?;
         Ok(id)
     }
 
@@ -480,8 +481,11 @@ impl Engine for NativeEngine {
             return Err(fail(&op, ErrorKind::Conflict, format!("volume {name} exists")));
         }
         std::fs::create_dir_all(dir.join("_data")).map_err(io(&op))?;
-        store::write_atomic(&dir.join("labels.json"), &serde_json::to_vec(&labels).expect("labels serialize"))
-            .map_err(io(&op))
+        crate::state_file::write_atomic(
+            &dir.join("labels.json"),
+            &serde_json::to_vec(&labels).expect("labels serialize"),
+        )
+        .map_err(io(&op))
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {
@@ -688,7 +692,7 @@ impl Engine for NativeEngine {
             Err(e) => return Err(io(&op)(e)),
         }
         let old = std::mem::replace(&mut rec.name, new_name.to_string());
-        store::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
+        crate::state_file::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
             .map_err(io(&op))?;
         let _ = std::fs::remove_file(names.join(old));
         hosts::refresh(&self.root);
@@ -758,7 +762,7 @@ impl NativeEngine {
         };
         self.write_etc(&p, &rec).map_err(|e| e.to_string())?;
         p.write_status(&Status::default()).map_err(|e| e.to_string())?;
-        store::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
+        crate::state_file::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
             .map_err(|e| e.to_string())
     }
 }

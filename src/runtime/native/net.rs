@@ -154,7 +154,8 @@ pub struct Attached {
 }
 
 fn save(dir: &Path, a: &Attached) -> Result<(), String> {
-    super::store::write_atomic(&dir.join("net.json"), &serde_json::to_vec(a).expect("json")).map_err(|e| e.to_string())
+    crate::state_file::write_atomic(&dir.join("net.json"), &serde_json::to_vec(a).expect("json"))
+        .map_err(|e| e.to_string())
 }
 
 /// What `attach` made for the container in `dir`, if anything.

@@ -139,7 +139,7 @@ impl Paths {
     }
 
     pub fn write_status(&self, s: &Status) -> std::io::Result<()> {
-        super::store::write_atomic(&self.status(), &serde_json::to_vec(s).expect("statuses serialize"))
+        crate::state_file::write_atomic(&self.status(), &serde_json::to_vec(s).expect("statuses serialize"))
     }
 
     /// Records `event` of the container `rec`: in its own events file (for a gate watching

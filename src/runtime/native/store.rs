@@ -11,6 +11,7 @@
 
 use crate::observed::{normalize_reference, repository};
 use crate::runtime::registry;
+use crate::state_file::write_atomic;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::{Client, Reference};
 use serde::{Deserialize, Serialize};
@@ -45,13 +46,6 @@ pub struct Store {
 
 fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
-}
-
-/// Writes `data` to `path` through a temporary file and a rename, so a reader never sees half.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
 }
 
 impl Store {
