@@ -146,3 +146,46 @@ fn a_container_whose_monitor_was_killed_is_run_again_under_a_new_one() {
     let logs = s.hawser(&["--target", "native", "logs", &format!("{p}-c")]);
     assert_eq!(logs.stdout.matches("started").count(), 2, "{logs:?}");
 }
+
+/// Attack: the native state folders were 0755, layers kept their setuid bits and containers'
+/// writable folders sat under the same tree: `su nobody` ran a setuid-root file from an image
+/// layer, and one a container had made setuid at run time, and got euid 0. Now the native
+/// folder is 0700, as Docker keeps its own, and no file under it is reachable by another user.
+#[test]
+fn another_user_of_the_host_cannot_run_a_setuid_file_of_a_container_or_a_layer() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = "nt-setuid";
+    let s = one_container(p, "cp /bin/busybox /tmp/rootsh && chmod 4755 /tmp/rootsh && exec sleep 3600");
+    let _pruned = Pruned(&s);
+    // As a state dir under /var/lib is: others may pass through it.
+    std::fs::set_permissions(s.state.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = s.state.path().join("native");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap(); // as an older version left it
+    let r = s.hawser(&["apply", "-y", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o777, 0o700);
+    let id = std::fs::read_to_string(root.join("names").join(format!("{p}-c"))).unwrap();
+    let rootsh = root.join("containers").join(id.trim()).join("upper/tmp/rootsh");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&rootsh).map(|m| m.permissions().mode() & 0o4000 == 0).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "the container made no setuid file");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let layer_file = std::fs::read_dir(root.join("images/layers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("bin/busybox"))
+        .find(|p| p.exists())
+        .expect("the image's busybox in a layer");
+    for file in [&rootsh, &layer_file] {
+        let f = file.display().to_string();
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", &f, "sh", "-c", "id -u"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success() && stdout.trim().is_empty(), "nobody ran {f}: {stdout}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{out:?}");
+    }
+}

@@ -206,7 +206,7 @@ fn each_event_is_told_once_signed_and_a_receiver_down_for_30s_still_gets_it() {
     assert!(wait_until(Duration::from_secs(60), || runs_version(&format!("{p}-web"), "3")));
     let status = || -> serde_json::Value {
         let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        c.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        c.write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).unwrap();
         serde_json::from_str(out.split_once("\r\n\r\n").unwrap().1).unwrap()

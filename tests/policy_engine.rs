@@ -146,3 +146,59 @@ fn capability_spellings_and_volume_devices_cannot_get_past_the_policy() {
     let out = exec(&format!("{p}-c"), &["cat", "/data/hello.txt"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "bound\n");
 }
+
+/// Attack: a Volume (or compose `driver_opts`) of `type: overlay` with `lowerdir=/etc` and a
+/// `device` inside the bind roots validated and applied, and the container read the host's
+/// /etc/shadow. Now every host path of the mount options is held to the bind roots; an overlay
+/// made entirely of folders under them still works.
+#[test]
+fn an_overlay_volume_cannot_read_host_folders_through_its_mount_options() {
+    let p = "t-policy-overlay";
+    // Made before the stack, so it outlives the container that mounts it.
+    let roots = tempfile::tempdir().unwrap();
+    let s = Stack::new(p);
+    for d in ["lower", "upper", "work"] {
+        std::fs::create_dir_all(roots.path().join(d)).unwrap();
+    }
+    std::fs::write(roots.path().join("lower/hello.txt"), "from the lower layer\n").unwrap();
+    let pol = policy_file(s.state.path(), &format!("bindRoots = [\"{}\"]\n", roots.path().display()));
+    let r = roots.path().display();
+    let volume = |lower: &str| {
+        format!(
+            "kind: Volume\nmetadata: {{name: {p}-v}}\nspec:\n  driverOpts:\n    type: overlay\n    device: \"{r}/lower\"\n    o: \"lowerdir={lower},upperdir={r}/upper,workdir={r}/work\"\n"
+        )
+    };
+    s.write("c.yaml", &container(p, &format!("  volumes: [\"{p}-v:/data\"]\n")));
+    s.write("v.yaml", &volume("/etc"));
+    s.commit("overlay of the host's /etc");
+    let run = s.hawser(&["--policy", &pol, "apply", "{src}"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("v.yaml:7:") && run.stderr.contains("volume option `lowerdir`"), "{run:?}");
+    assert!(run.stderr.contains("`/etc` is outside the allowed roots"), "{run:?}");
+    assert!(container_id(&format!("{p}-c")).is_none());
+    assert!(!docker(&["volume", "ls", "-q"]).contains(&format!("{p}-v")), "nothing of the revision is applied");
+
+    // The same through a compose file's driver_opts.
+    s.remove("c.yaml");
+    s.remove("v.yaml");
+    s.write(
+        "compose.yaml",
+        &format!(
+            "services:\n  c:\n    image: \"{IMAGE}\"\n    command: [sleep, \"3600\"]\n    volumes: [\"data:/data\"]\nvolumes:\n  data:\n    driver_opts:\n      type: overlay\n      device: overlay\n      o: \"lowerdir=/etc:{r}/lower,upperdir={r}/upper,workdir={r}/work\"\n"
+        ),
+    );
+    s.commit("compose overlay of the host's /etc");
+    let run = s.hawser(&["--policy", &pol, "apply", "{src}"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("compose.yaml:11:") && run.stderr.contains("`/etc` is outside"), "{run:?}");
+
+    // Inside the roots, the overlay is mounted and the container reads the lower folder.
+    s.remove("compose.yaml");
+    s.write("c.yaml", &container(p, &format!("  volumes: [\"{p}-v:/data\"]\n")));
+    s.write("v.yaml", &volume(&format!("{r}/lower")));
+    s.commit("overlay inside the roots");
+    let run = s.hawser(&["--policy", &pol, "apply", "{src}"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let out = exec(&format!("{p}-c"), &["cat", "/data/hello.txt"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from the lower layer\n");
+}

@@ -212,6 +212,10 @@ pub enum Command {
         /// listen on anything but loopback).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// A name browsers reach the dashboard by, besides the listen address (repeatable);
+        /// requests naming any other host are refused.
+        #[arg(long = "host-name", value_name = "NAME")]
+        host_names: Vec<String>,
         /// Resync (local) or poll (remote) period.
         #[arg(long, value_parser = parse_duration, default_value = "60s")]
         interval: desired::Duration,
@@ -616,6 +620,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             sel,
             listen,
             token_file,
+            host_names,
             interval,
             fetch_timeout,
             webhook_secret_file,
@@ -626,6 +631,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
                 None => ServeConfig {
                     listen: listen.clone(),
                     token_file: None,
+                    host_names: Vec::new(),
                     sources: vec![SourceConfig {
                         name: None,
                         repo: source.clone().unwrap_or_default(),
@@ -648,6 +654,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             if token_file.is_some() {
                 cfg.token_file = token_file.clone();
             }
+            cfg.host_names.extend(host_names.iter().cloned());
             for s in &mut cfg.sources {
                 if s.allowed_signers.is_none() {
                     s.allowed_signers = cli.allowed_signers.clone();
@@ -880,7 +887,7 @@ async fn host_engine(
 ) -> Result<HostEngine, CliError> {
     if d.target == desired::Target::Native {
         early.abort();
-        return Ok(HostEngine::Native(NativeEngine::open(state_dir)?));
+        return Ok(HostEngine::Native(NativeEngine::open(state_dir)?.with_limits(d.host_limits)));
     }
     Ok(HostEngine::Docker(connected(early).await?))
 }

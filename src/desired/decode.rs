@@ -109,6 +109,10 @@ impl<'n> Fields<'n> {
     pub(super) fn finish(self, what: &str, sink: &mut Sink<'_>) {
         for (k, _) in self.entries {
             if !self.asked.contains(&k.name.as_str()) {
+                if sink.full() {
+                    sink.error(k.pos, String::new());
+                    continue;
+                }
                 let hint = match did_you_mean(&k.name, &self.asked) {
                     Some(s) => format!("; did you mean `{s}`?"),
                     None => format!("; expected one of: {}", self.asked.join(", ")),

@@ -146,6 +146,12 @@ impl<'a> Sink<'a> {
         Sink { file: self.file, text: self.text, diags }
     }
 
+    /// Whether further errors are only counted: a caller skips the work of a message (a
+    /// suggestion) that would not be shown.
+    pub fn full(&self) -> bool {
+        self.diags.len() >= MAX_DIAGNOSTICS
+    }
+
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
         if self.diags.len() > MAX_DIAGNOSTICS {
             return;
@@ -187,6 +193,10 @@ impl std::error::Error for Diagnostics {}
 /// Case, `_` and `-` are ignored (`depends_on` means `dependsOn`), and a known name that starts
 /// the unknown one counts (`environment` means `env`).
 pub fn did_you_mean<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
+    // Names are short: a long word is no typo of one, and comparing it costs its length.
+    if unknown.len() > 64 {
+        return None;
+    }
     let fold = |s: &str| s.chars().filter(|c| *c != '_' && *c != '-').collect::<String>().to_ascii_lowercase();
     let lower = fold(unknown);
     let close = known

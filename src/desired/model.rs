@@ -87,6 +87,8 @@ pub struct DesiredState {
     pub repo_files_root: std::path::PathBuf,
     /// The host policy's age identity, which decrypts encrypted snapshots when they are written.
     pub age_identity: Option<std::path::PathBuf>,
+    /// The host policy's bounds on what applying reads (image layers, decrypted files).
+    pub host_limits: HostLimits,
     /// Folders of the project's data on the host (`STATE_DIR/data/PROJECT/...`), for compose
     /// bind mounts of paths the repository does not have: created when applied, never removed.
     pub data_folders: Vec<std::path::PathBuf>,
@@ -96,6 +98,19 @@ pub struct DesiredState {
     pub masked: MaskedValues,
     /// What the revision is deployed to (`target` of `hawser.toml`, or `--target`).
     pub target: Target,
+}
+
+/// What the host policy bounds at apply, from data a pusher or an image publisher chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostLimits {
+    /// The most one image layer may unpack to on the native target (`maxLayerSize`).
+    pub layer: u64,
+}
+
+impl Default for HostLimits {
+    fn default() -> Self {
+        HostLimits { layer: 2 << 30 }
+    }
 }
 
 /// What a project is deployed to: one Docker host, or a swarm through one of its managers.

@@ -4,7 +4,7 @@
 
 use super::diag::{Diagnostic, Diagnostics, Pos, Sink};
 use super::model::{ContainerSpec, Mount, NetworkSpec, VolumeSpec};
-use super::types::Capability;
+use super::types::{ByteSize, Capability};
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
 
@@ -79,9 +79,17 @@ pub struct Policy {
     /// Host folders `secretEnv` files may be read from.
     #[serde(default = "default_secret_roots")]
     pub secret_roots: Vec<PathBuf>,
+    /// The most one image layer may unpack to (native target): a small compressed blob can
+    /// otherwise grow to fill the disk.
+    #[serde(default = "default_max_layer_size")]
+    pub max_layer_size: ByteSize,
     /// The socket of the engine hawser drives, added by the CLI from `--host`.
     #[serde(skip)]
     pub engine_sockets: Vec<PathBuf>,
+}
+
+fn default_max_layer_size() -> ByteSize {
+    ByteSize(super::model::HostLimits::default().layer)
 }
 
 fn all_variables() -> Vec<String> {
@@ -114,6 +122,7 @@ impl Default for Policy {
             age_identity: None,
             allow_variables: all_variables(),
             secret_roots: default_secret_roots(),
+            max_layer_size: default_max_layer_size(),
             engine_sockets: Vec::new(),
         }
     }
@@ -160,6 +169,48 @@ pub const CONTAINED_NETWORK_DRIVERS: &[&str] = &["bridge", "overlay"];
 pub const NETWORK_FILESYSTEMS: &[&str] =
     &["nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "ceph", "glusterfs", "sshfs", "9p", "afs", "lustre"];
 
+/// Filesystem types of the local driver that mount nothing of the host's but the `device`
+/// they are given (held to the bind roots): a bind, memory, an overlay, a disk.
+pub const LOCAL_FILESYSTEMS: &[&str] = &[
+    "none", "bind", "rbind", "tmpfs", "ramfs", "overlay", "ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "exfat",
+    "ntfs", "ntfs3", "f2fs", "iso9660", "udf", "squashfs", "erofs", "zfs",
+];
+
+/// Mount options whose value is a host path, or a `:`-separated list of them (overlayfs's
+/// layers, ext4's external journal, XFS's log and realtime devices, btrfs's member devices).
+const PATH_OPTIONS: &[&str] =
+    &["lowerdir", "lowerdir+", "upperdir", "workdir", "datadir+", "journal_path", "logdev", "rtdev", "device"];
+
+/// `o` of a local volume as the kernel reads it: comma-separated `key` or `key=value`.
+fn mount_options(o: &str) -> Vec<(String, Option<String>)> {
+    o.split(',')
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().to_string())),
+            None => (kv.to_ascii_lowercase(), None),
+        })
+        .collect()
+}
+
+/// `value` split at each `sep` not escaped by a backslash (overlayfs writes `\:` for a colon).
+fn split_unescaped(value: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == sep {
+            out.push(&value[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    out.push(&value[start..]);
+    out
+}
+
 /// A part of the desired state that the policy refuses: `at` is its key in the resource's
 /// [`Spans`](super::decode::Spans), for the position of the message.
 #[derive(Clone, Debug, PartialEq)]
@@ -175,6 +226,11 @@ impl Finding {
 }
 
 impl Policy {
+    /// The bounds this policy sets on applying.
+    pub fn host_limits(&self) -> super::model::HostLimits {
+        super::model::HostLimits { layer: self.max_layer_size.0 }
+    }
+
     /// Reads a policy file; its errors are positioned like manifest errors.
     pub fn from_file(path: &Path) -> Result<Policy, Diagnostics> {
         let shown = path.display().to_string();
@@ -269,8 +325,11 @@ impl Policy {
         out
     }
 
-    /// A Volume's driver and options: the local driver's `device` is a host path (bind) or a
-    /// host device, and its `type` may mount a network share from the host.
+    /// A Volume's driver and options. The local driver hands `type`, `device` and `o` to
+    /// mount(2) as the engine runs it, on the host: `device` is a host path (bind) or a host
+    /// device, every host path inside `o` (overlayfs's `lowerdir`, `upperdir`, `workdir`; a
+    /// journal or log device) is a bind by another name, `type` may mount a network share, and
+    /// a kernel filesystem (`proc`, `sysfs`...) would hand the container the host's view of it.
     pub fn check_volume(&self, s: &VolumeSpec) -> Vec<Finding> {
         let mut out = Vec::new();
         if s.external {
@@ -286,21 +345,51 @@ impl Policy {
             return out;
         }
         let ty = s.driver_opts.get("type").map(|t| t.trim().to_ascii_lowercase());
-        let binds = s.driver_opts.get("o").is_some_and(|o| o.split(',').any(|o| matches!(o.trim(), "bind" | "rbind")));
-        if let Some(ty) = &ty {
-            let fs = ty.split('.').next().unwrap_or(ty);
-            if NETWORK_FILESYSTEMS.contains(&fs) && !self.allow_network_volumes {
+        let options = s.driver_opts.get("o").map(|o| mount_options(o)).unwrap_or_default();
+        let binds = options.iter().any(|(k, v)| v.is_none() && matches!(k.as_str(), "bind" | "rbind"));
+        let family = ty.as_deref().map(|t| t.split('.').next().unwrap_or(t));
+        if let Some(fs) = family {
+            if NETWORK_FILESYSTEMS.contains(&fs) {
+                if !self.allow_network_volumes {
+                    out.push(Finding::new(
+                        "driverOpts/type",
+                        format!("a `{fs}` volume mounts a network share from the host; refused by the host policy (allowNetworkVolumes)"),
+                    ));
+                    return out;
+                }
+            } else if !binds && !LOCAL_FILESYSTEMS.contains(&fs) && !self.allow_unconfined {
                 out.push(Finding::new(
                     "driverOpts/type",
-                    format!("a `{ty}` volume mounts a network share from the host; refused by the host policy (allowNetworkVolumes)"),
+                    format!("volume type `{fs}` is not a disk, tmpfs or overlay filesystem: a kernel filesystem would show the container the host's own; refused by the host policy (allowUnconfined)"),
                 ));
-                return out;
+            }
+        }
+        // Every host path an option names, whatever the type: the kernel reads them all.
+        for (key, value) in &options {
+            let Some(value) = value else { continue };
+            let paths: Vec<&str> = if PATH_OPTIONS.contains(&key.as_str()) {
+                split_unescaped(value, ':')
+            } else if value.contains('/') {
+                vec![value.as_str()]
+            } else {
+                continue;
+            };
+            for path in paths.into_iter().filter(|p| !p.is_empty()) {
+                let why = if path.starts_with('/') {
+                    self.check_bind(&path.replace("\\:", ":")).err()
+                } else {
+                    Some(format!("`{key}={path}` is relative to wherever the engine runs; give an absolute path"))
+                };
+                if let Some(why) = why {
+                    out.push(Finding::new("driverOpts/o", format!("volume option `{key}`: {why}")));
+                }
             }
         }
         if let Some(device) = s.driver_opts.get("device") {
-            let remote = ty.as_deref().is_some_and(|t| NETWORK_FILESYSTEMS.contains(&t.split('.').next().unwrap_or(t)));
-            let virtual_fs = ty.as_deref().is_some_and(|t| matches!(t, "tmpfs" | "ramfs")) && !binds;
-            if binds || (!remote && !virtual_fs) {
+            let remote = family.is_some_and(|t| NETWORK_FILESYSTEMS.contains(&t));
+            // tmpfs and overlay take any word as their device: it names nothing on the host.
+            let nameless = family.is_some_and(|t| matches!(t, "tmpfs" | "ramfs" | "overlay")) && !binds;
+            if binds || (!remote && !nameless) {
                 // A bind or a block device: either way a host path, held to the bind roots.
                 if let Err(why) = self.check_bind(device) {
                     out.push(Finding::new("driverOpts/device", format!("volume device: {why}")));
@@ -566,6 +655,53 @@ mod tests {
         assert!(p.check_volume(&local_volume(&[("type", "none"), ("o", "bind"), ("device", "/srv/data")])).is_empty());
         assert!(p.check_volume(&local_volume(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=10m")])).is_empty());
         assert!(p.check_volume(&local_volume(&[])).is_empty());
+    }
+
+    /// Attack: `type: overlay, o: lowerdir=/etc,...` with a `device` inside the bind roots
+    /// validated, and the container read the host's /etc/shadow. Every host path in `o` counts.
+    #[test]
+    fn an_overlay_volume_cannot_reach_host_folders_through_its_mount_options() {
+        let p = Policy { bind_roots: vec!["/srv".into()], ..Policy::default() };
+        let overlay = |o: &str| local_volume(&[("type", "overlay"), ("device", "/srv/x"), ("o", o)]);
+        let f = p.check_volume(&overlay("lowerdir=/etc,upperdir=/srv/u,workdir=/srv/w"));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].at, "driverOpts/o");
+        assert!(f[0].message.contains("`lowerdir`") && f[0].message.contains("`/etc`"), "{f:?}");
+        // Each layer of a list, an escaped colon kept in its path, upper and work dirs alike.
+        let f = p.check_volume(&overlay("lowerdir=/srv/a:/root,upperdir=/srv/u,workdir=/var/tmp/w"));
+        assert_eq!(f.len(), 2, "{f:?}");
+        let f = p.check_volume(&overlay("lowerdir=/srv/a\\:b:/srv/c,upperdir=/srv/u,workdir=/srv/w"));
+        assert!(f.is_empty(), "{f:?}");
+        // `..` and relative paths (read from the engine's working folder) are no way around it.
+        assert_eq!(p.check_volume(&overlay("lowerdir=/srv/../etc,upperdir=/srv/u,workdir=/srv/w")).len(), 1);
+        assert_eq!(p.check_volume(&overlay("lowerdir=etc,upperdir=/srv/u,workdir=/srv/w")).len(), 1);
+        // Option names in any case, and a path in an option of another name.
+        assert_eq!(p.check_volume(&overlay("LowerDir=/etc,upperdir=/srv/u,workdir=/srv/w")).len(), 1);
+        let f = p.check_volume(&local_volume(&[
+            ("type", "ext4"),
+            ("device", "/srv/disk.img"),
+            ("o", "journal_path=/dev/sda2"),
+        ]));
+        assert_eq!(f.len(), 1, "{f:?}");
+        // A kernel filesystem shows the host's own processes or devices.
+        for ty in ["proc", "sysfs", "debugfs", "cgroup2", "devtmpfs"] {
+            let f = p.check_volume(&local_volume(&[("type", ty), ("device", ty)]));
+            assert!(
+                f.iter().any(|f| f.at == "driverOpts/type" && f.message.contains("allowUnconfined")),
+                "{ty}: {f:?}"
+            );
+        }
+        // An overlay entirely inside the roots, and tmpfs with its options, stay fine.
+        assert!(p
+            .check_volume(&local_volume(&[
+                ("type", "overlay"),
+                ("device", "overlay"),
+                ("o", "lowerdir=/srv/l,upperdir=/srv/u,workdir=/srv/w")
+            ]))
+            .is_empty());
+        assert!(p
+            .check_volume(&local_volume(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=100m,uid=1000")]))
+            .is_empty());
     }
 
     #[test]

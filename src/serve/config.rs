@@ -3,6 +3,7 @@
 //! ```toml
 //! listen = "127.0.0.1:9480"          # HTTP: the dashboard, /healthz, /status, /metrics, /hooks/NAME
 //! tokenFile = "/etc/hawser/dashboard.token"   # access token; needed to listen beyond loopback
+//! hostNames = ["hawser.example.org"]  # names browsers use for it, besides the listen address
 //!
 //! [[source]]
 //! name = "shop"                      # default: the repository's name
@@ -42,6 +43,10 @@ pub struct ServeConfig {
     /// The access token of the dashboard, /status and /metrics (see `serve::auth`).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// Names browsers reach the service by, besides its listen address (a request naming any
+    /// other host is refused: DNS rebinding).
+    #[serde(default)]
+    pub host_names: Vec<String>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }

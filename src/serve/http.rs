@@ -52,6 +52,10 @@ impl Default for Limits {
     }
 }
 
+/// The address a request came from, as the listener accepted it (a request extension).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub IpAddr);
+
 /// Connections counted per peer address, released when the guard drops.
 #[derive(Default)]
 struct Peers(Mutex<HashMap<IpAddr, usize>>);
@@ -148,6 +152,12 @@ pub async fn serve(listener: TcpListener, limits: Limits, app: Router, mut stop:
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _held = (slot, guard);
+            let ip = peer.ip();
+            let app =
+                tower::ServiceExt::map_request(app, move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(Peer(ip));
+                    req
+                });
             let service = hyper_util::service::TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)

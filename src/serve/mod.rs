@@ -205,7 +205,7 @@ impl Service {
             host: String::new(),
             swarm: tokio::sync::OnceCell::new(),
             live: tokio::sync::broadcast::channel(64).0,
-            access: auth::Access::new(&cfg.listen, cfg.token_file.as_deref())?,
+            access: auth::Access::new(&cfg.listen, cfg.token_file.as_deref(), &cfg.host_names)?,
         })
     }
 }
@@ -569,7 +569,7 @@ async fn run_reconcile(
         }
     } else if d.target == desired::Target::Native {
         // Its engine is files and processes of this host: opened per reconcile, at no cost.
-        match crate::runtime::native::NativeEngine::open(&svc.state_dir) {
+        match crate::runtime::native::NativeEngine::open(&svc.state_dir).map(|n| n.with_limits(d.host_limits)) {
             Ok(native) => {
                 let limited = Limited::new(&native, 8);
                 let r = reconcile::converge(&limited, d, &opts, &mut progress, &mut timings).await;

@@ -319,13 +319,16 @@ async fn deliver(
     mut rx: mpsc::Receiver<Queued>,
     status: Arc<Mutex<TargetStatus>>,
 ) {
-    let client = match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).build() {
-        Ok(c) => c,
-        Err(e) => {
-            status.lock().unwrap().last_error = Some(format!("no HTTP client: {e}"));
-            return;
-        }
-    };
+    // A redirect is not followed: it would send the body, and its signature, to wherever the
+    // target (or whoever answers in its place) names.
+    let client =
+        match reqwest::Client::builder().timeout(ATTEMPT_TIMEOUT).redirect(reqwest::redirect::Policy::none()).build() {
+            Ok(c) => c,
+            Err(e) => {
+                status.lock().unwrap().last_error = Some(format!("no HTTP client: {e}"));
+                return;
+            }
+        };
     while let Some(Queued { message: m, file, since }) = rx.recv().await {
         let body = match format {
             Format::Json => m.json(),
@@ -340,6 +343,10 @@ async fn deliver(
             let result = req.body(body.clone()).send().await;
             let error = match result {
                 Ok(r) if r.status().is_success() => None,
+                Ok(r) if r.status().is_redirection() => Some(format!(
+                    "the target answered {} (a redirect; hawser does not follow them: configure the URL it names)",
+                    r.status()
+                )),
                 Ok(r) => Some(format!("the target answered {}", r.status())),
                 // Without the URL, which is a credential.
                 Err(e) => Some(describe(&e)),
@@ -535,5 +542,44 @@ mod outbox_tests {
         });
         assert_eq!(got, ["r1", "r2"]);
         assert_eq!(files(&outbox), ["00000000000000000000.bad"], "delivered ones are gone; a bad file set aside");
+    }
+
+    /// Attack: notifications followed redirects to other hosts, and a 307 re-posted the body
+    /// and its signature there.
+    #[test]
+    fn a_redirect_is_not_followed_and_the_body_goes_nowhere_else() {
+        let state = tempfile::tempdir().unwrap();
+        let url = state.path().join("url");
+        let secret = state.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let cfg = NotifyConfig { url_file: url.clone(), format: Format::Json, events: None, secret_file: Some(secret) };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let away = format!("http://{}/steal", elsewhere.local_addr().unwrap());
+            std::fs::write(&url, format!("http://{}/hook\n", target.local_addr().unwrap())).unwrap();
+            let n = Notifier::new("shop", std::slice::from_ref(&cfg), None).unwrap();
+            n.send(&message("r1"));
+            let (mut c, _) = target.accept().await.unwrap();
+            let mut buf = vec![0; 64 * 1024];
+            let _ = c.read(&mut buf).await.unwrap();
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {away}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            c.write_all(answer.as_bytes()).await.unwrap();
+            drop(c);
+            let stolen = tokio::time::timeout(Duration::from_millis(800), elsewhere.accept()).await;
+            assert!(stolen.is_err(), "the body was re-posted to the redirect's target");
+            for _ in 0..50 {
+                if n.status()[0].failing {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let st = &n.status()[0];
+            assert!(st.failing && st.delivered == 0, "{st:?}");
+            assert!(st.last_error.as_deref().unwrap_or("").contains("does not follow"), "{st:?}");
+        });
     }
 }

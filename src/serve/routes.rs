@@ -27,6 +27,8 @@ use tokio::sync::Semaphore;
 const MAX_STREAMS: usize = 64;
 /// The history shown on a page, newest first.
 const HISTORY_ROWS: usize = 1000;
+/// "Reconcile now" is taken at most this often per source; more presses are answered 429.
+const BUTTON_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Web {
@@ -34,11 +36,13 @@ pub struct Web {
     /// The Docker engine, when this host has one (a host of native sources may not).
     pub engine: Option<Arc<DockerEngine>>,
     streams: Arc<Semaphore>,
+    /// When "Reconcile now" was last taken, per source.
+    pressed: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 /// The whole application: `limits` apply to every route but the event stream.
 pub fn app(svc: Arc<Service>, engine: Option<Arc<DockerEngine>>, limits: http::Limits) -> Router {
-    let web = Web { svc, engine, streams: Arc::new(Semaphore::new(MAX_STREAMS)) };
+    let web = Web { svc, engine, streams: Arc::new(Semaphore::new(MAX_STREAMS)), pressed: Default::default() };
     let guarded = Router::new()
         .route("/", get(overview))
         .route("/status", get(status))
@@ -58,23 +62,56 @@ pub fn app(svc: Arc<Service>, engine: Option<Arc<DockerEngine>>, limits: http::L
     let stream = Router::new()
         .route("/events", get(events))
         .route_layer(axum::middleware::from_fn_with_state(web.clone(), guard))
-        .with_state(web);
-    timed.merge(stream).fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(web.clone());
+    timed
+        .merge(stream)
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(axum::middleware::from_fn_with_state(web, host_guard))
+}
+
+/// Refuses a request that names another host than this service (DNS rebinding: a page of
+/// another site, its name rebound to this address). Probes and signed webhooks are not a
+/// browser's and keep answering whatever name they use.
+async fn host_guard(State(web): State<Web>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/healthz" || path.starts_with("/hooks/") || web.svc.access.host_allowed(req.headers()) {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::MISDIRECTED_REQUEST,
+        "refused: this service is not known by that name; add it to `hostNames` in the service config (or --host-name)\n",
+    )
+        .into_response()
+}
+
+fn peer(req_extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    req_extensions.get::<http::Peer>().map(|p| p.0)
+}
+
+fn too_many(wait: Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, HeaderValue::from(secs))],
+        format!("too many wrong tokens from this address; try again in {secs}s\n"),
+    )
+        .into_response()
 }
 
 /// Lets a request through with its [`Proof`], or answers 401: the login page to a browser,
 /// a bearer challenge to anything else.
 async fn guard(State(web): State<Web>, mut req: Request, next: Next) -> Response {
-    match web.svc.access.check(req.headers()) {
-        Some(proof) => {
+    match web.svc.access.check(req.headers(), peer(req.extensions())) {
+        Ok(proof) => {
             req.extensions_mut().insert(proof);
             next.run(req).await
         }
-        None if wants_html(req.headers()) => {
+        Err(Some(wait)) => too_many(wait),
+        Err(None) if wants_html(req.headers()) => {
             let page = dashboard::LoginPage { frame: frame(&web), failed: false };
             (StatusCode::UNAUTHORIZED, html(page.render())).into_response()
         }
-        None => (
+        Err(None) => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"hawser\""))],
             "an access token is needed: Authorization: Bearer TOKEN\n",
@@ -537,6 +574,22 @@ async fn reconcile_now(
     let Some(src) = find(&web, &name) else {
         return (StatusCode::NOT_FOUND, "no such source\n").into_response();
     };
+    {
+        // Each press is a reconcile and a history row: a page (or a script) pressing in a
+        // loop must not be able to keep the host busy or grow the history without end.
+        let mut pressed = web.pressed.lock().unwrap();
+        let now = std::time::Instant::now();
+        if let Some(last) = pressed.get(&src.name).filter(|t| now.duration_since(**t) < BUTTON_INTERVAL) {
+            let wait = BUTTON_INTERVAL.saturating_sub(now.duration_since(*last)).as_secs().max(1);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, HeaderValue::from(wait))],
+                format!("a reconcile of this source was asked for a moment ago; try again in {wait}s\n"),
+            )
+                .into_response();
+        }
+        pressed.insert(src.name.clone(), now);
+    }
     tracing::info!(source = %src.name, "reconcile asked for on the dashboard");
     src.trigger(Trigger::Manual);
     if proof == Proof::Bearer || csrf.is_none() {
@@ -567,18 +620,28 @@ struct LoginForm {
     csrf: Option<String>,
 }
 
-async fn login(State(web): State<Web>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(web): State<Web>,
+    Extension(peer): Extension<http::Peer>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let access = &web.svc.access;
     let csrf_ok = f.csrf.as_deref().is_some_and(|c| webhook::ct_eq(c.as_bytes(), access.csrf().as_bytes()));
     if !csrf_ok || !auth::same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "refused: not sent from this service's own page\n").into_response();
     }
-    match access.login(&f.token) {
-        Some(session) => {
-            let cookie = format!("{}={session}; HttpOnly; SameSite=Strict; Path=/", auth::SESSION_COOKIE);
+    match access.login(&f.token, Some(peer.0)) {
+        auth::Login::Granted(session) => {
+            let cookie = format!(
+                "{}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                auth::SESSION_COOKIE,
+                auth::SESSION_TTL.as_secs()
+            );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }
-        None => {
+        auth::Login::Throttled(wait) => too_many(wait),
+        auth::Login::Wrong => {
             let page = dashboard::LoginPage { frame: frame(&web), failed: true };
             (StatusCode::UNAUTHORIZED, html(page.render())).into_response()
         }
@@ -596,6 +659,7 @@ async fn logout(
     {
         return (StatusCode::FORBIDDEN, "refused\n").into_response();
     }
+    web.svc.access.logout(&headers);
     let cookie = format!("{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0", auth::SESSION_COOKIE);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }

@@ -573,6 +573,7 @@ pub fn desired_state(
     d.source = snap.source_id.clone();
     resolve_builds(&mut d, snap)?;
     d.age_identity = policy.age_identity.clone();
+    d.host_limits = policy.host_limits();
     let files_root = state_dir.join("files").join(&d.project);
     resolve_repo_files(&mut d, snap, &files_root)?;
     let data_root = state_dir.join("data").join(&d.project);

@@ -638,7 +638,9 @@ fn report_key(name: &str, pos: Pos, known: &[&str], what: &str, sink: &mut Sink<
     if known.contains(&name) || name.starts_with("x-") {
         return true;
     }
-    if UNSUPPORTED.contains(&name) {
+    if sink.full() {
+        sink.error(pos, String::new());
+    } else if UNSUPPORTED.contains(&name) {
         sink.error(pos, format!("compose key `{name}` in {what} is not supported by hawser"));
     } else {
         let hint = super::diag::did_you_mean(name, known).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();

@@ -62,6 +62,11 @@ impl NativeEngine {
         for d in ["containers", "names", "volumes", "runtime", "networks"] {
             std::fs::create_dir_all(root.join(d)).map_err(io(op))?;
         }
+        // Layers keep their setuid files and containers make their own in their upper folders:
+        // no other user of the host may reach any of it (Docker keeps its own folders 0700/0710).
+        // Set on every open, so a folder an older version made 0755 is closed too.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).map_err(io(op))?;
         let store = store::Store::open(root.join("images")).map_err(io(op))?;
         let monitor_exe = std::env::var_os("HAWSER_MONITOR_EXE")
             .map(PathBuf::from)
@@ -72,6 +77,12 @@ impl NativeEngine {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Holds pulls to the host policy's bounds.
+    pub fn with_limits(mut self, limits: crate::desired::HostLimits) -> NativeEngine {
+        self.store.max_layer_size = limits.layer;
+        self
     }
 
     fn paths(&self, id: &str) -> Paths {
@@ -218,11 +229,6 @@ impl NativeEngine {
             rec.spec.dns.iter().map(|d| format!("nameserver {d}\n")).collect::<String>()
         };
         std::fs::write(etc.join("resolv.conf"), resolv)
-    }
-
-    /// `etc/passwd` or `etc/group` of an image: the topmost layer that has it.
-    fn image_file(layers: &[PathBuf], file: &str) -> Option<String> {
-        layers.iter().find_map(|l| std::fs::read_to_string(l.join(file)).ok())
     }
 
     fn volume_users(&self, name: &str) -> Vec<String> {
@@ -726,8 +732,8 @@ impl NativeEngine {
             repo_mounts: &req.repo_mounts,
             volumes_dir: self.root.join("volumes"),
             etc_dir: p.etc(),
-            passwd: Self::image_file(&layers, "etc/passwd"),
-            group: Self::image_file(&layers, "etc/group"),
+            passwd: store::read_image_file(&layers, "etc/passwd"),
+            group: store::read_image_file(&layers, "etc/group"),
             netns: on_network.then(|| net::netns_path(id)),
             nofile: nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
                 .map_or(1 << 20, |(_, hard)| hard.min(1 << 20)),

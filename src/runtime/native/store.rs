@@ -40,9 +40,14 @@ impl ImageRecord {
 
 pub struct Store {
     root: PathBuf,
+    /// The most one layer may unpack to (the host policy's `maxLayerSize`).
+    pub max_layer_size: u64,
     /// One writer of the index at a time within this process; each write is a rename.
     index_lock: std::sync::Mutex<()>,
 }
+
+/// The host policy's default `maxLayerSize`.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 2 << 30;
 
 fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
@@ -53,7 +58,26 @@ impl Store {
         for d in ["configs", "layers"] {
             std::fs::create_dir_all(root.join(d))?;
         }
-        Ok(Store { root, index_lock: std::sync::Mutex::new(()) })
+        let store = Store { root, max_layer_size: DEFAULT_MAX_LAYER_SIZE, index_lock: std::sync::Mutex::new(()) };
+        store.sweep();
+        Ok(store)
+    }
+
+    /// Removes what a download or an unpacking of a process that is gone left behind (it was
+    /// killed midway); those of live processes are theirs.
+    fn sweep(&self) {
+        for e in std::fs::read_dir(self.layers_dir()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some((_, suffix)) = name.split_once(".blob").or_else(|| name.split_once(".unpacking")) else {
+                continue;
+            };
+            let pid = suffix.split('-').next().and_then(|p| p.parse::<i32>().ok());
+            let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                let _ =
+                    if e.path().is_dir() { std::fs::remove_dir_all(e.path()) } else { std::fs::remove_file(e.path()) };
+            }
+        }
     }
 
     pub fn layers_dir(&self) -> PathBuf {
@@ -141,7 +165,8 @@ impl Store {
                     return Err(format!("registry {reg}: layer {}: {e}", layer.digest));
                 }
                 let (media, dir, blob2) = (layer.media_type.clone(), self.layer_dir(&layer.digest), blob.clone());
-                let unpacked = tokio::task::spawn_blocking(move || unpack_layer(&blob2, &media, &dir))
+                let max = self.max_layer_size;
+                let unpacked = tokio::task::spawn_blocking(move || unpack_layer(&blob2, &media, &dir, max))
                     .await
                     .map_err(|e| e.to_string())?;
                 let _ = std::fs::remove_file(&blob);
@@ -216,14 +241,26 @@ fn unique() -> String {
     format!("{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
-/// Unpacks a layer blob into `dest` (made whole or not at all), turning the OCI whiteouts into
-/// overlayfs's: `.wh.NAME` becomes a 0:0 character device NAME, `.wh..wh..opq` makes its folder
-/// opaque. Two pulls of one layer at once (two images sharing it) both succeed; one's copy is
-/// kept.
-pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> std::io::Result<()> {
+/// Unpacks a layer blob into `dest` (made whole or not at all: a failed unpack leaves nothing),
+/// turning the OCI whiteouts into overlayfs's: `.wh.NAME` becomes a 0:0 character device NAME,
+/// `.wh..wh..opq` makes its folder opaque. At most `max_size` bytes are unpacked, so a small
+/// compressed blob cannot fill the disk. Two pulls of one layer at once (two images sharing it)
+/// both succeed; one's copy is kept.
+pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path, max_size: u64) -> std::io::Result<()> {
     let tmp = dest.with_extension(format!("unpacking{}", unique()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
+    if let Err(e) = unpack_into(blob, media_type, &tmp, max_size) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    match std::fs::rename(&tmp, dest) {
+        Err(_) if dest.is_dir() => std::fs::remove_dir_all(&tmp),
+        other => other,
+    }
+}
+
+fn unpack_into(blob: &Path, media_type: &str, tmp: &Path, max_size: u64) -> std::io::Result<()> {
     let mut head = [0u8; 2];
     let gzip = {
         let mut f = std::fs::File::open(blob)?;
@@ -231,11 +268,20 @@ pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> std::io::Resu
     } || media_type.ends_with("gzip");
     let file = std::io::BufReader::new(std::fs::File::open(blob)?);
     let reader: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
-    let mut ar = tar::Archive::new(reader);
+    let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut ar = tar::Archive::new(Capped { inner: reader, left: max_size, over: over.clone() });
     ar.set_preserve_permissions(true);
     ar.set_preserve_ownerships(true);
     ar.set_unpack_xattrs(true);
     ar.set_overwrite(true);
+    let result = unpack_entries(&mut ar, tmp);
+    if over.get() {
+        return Err(over_cap(max_size));
+    }
+    result
+}
+
+fn unpack_entries<R: Read>(ar: &mut tar::Archive<R>, tmp: &Path) -> std::io::Result<()> {
     for entry in ar.entries()? {
         let mut e = entry?;
         let path = e.path()?.into_owned();
@@ -244,36 +290,143 @@ pub fn unpack_layer(blob: &Path, media_type: &str, dest: &Path) -> std::io::Resu
         if parent.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
             continue; // `..` or an absolute path: never outside the layer
         }
+        // Whiteouts are made here, not by tar: their folder is opened one component at a time
+        // without following links, so a link an earlier entry made cannot lead them out.
         if name == ".wh..wh..opq" {
-            let d = tmp.join(parent);
-            std::fs::create_dir_all(&d)?;
-            set_xattr(&d, "trusted.overlay.opaque", b"y")?;
+            let d = contained_dir(tmp, parent)?;
+            fset_xattr(&d, "trusted.overlay.opaque", b"y")?;
         } else if let Some(hidden) = name.strip_prefix(".wh.") {
-            let d = tmp.join(parent);
-            std::fs::create_dir_all(&d)?;
-            nix::sys::stat::mknod(
-                &d.join(hidden),
+            let d = contained_dir(tmp, parent)?;
+            nix::sys::stat::mknodat(
+                &d,
+                hidden,
                 nix::sys::stat::SFlag::S_IFCHR,
                 nix::sys::stat::Mode::empty(),
                 nix::sys::stat::makedev(0, 0),
             )
             .map_err(std::io::Error::from)?;
-        } else {
-            e.unpack_in(&tmp)?;
+        } else if let Err(err) = e.unpack_in(tmp) {
+            // tar's message names the entry and hides the cause: say both.
+            let cause = std::error::Error::source(&err).map(|c| format!(": {c}")).unwrap_or_default();
+            return Err(std::io::Error::new(err.kind(), format!("{err}{cause}")));
         }
     }
-    match std::fs::rename(&tmp, dest) {
-        Err(_) if dest.is_dir() => std::fs::remove_dir_all(&tmp),
-        other => other,
+    Ok(())
+}
+
+/// The error of a layer that grew past its cap, wherever tar met it.
+fn over_cap(max_size: u64) -> std::io::Error {
+    std::io::Error::other(format!("the layer unpacks to more than {max_size} bytes, the host policy's maxLayerSize"))
+}
+
+/// The most of an image file (`etc/passwd`, `etc/group`) read on the host.
+const MAX_IMAGE_FILE: u64 = 1 << 20;
+
+/// A small file of an image as its root filesystem shows it, read from its layers (top first)
+/// on the host without following any link: the topmost layer that has the path decides, a
+/// whiteout or an opaque folder above hides what is below, and a link, a device or a file over
+/// 1 MiB is not read (the image chose it; the host must not be read through it).
+pub fn read_image_file(layers: &[PathBuf], rel: &str) -> Option<String> {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{fstat, Mode, SFlag};
+    let dir_flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let (last, folders) = parts.split_last()?;
+    if parts.contains(&"..") {
+        return None;
+    }
+    'layers: for layer in layers {
+        let Ok(mut dir) = open(layer, dir_flags, Mode::empty()) else { continue };
+        for name in folders {
+            match openat(&dir, *name, dir_flags, Mode::empty()) {
+                Ok(d) => dir = d,
+                Err(nix::errno::Errno::ENOENT) => continue 'layers,
+                // A whiteout, a link or a file where a folder should be: what is below is hidden.
+                Err(_) => return None,
+            }
+        }
+        let file = match openat(
+            &dir,
+            *last,
+            OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        ) {
+            Ok(f) => f,
+            Err(nix::errno::Errno::ENOENT) if !is_opaque(&dir) => continue,
+            Err(_) => return None,
+        };
+        let st = fstat(&file).ok()?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG || st.st_size as u64 > MAX_IMAGE_FILE
+        {
+            return None;
+        }
+        let mut text = String::new();
+        std::fs::File::from(file).take(MAX_IMAGE_FILE).read_to_string(&mut text).ok()?;
+        return Some(text);
+    }
+    None
+}
+
+fn is_opaque(dir: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 1];
+    let n = std::ffi::CString::new("trusted.overlay.opaque").expect("no NUL");
+    // SAFETY: the name is NUL-terminated, the buffer is ours and its length is given.
+    let r = unsafe { libc::fgetxattr(dir.as_raw_fd(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    r == 1 && buf[0] == b'y'
+}
+
+/// The decompressed stream, ended with an error past its cap (and `over` set, since tar may
+/// report the error as its own).
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    over: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.checked_sub(n as u64) {
+            Some(left) => self.left = left,
+            None => {
+                self.over.set(true);
+                return Err(std::io::Error::other("over the cap"));
+            }
+        }
+        Ok(n)
     }
 }
 
-fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+/// The folder `rel` inside `root`, made where missing, reached without following any link:
+/// a component that is a link or a file is an error, never a way out of `root`.
+fn contained_dir(root: &Path, rel: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let mut dir = open(root, flags, Mode::empty())?;
+    for c in rel.components() {
+        let std::path::Component::Normal(name) = c else { continue };
+        match nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        dir = openat(&dir, name, flags, Mode::empty()).map_err(|e| match e {
+            nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => std::io::Error::other(format!(
+                "a whiteout in `{}` lies under a link or a file of the layer; refusing the layer",
+                rel.display()
+            )),
+            e => e.into(),
+        })?;
+    }
+    Ok(dir)
+}
+
+fn fset_xattr(fd: &std::os::fd::OwnedFd, name: &str, value: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
     let n = std::ffi::CString::new(name)?;
-    // SAFETY: both strings are NUL-terminated and outlive the call.
-    let r = unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    // SAFETY: the name is NUL-terminated, the value's length is its own, the descriptor is open.
+    let r = unsafe { libc::fsetxattr(fd.as_raw_fd(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     if r == 0 {
         Ok(())
     } else {
@@ -322,7 +475,7 @@ mod tests {
         )
         .unwrap();
         let dest = dir.path().join("layer");
-        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest).unwrap();
+        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest, 1 << 20).unwrap();
         assert_eq!(std::fs::read_to_string(dest.join("etc/motd")).unwrap(), "hi\n");
         use std::os::unix::fs::FileTypeExt;
         let wh = std::fs::symlink_metadata(dest.join("etc/passwd")).unwrap();
@@ -335,8 +488,148 @@ mod tests {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         // The same layer again (a second image sharing it, pulled at the same time): kept once.
-        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest).unwrap();
+        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest, 1 << 20).unwrap();
         assert_eq!(std::fs::read_to_string(dest.join("etc/motd")).unwrap(), "hi\n");
+    }
+
+    fn gzip(tar: Vec<u8>) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains("unpacking") || n.contains(".blob"))
+            .collect()
+    }
+
+    /// Attack: a layer `evil -> /some/host/dir`, then `evil/.wh.X`, `evil/newdir/deeper/.wh.Y`
+    /// and `evil/victimdir/.wh..wh..opq` made folders and device nodes on the host and set
+    /// `trusted.overlay.opaque` on a host folder, from an `Image` with `pull: always` alone.
+    #[test]
+    fn whiteouts_under_a_link_of_the_layer_write_nothing_on_the_host() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // mknod and trusted.* xattrs need root, as the native target itself does
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::create_dir(host.path().join("victimdir")).unwrap();
+        for attack in [".wh.X", "newdir/deeper/.wh.Y", "victimdir/.wh..wh..opq"] {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            b.append_link(&mut h, "evil", host.path()).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(0);
+            h.set_mode(0o644);
+            b.append_data(&mut h, format!("evil/{attack}"), &[][..]).unwrap();
+            let blob = dir.path().join("blob");
+            std::fs::write(&blob, gzip(b.into_inner().unwrap())).unwrap();
+            let dest = dir.path().join("layer");
+            let e = unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest, 1 << 20).unwrap_err();
+            assert!(e.to_string().contains("lies under a link"), "{attack}: {e} {:?}", std::error::Error::source(&e));
+            assert!(!dest.exists(), "{attack}: the layer is refused whole");
+            assert!(leftovers(dir.path()).is_empty(), "{attack}: {:?}", leftovers(dir.path()));
+        }
+        let made: Vec<_> = std::fs::read_dir(host.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(made, ["victimdir"], "nothing was made in the host folder");
+        let mut buf = [0u8; 8];
+        let p = std::ffi::CString::new(host.path().join("victimdir").as_os_str().as_encoded_bytes()).unwrap();
+        let n = std::ffi::CString::new("trusted.overlay.opaque").unwrap();
+        // SAFETY: both strings are NUL-terminated and the buffer is ours.
+        let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        assert!(r < 0, "the host folder was made opaque");
+    }
+
+    /// Attack: a gzip-bomb layer (3 MB growing to 3.1 GB) was unpacked without a cap. And a
+    /// failed unpack left its partial layer behind (201 MB per try, retried by the service).
+    #[test]
+    fn a_gzip_bomb_layer_stops_at_the_cap_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let zeros = vec![0u8; 32 << 20];
+        let blob = dir.path().join("blob");
+        std::fs::write(&blob, layer(&[("bomb", &zeros[..]), ("more", &zeros[..])])).unwrap();
+        assert!(std::fs::metadata(&blob).unwrap().len() < 1 << 20, "a small blob");
+        let dest = dir.path().join("layer");
+        let e = unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest, 40 << 20).unwrap_err();
+        assert!(e.to_string().contains("maxLayerSize"), "{e}");
+        assert!(!dest.exists());
+        assert!(leftovers(dir.path()).is_empty(), "{:?}", leftovers(dir.path()));
+        // Under the cap it unpacks.
+        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip", &dest, 80 << 20).unwrap();
+        assert_eq!(std::fs::metadata(dest.join("more")).unwrap().len(), 32 << 20);
+    }
+
+    /// What a killed pull left (a download, an unpacking) goes when the store is next opened;
+    /// what a live process is writing stays.
+    #[test]
+    fn a_killed_pull_leaves_nothing_for_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("images")).unwrap();
+        let layers = store.layers_dir();
+        let dead = format!("{}.blob2147483646-0", "a".repeat(64));
+        let dead_dir = format!("{}.unpacking2147483646-3", "b".repeat(64));
+        let live = format!("{}.blob{}-0", "c".repeat(64), std::process::id());
+        std::fs::write(layers.join(&dead), b"partial").unwrap();
+        std::fs::create_dir_all(layers.join(&dead_dir).join("usr")).unwrap();
+        std::fs::write(layers.join(&live), b"in flight").unwrap();
+        Store::open(dir.path().join("images")).unwrap();
+        assert!(!layers.join(&dead).exists() && !layers.join(&dead_dir).exists());
+        assert!(layers.join(&live).exists());
+    }
+
+    /// Attack: the image's `etc/passwd` was read on the host following links, with no size
+    /// limit: a link to a host file resolved a user from it, a link to /dev/zero read 2.1 GB.
+    #[test]
+    fn an_image_file_is_read_from_its_layers_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (top, low) = (dir.path().join("top"), dir.path().join("low"));
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::create_dir_all(low.join("etc")).unwrap();
+        std::fs::write(low.join("etc/passwd"), "app:x:1000:1000::/:/bin/sh\n").unwrap();
+        let layers = [top.clone(), low.clone()];
+        // The topmost layer that has it decides; one without it shows the one below.
+        assert_eq!(read_image_file(&layers, "etc/passwd").as_deref(), Some("app:x:1000:1000::/:/bin/sh\n"));
+        let host = dir.path().join("host-passwd");
+        std::fs::write(&host, "hostuser:x:4242:4242::/:/bin/sh\n").unwrap();
+        for target in [host.as_path(), Path::new("/dev/zero")] {
+            std::os::unix::fs::symlink(target, top.join("etc/passwd")).unwrap();
+            assert_eq!(read_image_file(&layers, "etc/passwd"), None, "through a link to {}", target.display());
+            std::fs::remove_file(top.join("etc/passwd")).unwrap();
+        }
+        // A link on the way (`etc -> /etc`) is not followed either.
+        std::fs::remove_dir(top.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc", top.join("etc")).unwrap();
+        assert_eq!(read_image_file(&layers, "etc/passwd"), None);
+        std::fs::remove_file(top.join("etc")).unwrap();
+        // Too large to be a passwd file.
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::write(top.join("etc/passwd"), vec![b'x'; 2 << 20]).unwrap();
+        assert_eq!(read_image_file(&layers, "etc/passwd"), None);
+        std::fs::remove_file(top.join("etc/passwd")).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            // A whiteout above hides the file below.
+            nix::sys::stat::mknod(
+                &top.join("etc/passwd"),
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::empty(),
+                nix::sys::stat::makedev(0, 0),
+            )
+            .unwrap();
+            assert_eq!(read_image_file(&layers, "etc/passwd"), None);
+        }
     }
 
     fn fake_image(store: &Store, id_hex: &str, layers: &[&str], refs: &[&str]) {
@@ -392,7 +685,7 @@ mod tests {
         std::fs::write(&blob, b.into_inner().unwrap()).unwrap();
         let dest = dir.path().join("sub").join("layer");
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar", &dest).unwrap();
+        unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar", &dest, 1 << 20).unwrap();
         assert!(!dir.path().join("sub").join("escape").exists());
     }
 }
