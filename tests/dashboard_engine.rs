@@ -255,3 +255,156 @@ fn off_loopback_every_page_wants_the_token_and_the_login_form_takes_it() {
     let cookie = browser.eval("return document.cookie;", serde_json::json!([]));
     assert_eq!(cookie, "", "the session cookie is HttpOnly");
 }
+
+/// One request from loopback address `from`, naming `host`: status, headers and body.
+fn raw(
+    port: u16,
+    from: &str,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    sock.bind(&local.into()).unwrap();
+    let remote: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    sock.connect(&remote.into()).unwrap();
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (code, head.to_string(), body.to_string())
+}
+
+/// The form token of a page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" content=\"").nth(1).and_then(|r| r.split('"').next()).expect("a form token").to_string()
+}
+
+/// Attack: with no token on loopback, a page asked for as `Host: rebind.evil.example` (its
+/// name rebound to 127.0.0.1) was served, its form token read, and "Reconcile now" posted:
+/// 2,522 posts in 30 s grew the history from 1 MB to 98 MB.
+#[test]
+fn a_rebound_name_is_refused_and_the_button_cannot_be_pressed_in_a_loop() {
+    let p = "t-dash-rebind";
+    let s = Stack::new(p);
+    s.commit("empty");
+    let port = 19508;
+    let _serve = Serve(serve(&s, &format!("127.0.0.1:{port}"), &[]));
+    wait_healthy(port);
+    let name = s.path().file_name().unwrap().to_string_lossy().to_string();
+    let evil = "rebind.evil.example:19508";
+    let html = [("Accept", "text/html")];
+    let (code, _, body) = raw(port, "127.0.0.1", evil, "GET", "/", &html, "");
+    assert_eq!(code, 421, "{body}");
+    assert!(!body.contains("csrf") && body.contains("hostNames"), "{body}");
+    for path in ["/status", "/history", "/metrics", "/login", &format!("/sources/{name}")] {
+        assert_eq!(raw(port, "127.0.0.1", evil, "GET", path, &[], "").0, 421, "{path}");
+    }
+    let own = format!("127.0.0.1:{port}");
+    let (code, _, page) = raw(port, "127.0.0.1", &own, "GET", "/", &html, "");
+    assert_eq!(code, 200);
+    let csrf = csrf_of(&page);
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "http://127.0.0.1:19508")];
+    let body = format!("csrf={csrf}");
+    let (code, _, _) = raw(port, "127.0.0.1", evil, "POST", &format!("/sources/{name}/reconcile"), &form, &body);
+    assert_eq!(code, 421, "the rebound page cannot press the button even with the token");
+    // Probes keep answering whatever name they use.
+    assert_eq!(raw(port, "127.0.0.1", evil, "GET", "/healthz", &[], "").0, 200);
+
+    // From the service's own page, pressed in a loop: one is taken, the rest are told to wait.
+    let t = Instant::now();
+    while history_rows(&s) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(30), "the first reconcile is recorded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rows_before = history_rows(&s);
+    let mut codes = Vec::new();
+    for _ in 0..50 {
+        codes.push(raw(port, "127.0.0.1", &own, "POST", &format!("/sources/{name}/reconcile"), &form, &body).0);
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 303).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 49, "{codes:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    let added = history_rows(&s) - rows_before;
+    assert!(added <= 1, "{added} reconciles for 50 presses");
+}
+
+fn history_rows(s: &Stack) -> usize {
+    let out = s.hawser(&["history", "--limit", "1000", "--output", "json"]);
+    serde_json::from_str::<serde_json::Value>(&out.stdout).ok().and_then(|v| v.as_array().map(Vec::len)).unwrap_or(0)
+}
+
+/// Attack: login had no throttling (300 guesses in 0.1 s), and the session cookie was a fixed
+/// value that survived logout.
+#[test]
+fn wrong_tokens_are_throttled_and_a_session_ends_at_logout() {
+    let p = "t-dash-login";
+    let s = Stack::new(p);
+    s.commit("empty");
+    let token_file = s.state.path().join("dashboard.token");
+    std::fs::write(&token_file, "let-me-in-9\n").unwrap();
+    let port = 19509;
+    let _serve = Serve(serve(&s, &format!("127.0.0.1:{port}"), &["--token-file", token_file.to_str().unwrap()]));
+    wait_healthy(port);
+    let own = format!("127.0.0.1:{port}");
+    let (_, _, page) = raw(port, "127.0.0.1", &own, "GET", "/login", &[], "");
+    let csrf = csrf_of(&page);
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "http://127.0.0.1:19509")];
+    let login =
+        |from: &str, token: &str| raw(port, from, &own, "POST", "/login", &form, &format!("csrf={csrf}&token={token}"));
+    let started = Instant::now();
+    let mut codes = Vec::new();
+    for i in 0..300 {
+        codes.push(login("127.0.0.3", &format!("guess{i}")).0);
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 401).count(), 10, "ten wrong tokens are looked at: {codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 290);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // Even the right token waits, from that address; bearer tokens too.
+    assert_eq!(login("127.0.0.3", "let-me-in-9").0, 429);
+    let bearer = [("Authorization", "Bearer let-me-in-9")];
+    assert_eq!(raw(port, "127.0.0.3", &own, "GET", "/status", &bearer, "").0, 429);
+    // Another address logs in; each login is a session of its own.
+    let cookie_of = |head: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_string()
+    };
+    let (code, head, _) = login("127.0.0.4", "let-me-in-9");
+    assert_eq!(code, 303, "{head}");
+    let first = cookie_of(&head);
+    let (_, head, _) = login("127.0.0.4", "let-me-in-9");
+    let second = cookie_of(&head);
+    assert_ne!(first, second);
+    assert!(!first.contains("let-me-in-9"));
+    let with = |c: &str| raw(port, "127.0.0.4", &own, "GET", "/status", &[("Cookie", c)], "").0;
+    assert_eq!(with(&first), 200);
+    // Logged out: the cookie is refused, wherever it was copied to.
+    let out = raw(
+        port,
+        "127.0.0.4",
+        &own,
+        "POST",
+        "/logout",
+        &[form[0], form[1], ("Cookie", &first)],
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(out.0, 303, "{out:?}");
+    assert_eq!(with(&first), 401);
+    assert_eq!(with(&second), 200, "another session goes on");
+}

@@ -189,3 +189,123 @@ fn another_user_of_the_host_cannot_run_a_setuid_file_of_a_container_or_a_layer()
         assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{out:?}");
     }
 }
+
+/// A bridge of the test's own, removed on drop even after a failed assertion.
+struct TestLink(&'static str);
+
+impl Drop for TestLink {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "delete", self.0]).status();
+    }
+}
+
+/// Attack: a network's subnet was chosen from hawser's own records only; a bridge that already
+/// held it on the host (another state folder, another tool) was not seen, and the new
+/// network's traffic went to the other bridge. Now the host's routes count as taken: asked
+/// for, such a subnet is refused with the interface that holds it, and nothing is applied.
+#[test]
+fn a_subnet_another_interface_of_the_host_holds_is_not_taken() {
+    let p = "nt-subnet";
+    let dev = "hwt-subnet0";
+    let _ = std::process::Command::new("ip").args(["link", "delete", dev]).status();
+    let _link = TestLink(dev);
+    for args in [
+        vec!["link", "add", dev, "type", "bridge"],
+        vec!["addr", "add", "10.90.251.1/24", "dev", dev],
+        vec!["link", "set", dev, "up"],
+    ] {
+        assert!(std::process::Command::new("ip").args(&args).status().unwrap().success(), "ip {args:?}");
+    }
+    let s = Stack::new(p);
+    let _pruned = Pruned(&s);
+    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    s.write(
+        "c.yaml",
+        &format!(
+            "kind: Network\nmetadata: {{name: {p}-net}}\nspec: {{ipam: {{subnet: 10.90.251.0/24}}}}\n---\nkind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: \"{IMAGE}\"\n  command: [sleep, \"3600\"]\n  networks: [{p}-net]\n  stopTimeout: 1s\n"
+        ),
+    );
+    s.commit("a subnet the host holds");
+    let r = s.hawser(&["apply", "-y", "{src}"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(all.contains("subnet 10.90.251.0/24 overlaps") && all.contains(dev), "{r:?}");
+    assert!(!s.state.path().join(format!("native/networks/{p}-net.json")).exists(), "no network recorded");
+    // The other interface keeps its subnet, and it alone routes it.
+    let routes = String::from_utf8_lossy(
+        &std::process::Command::new("ip").args(["-4", "route", "show", "10.90.251.0/24"]).output().unwrap().stdout,
+    )
+    .to_string();
+    assert_eq!(routes.lines().count(), 1, "{routes}");
+    assert!(routes.contains(dev), "{routes}");
+}
+
+/// What the native store's layer folder holds besides whole layers (downloads, unpackings).
+fn partial_layers(s: &Stack) -> Vec<String> {
+    std::fs::read_dir(s.state.path().join("native/images/layers"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.len() != 64).collect())
+        .unwrap_or_default()
+}
+
+/// Attacks through an image a hostile publisher pushed, pulled by the native target:
+/// - whiteouts under a link of the same layer (`evil -> /some/host/dir`, then `evil/.wh.X`,
+///   `evil/newdir/deeper/.wh.Y`, `evil/victimdir/.wh..wh..opq`) made folders and device nodes
+///   on the host and set `trusted.overlay.opaque` on a host folder;
+/// - a gzip bomb (3 MB growing to 3.1 GB) was unpacked without a cap;
+/// - a failed unpack left its partial layer behind (201 MB per try, and the service retries).
+#[test]
+fn a_hostile_layer_from_a_registry_changes_nothing_on_the_host() {
+    use common::TarEntry::{File, Link};
+    let p = "nt-hostile";
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host.path().join("victimdir")).unwrap();
+    let target = host.path().display().to_string();
+    let evil = gzip_tar(&[
+        Link("evil".into(), target.clone()),
+        File("evil/.wh.X".into(), vec![]),
+        File("evil/newdir/deeper/.wh.Y".into(), vec![]),
+        File("evil/victimdir/.wh..wh..opq".into(), vec![]),
+    ]);
+    push_layers(REG, &format!("{p}-evil"), "1", &[evil]);
+    let zeros = vec![0u8; 48 << 20];
+    let bomb = gzip_tar(&[File("bomb".into(), zeros.clone()), File("more".into(), zeros)]);
+    assert!(bomb.len() < 1 << 20);
+    push_layers(REG, &format!("{p}-bomb"), "1", &[bomb]);
+
+    let s = Stack::new(p);
+    let _pruned = Pruned(&s);
+    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    let image = |name: &str| {
+        format!("kind: Image\nmetadata: {{name: img}}\nspec: {{ref: \"{REG}/{p}-{name}:1\", pull: always}}\n---\nkind: Container\nmetadata: {{name: {p}-c}}\nspec: {{image: img}}\n")
+    };
+    s.write("c.yaml", &image("evil"));
+    s.commit("whiteouts under a link");
+    let r = s.hawser(&["apply", "-y", "{src}"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("lies under a link"), "{r:?}");
+    let made: Vec<_> = std::fs::read_dir(host.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(made, ["victimdir"], "nothing made in the host folder");
+    let opaque = std::process::Command::new("getfattr")
+        .args(["-n", "trusted.overlay.opaque"])
+        .arg(host.path().join("victimdir"))
+        .output();
+    if let Ok(out) = opaque {
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("opaque"), "the host folder was made opaque");
+    }
+    assert!(partial_layers(&s).is_empty(), "{:?}", partial_layers(&s));
+
+    // The bomb, under a policy that allows 64 MiB a layer: refused at the cap, twice (a retry),
+    // and nothing of either try is left.
+    let policy = s.state.path().join("policy.toml");
+    std::fs::write(&policy, "maxLayerSize = \"64Mi\"\n").unwrap();
+    s.write("c.yaml", &image("bomb"));
+    s.commit("a gzip bomb");
+    for _ in 0..2 {
+        let r = s.hawser(&["--policy", policy.to_str().unwrap(), "apply", "-y", "{src}"]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains("maxLayerSize"), "{r:?}");
+        assert!(partial_layers(&s).is_empty(), "{:?}", partial_layers(&s));
+    }
+    let layers = std::fs::read_dir(s.state.path().join("native/images/layers")).unwrap().count();
+    assert_eq!(layers, 0, "no layer of either image was kept");
+}

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
 pub const IMAGE: &str = "127.0.0.1:5000/busybox:latest";
+/// The local registry of the tests (scripts/engine-up).
+pub const REG: &str = "127.0.0.1:5000";
 
 pub fn docker_host() -> String {
     std::env::var("HAWSER_TEST_DOCKER_HOST").unwrap_or_else(|_| "unix:///run/hawser-engine/docker.sock".into())
@@ -250,4 +252,67 @@ pub fn push_variant_to(reg: &str, name: &str, tag: &str, marker: &str) -> String
         .nth(1)
         .unwrap()
         .to_string()
+}
+
+/// Pushes an image made of `layers` (gzipped tars, bottom first) and a minimal config straight
+/// to `REG/name:tag`, as a hostile publisher could: no builder checks what the layers hold.
+pub fn push_layers(reg: &str, name: &str, tag: &str, layers: &[Vec<u8>]) {
+    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+    use sha2::Digest;
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| {
+            let mut tar = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&l[..]), &mut tar).unwrap();
+            format!("sha256:{}", hex::encode(sha2::Sha256::digest(&tar)))
+        })
+        .collect();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = oci_client::Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+        let reference: oci_client::Reference = format!("{reg}/{name}:{tag}").parse().unwrap();
+        let layers: Vec<ImageLayer> = layers
+            .iter()
+            .map(|l| ImageLayer::new(l.clone(), "application/vnd.oci.image.layer.v1.tar+gzip".into(), None))
+            .collect();
+        let config = Config::oci_v1(serde_json::to_vec(&config).unwrap(), None);
+        client.push(&reference, &layers, config, &oci_client::secrets::RegistryAuth::Anonymous, None).await.unwrap();
+    })
+}
+
+/// A gzipped tar of `entries`, in order.
+pub fn gzip_tar(entries: &[TarEntry]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        match e {
+            TarEntry::File(path, data) => {
+                h.set_mode(0o644);
+                h.set_size(data.len() as u64);
+                b.append_data(&mut h, path, &data[..]).unwrap();
+            }
+            TarEntry::Link(path, target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_size(0);
+                b.append_link(&mut h, path, target).unwrap();
+            }
+        }
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+pub enum TarEntry {
+    File(String, Vec<u8>),
+    Link(String, String),
 }

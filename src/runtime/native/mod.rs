@@ -425,13 +425,30 @@ impl Engine for NativeEngine {
         if file.exists() {
             return Err(fail(&op, ErrorKind::Conflict, format!("network {name} exists")));
         }
-        let taken: Vec<String> = networks(&self.root).into_iter().map(|n| n.subnet).collect();
+        // Every subnet in use: hawser's networks, and the host's own routes but those of
+        // hawser's bridges (another tool's bridge, or another state folder's, holds its own).
+        let ours = networks(&self.root);
+        let mut taken: Vec<(net::Ipv4Net, String)> = ours
+            .iter()
+            .chain(std::iter::once(&net::NetworkRecord::default_bridge()))
+            .filter_map(|n| Some((n.subnet.parse().ok()?, format!("network {}", n.name))))
+            .collect();
+        let our_bridges: Vec<&str> = ours.iter().map(|n| n.bridge.as_str()).chain([net::BRIDGE]).collect();
+        taken.extend(
+            net::host_routes()
+                .into_iter()
+                .filter(|r| !our_bridges.contains(&r.dev.as_str()))
+                .map(|r| (r.net, format!("the host's interface {} (not hawser's)", r.dev))),
+        );
         let subnet = match spec.ipam.as_ref().and_then(|i| i.subnet.clone()) {
-            Some(s) if taken.contains(&s) => {
-                return Err(fail(&op, ErrorKind::Conflict, format!("subnet {s} is another network's")))
+            Some(s) => {
+                let want: net::Ipv4Net = s.parse().map_err(|m: String| fail(&op, ErrorKind::Other, m))?;
+                if let Some((t, whose)) = taken.iter().find(|(t, _)| t.overlaps(&want)) {
+                    return Err(fail(&op, ErrorKind::Conflict, format!("subnet {s} overlaps {t} of {whose}")));
+                }
+                s
             }
-            Some(s) => s,
-            None => net::free_subnet(&taken)
+            None => net::free_subnet(&taken.iter().map(|(t, _)| *t).collect::<Vec<_>>())
                 .ok_or_else(|| fail(&op, ErrorKind::Other, "no free /24 left in 10.90.0.0/16"))?,
         };
         let id = {

@@ -49,9 +49,79 @@ impl NetworkRecord {
     }
 }
 
-/// The first /24 of the pool that no network in `taken` uses.
-pub fn free_subnet(taken: &[String]) -> Option<String> {
-    (1..=254).map(|n| format!("{POOL_PREFIX}.{n}.0/24")).find(|s| !taken.contains(s))
+/// An IPv4 network, `ADDR/PREFIX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Net {
+    addr: u32,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Ipv4Net {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not an IPv4 subnet (ADDR/PREFIX)");
+        let (addr, prefix) = s.trim().split_once('/').ok_or_else(bad)?;
+        let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
+        Ok(Ipv4Net { addr: u32::from(addr), prefix })
+    }
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", std::net::Ipv4Addr::from(self.addr), self.prefix)
+    }
+}
+
+impl Ipv4Net {
+    fn mask(prefix: u8) -> u32 {
+        if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        }
+    }
+
+    /// Whether the two share an address.
+    pub fn overlaps(&self, other: &Ipv4Net) -> bool {
+        let m = Self::mask(self.prefix.min(other.prefix));
+        self.addr & m == other.addr & m
+    }
+}
+
+/// A subnet some interface of the host already routes, and the interface.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostRoute {
+    pub net: Ipv4Net,
+    pub dev: String,
+}
+
+/// The host's IPv4 routes (`/proc/net/route`, the main table): the subnets of its interfaces
+/// and whatever it routes elsewhere, but the default route. Another tool's bridge, or hawser's
+/// own under another state folder, holds its subnet here and nowhere hawser records.
+pub fn host_routes() -> Vec<HostRoute> {
+    parse_routes(&std::fs::read_to_string("/proc/net/route").unwrap_or_default())
+}
+
+fn parse_routes(text: &str) -> Vec<HostRoute> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Little-endian hex, as the kernel prints them.
+            let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::from_be);
+            let (dev, dest, mask) = (f.first()?, hex(f.get(1)?)?, hex(f.get(7)?)?);
+            let prefix = mask.leading_ones() as u8;
+            (prefix > 0).then(|| HostRoute { net: Ipv4Net { addr: dest, prefix }, dev: dev.to_string() })
+        })
+        .collect()
+}
+
+/// The first /24 of the pool that no subnet in `taken` overlaps.
+pub fn free_subnet(taken: &[Ipv4Net]) -> Option<String> {
+    (1..=254)
+        .map(|n| format!("{POOL_PREFIX}.{n}.0/24"))
+        .find(|s| s.parse::<Ipv4Net>().is_ok_and(|net| !taken.iter().any(|t| t.overlaps(&net))))
 }
 
 /// One network a container joins, with what it asks of it.
@@ -251,10 +321,39 @@ fn run_ip(args: &[&str]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn nets(list: &[&str]) -> Vec<Ipv4Net> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
     #[test]
     fn subnets_come_from_the_pool_in_order() {
         assert_eq!(free_subnet(&[]).as_deref(), Some("10.90.1.0/24"));
-        assert_eq!(free_subnet(&["10.90.1.0/24".into(), "10.90.3.0/24".into()]).as_deref(), Some("10.90.2.0/24"));
+        assert_eq!(free_subnet(&nets(&["10.90.1.0/24", "10.90.3.0/24"])).as_deref(), Some("10.90.2.0/24"));
+        // Overlapping counts, not only the same text.
+        assert_eq!(free_subnet(&nets(&["10.90.0.0/23", "10.90.2.128/25"])).as_deref(), Some("10.90.3.0/24"));
+        assert_eq!(free_subnet(&nets(&["10.0.0.0/8"])), None);
+    }
+
+    /// Attack: a network's subnet was chosen from hawser's own records only; a bridge that
+    /// already held it on the host (another state folder, another tool) was not seen, and the
+    /// new network's traffic went to the other bridge.
+    #[test]
+    fn the_hosts_own_routes_count_as_taken() {
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+br-other\t00015A0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        let routes = parse_routes(table);
+        assert_eq!(
+            routes,
+            [
+                HostRoute { net: "10.90.1.0/24".parse().unwrap(), dev: "br-other".into() },
+                HostRoute { net: "172.17.0.0/16".parse().unwrap(), dev: "docker0".into() },
+            ],
+            "the default route is not a subnet"
+        );
+        let taken: Vec<Ipv4Net> = routes.iter().map(|r| r.net).collect();
+        assert_eq!(free_subnet(&taken).as_deref(), Some("10.90.2.0/24"));
     }
 
     #[test]
