@@ -54,3 +54,34 @@ fn a_second_source_is_refused_until_it_takes_the_project_over() {
     let r = hawser_in(b.path(), a.state.path(), &["plan", &b_src, "--exit-code"], &[]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+/// Attack: a second source took over a project that had only volumes and networks (only
+/// containers counted as evidence of ownership) and pruned a volume with `retain: false`,
+/// and its data with it.
+#[test]
+fn a_project_of_volumes_alone_is_not_taken_and_its_data_is_kept() {
+    let p = "t-owner-vol";
+    let a = Stack::new(p);
+    a.write(
+        "v.yaml",
+        &format!("kind: Volume\nmetadata: {{name: {p}-cache}}\nspec: {{retain: false}}\n---\nkind: Network\nmetadata: {{name: {p}-net}}\n"),
+    );
+    a.commit("a");
+    let r = a.hawser(&["apply", "{src}", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    docker(&["run", "--rm", "-v", &format!("{p}-cache:/data"), IMAGE, "sh", "-c", "echo precious > /data/file"]);
+
+    let b = tempfile::tempdir().unwrap();
+    std::fs::write(b.path().join("hawser.toml"), format!("project = \"{p}\"\n")).unwrap();
+    std::fs::write(b.path().join("other.yaml"), format!("kind: Volume\nmetadata: {{name: {p}-other}}\n")).unwrap();
+    let b_src = b.path().display().to_string();
+    let r = hawser_in(b.path(), a.state.path(), &["apply", &b_src, "--prune", "--yes"], &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let a_path = std::fs::canonicalize(a.path()).unwrap().display().to_string();
+    assert!(r.stdout.contains(&format!("the project belongs to source `{a_path}`")), "{r:?}");
+    let volumes = docker(&["volume", "ls", "-q"]);
+    assert!(volumes.contains(&format!("{p}-cache")) && !volumes.contains(&format!("{p}-other")), "{volumes}");
+    assert!(docker(&["network", "ls", "--format", "{{.Name}}"]).contains(&format!("{p}-net")));
+    let out = docker(&["run", "--rm", "-v", &format!("{p}-cache:/data"), IMAGE, "cat", "/data/file"]);
+    assert_eq!(out.trim(), "precious");
+}

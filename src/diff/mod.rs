@@ -104,16 +104,23 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
     let mut actions = Vec::new();
     if !opts.take_over {
         // Another source's project: nothing of this revision is applied, or two sources would
-        // undo each other's work in turn.
-        for c in &observed.containers {
-            let Some(o) = owned_by(&c.owner, project, Kind::Container) else { continue };
+        // undo each other's work in turn. Any object of the project is evidence, not only a
+        // container: a project of volumes alone would otherwise be taken, and pruned.
+        let objects = observed
+            .containers
+            .iter()
+            .map(|c| (Kind::Container, &c.name, &c.owner))
+            .chain(observed.networks.iter().map(|n| (Kind::Network, &n.name, &n.owner)))
+            .chain(observed.volumes.iter().map(|v| (Kind::Volume, &v.name, &v.owner)));
+        for (kind, name, owner) in objects {
+            let Some(o) = owned_by(owner, project, kind) else { continue };
             if let Some(source) = foreign_source(desired, o) {
                 let cause = Cause::OwnedBySource { source: source.to_string() };
-                actions.push(action(Kind::Container, &c.name, Op::Conflict, cause));
+                actions.push(action(kind, name, Op::Conflict, cause));
             }
         }
         if !actions.is_empty() {
-            actions.sort_by(|a, b| a.name.cmp(&b.name));
+            actions.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
             return Plan {
                 format_version: FORMAT_VERSION,
                 project: project.to_string(),

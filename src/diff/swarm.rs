@@ -24,15 +24,20 @@ pub fn diff(desired: &DesiredState, observed: &SwarmState, opts: &DiffOptions) -
     };
     let mut actions = Vec::new();
     if !opts.take_over {
-        for s in &observed.services {
-            let Some(o) = owned_by(&s.owner, project, Kind::Container) else { continue };
+        let objects = observed
+            .services
+            .iter()
+            .map(|s| (Kind::Container, &s.name, &s.owner))
+            .chain(observed.networks.iter().map(|n| (Kind::Network, &n.name, &n.owner)));
+        for (kind, name, owner) in objects {
+            let Some(o) = owned_by(owner, project, kind) else { continue };
             if let Some(source) = foreign_source(desired, o) {
                 let cause = Cause::OwnedBySource { source: source.to_string() };
-                actions.push(action(Kind::Container, &s.name, Op::Conflict, cause));
+                actions.push(action(kind, name, Op::Conflict, cause));
             }
         }
         if !actions.is_empty() {
-            actions.sort_by(|a, b| a.name.cmp(&b.name));
+            actions.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
             return plan(actions);
         }
     }

@@ -444,3 +444,29 @@ fn warnings_of_the_revision_are_in_every_form_of_the_plan() {
     assert!(render::markdown(&p).contains(&format!("**warning:** {w}")));
     assert!(serde_json::to_string(&p).unwrap().contains(w));
 }
+
+/// Attack: a second source took over a project that had only volumes and networks (only
+/// containers counted as evidence of ownership) and pruned a volume with `retain: false`,
+/// and its data.
+#[test]
+fn a_project_of_volumes_and_networks_alone_is_not_taken_by_another_source() {
+    let mut d1 = desired(
+        "kind: Volume\nmetadata: {name: cache}\nspec: {retain: false}\n---\nkind: Network\nmetadata: {name: back}\n",
+    );
+    d1.source = "/srv/a.git".into();
+    let mut o = converged(&d1);
+    let spec = serde_json::to_string(&d1.volumes["cache"].spec).unwrap();
+    o.volumes[0].owner.as_mut().unwrap().spec = Some(spec);
+    for owner in o.volumes.iter_mut().map(|v| &mut v.owner).chain(o.networks.iter_mut().map(|n| &mut n.owner)) {
+        owner.as_mut().unwrap().source = Some("/srv/a.git".into());
+    }
+    let mut other = desired("kind: Volume\nmetadata: {name: other}\n");
+    other.source = "/srv/b.git".into();
+    let p = diff(&other, &o, &DiffOptions { prune: true, ..Default::default() });
+    assert_eq!(ops(&p), ["Network back Conflict", "Volume cache Conflict"]);
+    assert_eq!(p.actions[1].cause, Cause::OwnedBySource { source: "/srv/a.git".into() });
+    // Its own source prunes it as before.
+    d1.volumes.clear();
+    let p = diff(&d1, &o, &DiffOptions { prune: true, ..Default::default() });
+    assert!(ops(&p).contains(&"Volume cache Remove { id: \"cache\" }".to_string()), "{:?}", ops(&p));
+}
