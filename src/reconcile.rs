@@ -101,11 +101,7 @@ fn failed(d: &DesiredState, report: &Report) -> ReconcileError {
         revision: d.revision.clone(),
         done: report.done,
         failed: report.failures.len(),
-        lines: report
-            .failures
-            .iter()
-            .map(|f| d.secrets.redact(&format!("{} {}: {}", f.kind, f.name, f.message)))
-            .collect(),
+        lines: report.failures.iter().map(|f| d.redact(&format!("{} {}: {}", f.kind, f.name, f.message))).collect(),
         rolled_back: report.failures.iter().any(|f| f.rolled_back),
     }
 }

@@ -266,6 +266,40 @@ fn interpolated_values_reach_the_container_and_the_hosts_are_masked_in_plans() {
     }
 }
 
+/// Attack: plans masked the host's values, but a commit with `mem_limit: "${SOME_TOKEN}"` put
+/// the clear value into the validation error, and from there into /status, the dashboard,
+/// `hawser history` and notifications. An engine's error that quotes one (a pull of an image
+/// named from it) is masked as well.
+#[test]
+fn a_value_of_hawsers_environment_appears_in_no_error_and_no_history() {
+    const TOKEN: &str = "leaky-token-5e1f0a";
+    let p = "t-interp-leak";
+    let s = Stack::new(p);
+    let env = [("HAWSER_TEST_LEAK", TOKEN)];
+    s.write(
+        "compose.yaml",
+        &format!("services:\n  app:\n    image: {IMAGE}\n    mem_limit: \"${{HAWSER_TEST_LEAK}}\"\n"),
+    );
+    s.commit("a size from the host");
+    let r = s.hawser_env(&["apply", "{src}", "--yes"], &env);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("invalid size `***`"), "{r:?}");
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains(TOKEN), "{r:?}");
+
+    s.write(
+        "compose.yaml",
+        &format!("services:\n  app:\n    image: \"127.0.0.1:5000/missing-${{HAWSER_TEST_LEAK}}:1\"\n"),
+    );
+    s.commit("an image named from the host");
+    let r = s.hawser_env(&["apply", "{src}", "--yes"], &env);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("missing-***"), "{r:?}");
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains(TOKEN), "{r:?}");
+    let history = s.hawser(&["history", "--output", "json"]);
+    assert!(history.stdout.contains("missing-***"), "{history:?}");
+    assert!(!history.stdout.contains(TOKEN), "{history:?}");
+}
+
 /// The service keys beyond the basics reach the engine as compose sends them; a relative bind of
 /// a folder the repository lacks is the project's data folder: writable, kept across replacements.
 #[test]

@@ -315,6 +315,17 @@ enum CliError {
     Refused(String),
 }
 
+impl CliError {
+    /// The error with no secret and no value of hawser's environment in its text.
+    pub(super) fn redacted(self, d: &DesiredState) -> CliError {
+        match self {
+            CliError::Failed(m) => CliError::Failed(d.redact(&m)),
+            CliError::Refused(m) => CliError::Refused(d.redact(&m)),
+            other => other,
+        }
+    }
+}
+
 impl From<SourceError> for CliError {
     fn from(e: SourceError) -> Self {
         match e {
@@ -509,7 +520,7 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
             if let Some(file) = out {
                 SavedPlan::new(src, *prune, *take_over, fingerprint(&observed, &d), &plan).write(file)?;
             }
-            print_plan(&plan, *output);
+            print_plan(&plan, *output, &d.masked);
             Ok(if *exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
         }
         Command::Rollback { source, to, path, project, prune, yes } => {
@@ -743,11 +754,18 @@ async fn dispatch(cli: &Cli, state_dir: &std::path::Path) -> Result<u8, CliError
     }
 }
 
-fn print_plan(plan: &Plan, output: Output) {
+/// The plan as the user asked for it. `Plan::mask` hid the host's values in fields and diffs;
+/// a name or a reference made from one (an image named from `${TOKEN}`) is hidden here, where
+/// it is shown, since the executor needs the plan's names as they are.
+fn print_plan(plan: &Plan, output: Output, masked: &desired::MaskedValues) {
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(plan).expect("plans serialize")),
-        Output::Markdown => print!("{}", diff::render::markdown(plan)),
-        Output::Text => print!("{}", diff::render::text(plan, color())),
+        Output::Json => {
+            let mut v = serde_json::to_value(plan).expect("plans serialize");
+            masked.redact_json(&mut v);
+            println!("{}", serde_json::to_string_pretty(&v).expect("values serialize"))
+        }
+        Output::Markdown => print!("{}", masked.redact(&diff::render::markdown(plan))),
+        Output::Text => print!("{}", masked.redact(&diff::render::text(plan, color()))),
     }
 }
 
@@ -907,7 +925,7 @@ async fn run_apply(
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let limited = apply::limit::Limited::new(&engine, run.parallel);
     let started = std::time::Instant::now();
-    let result = apply(&limited, d, opts).await;
+    let result = apply(&limited, d, opts).await.map_err(|e| e.redacted(d));
     record_apply(state_dir, source, d, &result, started);
     if let Ok((EXIT_OK, _)) = result {
         for r in apply::collect_images(&limited, d, state_dir, run.keep_images).await {
@@ -960,7 +978,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
         sp.check_unchanged(&fingerprint(&observed, d), &plan, &d.project)?;
     }
     if !quiet {
-        print!("{}", diff::render::text(&plan, color()));
+        print!("{}", d.masked.redact(&diff::render::text(&plan, color())));
     }
     reconcile::check(&plan, d, &opts)?;
     if !plan.has_changes() {
@@ -971,7 +989,7 @@ async fn apply<E: Engine>(engine: &E, d: &DesiredState, o: &ApplyOptions<'_>) ->
     }
     let mut progress = |line: &str| {
         if !quiet {
-            println!("{}", crate::terminal::clean(&d.secrets.redact(line)));
+            println!("{}", crate::terminal::clean(&d.redact(line)));
         }
     };
     let report = reconcile::execute(engine, d, &plan, &mut progress).await?;

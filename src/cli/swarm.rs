@@ -134,7 +134,7 @@ pub(super) async fn plan(
         // a tag moved since makes the plan stale, so what is applied is what was reviewed.
         SavedPlan::new(src, how.prune, how.take_over, fingerprint(&observed, d), &plan).write(file)?;
     }
-    print_plan(&plan, how.output);
+    print_plan(&plan, how.output, &d.masked);
     Ok(if how.exit_code && plan.has_changes() { EXIT_CHANGES } else { EXIT_OK })
 }
 
@@ -181,7 +181,7 @@ pub(super) async fn apply(
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let started = std::time::Instant::now();
     early.remember(state_dir, d);
-    let result = run(&engine, state_dir, d, opts, early.pins).await;
+    let result = run(&engine, state_dir, d, opts, early.pins).await.map_err(|e| e.redacted(d));
     record_apply(state_dir, source, d, &result, started);
     result.map(|(code, _)| code)
 }
@@ -201,7 +201,7 @@ async fn run(
         sp.check_unchanged(&fingerprint(&observed, d), &plan, &d.project)?;
     }
     if !o.quiet {
-        print!("{}", diff::render::text(&plan, color()));
+        print!("{}", d.masked.redact(&diff::render::text(&plan, color())));
     }
     reconcile::check(&plan, d, &ropts)?;
     if !plan.has_changes() {
@@ -214,7 +214,7 @@ async fn run(
     let quiet = o.quiet;
     let mut progress = |line: &str| {
         if !quiet {
-            println!("{}", crate::terminal::clean(&d.secrets.redact(line)));
+            println!("{}", crate::terminal::clean(&d.redact(line)));
         }
     };
     let report = reconcile::execute_swarm(engine, d, &plan, &mut progress).await?;

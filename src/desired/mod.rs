@@ -359,6 +359,11 @@ pub fn load_with(
     check_cycles(&state, &dep_pos, &files, &mut diags);
     check_host_ports(&state, &files, &mut diags);
 
+    // A message may quote a value compose took from hawser's environment (`${TOKEN}` where a
+    // size was expected): it is masked here, before any error or warning leaves the loader.
+    for d in diags.iter_mut().chain(state.warnings.iter_mut()) {
+        d.message = state.masked.redact(&d.message);
+    }
     if diags.is_empty() {
         Ok(state)
     } else {

@@ -266,7 +266,34 @@ impl SecretValues {
     }
 }
 
+impl MaskedValues {
+    /// `text` with each value (of 4 characters or more, as in plans) replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let mut values: Vec<&str> = self.0.iter().map(String::as_str).filter(|v| v.chars().count() >= 4).collect();
+        // Longest first: a value that holds another is hidden whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.iter().fold(text.to_string(), |t, v| t.replace(v, "***"))
+    }
+
+    /// Every string of `v` redacted (a plan as JSON: a value JSON escapes would not be found
+    /// in its text).
+    pub fn redact_json(&self, v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::String(s) => *s = self.redact(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.redact_json(x)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.redact_json(x)),
+            _ => {}
+        }
+    }
+}
+
 impl DesiredState {
+    /// `text` (an error, a progress line) with no secret value and no value of hawser's own
+    /// environment in it: what may be logged, stored, shown and sent.
+    pub fn redact(&self, text: &str) -> String {
+        self.masked.redact(&self.secrets.redact(text))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.networks.is_empty() && self.volumes.is_empty() && self.images.is_empty() && self.containers.is_empty()
     }

@@ -559,7 +559,7 @@ async fn run_reconcile(
     };
     let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false, take_over: false };
     let name = src.name.clone();
-    let mut progress = |line: &str| tracing::info!(source = %name, "{}", d.secrets.redact(line));
+    let mut progress = |line: &str| tracing::info!(source = %name, "{}", d.redact(line));
     let mut timings = reconcile::Timings::default();
     let result = if d.target == desired::Target::Swarm {
         *src.swarm_services.lock().unwrap() = d.containers.keys().cloned().collect();
@@ -615,7 +615,7 @@ async fn run_reconcile(
             if report.done > 0 {
                 let event =
                     if why == Trigger::Event { notify::EventKind::DriftRepaired } else { notify::EventKind::Deployed };
-                notify_event(src, event, Some(d), changes(&plan), None);
+                notify_event(src, event, Some(d), changes(&plan).iter().map(|c| d.redact(c)).collect(), None);
             }
             Ok(())
         }
@@ -628,10 +628,11 @@ async fn run_reconcile(
                 ReconcileError::Failed { rolled_back: true, .. } => notify::EventKind::RolledBack,
                 _ => notify::EventKind::Failed,
             };
-            record(svc, src, Some(d), why, outcome, started, Some(e.to_string()), 0, phases);
+            let message = d.redact(&e.to_string());
+            record(svc, src, Some(d), why, outcome, started, Some(message.clone()), 0, phases);
             // A failing revision is retried with backoff: it is told once, not at each retry.
             if src.first_failure(&d.revision) {
-                notify_event(src, event, Some(d), Vec::new(), Some(e.to_string()));
+                notify_event(src, event, Some(d), Vec::new(), Some(message));
             }
             Err(())
         }

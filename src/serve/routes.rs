@@ -477,12 +477,17 @@ async fn docker_resources(
         page.resources.push(other_row("Volume", &v.name, v.owner.as_ref()));
     }
     if let Some(d) = head {
+        // What runs may be named from the host's values too (an image from `${TOKEN}`).
+        for row in &mut page.resources {
+            row.name = d.masked.redact(&row.name);
+            row.image = d.masked.redact(&row.image);
+        }
         let effective = crate::diff::effective(d, &observed);
         let opts = crate::diff::DiffOptions { prune, take_over: false };
         let mut plan = crate::diff::diff(&effective, &observed, &opts);
         plan.mask(&d.masked);
         page.plan_changes = plan.has_changes();
-        page.plan = Some(crate::diff::render::text(&plan, false));
+        page.plan = Some(d.masked.redact(&crate::diff::render::text(&plan, false)));
     }
 }
 
@@ -548,9 +553,9 @@ async fn swarm_resources(
         match crate::reconcile::plan_swarm(swarm, d, &opts, Default::default()).await {
             Ok((_, plan, _, _)) => {
                 page.plan_changes = plan.has_changes();
-                page.plan = Some(crate::diff::render::text(&plan, false));
+                page.plan = Some(d.masked.redact(&crate::diff::render::text(&plan, false)));
             }
-            Err(e) => page.plan_error = Some(e.to_string()),
+            Err(e) => page.plan_error = Some(d.redact(&e.to_string())),
         }
     }
 }

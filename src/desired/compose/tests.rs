@@ -57,6 +57,27 @@ mod mapping {
         assert!(e.starts_with("compose.yaml:3:12: required variable `TAG` is missing a value: give a tag"), "{e}");
     }
 
+    /// Attack: plans masked the values compose took from hawser's environment, but a commit
+    /// with `mem_limit: "${SOME_TOKEN}"` put the clear value into the validation error, and
+    /// from there into /status, the dashboard, `hawser history` and notifications.
+    #[test]
+    fn a_value_of_hawsers_environment_never_appears_in_an_error_or_a_warning() {
+        let token = "tok-9f8e7d6c5b4a";
+        let process: BTreeMap<String, String> = [("SOME_TOKEN".to_string(), token.to_string())].into();
+        let policy = crate::desired::Policy::default();
+        let (data, filter) = (Default::default(), Default::default());
+        let opts = crate::desired::load_options(&policy, &process, &[], &data, &filter);
+        let files = [ManifestFile {
+            path: "compose.yaml".into(),
+            text: "services:\n  web:\n    image: \"reg/${SOME_TOKEN}:1\"\n    mem_limit: \"${SOME_TOKEN}\"\n    cpus: \"${SOME_TOKEN}\"\n    ports: [\"${SOME_TOKEN}:80\"]\n".into(),
+        }];
+        let e = crate::desired::load_with("shop", "r", &files, &opts).unwrap_err();
+        let text = e.to_string();
+        assert!(e.0.len() >= 2, "{text}");
+        assert!(!text.contains(token) && !text.contains("9f8e7d6c"), "{text}");
+        assert!(text.contains("***"), "{text}");
+    }
+
     #[test]
     fn relative_binds_mount_files_of_the_repository_read_only_unless_asked() {
         let d = load(
