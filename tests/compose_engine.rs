@@ -397,6 +397,43 @@ networks:
     assert!(inspect(&app, "{{.State.Running}}").contains("true"));
 }
 
+/// Attack: an age-encrypted file of 1 GiB was decrypted whole (3.2 GB of memory at apply), and
+/// repository files that containers mount had no size cap. Over the host policy's
+/// `maxRepoFileSize` they are refused at validation, before they are read, and nothing runs.
+#[test]
+fn repository_files_over_the_cap_are_refused_before_they_are_read() {
+    let p = "t-repo-cap";
+    let s = Stack::new(p);
+    let identity = age::x25519::Identity::generate();
+    let sealed = age::encrypt(&identity.to_public(), &vec![b'x'; 3 << 20]).unwrap();
+    s.write(
+        "compose.yaml",
+        &format!("secrets:\n  big: {{file: ./secrets/big.bin.age}}\nservices:\n  app:\n    image: {IMAGE}\n    command: [sleep, \"3600\"]\n    container_name: {p}-app\n    secrets: [big]\n    volumes: [\"./site:/site:ro\"]\n"),
+    );
+    std::fs::create_dir_all(s.path().join("secrets")).unwrap();
+    std::fs::write(s.path().join("secrets/big.bin.age"), &sealed).unwrap();
+    for i in 0..3 {
+        s.write(&format!("site/page{i}.html"), &"x".repeat(500 << 10));
+    }
+    s.commit("large files");
+    let policy = s.state.path().join("policy.toml");
+    std::fs::write(&policy, "maxRepoFileSize = \"1Mi\"\n").unwrap();
+    let pol = policy.to_str().unwrap();
+    let r = s.hawser(&["--policy", pol, "apply", "{src}", "--yes"]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(
+        r.stderr.contains("`./secrets/big.bin.age` holds more than 1048576 bytes")
+            || r.stderr.contains("secrets/big.bin.age` holds more than"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("`./site` holds more than") || r.stderr.contains("site` holds more than"), "{r:?}");
+    assert!(r.stderr.contains("maxRepoFileSize"), "{r:?}");
+    assert!(container_id(&format!("{p}-app")).is_none(), "nothing was made");
+    // Within the default cap, the same files are mounted.
+    let r = s.hawser(&["plan", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
 /// A secret committed encrypted with age is decrypted on the host with the identity the host
 /// policy names, only when applied: plans need no key, and no output shows the plaintext.
 #[test]

@@ -26,7 +26,7 @@ pub fn materialize(d: &DesiredState) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&tmp);
         let decrypted;
         let snap = if snap.encrypted {
-            decrypted = decrypt(snap, d.age_identity.as_deref())?;
+            decrypted = decrypt(snap, d.age_identity.as_deref(), d.host_limits.file)?;
             &decrypted
         } else {
             snap
@@ -47,6 +47,7 @@ pub fn materialize(d: &DesiredState) -> Result<(), String> {
 fn decrypt(
     snap: &crate::desired::RepoSnapshot,
     identity: Option<&Path>,
+    max: u64,
 ) -> Result<crate::desired::RepoSnapshot, String> {
     use std::io::Read;
     let Some(identity) = identity else {
@@ -70,9 +71,16 @@ fn decrypt(
         let fail = |e: &dyn std::fmt::Display| format!("cannot decrypt `{}` with {shown}: {e}", snap.path);
         let reader = age::armor::ArmoredReader::new(&f.data[..]);
         let decryptor = age::Decryptor::new(reader).map_err(|e| fail(&e))?;
-        let mut stream = decryptor.decrypt(identities.iter().map(|i| i.as_ref())).map_err(|e| fail(&e))?;
+        let stream = decryptor.decrypt(identities.iter().map(|i| i.as_ref())).map_err(|e| fail(&e))?;
+        // Read to the cap and no further: the ciphertext is the pusher's to choose.
         let mut plain = Vec::new();
-        stream.read_to_end(&mut plain).map_err(|e| fail(&e))?;
+        stream.take(max.saturating_add(1)).read_to_end(&mut plain).map_err(|e| fail(&e))?;
+        if plain.len() as u64 > max {
+            return Err(format!(
+                "`{}` decrypts to more than {max} bytes; refused (maxRepoFileSize of the host policy)",
+                snap.path
+            ));
+        }
         f.data = plain;
     }
     Ok(out)
@@ -114,5 +122,36 @@ pub fn collect(d: &DesiredState) {
                 tracing::warn!(snapshot = %e.path().display(), error = %err, "cannot remove an unused snapshot");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use age::secrecy::ExposeSecret;
+
+    /// Attack: an age-encrypted file of 1 GiB was decrypted whole (3.2 GB of memory at apply).
+    /// The plaintext is read to the cap and no further.
+    #[test]
+    fn an_age_file_is_decrypted_to_the_cap_and_no_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = age::x25519::Identity::generate();
+        let key = dir.path().join("age.key");
+        std::fs::write(&key, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let plain = vec![b'x'; 3 << 20];
+        let snap = |data: Vec<u8>| crate::desired::RepoSnapshot {
+            path: "big.age".into(),
+            access: None,
+            encrypted: true,
+            single: Some("big".into()),
+            files: vec![crate::desired::ContextFile { path: "big".into(), mode: 0o644, data }],
+        };
+        let sealed = snap(age::encrypt(&identity.to_public(), &plain).unwrap());
+        let e = decrypt(&sealed, Some(&key), 1 << 20).unwrap_err();
+        assert!(e.contains("decrypts to more than 1048576 bytes") && e.contains("maxRepoFileSize"), "{e}");
+        let opened = decrypt(&sealed, Some(&key), 4 << 20).unwrap();
+        assert_eq!(opened.files[0].data.len(), 3 << 20);
+        assert!(!opened.encrypted);
     }
 }

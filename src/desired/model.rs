@@ -105,11 +105,14 @@ pub struct DesiredState {
 pub struct HostLimits {
     /// The most one image layer may unpack to on the native target (`maxLayerSize`).
     pub layer: u64,
+    /// The most a file or folder of the repository that a container mounts may hold, and an
+    /// age file decrypt to (`maxRepoFileSize`).
+    pub file: u64,
 }
 
 impl Default for HostLimits {
     fn default() -> Self {
-        HostLimits { layer: 2 << 30 }
+        HostLimits { layer: 2 << 30, file: 64 << 20 }
     }
 }
 

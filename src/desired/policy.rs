@@ -83,6 +83,10 @@ pub struct Policy {
     /// otherwise grow to fill the disk.
     #[serde(default = "default_max_layer_size")]
     pub max_layer_size: ByteSize,
+    /// The most a file or folder of the repository that containers mount may hold, in all,
+    /// and an age file of it decrypt to: each is held in memory as it is written.
+    #[serde(default = "default_max_repo_file_size")]
+    pub max_repo_file_size: ByteSize,
     /// The socket of the engine hawser drives, added by the CLI from `--host`.
     #[serde(skip)]
     pub engine_sockets: Vec<PathBuf>,
@@ -90,6 +94,10 @@ pub struct Policy {
 
 fn default_max_layer_size() -> ByteSize {
     ByteSize(super::model::HostLimits::default().layer)
+}
+
+fn default_max_repo_file_size() -> ByteSize {
+    ByteSize(super::model::HostLimits::default().file)
 }
 
 fn all_variables() -> Vec<String> {
@@ -123,6 +131,7 @@ impl Default for Policy {
             allow_variables: all_variables(),
             secret_roots: default_secret_roots(),
             max_layer_size: default_max_layer_size(),
+            max_repo_file_size: default_max_repo_file_size(),
             engine_sockets: Vec::new(),
         }
     }
@@ -228,7 +237,7 @@ impl Finding {
 impl Policy {
     /// The bounds this policy sets on applying.
     pub fn host_limits(&self) -> super::model::HostLimits {
-        super::model::HostLimits { layer: self.max_layer_size.0 }
+        super::model::HostLimits { layer: self.max_layer_size.0, file: self.max_repo_file_size.0 }
     }
 
     /// Reads a policy file; its errors are positioned like manifest errors.

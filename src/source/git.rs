@@ -142,7 +142,26 @@ pub fn cache_path(url: &str, cache_dir: &Path) -> std::path::PathBuf {
 }
 
 /// Every blob under `folder` of `commit`, with paths relative to `folder`.
-pub fn files_under(repo_path: &Path, commit: &str, folder: &str) -> Result<Vec<super::ContextFile>, String> {
+/// Refuses a read past `max` bytes in all, before the blob is inflated: its size is in the
+/// object's header. `left` is what remains of it.
+fn within(repo: &Repository, id: git2::Oid, path: &str, left: &mut u64, max: u64) -> Result<(), super::ReadError> {
+    let (size, _) = repo.odb().and_then(|odb| odb.read_header(id)).map_err(|e| e.message().to_string())?;
+    *left = left.checked_sub(size as u64).ok_or_else(|| too_large(path, max))?;
+    Ok(())
+}
+
+/// The error of a read of the repository past its cap.
+pub fn too_large(path: &str, max: u64) -> super::ReadError {
+    super::ReadError::TooLarge { path: path.to_string(), max }
+}
+
+/// Every file under `folder` of the commit, at most `max` bytes in all.
+pub fn files_under(
+    repo_path: &Path,
+    commit: &str,
+    folder: &str,
+    max: u64,
+) -> Result<Vec<super::ContextFile>, super::ReadError> {
     let repo = open(repo_path)
         .or_else(|| Repository::open_bare(repo_path).ok())
         .ok_or_else(|| format!("cannot open {}", repo_path.display()))?;
@@ -157,9 +176,14 @@ pub fn files_under(repo_path: &Path, commit: &str, folder: &str) -> Result<Vec<s
     };
     let mut out = Vec::new();
     let mut err = None;
+    let mut left = max;
     sub.walk(TreeWalkMode::PreOrder, |root, entry| {
         if entry.kind() != Some(ObjectType::Blob) {
             return TreeWalkResult::Ok;
+        }
+        if let Err(e) = within(&repo, entry.id(), folder, &mut left, max) {
+            err = Some(e);
+            return TreeWalkResult::Abort;
         }
         match repo.find_blob(entry.id()) {
             Ok(blob) => out.push(super::ContextFile {
@@ -168,13 +192,13 @@ pub fn files_under(repo_path: &Path, commit: &str, folder: &str) -> Result<Vec<s
                 data: blob.content().to_vec(),
             }),
             Err(e) => {
-                err = Some(e.message().to_string());
+                err = Some(super::ReadError::Other(e.message().to_string()));
                 return TreeWalkResult::Abort;
             }
         }
         TreeWalkResult::Ok
     })
-    .map_err(|e| e.message().to_string())?;
+    .map_err(|e| err.clone().unwrap_or_else(|| super::ReadError::Other(e.message().to_string())))?;
     match err {
         Some(e) => Err(e),
         None => Ok(out),
@@ -182,7 +206,12 @@ pub fn files_under(repo_path: &Path, commit: &str, folder: &str) -> Result<Vec<s
 }
 
 /// The file at `path` of a commit; `None` when there is none (or it is a folder or a link).
-pub fn file_at(repo_path: &Path, commit: &str, path: &str) -> Result<Option<super::ContextFile>, String> {
+pub fn file_at(
+    repo_path: &Path,
+    commit: &str,
+    path: &str,
+    max: u64,
+) -> Result<Option<super::ContextFile>, super::ReadError> {
     let repo = open(repo_path)
         .or_else(|| Repository::open_bare(repo_path).ok())
         .ok_or_else(|| format!("cannot open {}", repo_path.display()))?;
@@ -192,6 +221,7 @@ pub fn file_at(repo_path: &Path, commit: &str, path: &str) -> Result<Option<supe
     if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
         return Ok(None);
     }
+    within(&repo, entry.id(), path, &mut max.clone(), max)?;
     let blob = repo.find_blob(entry.id()).map_err(|e| e.message().to_string())?;
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     Ok(Some(super::ContextFile { path: name, mode: entry.filemode() as u32, data: blob.content().to_vec() }))
@@ -472,5 +502,30 @@ mod tests {
         assert_eq!(ssh_port("ssh://git@[::1]:19491/repo"), 19491);
         assert_eq!(ssh_port("git@example.org:team/repo.git"), 22);
         assert_eq!(ssh_port("https://example.org:8443/repo"), 22);
+    }
+
+    /// Attack: repository files that containers mount had no size cap. A blob over the cap is
+    /// refused from its header, before it is inflated into memory.
+    #[test]
+    fn a_blob_over_the_cap_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("site")).unwrap();
+        std::fs::write(dir.path().join("site/a.html"), vec![b'a'; 600 << 10]).unwrap();
+        std::fs::write(dir.path().join("site/b.html"), vec![b'b'; 600 << 10]).unwrap();
+        std::fs::write(dir.path().join("big.bin"), vec![0u8; 2 << 20]).unwrap();
+        let mut index = repo.index().unwrap();
+        for f in ["site/a.html", "site/b.html", "big.bin"] {
+            index.add_path(std::path::Path::new(f)).unwrap();
+        }
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("t", "t@localhost").unwrap();
+        let commit = repo.commit(Some("HEAD"), &sig, &sig, "one", &tree, &[]).unwrap().to_string();
+        let too_large = |e: super::super::ReadError| matches!(e, super::super::ReadError::TooLarge { .. });
+        assert!(too_large(super::file_at(dir.path(), &commit, "big.bin", 1 << 20).unwrap_err()));
+        assert!(too_large(super::files_under(dir.path(), &commit, "site", 1 << 20).unwrap_err()));
+        assert_eq!(super::files_under(dir.path(), &commit, "site", 2 << 20).unwrap().len(), 2);
+        let e = super::file_at(dir.path(), &commit, "big.bin", 1 << 20).unwrap_err().to_string();
+        assert!(e.contains("maxRepoFileSize"), "{e}");
     }
 }

@@ -57,12 +57,13 @@ pub use crate::desired::ContextFile;
 
 impl Snapshot {
     /// Every file under `folder` (relative to the source root) in this revision.
-    pub fn files_under(&self, folder: &str) -> Result<Vec<ContextFile>, String> {
+    /// Every file under `folder`, refused past `max` bytes in all.
+    pub fn files_under(&self, folder: &str, max: u64) -> Result<Vec<ContextFile>, ReadError> {
         let folder = folder.trim_start_matches("./").trim_end_matches('/');
         let mut files = match &self.location {
-            Location::Git { repo, commit } => git::files_under(repo, commit, folder)?,
-            Location::Dir { root } => dir::files_under(root, folder)?,
-            Location::None => return Err("this source has no files".into()),
+            Location::Git { repo, commit } => git::files_under(repo, commit, folder, max)?,
+            Location::Dir { root } => dir::files_under(root, folder, max)?,
+            Location::None => return Err(ReadError::Other("this source has no files".into())),
         };
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
@@ -82,13 +83,31 @@ impl Snapshot {
 
     /// The one file at `path` (relative to the source root) in this revision, named by its
     /// file name; `None` when there is no such file.
-    pub fn file(&self, path: &str) -> Result<Option<ContextFile>, String> {
+    /// `None` when there is no such file; refused past `max` bytes.
+    pub fn file(&self, path: &str, max: u64) -> Result<Option<ContextFile>, ReadError> {
         let path = path.trim_start_matches("./");
         match &self.location {
-            Location::Git { repo, commit } => git::file_at(repo, commit, path),
-            Location::Dir { root } => dir::file_at(root, path),
-            Location::None => Err("this source has no files".into()),
+            Location::Git { repo, commit } => git::file_at(repo, commit, path, max),
+            Location::Dir { root } => dir::file_at(root, path, max),
+            Location::None => Err(ReadError::Other("this source has no files".into())),
         }
+    }
+}
+
+/// Why a file of a revision could not be read.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ReadError {
+    #[error("`{path}` holds more than {max} bytes; refused (maxRepoFileSize of the host policy)")]
+    TooLarge { path: String, max: u64 },
+    #[error("no such file or folder in this revision of the repository")]
+    NotFound,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for ReadError {
+    fn from(message: String) -> Self {
+        ReadError::Other(message)
     }
 }
 
@@ -395,7 +414,16 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
                 Some(f) => f.text.clone(),
                 None => {
                     // Read one file each (never the folder around it), held to the manifest size limit.
-                    let Ok(Some(f)) = snap.file(&named) else { continue };
+                    // A file over the limit is refused before it is read, with the limit's error.
+                    let f = match snap.file(&named, opts.limits.manifest) {
+                        Ok(Some(f)) => f,
+                        Ok(None) => continue,
+                        Err(ReadError::TooLarge { .. }) => {
+                            SizeBudget::new(opts.limits).admit(&named, opts.limits.manifest.saturating_add(1))?;
+                            continue;
+                        }
+                        Err(ReadError::NotFound | ReadError::Other(_)) => continue,
+                    };
                     SizeBudget::new(opts.limits).admit(&named, f.data.len() as u64)?;
                     String::from_utf8_lossy(&f.data).into_owned()
                 }
@@ -591,6 +619,7 @@ pub fn resolve_repo_files(
 ) -> Result<(), Diagnostics> {
     use crate::desired::Mount;
     d.repo_files_root = root.to_path_buf();
+    let max_file = d.host_limits.file;
     let mut diags = Vec::new();
     for c in d.containers.values_mut() {
         for m in c.spec.volumes.iter_mut() {
@@ -608,9 +637,9 @@ pub fn resolve_repo_files(
                         data: text.clone().into_bytes(),
                     }],
                 }),
-                None => read_repo_path(snap, path),
+                None => read_repo_path(snap, path, max_file),
             };
-            if read.is_err() && data_folder.is_some() && content.is_none() {
+            if matches!(read, Err(ReadError::NotFound)) && data_folder.is_some() && content.is_none() {
                 // Not a file of the repository: the app's own data (`./data:/data`), see `data_folders`.
                 continue;
             }
@@ -668,9 +697,10 @@ pub fn data_folders(d: &mut crate::desired::DesiredState, root: &Path) {
 }
 
 /// A folder of the revision with the files under it, or one file.
-fn read_repo_path(snap: &Snapshot, path: &str) -> Result<crate::desired::RepoSnapshot, String> {
+/// What a container mounts of the repository, at most `max` bytes in all.
+fn read_repo_path(snap: &Snapshot, path: &str, max: u64) -> Result<crate::desired::RepoSnapshot, ReadError> {
     use crate::desired::RepoSnapshot;
-    if let Some(file) = snap.file(path)? {
+    if let Some(file) = snap.file(path, max)? {
         return Ok(RepoSnapshot {
             path: path.to_string(),
             access: None,
@@ -679,11 +709,12 @@ fn read_repo_path(snap: &Snapshot, path: &str) -> Result<crate::desired::RepoSna
             files: vec![file],
         });
     }
-    match snap.files_under(path) {
+    match snap.files_under(path, max) {
         Ok(files) if !files.is_empty() => {
             Ok(RepoSnapshot { path: path.to_string(), access: None, encrypted: false, single: None, files })
         }
-        _ => Err("no such file or folder in this revision of the repository".to_string()),
+        Err(e @ ReadError::TooLarge { .. }) => Err(e),
+        _ => Err(ReadError::NotFound),
     }
 }
 
@@ -727,7 +758,8 @@ pub fn resolve_builds(d: &mut crate::desired::DesiredState, snap: &Snapshot) -> 
             message: format!("Image `{name}`: {message}"),
             source: None,
         };
-        let files = match snap.files_under(&build.context) {
+        // A build context is sent to the engine whole; it is bounded by the engine, not here.
+        let files = match snap.files_under(&build.context, u64::MAX) {
             Ok(f) => f,
             Err(e) => {
                 diags.push(problem(format!("build.context: {e}")));
