@@ -301,11 +301,11 @@ fn a_rebound_name_is_refused_and_the_button_cannot_be_pressed_in_a_loop() {
     let p = "t-dash-rebind";
     let s = Stack::new(p);
     s.commit("empty");
-    let port = 19508;
+    let port = 19521;
     let _serve = Serve(serve(&s, &format!("127.0.0.1:{port}"), &[]));
     wait_healthy(port);
     let name = s.path().file_name().unwrap().to_string_lossy().to_string();
-    let evil = "rebind.evil.example:19508";
+    let evil = "rebind.evil.example:19521";
     let html = [("Accept", "text/html")];
     let (code, _, body) = raw(port, "127.0.0.1", evil, "GET", "/", &html, "");
     assert_eq!(code, 421, "{body}");
@@ -317,7 +317,7 @@ fn a_rebound_name_is_refused_and_the_button_cannot_be_pressed_in_a_loop() {
     let (code, _, page) = raw(port, "127.0.0.1", &own, "GET", "/", &html, "");
     assert_eq!(code, 200);
     let csrf = csrf_of(&page);
-    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "http://127.0.0.1:19508")];
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "http://127.0.0.1:19521")];
     let body = format!("csrf={csrf}");
     let (code, _, _) = raw(port, "127.0.0.1", evil, "POST", &format!("/sources/{name}/reconcile"), &form, &body);
     assert_eq!(code, 421, "the rebound page cannot press the button even with the token");
@@ -356,13 +356,13 @@ fn wrong_tokens_are_throttled_and_a_session_ends_at_logout() {
     s.commit("empty");
     let token_file = s.state.path().join("dashboard.token");
     std::fs::write(&token_file, "let-me-in-9\n").unwrap();
-    let port = 19509;
+    let port = 19522;
     let _serve = Serve(serve(&s, &format!("127.0.0.1:{port}"), &["--token-file", token_file.to_str().unwrap()]));
     wait_healthy(port);
     let own = format!("127.0.0.1:{port}");
     let (_, _, page) = raw(port, "127.0.0.1", &own, "GET", "/login", &[], "");
     let csrf = csrf_of(&page);
-    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "http://127.0.0.1:19509")];
+    let form = [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "http://127.0.0.1:19522")];
     let login =
         |from: &str, token: &str| raw(port, from, &own, "POST", "/login", &form, &format!("csrf={csrf}&token={token}"));
     let started = Instant::now();

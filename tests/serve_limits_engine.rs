@@ -275,7 +275,7 @@ fn keep_alive_http_1_0_and_chunked_bodies_work_as_on_any_server() {
 
     let mut c = connect(port, "127.0.0.2").unwrap();
     c.write_all(
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
     let both = read_all(&mut c, Duration::from_secs(5));
@@ -365,4 +365,38 @@ fn slowloris_and_idle_connections_leave_health_answering() {
         .filter(|c| !closed_within(&mut c.try_clone().unwrap(), Duration::from_millis(50)))
         .count();
     assert_eq!(open, 0, "connections outlived the header timeout");
+}
+
+/// Attack: the listener's 512 connections (32 per address) were held idle from 20 loopback
+/// addresses, and /healthz then failed: idle connections were not reclaimed under pressure.
+/// Now a connection that finds every slot taken closes the one idle the longest.
+#[test]
+fn idle_connections_from_many_addresses_are_reclaimed_for_a_probe() {
+    let p = "t-limits-reclaim";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\n"));
+    s.commit("empty");
+    let port = 19523;
+    let _serve = start(&s, port, None);
+    let mut held = Vec::new();
+    for i in 0..640 {
+        if let Ok(c) = connect(port, &format!("127.0.0.{}", 100 + i % 20)) {
+            held.push(c);
+        }
+    }
+    assert!(held.len() >= 600, "{} connections opened", held.len());
+    // Every slot is now held by a connection that sends nothing.
+    std::thread::sleep(Duration::from_millis(300));
+    for round in 0..5 {
+        let h = healthz(port, "127.0.0.2", Duration::from_secs(1));
+        assert!(h.is_some(), "/healthz did not answer within 1 s in round {round}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // What was reclaimed were the attacker's idle connections, oldest first.
+    let closed = held
+        .iter_mut()
+        .take(50)
+        .filter(|c| closed_within(&mut c.try_clone().unwrap(), Duration::from_millis(50)))
+        .count();
+    assert!(closed >= 5, "the oldest idle connections were closed: {closed}");
 }

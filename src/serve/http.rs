@@ -2,8 +2,10 @@
 //! bodies) serving an axum router. Whoever can reach the port may be hostile, so everything a
 //! client can make the service hold is bounded:
 //! - connections: at most [`Limits::connections`] at once, [`Limits::per_peer`] from one address;
-//!   past that the listener stops accepting until one ends, so excess waits in the kernel's
-//!   backlog instead of costing memory or descriptors;
+//!   when every slot is taken, the connection that has waited longest for a request is closed
+//!   to make room (many addresses holding idle connections cannot starve a probe), and when
+//!   none is idle the listener waits for one to end, so excess waits in the kernel's backlog
+//!   instead of costing memory or descriptors;
 //! - time: a request's headers must arrive within [`Limits::headers`] of the connection's last
 //!   answer (so an idle keep-alive connection is closed then too), and its handler, body
 //!   included, must be done within [`Limits::request`]; only the live event stream outlives it;
@@ -89,6 +91,53 @@ impl Drop for PeerGuard {
     }
 }
 
+/// The open connections, and since when each has waited for a request (none while one is
+/// being answered), to close the longest idle one when the slots run out.
+#[derive(Default)]
+struct Open(Mutex<OpenInner>);
+
+#[derive(Default)]
+struct OpenInner {
+    next: u64,
+    conns: HashMap<u64, (Option<std::time::Instant>, Arc<tokio::sync::Notify>)>,
+}
+
+impl Open {
+    fn add(&self) -> (u64, Arc<tokio::sync::Notify>) {
+        let mut o = self.0.lock().unwrap();
+        o.next += 1;
+        let (id, close) = (o.next, Arc::new(tokio::sync::Notify::new()));
+        o.conns.insert(id, (Some(std::time::Instant::now()), close.clone()));
+        (id, close)
+    }
+
+    fn set_idle(&self, id: u64, idle: bool) {
+        if let Some(c) = self.0.lock().unwrap().conns.get_mut(&id) {
+            c.0 = idle.then(std::time::Instant::now);
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.0.lock().unwrap().conns.remove(&id);
+    }
+
+    /// Tells the connection idle the longest to close; false when every one is busy.
+    fn close_oldest_idle(&self) -> bool {
+        let mut o = self.0.lock().unwrap();
+        let oldest = o.conns.iter().filter_map(|(id, (since, _))| since.map(|s| (s, *id))).min();
+        match oldest {
+            Some((_, id)) => {
+                // Not idle any more: the next eviction picks another.
+                let c = o.conns.get_mut(&id).expect("just found");
+                c.0 = None;
+                c.1.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Wraps `app` in the request limits: the body budget, the body size cap and the time limit.
 /// Routes added after this (the live event stream) are not timed.
 pub fn limited(app: Router, limits: Limits) -> Router {
@@ -121,12 +170,9 @@ async fn body_budget(State((bodies, cap)): State<(Arc<Semaphore>, usize)>, req: 
 pub async fn serve(listener: TcpListener, limits: Limits, app: Router, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(limits.connections));
     let peers = Arc::new(Peers::default());
+    let open = Arc::new(Open::default());
     let mut backoff = Duration::ZERO;
     loop {
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s.expect("never closed"),
-            _ = stop.changed() => return,
-        };
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
@@ -148,16 +194,36 @@ pub async fn serve(listener: TcpListener, limits: Limits, app: Router, mut stop:
             drop(stream); // One address may not take every slot.
             continue;
         };
+        // Every slot taken: make room by closing the connection idle the longest, or else
+        // wait (with this one connection in hand; the rest wait in the kernel's backlog).
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(s) => s,
+            Err(_) => {
+                open.close_oldest_idle();
+                tokio::select! {
+                    s = slots.clone().acquire_owned() => s.expect("never closed"),
+                    _ = stop.changed() => return,
+                }
+            }
+        };
         let app = app.clone();
         let mut stop = stop.clone();
+        let open = open.clone();
+        let (id, close) = open.add();
         tokio::spawn(async move {
             let _held = (slot, guard);
             let ip = peer.ip();
+            let (busy, idle) = (open.clone(), open.clone());
             let app =
                 tower::ServiceExt::map_request(app, move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    busy.set_idle(id, false);
                     req.extensions_mut().insert(Peer(ip));
                     req
                 });
+            let app = tower::ServiceExt::map_response(app, move |res| {
+                idle.set_idle(id, true);
+                res
+            });
             let service = hyper_util::service::TowerToHyperService::new(app);
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
@@ -170,7 +236,10 @@ pub async fn serve(listener: TcpListener, limits: Limits, app: Router, mut stop:
                 _ = conn.as_mut() => {}
                 // A stopping service ends open streams (and idle connections) at once.
                 _ = stop.changed() => {}
+                // The slots ran out and this one waited longest for a request.
+                _ = close.notified() => {}
             }
+            open.remove(id);
         });
     }
 }
