@@ -137,4 +137,31 @@ fn a_project_spreads_pins_talks_and_survives_a_node_on_a_three_node_swarm() {
     assert_eq!(task_nodes("swc-spread").len(), 6);
     let r = s.hawser(&["--host", &host, "plan", "--exit-code", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
+
+    // Attack: a start-first update that could not be placed (at most 2 per node, every slot
+    // taken) waited 314 s before failing. Six replicas at most two per node on three nodes
+    // leave no room to start one first: the update goes stop-first, as `docker stack deploy`'s.
+    let m2 = m.replace("replicas: 6\n", "replicas: 6\n  env: {VERSION: \"2\"}\n");
+    s.write("app.yaml", &m2);
+    s.commit("v2: spread changed");
+    let started = Instant::now();
+    let r = s.hawser(&["--host", &host, "apply", "--yes", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("stop-first: 6 replicas at most 2 per node on 3 eligible nodes leave no room"), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(120), "took {:?}", started.elapsed());
+    assert_eq!(task_nodes("swc-spread").len(), 6);
+
+    // An update no node can take (a constraint nothing meets) fails within seconds with the
+    // cluster's reason, and is rolled back: the old tasks serve where they were.
+    let m3 = m2.replace("node.labels.zone == b", "node.labels.zone == nowhere");
+    s.write("app.yaml", &m3);
+    s.commit("v3: pinned nowhere");
+    let started = Instant::now();
+    let r = s.hawser(&["--host", &host, "apply", "--yes", "{src}"]);
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("cannot be placed") && r.stderr.contains("no suitable node"), "{r:?}");
+    assert!(!r.stderr.contains("on : "), "a task with no node is not named by an empty one: {r:?}");
+    assert!(took < Duration::from_secs(60), "failed after {took:?}");
+    assert_eq!(task_nodes("swc-pinned"), ["hws2", "hws2"], "the old version serves");
 }

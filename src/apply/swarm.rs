@@ -76,14 +76,19 @@ async fn run(engine: &SwarmEngine, desired: &DesiredState, a: &Action) -> Result
             }
         }
         (Op::Create, Kind::Container) => {
-            let req = request(engine, desired, &a.name).await?;
+            let (req, _) = request(engine, desired, &a.name).await?;
             let id = engine.create_service(&req).await?;
             match converge(engine, desired, &a.name, &id, None).await {
                 Ok(s) => Ok(format!("created, {}", tasks_line(&s))),
                 Err(e) => {
                     // A service whose tasks cannot run is not left behind half-made.
                     let _ = engine.remove_service(&id).await;
-                    Err(e)
+                    Err(match e {
+                        NotConverged::Unplaceable(why) => {
+                            ActionError::Other(format!("its tasks cannot be placed: {why}"))
+                        }
+                        NotConverged::Failed(e) => e,
+                    })
                 }
             }
         }
@@ -92,11 +97,16 @@ async fn run(engine: &SwarmEngine, desired: &DesiredState, a: &Action) -> Result
                 .service(id)
                 .await?
                 .ok_or_else(|| ActionError::Other(format!("service {id} is gone; plan again")))?;
-            let req = request(engine, desired, &a.name).await?;
+            let (req, why_stop_first) = request(engine, desired, &a.name).await?;
             engine.update_service(id, before.version, &req).await?;
             let started = before.update.as_ref().and_then(|u| u.started_at.clone());
-            let s = converge(engine, desired, &a.name, id, Some(started)).await?;
-            Ok(format!("updated, {}", tasks_line(&s)))
+            let s = match converge(engine, desired, &a.name, id, Some(started)).await {
+                Ok(s) => s,
+                Err(NotConverged::Unplaceable(why)) => return Err(roll_back(engine, id, &req, &why).await),
+                Err(NotConverged::Failed(e)) => return Err(e),
+            };
+            let order = why_stop_first.map(|why| format!(" ({why})")).unwrap_or_default();
+            Ok(format!("updated{order}, {}", tasks_line(&s)))
         }
         (Op::Remove { id }, Kind::Container) => {
             engine.remove_service(id).await?;
@@ -138,11 +148,13 @@ pub fn secret_name(service: &str, target: &str, digest: &str) -> String {
 
 /// The service request for Container `name`, with its file secrets made into secret objects
 /// (those that exist already are used as they are).
+/// What the cluster is asked to run for `name`, and why its updates go stop-first when the
+/// spec asked for start-first.
 async fn request<'d>(
     engine: &SwarmEngine,
     desired: &'d DesiredState,
     name: &'d str,
-) -> Result<ServiceRequest<'d>, ActionError> {
+) -> Result<(ServiceRequest<'d>, Option<String>), ActionError> {
     let r = &desired.containers[name];
     let l = super::container_labels(desired, name);
     let secret_env = super::secret_env(desired, name);
@@ -195,19 +207,78 @@ async fn request<'d>(
             _ => None,
         })
         .collect();
-    Ok(ServiceRequest { name, spec: &r.spec, labels: l, secret_env, secrets, volumes })
+    // Start-first only where the placement leaves room for the extra task.
+    let mut why_stop_first = None;
+    if r.spec.strategy() == crate::desired::Strategy::StartFirst
+        && r.spec.placement.as_ref().is_some_and(|p| p.max_replicas_per_node.is_some())
+    {
+        let nodes = engine.nodes().await?;
+        why_stop_first = crate::runtime::swarm::no_room_to_start_first(&r.spec, &nodes.iter().collect::<Vec<_>>());
+    }
+    let start_first = r.spec.strategy() == crate::desired::Strategy::StartFirst && why_stop_first.is_none();
+    Ok((ServiceRequest { name, spec: &r.spec, labels: l, secret_env, secrets, volumes, start_first }, why_stop_first))
+}
+
+/// A task of the new spec that no node can take (`no suitable node`) for this long fails the
+/// wait: the cluster would keep it pending for ever. Shorter ones happen while old tasks go.
+const UNPLACEABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// Why waiting for a service ended without it converging.
+enum NotConverged {
+    /// No node can take a task of the new spec: the cluster's own reason.
+    Unplaceable(String),
+    Failed(ActionError),
+}
+
+impl From<ActionError> for NotConverged {
+    fn from(e: ActionError) -> Self {
+        NotConverged::Failed(e)
+    }
+}
+
+impl From<crate::runtime::EngineError> for NotConverged {
+    fn from(e: crate::runtime::EngineError) -> Self {
+        NotConverged::Failed(e.into())
+    }
+}
+
+/// Rolls an update that cannot be placed back to the previous spec and waits for it: the old
+/// version keeps serving, and the cluster stops trying.
+async fn roll_back(engine: &SwarmEngine, id: &str, req: &ServiceRequest<'_>, why: &str) -> ActionError {
+    let version = match engine.service(id).await {
+        Ok(Some(s)) => s.version,
+        Ok(None) => return ActionError::Other(format!("the update cannot be placed ({why}), and the service is gone")),
+        Err(e) => return e.into(),
+    };
+    if let Err(e) = engine.rollback_service(id, version, req).await {
+        return ActionError::Other(format!("the update cannot be placed ({why}); rolling it back failed: {e}"));
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        if let Ok(Some(s)) = engine.service(id).await {
+            use crate::observed::swarm::UpdateState as U;
+            if s.update.as_ref().is_some_and(|u| u.state == U::RollbackCompleted) {
+                return ActionError::RolledBack(format!(
+                    "the update cannot be placed ({why}); hawser rolled it back, the old version serves"
+                ));
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    ActionError::Other(format!("the update cannot be placed ({why}); its rollback did not finish within 60s"))
 }
 
 /// Waits until service `id` runs its current spec everywhere it should; an update (`update`:
 /// when the service's last update began before this one) that the cluster rolled back or
-/// paused is a failure, reported once the rollback is over, so the old version serves.
+/// paused is a failure, reported once the rollback is over, so the old version serves. A task
+/// no node can take ends the wait within [`UNPLACEABLE_AFTER`].
 async fn converge(
     engine: &SwarmEngine,
     desired: &DesiredState,
     name: &str,
     id: &str,
     update: Option<Option<String>>,
-) -> Result<ObservedService, ActionError> {
+) -> Result<ObservedService, NotConverged> {
     let spec = &desired.containers[name].spec;
     let per_batch = spec.health_timeout().as_std()
         + spec.min_uptime().as_std()
@@ -216,11 +287,26 @@ async fn converge(
     let parallelism = spec.update.as_ref().and_then(|u| u.parallelism).unwrap_or(1).max(1);
     let limit = per_batch * replicas.div_ceil(parallelism) as u32 + Duration::from_secs(30);
     let began = Instant::now();
+    let mut unplaceable_since: Option<Instant> = None;
     loop {
         let s = engine
             .service(id)
             .await?
             .ok_or_else(|| ActionError::Other(format!("service {name} was removed while hawser waited for it")))?;
+        let unplaceable = s.tasks.iter().find(|t| {
+            t.current
+                && t.desired_state == "running"
+                && t.state == "pending"
+                && t.error.as_deref().is_some_and(|e| e.contains("no suitable node"))
+        });
+        match (unplaceable, unplaceable_since) {
+            (None, _) => unplaceable_since = None,
+            (Some(_), None) => unplaceable_since = Some(Instant::now()),
+            (Some(t), Some(since)) if since.elapsed() >= UNPLACEABLE_AFTER => {
+                return Err(NotConverged::Unplaceable(t.error.clone().unwrap_or_default()));
+            }
+            _ => {}
+        }
         let ours = s.update.as_ref().filter(|u| update.as_ref().is_some_and(|before| &u.started_at != before));
         if let Some(u) = ours {
             use crate::observed::swarm::UpdateState as U;
@@ -241,11 +327,11 @@ async fn converge(
                             format!("; failed tasks: {}", failing.join("; "))
                         }
                     );
-                    return Err(if u.state == U::RollbackCompleted {
+                    return Err(NotConverged::Failed(if u.state == U::RollbackCompleted {
                         ActionError::RolledBack(text)
                     } else {
                         ActionError::Other(text)
-                    });
+                    }));
                 }
                 _ => {}
             }
@@ -272,7 +358,7 @@ async fn converge(
         if update.is_none() {
             let failed: Vec<String> = diff::swarm::failing_tasks(&s, 5);
             if s.failing().count() as u64 >= want.max(1) * 3 {
-                return Err(ActionError::Other(format!("its tasks keep failing: {}", failed.join("; "))));
+                return Err(ActionError::Other(format!("its tasks keep failing: {}", failed.join("; "))).into());
             }
         }
         if began.elapsed() > limit {
@@ -281,7 +367,8 @@ async fn converge(
                 "not converged within {}s: {current} of {want} tasks run the new spec{}",
                 limit.as_secs(),
                 if failing.is_empty() { String::new() } else { format!("; failed tasks: {}", failing.join("; ")) }
-            )));
+            ))
+            .into());
         }
         tokio::time::sleep(POLL).await;
     }

@@ -189,7 +189,18 @@ fn updating(s: &ObservedService) -> bool {
 /// What the plan says of a service's tasks that fail, for `status` and the history: the node
 /// and the swarm's reason of each, newest first, at most `limit`.
 pub fn failing_tasks(s: &ObservedService, limit: usize) -> Vec<String> {
-    s.failing().take(limit).map(|t| format!("on {}: {}", t.node, t.error.as_deref().unwrap_or(&t.state))).collect()
+    s.failing()
+        .take(limit)
+        .map(|t| {
+            let what = t.error.as_deref().unwrap_or(&t.state);
+            // A task the swarm could not place has no node yet.
+            if t.node.is_empty() {
+                what.to_string()
+            } else {
+                format!("on {}: {what}", t.node)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -277,6 +288,7 @@ mod tests {
             hostname: h.into(),
             state: state.into(),
             availability: "active".into(),
+            ..Default::default()
         };
         let nodes = [("n1".to_string(), node("hws1", "ready")), ("n3".to_string(), node("hws3", "down"))];
         let observed = SwarmState { services: vec![svc], nodes: nodes.into_iter().collect(), ..Default::default() };

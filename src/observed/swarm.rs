@@ -136,9 +136,13 @@ pub fn fingerprint(state: &SwarmState, project: &str, names: &std::collections::
     hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ObservedNode {
     pub hostname: String,
+    /// `manager` or `worker`.
+    pub role: String,
+    /// The node's labels (`docker node update --label-add`), which constraints name.
+    pub labels: BTreeMap<String, String>,
     /// `ready`, `down`, `disconnected`, `unknown`.
     pub state: String,
     /// `active`, `pause`, `drain`.

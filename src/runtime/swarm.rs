@@ -6,7 +6,7 @@
 
 use super::docker::{deadline, err, to_btree, DockerEngine};
 use super::{EngineError, ErrorKind, Result};
-use crate::desired::{ContainerSpec, Mount, NetworkSpec, RestartPolicy, ServiceMode, Strategy};
+use crate::desired::{ContainerSpec, Mount, NetworkSpec, RestartPolicy, ServiceMode};
 use crate::labels::Ownership;
 use crate::observed::swarm::{
     ObservedNode, ObservedSecret, ObservedService, ObservedTask, SwarmState, UpdateState, UpdateStatus,
@@ -83,6 +83,55 @@ pub struct ServiceRequest<'a> {
     pub secrets: Vec<SecretMount>,
     /// How the cluster makes each named volume on a node, by volume name.
     pub volumes: BTreeMap<String, VolumeOptions>,
+    /// Whether updates (and rollbacks) start each new task before stopping an old one: the
+    /// spec's strategy, unless the placement leaves no room for the extra task (see
+    /// [`no_room_to_start_first`]).
+    pub start_first: bool,
+}
+
+/// Why an update cannot start a new task before stopping an old one, if it cannot: with
+/// `maxReplicasPerNode`, the nodes the constraints allow may hold no more than the replicas
+/// already (`docker stack deploy` updates stop-first by default and never meets this). A
+/// start-first update would wait for a slot that never comes.
+pub fn no_room_to_start_first(spec: &ContainerSpec, nodes: &[&ObservedNode]) -> Option<String> {
+    let max = spec.placement.as_ref()?.max_replicas_per_node?;
+    if spec.mode.unwrap_or_default() != ServiceMode::Replicated {
+        return None;
+    }
+    let constraints = spec.placement.as_ref().map(|p| p.constraints.as_slice()).unwrap_or_default();
+    let eligible = nodes
+        .iter()
+        .filter(|n| n.state == "ready" && n.availability == "active")
+        .filter(|n| constraints.iter().all(|c| satisfies(n, c)))
+        .count() as u64;
+    let replicas = spec.replicas.unwrap_or(1);
+    let parallelism = spec.update.as_ref().and_then(|u| u.parallelism).unwrap_or(1).max(1);
+    (eligible * max < replicas + parallelism).then(|| {
+        format!(
+            "stop-first: {replicas} replicas at most {max} per node on {eligible} eligible node{} leave no room to start one first",
+            if eligible == 1 { "" } else { "s" }
+        )
+    })
+}
+
+/// Whether `node` meets a placement constraint as the swarm reads it (`node.hostname`,
+/// `node.role`, `node.labels.KEY`, with `==` or `!=`). One it cannot judge here (`engine.labels`,
+/// `node.platform`) counts as met: the count of nodes is then an upper bound.
+fn satisfies(node: &ObservedNode, constraint: &str) -> bool {
+    let (key, equal, value) = match (constraint.split_once("=="), constraint.split_once("!=")) {
+        (Some((k, v)), _) => (k.trim(), true, v.trim()),
+        (None, Some((k, v))) => (k.trim(), false, v.trim()),
+        _ => return true,
+    };
+    let actual = match key {
+        "node.hostname" => Some(node.hostname.as_str()),
+        "node.role" => Some(node.role.as_str()),
+        k => match k.strip_prefix("node.labels.") {
+            Some(label) => Some(node.labels.get(label).map(String::as_str).unwrap_or("")),
+            None => return true,
+        },
+    };
+    actual.is_some_and(|a| a.eq_ignore_ascii_case(value) == equal)
 }
 
 /// A named volume as a node makes it for a task: hawser's labels, and the Volume's driver.
@@ -277,6 +326,33 @@ impl SwarmEngine {
         Ok(())
     }
 
+    /// Asks the cluster to roll service `id` (at `version`) back to its previous spec.
+    pub async fn rollback_service(&self, id: &str, version: u64, req: &ServiceRequest<'_>) -> Result<()> {
+        let op = format!("roll back service {}", req.name);
+        // The cluster ignores the spec sent with a rollback; the API wants one all the same.
+        let spec = service_spec(req);
+        let opts = q::UpdateServiceOptions {
+            version: version as i32,
+            rollback: Some("previous".into()),
+            ..Default::default()
+        };
+        deadline(&op, CALL_TIMEOUT, async {
+            self.docker().update_service(id, spec, opts, None).await.map_err(|e| err(&op, e))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The nodes of the cluster.
+    pub async fn nodes(&self) -> Result<Vec<ObservedNode>> {
+        let op = "list nodes";
+        let nodes = deadline(op, CALL_TIMEOUT, async {
+            self.docker().list_nodes(None::<q::ListNodesOptions>).await.map_err(|e| err(op, e))
+        })
+        .await?;
+        Ok(node_map(nodes).into_values().collect())
+    }
+
     pub async fn remove_service(&self, id: &str) -> Result<()> {
         let op = format!("remove service {id}");
         deadline(&op, CALL_TIMEOUT, async { self.docker().delete_service(id).await.map_err(|e| err(&op, e)) }).await
@@ -339,7 +415,10 @@ fn node_map(nodes: Vec<m::Node>) -> BTreeMap<String, ObservedNode> {
         .map(|n| {
             let id = n.id.unwrap_or_default();
             let status = n.status.unwrap_or_default();
+            let spec = n.spec.clone().unwrap_or_default();
             let node = ObservedNode {
+                role: spec.role.map(|r| r.to_string()).unwrap_or_default(),
+                labels: spec.labels.map(|l| l.into_iter().collect()).unwrap_or_default(),
                 hostname: n.description.and_then(|d| d.hostname).unwrap_or_else(|| id.clone()),
                 state: status.state.map(|s| s.to_string()).unwrap_or_default(),
                 availability: n.spec.and_then(|s| s.availability).map(|a| a.to_string()).unwrap_or_default(),
@@ -584,7 +663,7 @@ pub fn service_spec(req: &ServiceRequest<'_>) -> m::ServiceSpec {
     };
     let parallelism = s.update.as_ref().and_then(|u| u.parallelism).unwrap_or(1) as i64;
     let monitor = s.min_uptime().as_nanos_i64();
-    let start_first = s.strategy() == Strategy::StartFirst;
+    let start_first = req.start_first;
     let ports: Vec<m::EndpointPortConfig> = s
         .ports
         .iter()
@@ -640,5 +719,63 @@ pub fn service_spec(req: &ServiceRequest<'_>) -> m::ServiceSpec {
             ports: (!ports.is_empty()).then_some(ports),
         }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::Placement;
+
+    fn node(host: &str, role: &str, labels: &[(&str, &str)]) -> ObservedNode {
+        ObservedNode {
+            hostname: host.into(),
+            role: role.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            state: "ready".into(),
+            availability: "active".into(),
+        }
+    }
+
+    fn spread(replicas: u64, max: u64, constraints: &[&str]) -> ContainerSpec {
+        ContainerSpec {
+            replicas: Some(replicas),
+            placement: Some(Placement {
+                max_replicas_per_node: Some(max),
+                constraints: constraints.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Attack: a start-first update that could not be placed (`maxReplicasPerNode: 2`, 2
+    /// nodes, 4 replicas) waited 314 s before failing; `docker stack deploy` goes stop-first and
+    /// succeeds. Start-first is not chosen where the placement leaves no room.
+    #[test]
+    fn start_first_needs_room_on_the_nodes_the_placement_allows() {
+        let n = [node("hws1", "manager", &[]), node("hws2", "worker", &[("zone", "b")]), node("hws3", "worker", &[])];
+        let all: Vec<&ObservedNode> = n.iter().collect();
+        let two: Vec<&ObservedNode> = n[..2].iter().collect();
+        let why = no_room_to_start_first(&spread(4, 2, &[]), &two).unwrap();
+        assert_eq!(
+            why,
+            "stop-first: 4 replicas at most 2 per node on 2 eligible nodes leave no room to start one first"
+        );
+        assert!(no_room_to_start_first(&spread(4, 2, &[]), &all).is_none(), "room for one more on a third node");
+        assert!(no_room_to_start_first(&spread(6, 2, &[]), &all).is_some());
+        // The constraints narrow the nodes: by role, label and hostname, with == and !=.
+        assert!(no_room_to_start_first(&spread(4, 2, &["node.role == worker"]), &all).is_some());
+        assert!(no_room_to_start_first(&spread(3, 2, &["node.role != manager"]), &all).is_none());
+        assert!(no_room_to_start_first(&spread(2, 2, &["node.labels.zone == b"]), &all).is_some());
+        assert!(no_room_to_start_first(&spread(1, 2, &["node.hostname == hws3"]), &all).is_none());
+        // A down or drained node takes nothing.
+        let mut drained = n.clone();
+        drained[2].availability = "drain".into();
+        assert!(no_room_to_start_first(&spread(4, 2, &[]), &drained.iter().collect::<Vec<_>>()).is_some());
+        // A constraint it cannot judge counts as met; no limit, no question.
+        assert!(no_room_to_start_first(&spread(4, 2, &["engine.labels.gpu == yes"]), &all).is_none());
+        let free = ContainerSpec { replicas: Some(40), ..Default::default() };
+        assert!(no_room_to_start_first(&free, &two).is_none());
     }
 }
