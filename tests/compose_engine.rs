@@ -286,10 +286,7 @@ fn a_value_of_hawsers_environment_appears_in_no_error_and_no_history() {
     assert!(r.stderr.contains("invalid size `***`"), "{r:?}");
     assert!(!format!("{}{}", r.stdout, r.stderr).contains(TOKEN), "{r:?}");
 
-    s.write(
-        "compose.yaml",
-        &format!("services:\n  app:\n    image: \"127.0.0.1:5000/missing-${{HAWSER_TEST_LEAK}}:1\"\n"),
-    );
+    s.write("compose.yaml", "services:\n  app:\n    image: \"127.0.0.1:5000/missing-${HAWSER_TEST_LEAK}:1\"\n");
     s.commit("an image named from the host");
     let r = s.hawser_env(&["apply", "{src}", "--yes"], &env);
     assert_eq!(r.code, 1, "{r:?}");

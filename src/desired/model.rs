@@ -262,20 +262,22 @@ impl SecretValues {
     /// text that holds them) replaced by `***`: a container's log lines in an error may print
     /// its environment.
     pub fn redact(&self, text: &str) -> String {
-        let mut values: Vec<&str> = self.0.values().map(|v| v.trim()).filter(|v| v.chars().count() >= 4).collect();
-        // Longest first: a value that holds another is hidden whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.iter().fold(text.to_string(), |t, v| t.replace(v, "***"))
+        hide(text, self.0.values().map(|v| v.trim()))
     }
+}
+
+/// `text` with each of `values` of 4 characters or more replaced by `***`.
+fn hide<'v>(text: &str, values: impl Iterator<Item = &'v str>) -> String {
+    let mut values: Vec<&str> = values.filter(|v| v.chars().count() >= 4).collect();
+    // Longest first: a value that holds another is hidden whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.iter().fold(text.to_string(), |t, v| t.replace(v, "***"))
 }
 
 impl MaskedValues {
     /// `text` with each value (of 4 characters or more, as in plans) replaced by `***`.
     pub fn redact(&self, text: &str) -> String {
-        let mut values: Vec<&str> = self.0.iter().map(String::as_str).filter(|v| v.chars().count() >= 4).collect();
-        // Longest first: a value that holds another is hidden whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.iter().fold(text.to_string(), |t, v| t.replace(v, "***"))
+        hide(text, self.0.iter().map(String::as_str))
     }
 
     /// Every string of `v` redacted (a plan as JSON: a value JSON escapes would not be found
