@@ -186,9 +186,21 @@ pub const LOCAL_FILESYSTEMS: &[&str] = &[
 ];
 
 /// Mount options whose value is a host path, or a `:`-separated list of them (overlayfs's
-/// layers, ext4's external journal, XFS's log and realtime devices, btrfs's member devices).
-const PATH_OPTIONS: &[&str] =
-    &["lowerdir", "lowerdir+", "upperdir", "workdir", "datadir+", "journal_path", "logdev", "rtdev", "device"];
+/// layers, ext4's external journal, XFS's log and realtime devices, btrfs's member devices,
+/// the credentials file mount.cifs reads).
+const PATH_OPTIONS: &[&str] = &[
+    "lowerdir",
+    "lowerdir+",
+    "upperdir",
+    "workdir",
+    "datadir+",
+    "journal_path",
+    "logdev",
+    "rtdev",
+    "device",
+    "credentials",
+    "cred",
+];
 
 /// `o` of a local volume as the kernel reads it: comma-separated `key` or `key=value`.
 fn mount_options(o: &str) -> Vec<(String, Option<String>)> {
@@ -373,12 +385,14 @@ impl Policy {
                 ));
             }
         }
-        // Every host path an option names, whatever the type: the kernel reads them all.
+        // Every host path an option names, whatever the type: the kernel reads them all. A
+        // network share's other options (a password, an export) are not the host's paths.
+        let remote = family.is_some_and(|t| NETWORK_FILESYSTEMS.contains(&t));
         for (key, value) in &options {
             let Some(value) = value else { continue };
             let paths: Vec<&str> = if PATH_OPTIONS.contains(&key.as_str()) {
                 split_unescaped(value, ':')
-            } else if value.contains('/') {
+            } else if value.contains('/') && !remote {
                 vec![value.as_str()]
             } else {
                 continue;
@@ -395,7 +409,6 @@ impl Policy {
             }
         }
         if let Some(device) = s.driver_opts.get("device") {
-            let remote = family.is_some_and(|t| NETWORK_FILESYSTEMS.contains(&t));
             // tmpfs and overlay take any word as their device: it names nothing on the host.
             let nameless = family.is_some_and(|t| matches!(t, "tmpfs" | "ramfs" | "overlay")) && !binds;
             if binds || (!remote && !nameless) {
@@ -700,6 +713,11 @@ mod tests {
                 "{ty}: {f:?}"
             );
         }
+        // A network share's password is no path; its credentials file is.
+        let p2 = Policy { allow_network_volumes: true, ..p.clone() };
+        let cifs = |o: &str| local_volume(&[("type", "cifs"), ("device", "//198.18.0.9/share"), ("o", o)]);
+        assert!(p2.check_volume(&cifs("username=u,password=a/b,vers=3.0")).is_empty());
+        assert_eq!(p2.check_volume(&cifs("credentials=/root/.smbcredentials")).len(), 1);
         // An overlay entirely inside the roots, and tmpfs with its options, stay fine.
         assert!(p
             .check_volume(&local_volume(&[
