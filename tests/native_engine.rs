@@ -309,3 +309,32 @@ fn a_hostile_layer_from_a_registry_changes_nothing_on_the_host() {
     let layers = std::fs::read_dir(s.state.path().join("native/images/layers")).unwrap().count();
     assert_eq!(layers, 0, "no layer of either image was kept");
 }
+
+/// Attack: the image's `etc/passwd` was read on the host following links, with no size limit:
+/// a layer's `etc/passwd -> /a/host/file` resolved a user from the host's file (and a link to
+/// /dev/zero read 2.1 GB). Now a link is not followed: the user is not found in the image.
+#[test]
+fn an_image_user_is_never_looked_up_in_a_host_file() {
+    use common::TarEntry::{File, Link};
+    let p = "nt-passwd";
+    let host = tempfile::tempdir().unwrap();
+    let host_passwd = host.path().join("passwd");
+    std::fs::write(&host_passwd, "hostonly:x:4242:4242::/:/bin/sh\n").unwrap();
+    let layer = gzip_tar(&[
+        File("etc/group".into(), b"root:x:0:\n".to_vec()),
+        Link("etc/passwd".into(), host_passwd.display().to_string()),
+    ]);
+    push_layers(REG, &format!("{p}-img"), "1", &[layer]);
+    let s = Stack::new(p);
+    let _pruned = Pruned(&s);
+    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    s.write(
+        "c.yaml",
+        &format!("kind: Container\nmetadata: {{name: {p}-c}}\nspec: {{image: \"{REG}/{p}-img:1\", user: hostonly}}\n"),
+    );
+    s.commit("a user from a link");
+    let r = s.hawser(&["apply", "-y", "{src}"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("user `hostonly` is not in the image's /etc/passwd"), "{r:?}");
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains("4242"), "{r:?}");
+}
