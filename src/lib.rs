@@ -21,3 +21,4 @@ pub mod serve;
 pub mod source;
 pub mod state_file;
 pub mod terminal;
+pub mod tls;

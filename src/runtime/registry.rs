@@ -94,6 +94,7 @@ async fn resolve(reference: &str) -> Result<String, String> {
     } else {
         ClientProtocol::Https
     };
+    crate::tls::init();
     let client = Client::new(ClientConfig { protocol, ..Default::default() });
     let auth = auth_for(&registry);
     match tokio::time::timeout(RESOLVE_TIMEOUT, client.fetch_manifest_digest(&r, &auth)).await {

@@ -319,6 +319,7 @@ async fn deliver(
     mut rx: mpsc::Receiver<Queued>,
     status: Arc<Mutex<TargetStatus>>,
 ) {
+    crate::tls::init();
     // A redirect is not followed: it would send the body, and its signature, to wherever the
     // target (or whoever answers in its place) names.
     let client =

@@ -274,6 +274,7 @@ pub fn push_layers(reg: &str, name: &str, tag: &str, layers: &[Vec<u8>]) {
     });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
+        hawser::tls::init();
         let client = oci_client::Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
         let reference: oci_client::Reference = format!("{reg}/{name}:{tag}").parse().unwrap();
         let layers: Vec<ImageLayer> = layers

@@ -137,6 +137,7 @@ impl Store {
                     .map(|e| e.digest.clone())
             }));
         }
+        crate::tls::init();
         let client = Client::new(config);
         let auth = registry::auth_for(&reg);
         let (manifest, manifest_digest, config_text) =
