@@ -89,11 +89,16 @@ fn peer(req_extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
 }
 
 fn too_many(wait: Duration) -> Response {
+    retry_later(wait, "too many wrong tokens from this address")
+}
+
+/// 429 with `Retry-After`: `why`, and when to try again.
+fn retry_later(wait: Duration, why: &str) -> Response {
     let secs = wait.as_secs().max(1);
     (
         StatusCode::TOO_MANY_REQUESTS,
         [(header::RETRY_AFTER, HeaderValue::from(secs))],
-        format!("too many wrong tokens from this address; try again in {secs}s\n"),
+        format!("{why}; try again in {secs}s\n"),
     )
         .into_response()
 }
@@ -585,13 +590,8 @@ async fn reconcile_now(
         let mut pressed = web.pressed.lock().unwrap();
         let now = std::time::Instant::now();
         if let Some(last) = pressed.get(&src.name).filter(|t| now.duration_since(**t) < BUTTON_INTERVAL) {
-            let wait = BUTTON_INTERVAL.saturating_sub(now.duration_since(*last)).as_secs().max(1);
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, HeaderValue::from(wait))],
-                format!("a reconcile of this source was asked for a moment ago; try again in {wait}s\n"),
-            )
-                .into_response();
+            let wait = BUTTON_INTERVAL.saturating_sub(now.duration_since(*last));
+            return retry_later(wait, "a reconcile of this source was asked for a moment ago");
         }
         pressed.insert(src.name.clone(), now);
     }

@@ -83,10 +83,11 @@ pub fn file_at(root: &Path, path: &str, max: u64) -> Result<Option<super::Contex
     }
     let meta = std::fs::metadata(&real).map_err(|e| e.to_string())?;
     if meta.len() > max {
-        return Err(super::git::too_large(path, max));
+        return Err(super::ReadError::too_large(path, max));
     }
     let mode = meta.permissions().mode();
-    let data = read_at_most(&real, max).map_err(|e| e.to_string())?.ok_or_else(|| super::git::too_large(path, max))?;
+    let data =
+        read_at_most(&real, max).map_err(|e| e.to_string())?.ok_or_else(|| super::ReadError::too_large(path, max))?;
     let name = path.rsplit('/').next().unwrap_or(path).to_string();
     Ok(Some(super::ContextFile { path: name, mode, data }))
 }
@@ -135,7 +136,7 @@ pub fn files_under(root: &Path, folder: &str, max: u64) -> Result<Vec<super::Con
     }
     let mut left = max;
     if !walk(&base, &base, &mut left, &mut out).map_err(|e| e.to_string())? {
-        return Err(super::git::too_large(folder, max));
+        return Err(super::ReadError::too_large(folder, max));
     }
     Ok(out)
 }

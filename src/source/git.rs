@@ -146,13 +146,8 @@ pub fn cache_path(url: &str, cache_dir: &Path) -> std::path::PathBuf {
 /// object's header. `left` is what remains of it.
 fn within(repo: &Repository, id: git2::Oid, path: &str, left: &mut u64, max: u64) -> Result<(), super::ReadError> {
     let (size, _) = repo.odb().and_then(|odb| odb.read_header(id)).map_err(|e| e.message().to_string())?;
-    *left = left.checked_sub(size as u64).ok_or_else(|| too_large(path, max))?;
+    *left = left.checked_sub(size as u64).ok_or_else(|| super::ReadError::too_large(path, max))?;
     Ok(())
-}
-
-/// The error of a read of the repository past its cap.
-pub fn too_large(path: &str, max: u64) -> super::ReadError {
-    super::ReadError::TooLarge { path: path.to_string(), max }
 }
 
 /// Every file under `folder` of the commit, at most `max` bytes in all.

@@ -105,6 +105,12 @@ pub enum ReadError {
     Other(String),
 }
 
+impl ReadError {
+    pub fn too_large(path: &str, max: u64) -> ReadError {
+        ReadError::TooLarge { path: path.to_string(), max }
+    }
+}
+
 impl From<String> for ReadError {
     fn from(message: String) -> Self {
         ReadError::Other(message)
