@@ -15,7 +15,6 @@ pub mod labels;
 pub mod lock;
 pub mod observed;
 pub mod reconcile;
-pub mod remote;
 pub mod runtime;
 pub mod serve;
 pub mod source;

@@ -35,11 +35,14 @@ pub struct Failure {
 pub struct Report {
     pub done: usize,
     pub failures: Vec<Failure>,
+    /// What kept the executor from starting at all (the repository files containers mount
+    /// could not be written): nothing was done.
+    pub aborted: Option<String>,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.failures.is_empty()
+        self.failures.is_empty() && self.aborted.is_none()
     }
 }
 

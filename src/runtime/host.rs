@@ -1,13 +1,19 @@
 //! The engine of one host, whichever kind it is: the Docker Engine API or the native target.
-//! Commands that work on one host (plan, apply, rollback, status) hold this, and the engine
-//! traits route each call to the chosen backend.
+//! Both are one [`Deployment`]: the same plan (`diff`) and the same executor (`apply`) over the
+//! engine traits, which route each call to the chosen backend.
 
+use super::deployment::{Deployment, EarlyPins, ListOptions, Listing, Planned};
 use super::docker::DockerEngine;
 use super::native::NativeEngine;
-use super::{ContainerStatus, CreateContainer, Engine, EngineRead, Events, Result};
-use crate::desired::{BuildContext, NetworkSpec, VolumeSpec};
-use crate::observed::ObservedState;
-use std::collections::BTreeMap;
+use super::{registry, ContainerStatus, CreateContainer, Engine, EngineRead, Events, Result};
+use crate::apply::{self, images::ImageRecord, limit::Limited, Report};
+use crate::desired::{BuildContext, DesiredState, NetworkSpec, VolumeSpec};
+use crate::diff::{self, DiffOptions, Plan};
+use crate::observed::{ObservedState, RunState};
+use futures_util::future::{BoxFuture, FutureExt, LocalBoxFuture};
+use futures_util::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 pub enum HostEngine {
@@ -78,5 +84,112 @@ impl Engine for HostEngine {
     }
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         each!(self, e => e.rename_container(id, new_name).await)
+    }
+}
+
+impl Deployment for HostEngine {
+    fn plan<'a>(&'a self, d: &'a DesiredState, opts: DiffOptions, _early: EarlyPins) -> BoxFuture<'a, Result<Planned>> {
+        async move {
+            // `pull: always` tags are asked of their registries while the host is read.
+            let mut pinned = d.clone();
+            let (observed, ()) = tokio::join!(self.observe(), registry::resolve_digests(&mut pinned));
+            let observed = observed?;
+            let effective = diff::effective(&pinned, &observed).into_owned();
+            let mut plan = diff::diff(&effective, &observed, &opts);
+            plan.mask(&d.masked);
+            let names: BTreeSet<String> =
+                d.containers.keys().chain(d.networks.keys()).chain(d.volumes.keys()).cloned().collect();
+            let fingerprint = crate::observed::fingerprint(&observed, &d.project, &names);
+            Ok(Planned { plan, desired: effective, fingerprint, warnings: Vec::new() })
+        }
+        .boxed()
+    }
+
+    fn execute<'a>(
+        &'a self,
+        d: &'a DesiredState,
+        plan: &'a Plan,
+        parallel: usize,
+        progress: &'a mut dyn FnMut(&str),
+    ) -> LocalBoxFuture<'a, Report> {
+        async move {
+            // The repository files containers mount are on the host before any container is made.
+            if let Err(e) = apply::repo_files::materialize(d) {
+                return Report { aborted: Some(e), ..Report::default() };
+            }
+            let limited = Limited::new(self, parallel);
+            let report = apply::execute(&limited, d, plan, progress).await;
+            if report.ok() {
+                apply::repo_files::collect(d);
+            }
+            report
+        }
+        .boxed_local()
+    }
+
+    fn applied<'a>(&'a self, d: &'a DesiredState, state_dir: &'a Path, keep: usize) -> LocalBoxFuture<'a, Vec<String>> {
+        apply::collect_images(self, d, state_dir, keep).boxed_local()
+    }
+
+    fn recall(&self, d: &mut DesiredState, state_dir: &Path) -> bool {
+        let record = ImageRecord::load(state_dir, &d.project);
+        let Some(images) = record.revisions.get(&d.revision) else { return false };
+        for (name, reference) in images {
+            let Some(img) = d.images.get_mut(name) else { continue };
+            let old = std::mem::replace(&mut img.spec.reference, reference.clone());
+            for c in d.containers.values_mut().filter(|c| c.spec.image == old) {
+                c.spec.image = reference.clone();
+            }
+        }
+        true
+    }
+
+    fn list<'a>(&'a self, opts: ListOptions<'a>) -> BoxFuture<'a, Result<Listing>> {
+        async move {
+            let observed = self.observe().await?;
+            let asked = |o: &crate::labels::Ownership| opts.project.is_none_or(|p| p == o.project);
+            let managed: Vec<String> = observed
+                .containers
+                .iter()
+                .filter(|c| c.owner.as_ref().is_some_and(asked))
+                .map(|c| c.id.clone())
+                .collect();
+            let mut status = BTreeMap::new();
+            if opts.inspect {
+                // 16 asked at a time.
+                let answers: Vec<_> = futures_util::stream::iter(managed.iter().cloned())
+                    .map(|id| async move { (id.clone(), self.container_status(&id).await) })
+                    .buffered(16)
+                    .collect()
+                    .await;
+                status = answers.into_iter().filter_map(|(id, st)| st.ok().map(|st| (id, st))).collect();
+            }
+            let usage = match self {
+                // Read from each running container's cgroup.
+                HostEngine::Native(n) => observed
+                    .containers
+                    .iter()
+                    .filter(|c| c.owner.is_some() && c.state == RunState::Running)
+                    .filter_map(|c| n.usage(&c.id).map(|u| (c.id.clone(), u)))
+                    .collect(),
+                HostEngine::Docker(_) => BTreeMap::new(),
+            };
+            Ok(Listing::Host { observed, status, usage })
+        }
+        .boxed()
+    }
+
+    fn logs<'a>(&'a self, name: &'a str, tail: Option<usize>, follow: bool) -> LocalBoxFuture<'a, Result<()>> {
+        async move {
+            match self {
+                HostEngine::Docker(e) => e.print_logs(name, tail, follow).await,
+                HostEngine::Native(n) => {
+                    let log = n.log_path(name)?;
+                    super::native::logs::print(&log, tail, follow).await;
+                    Ok(())
+                }
+            }
+        }
+        .boxed_local()
     }
 }

@@ -1,24 +1,36 @@
-//! The container engine behind two traits: [`EngineRead`] for everything `plan` may do, and
-//! [`Engine`] for the calls that change the host. `plan` only ever holds an `EngineRead`, so it is
-//! read-only by construction. The first backend is the Docker Engine API ([`docker`]).
+//! Where projects run. Every target is a [`deployment::Deployment`], opened in one place
+//! ([`targets::Targets`]). The one-host targets (the Docker Engine API, [`docker`], and the
+//! native runtime, [`native`]) share an engine behind two traits: [`EngineRead`] for everything
+//! `plan` may do, and [`Engine`] for the calls that change the host; the swarm ([`swarm`]) is a
+//! cluster's manager.
 
+pub mod deployment;
 pub mod docker;
 pub mod host;
 pub mod native;
 pub mod registry;
 pub mod swarm;
+pub mod targets;
 
 use crate::desired::{ContainerSpec, NetworkSpec, VolumeSpec};
 use crate::observed::{Health, ObservedState, RunState};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// What kind of failure an engine call had, set where the error is made: callers decide on
+/// this, never on the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     NotFound,
     Conflict,
+    /// The object is used by another (a network with endpoints, an image a container runs).
+    InUse,
+    /// The call asked for what already is (a start of a running container).
+    NotModified,
     /// The engine can't be reached or timed out.
     Unavailable,
+    /// The target has no such capability (logs of a swarm).
+    Unsupported,
     Other,
 }
 

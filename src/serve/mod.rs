@@ -14,12 +14,11 @@ pub mod notify;
 pub mod routes;
 pub mod webhook;
 
-use crate::apply::limit::Limited;
-use crate::desired::{self, DesiredState, Policy};
+use crate::desired::{DesiredState, Policy};
 use crate::display::now_unix;
 use crate::reconcile::{self, ReconcileError};
 use crate::runtime::docker::DockerEngine;
-use crate::runtime::swarm::SwarmEngine;
+use crate::runtime::targets::Targets;
 use crate::source::{self, SourceOptions};
 use config::{ServeConfig, SourceConfig};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -77,8 +76,8 @@ pub struct Source {
     /// The strongest reason given since the last reconcile started.
     pending: Mutex<Option<Trigger>>,
     pub status: Mutex<metrics::SourceStatus>,
-    /// The services of its last swarm revision: a swarm's service events name no project.
-    swarm_services: Mutex<std::collections::BTreeSet<String>>,
+    /// The containers (services) of its last revision: a swarm's service events name no project.
+    declared: Mutex<std::collections::BTreeSet<String>>,
     /// The head as last read and validated, for the dashboard's plan.
     pub head: Mutex<Option<Arc<DesiredState>>>,
     /// The head's commit subject, for notifications.
@@ -121,9 +120,8 @@ pub struct Service {
     pub policy: Policy,
     pub limits: source::SizeLimits,
     pub started: Instant,
-    /// The engine's address, and, once a source's target is a swarm, the manager there.
-    pub host: String,
-    pub(crate) swarm: tokio::sync::OnceCell<SwarmEngine>,
+    /// Where its projects are deployed.
+    pub targets: Targets,
     /// Reconciles starting and ending, for the dashboard's live pages.
     pub live: tokio::sync::broadcast::Sender<Live>,
     pub access: auth::Access,
@@ -179,7 +177,7 @@ impl Service {
                 wake: Notify::new(),
                 pending: Mutex::new(None),
                 status: Mutex::new(status),
-                swarm_services: Mutex::new(Default::default()),
+                declared: Mutex::new(Default::default()),
                 head: Mutex::new(None),
                 subject: Mutex::new(None),
                 failing: Mutex::new(None),
@@ -202,8 +200,7 @@ impl Service {
             policy,
             limits: source::SizeLimits::default(),
             started: Instant::now(),
-            host: String::new(),
-            swarm: tokio::sync::OnceCell::new(),
+            targets: Targets::new("", state_dir),
             live: tokio::sync::broadcast::channel(64).0,
             access: auth::Access::new(&cfg.listen, cfg.token_file.as_deref(), &cfg.host_names)?,
         })
@@ -221,7 +218,7 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let mut svc = Service::new(&cfg, state_dir, policy)?;
     svc.limits = limits;
-    svc.host = host;
+    svc.targets = Targets::new(&host, state_dir).with_docker(engine.clone());
     let svc = Arc::new(svc);
     http::raise_open_files_limit();
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
@@ -234,14 +231,14 @@ pub async fn run(
 
     let engine = engine.map(Arc::new);
     let reconcilers: FuturesUnordered<_> =
-        svc.sources.iter().map(|s| reconcile_loop(svc.clone(), s.clone(), engine.clone(), stop_rx.clone())).collect();
+        svc.sources.iter().map(|s| reconcile_loop(svc.clone(), s.clone(), stop_rx.clone())).collect();
     let all = async {
         tokio::join!(
             reconcilers.collect::<Vec<()>>(),
             http::serve(
                 listener,
                 http::Limits::default(),
-                routes::app(svc.clone(), engine.clone(), http::Limits::default()),
+                routes::app(svc.clone(), http::Limits::default()),
                 stop_rx.clone()
             ),
             follow_engine_events(svc.clone(), engine.clone(), stop_rx.clone()),
@@ -312,12 +309,7 @@ struct Backoff {
     until: Instant,
 }
 
-async fn reconcile_loop(
-    svc: Arc<Service>,
-    src: Arc<Source>,
-    engine: Option<Arc<DockerEngine>>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn reconcile_loop(svc: Arc<Service>, src: Arc<Source>, mut stop: watch::Receiver<bool>) {
     let interval = src.cfg.interval.as_std().max(Duration::from_millis(200));
     let mut backoff: Option<Backoff> = None;
     let mut last_good: Option<DesiredState> = None;
@@ -380,7 +372,7 @@ async fn reconcile_loop(
                 tracing::warn!(source = %src.name, error = %e, "source unavailable; the last good revision stays deployed");
                 // Drift is still repaired, against the last revision that applied.
                 if let (Trigger::Event, Some(good)) = (why, &last_good) {
-                    let _ = run_reconcile(&svc, &src, &engine, good, why, started, None).await;
+                    let _ = run_reconcile(&svc, &src, good, why, started, None).await;
                 }
                 continue;
             }
@@ -401,12 +393,21 @@ async fn reconcile_loop(
                 continue; // A failing revision waits for its retry time; a newer one goes at once.
             }
         }
-        match run_reconcile(&svc, &src, &engine, &d, why, started, fetch).await {
+        match run_reconcile(&svc, &src, &d, why, started, fetch).await {
             Ok(()) => {
                 backoff = None;
                 last_good = Some(d);
             }
-            Err(()) => {
+            Err(policy) if !policy.retry => {
+                tracing::warn!(source = %src.name, revision = %d.revision, "reconcile failed; waiting for a new revision");
+                let mut st = src.status.lock().unwrap();
+                st.retry_in = None;
+                st.next_retry_unix = None;
+                drop(st);
+                let never = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                backoff = Some(Backoff { revision: d.revision.clone(), delay: BACKOFF_MAX, until: never });
+            }
+            Err(_) => {
                 let delay = match &backoff {
                     Some(b) if b.revision == d.revision => (b.delay * 2).min(BACKOFF_MAX),
                     _ => BACKOFF_MIN,
@@ -499,36 +500,28 @@ async fn read_source(svc: &Service, src: &Source) -> Result<(DesiredState, Optio
         limits: svc.limits,
     };
     let repo = src.cfg.repo.clone();
-    let (policy, state_dir, src_target) = (svc.policy.clone(), svc.state_dir.clone(), src.cfg.target);
+    let (policy, target) = (svc.policy.clone(), src.cfg.target);
     // Reading, parsing and checking a revision is CPU work that may take a while for a large
     // commit: it runs off the async workers, which keep serving /healthz and engine events.
     let read = tokio::task::spawn_blocking(move || {
-        let target = src_target;
-        let mut snap = source::read(&repo, &opts).map_err(|e| match e {
+        let (d, snap) = source::load_revision(&repo, &opts, &policy, target, true).map_err(|e| match e {
             source::SourceError::Invalid(d) => SourceProblem::Invalid(d.to_string()),
             e @ source::SourceError::Signature { .. } => SourceProblem::Invalid(e.to_string()),
             e => SourceProblem::Unavailable(e.to_string()),
         })?;
-        if let Some(t) = target {
-            snap.target = t;
-        }
-        let invalid = |e: desired::Diagnostics| SourceProblem::Invalid(e.to_string());
-        let mut d = source::desired_state(&snap, &policy, &state_dir).map_err(invalid)?;
         for w in &d.warnings {
             tracing::warn!("{w}");
         }
-        desired::secrets::resolve(&mut d, &state_dir).map_err(invalid)?;
         Ok((d, snap.subject()))
     });
     // The fetch stops itself at its deadline; this wait is the backstop for a read stuck
     // between two of libgit2's progress callbacks.
     let limit = src.cfg.fetch_timeout.as_std();
-    let (mut d, subject) = match tokio::time::timeout(limit + Duration::from_secs(5), read).await {
+    let (d, subject) = match tokio::time::timeout(limit + Duration::from_secs(5), read).await {
         Err(_) => return Err(SourceProblem::Unavailable(format!("no answer within {}", src.cfg.fetch_timeout))),
         Ok(Err(e)) => return Err(SourceProblem::Unavailable(e.to_string())),
         Ok(Ok(result)) => result?,
     };
-    crate::runtime::registry::resolve_digests(&mut d).await;
     Ok((d, subject))
 }
 
@@ -536,72 +529,14 @@ async fn read_source(svc: &Service, src: &Source) -> Result<(DesiredState, Optio
 async fn run_reconcile(
     svc: &Arc<Service>,
     src: &Arc<Source>,
-    engine: &Option<Arc<DockerEngine>>,
     d: &DesiredState,
     why: Trigger,
     started: Instant,
     fetch: Option<Duration>,
-) -> Result<(), ()> {
+) -> Result<(), FailurePolicy> {
     src.status.lock().unwrap().project = Some(d.project.clone());
-    let (dir, project) = (svc.state_dir.clone(), d.project.clone());
-    let lock = tokio::task::spawn_blocking(move || {
-        crate::lock::acquire(&dir, &project, None, &mut |m: &str| tracing::info!("{m}"))
-    })
-    .await
-    .map_err(|_| ())?;
-    let _lock = match lock {
-        Ok(l) => l,
-        Err(e) => {
-            let phases = metrics::Phases { fetch, ..Default::default() };
-            record(svc, src, Some(d), why, Outcome::Failed, started, Some(e.to_string()), 0, phases);
-            return Err(());
-        }
-    };
-    let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false, take_over: false };
-    let name = src.name.clone();
-    let mut progress = |line: &str| tracing::info!(source = %name, "{}", d.redact(line));
     let mut timings = reconcile::Timings::default();
-    let result = if d.target == desired::Target::Swarm {
-        *src.swarm_services.lock().unwrap() = d.containers.keys().cloned().collect();
-        match svc.swarm.get_or_try_init(|| SwarmEngine::connect(&svc.host)).await {
-            Ok(swarm) => reconcile::converge_swarm(swarm, d, &opts, &mut progress, &mut timings).await,
-            Err(e) => Err(e.into()),
-        }
-    } else if d.target == desired::Target::Native {
-        // Its engine is files and processes of this host: opened per reconcile, at no cost.
-        match crate::runtime::native::NativeEngine::open(&svc.state_dir).map(|n| n.with_limits(d.host_limits)) {
-            Ok(native) => {
-                let limited = Limited::new(&native, 8);
-                let r = reconcile::converge(&limited, d, &opts, &mut progress, &mut timings).await;
-                if r.is_ok() {
-                    for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
-                        tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
-                    }
-                }
-                r
-            }
-            Err(e) => Err(e.into()),
-        }
-    } else {
-        match engine {
-            Some(engine) => {
-                let limited = Limited::new(engine.as_ref(), 8);
-                let r = reconcile::converge(&limited, d, &opts, &mut progress, &mut timings).await;
-                if r.is_ok() {
-                    for r in crate::apply::collect_images(&limited, d, &svc.state_dir, 3).await {
-                        tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
-                    }
-                }
-                r
-            }
-            None => Err(crate::runtime::EngineError {
-                op: format!("converge project {}", d.project),
-                kind: crate::runtime::ErrorKind::Unavailable,
-                message: format!("no Docker engine at {}; set target = \"native\" to run it without one", svc.host),
-            }
-            .into()),
-        }
-    };
+    let result = converge(svc, src, d, &mut timings).await;
     let phases = metrics::Phases { fetch, plan: timings.plan, apply: timings.apply };
     match result {
         Ok((plan, report)) => {
@@ -620,23 +555,87 @@ async fn run_reconcile(
             Ok(())
         }
         Err(e) => {
-            let outcome = match e {
-                ReconcileError::Conflicts(_) | ReconcileError::WouldEmpty { .. } => Outcome::Refused,
-                _ => Outcome::Failed,
-            };
-            let event = match e {
-                ReconcileError::Failed { rolled_back: true, .. } => notify::EventKind::RolledBack,
-                _ => notify::EventKind::Failed,
-            };
+            let policy = error_policy(&e);
             let message = d.redact(&e.to_string());
-            record(svc, src, Some(d), why, outcome, started, Some(message.clone()), 0, phases);
+            record(svc, src, Some(d), why, policy.outcome, started, Some(message.clone()), 0, phases);
             // A failing revision is retried with backoff: it is told once, not at each retry.
-            if src.first_failure(&d.revision) {
+            if let Some(event) = policy.notify.filter(|_| src.first_failure(&d.revision)) {
                 notify_event(src, event, Some(d), Vec::new(), Some(message));
             }
-            Err(())
+            Err(policy)
         }
     }
+}
+
+/// What the service does about a reconcile that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FailurePolicy {
+    /// How the history and the metrics count it.
+    pub outcome: Outcome,
+    /// What is told (once per failing revision).
+    pub notify: Option<notify::EventKind>,
+    /// Whether the same revision is tried again (with backoff), or waits for a new one.
+    pub retry: bool,
+}
+
+/// The service's decisions about a failed reconcile, from what failed (as kube-runtime's
+/// `error_policy`).
+pub(crate) fn error_policy(e: &ReconcileError) -> FailurePolicy {
+    use crate::runtime::ErrorKind;
+    match e {
+        // Refused as a whole; the host may change under it (an unmanaged object removed).
+        ReconcileError::Conflicts(_) | ReconcileError::WouldEmpty { .. } => {
+            FailurePolicy { outcome: Outcome::Refused, notify: Some(notify::EventKind::Failed), retry: true }
+        }
+        ReconcileError::Failed { rolled_back, .. } => FailurePolicy {
+            outcome: Outcome::Failed,
+            notify: Some(if *rolled_back { notify::EventKind::RolledBack } else { notify::EventKind::Failed }),
+            retry: true,
+        },
+        // Another apply holds the project: nothing failed that anyone must hear about.
+        ReconcileError::Lock(_) => FailurePolicy { outcome: Outcome::Failed, notify: None, retry: true },
+        // The target can't ever do what the revision asks: only a new revision helps.
+        ReconcileError::Engine(e) if e.kind == ErrorKind::Unsupported => {
+            FailurePolicy { outcome: Outcome::Failed, notify: Some(notify::EventKind::Failed), retry: false }
+        }
+        ReconcileError::Engine(_) => {
+            FailurePolicy { outcome: Outcome::Failed, notify: Some(notify::EventKind::Failed), retry: true }
+        }
+    }
+}
+
+/// Takes the project's lock, then plans, checks and executes `d` on its target.
+async fn converge(
+    svc: &Arc<Service>,
+    src: &Arc<Source>,
+    d: &DesiredState,
+    timings: &mut reconcile::Timings,
+) -> Result<(crate::diff::Plan, crate::apply::Report), ReconcileError> {
+    let (dir, project) = (svc.state_dir.clone(), d.project.clone());
+    let lock = tokio::task::spawn_blocking(move || {
+        crate::lock::acquire(&dir, &project, None, &mut |m: &str| tracing::info!("{m}"))
+    })
+    .await
+    .expect("taking the lock does not panic");
+    let _lock = lock?;
+    let opts = reconcile::Options { prune: src.cfg.prune, allow_empty: false, take_over: false };
+    let name = src.name.clone();
+    let mut progress = |line: &str| tracing::info!(source = %name, "{}", d.redact(line));
+    // Service events name no project: a source's are those of its last revision.
+    *src.declared.lock().unwrap() = d.containers.keys().cloned().collect();
+    let result = match svc.targets.open(d.target, d.host_limits).await {
+        Ok(target) => {
+            let r = reconcile::converge(target.as_ref(), d, &opts, &mut progress, timings).await;
+            if let Ok((_, _, applied)) = &r {
+                for r in target.applied(applied, &svc.state_dir, reconcile::KEEP_IMAGES).await {
+                    tracing::info!(source = %src.name, image = %r, "removed an image no container uses");
+                }
+            }
+            r.map(|(plan, report, _)| (plan, report))
+        }
+        Err(e) => Err(e.into()),
+    };
+    result
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -741,7 +740,7 @@ async fn follow_engine_events(svc: Arc<Service>, engine: Option<Arc<DockerEngine
                         pause = Duration::from_secs(2);
                         for s in svc.sources.iter().filter(|s| s.cfg.self_heal) {
                             let ours = if ev.service {
-                                s.swarm_services.lock().unwrap().contains(&ev.name)
+                                s.declared.lock().unwrap().contains(&ev.name)
                             } else {
                                 s.status.lock().unwrap().project.as_deref() == Some(ev.project.as_str())
                             };

@@ -6,9 +6,7 @@ use super::auth::{self, Proof};
 use super::dashboard::{self, chart, Frame, HistoryRow, ResourceRow, SourceRow};
 use super::{http, metrics, webhook, Live, Service, Source, Trigger};
 use crate::observed::RunState;
-use crate::runtime::docker::DockerEngine;
-use crate::runtime::host::HostEngine;
-use crate::runtime::EngineRead;
+use crate::runtime::deployment::{EarlyPins, ListOptions, Listing};
 use askama::Template;
 use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -18,7 +16,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -33,16 +30,14 @@ const BUTTON_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Web {
     pub svc: Arc<Service>,
-    /// The Docker engine, when this host has one (a host of native sources may not).
-    pub engine: Option<Arc<DockerEngine>>,
     streams: Arc<Semaphore>,
     /// When "Reconcile now" was last taken, per source.
     pressed: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 /// The whole application: `limits` apply to every route but the event stream.
-pub fn app(svc: Arc<Service>, engine: Option<Arc<DockerEngine>>, limits: http::Limits) -> Router {
-    let web = Web { svc, engine, streams: Arc::new(Semaphore::new(MAX_STREAMS)), pressed: Default::default() };
+pub fn app(svc: Arc<Service>, limits: http::Limits) -> Router {
+    let web = Web { svc, streams: Arc::new(Semaphore::new(MAX_STREAMS)), pressed: Default::default() };
     let guarded = Router::new()
         .route("/", get(overview))
         .route("/status", get(status))
@@ -166,73 +161,47 @@ async fn metrics_text(State(web): State<Web>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
-/// Each container's inspected status (restarts, start time, health), 16 asked at a time, in
-/// the order of `ids`.
-async fn statuses_of(
-    engine: &HostEngine,
-    ids: impl Iterator<Item = String>,
-) -> Vec<crate::runtime::Result<crate::runtime::ContainerStatus>> {
-    let ids: Vec<String> = ids.collect();
-    futures_util::stream::iter(ids)
-        .map(|id| async move { engine.container_status(&id).await })
-        .buffered(16)
-        .collect()
-        .await
-}
-
-impl Web {
-    /// The engine of one-host projects of `target`: the Docker engine, or the native target
-    /// (opened only once something has used it).
-    fn host(&self, target: crate::desired::Target) -> crate::runtime::Result<HostEngine> {
-        if target == crate::desired::Target::Native {
-            return crate::runtime::native::NativeEngine::open(&self.svc.state_dir).map(HostEngine::Native);
-        }
-        match &self.engine {
-            Some(e) => Ok(HostEngine::Docker(e.as_ref().clone())),
-            None => Err(crate::runtime::EngineError {
-                op: "read the host".into(),
-                kind: crate::runtime::ErrorKind::Unavailable,
-                message: format!("no Docker engine at {}", self.svc.host),
-            }),
-        }
-    }
-
-    /// Both one-host engines this host has.
-    fn hosts(&self) -> Vec<HostEngine> {
-        let mut v: Vec<HostEngine> = self.engine.iter().map(|e| HostEngine::Docker(e.as_ref().clone())).collect();
-        if self.svc.state_dir.join("native").is_dir() {
-            v.extend(self.host(crate::desired::Target::Native).ok());
-        }
-        v
-    }
-}
-
-/// Every managed container on this host (of any project), as it is now. A host that can't be
-/// read gives none: the scrape still answers, with the sources' metrics.
+/// Every managed object of every target in use on this host, as it is now. A target that
+/// can't be read gives none: the scrape still answers, with the sources' metrics.
 async fn sample_resources(web: &Web) -> Vec<metrics::ResourceSample> {
     let mut samples = Vec::new();
-    for engine in web.hosts() {
-        let Ok(observed) = engine.observe().await else { continue };
-        let managed: Vec<_> = observed.containers.into_iter().filter(|c| c.owner.is_some()).collect();
-        let details = statuses_of(&engine, managed.iter().map(|c| c.id.clone())).await;
-        let usage: Vec<Option<(u64, f64)>> = managed
-            .iter()
-            .map(|c| match &engine {
-                HostEngine::Native(n) if c.state == RunState::Running => {
-                    n.usage(&c.id).map(|(mem, ns)| (mem, ns as f64 / 1e9))
-                }
-                _ => None,
-            })
-            .collect();
-        samples.extend(samples_of(managed, details, usage));
-    }
-    // The swarm, once a source has used it: its managed services and their tasks.
-    if let Some(swarm) = web.svc.swarm.get() {
-        if let Ok(observed) = swarm.observe().await {
-            samples.extend(observed.services.into_iter().filter_map(service_sample));
+    for target in web.svc.targets.in_use() {
+        if let Ok(listing) = target.list(ListOptions { inspect: true, project: None }).await {
+            samples.extend(samples_of(listing));
         }
     }
     samples
+}
+
+fn samples_of(listing: Listing) -> Vec<metrics::ResourceSample> {
+    match listing {
+        Listing::Host { observed, status, usage } => observed
+            .containers
+            .into_iter()
+            .filter_map(|c| {
+                let owner = c.owner?;
+                let st = status.get(&c.id);
+                let health = st.and_then(|s| s.health.clone()).or(c.health);
+                Some(metrics::ResourceSample {
+                    label: metrics::ResourceLabel {
+                        project: owner.project,
+                        kind: "Container".into(),
+                        name: owner.name,
+                    },
+                    running: c.state == RunState::Running,
+                    healthy: match health {
+                        Some(crate::observed::Health::Healthy) => Some(true),
+                        Some(crate::observed::Health::Starting | crate::observed::Health::Unhealthy) => Some(false),
+                        _ => None,
+                    },
+                    restarts: st.map(|s| s.restart_count).unwrap_or(0),
+                    usage: usage.get(&c.id).map(|&(mem, ns)| (mem, ns as f64 / 1e9)),
+                    tasks: None,
+                })
+            })
+            .collect(),
+        Listing::Cluster(state) => state.services.into_iter().filter_map(service_sample).collect(),
+    }
 }
 
 fn service_sample(s: crate::observed::swarm::ObservedService) -> Option<metrics::ResourceSample> {
@@ -248,34 +217,6 @@ fn service_sample(s: crate::observed::swarm::ObservedService) -> Option<metrics:
         usage: None,
         tasks: Some((s.running_tasks, desired)),
     })
-}
-
-fn samples_of(
-    managed: Vec<crate::observed::ObservedContainer>,
-    details: Vec<crate::runtime::Result<crate::runtime::ContainerStatus>>,
-    usage: Vec<Option<(u64, f64)>>,
-) -> Vec<metrics::ResourceSample> {
-    managed
-        .into_iter()
-        .zip(details)
-        .zip(usage)
-        .map(|((c, st), usage)| {
-            let owner = c.owner.expect("filtered on it");
-            let health = st.as_ref().ok().and_then(|s| s.health.clone()).or(c.health);
-            metrics::ResourceSample {
-                label: metrics::ResourceLabel { project: owner.project, kind: "Container".into(), name: owner.name },
-                running: c.state == RunState::Running,
-                healthy: match health {
-                    Some(crate::observed::Health::Healthy) => Some(true),
-                    Some(crate::observed::Health::Starting | crate::observed::Health::Unhealthy) => Some(false),
-                    _ => None,
-                },
-                restarts: st.map(|s| s.restart_count).unwrap_or(0),
-                usage,
-                tasks: None,
-            }
-        })
-        .collect()
 }
 
 async fn hook(State(web): State<Web>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
@@ -386,13 +327,8 @@ async fn project(State(web): State<Web>, Path(name): Path<String>) -> Response {
         plan_error: None,
         history: Vec::new(),
     };
-    let is_swarm = head.as_ref().is_some_and(|d| d.target == crate::desired::Target::Swarm);
     if let Some(p) = &project {
-        if is_swarm {
-            swarm_resources(&web, p, head.as_deref(), &mut page).await;
-        } else {
-            docker_resources(&web, p, head.as_deref(), src.cfg.prune, &mut page).await;
-        }
+        resources(&web, p, head.as_deref(), src.cfg.prune, &mut page).await;
         page.history = recent(&web.svc, Some(p.clone()))
             .await
             .iter()
@@ -412,33 +348,70 @@ async fn project(State(web): State<Web>, Path(name): Path<String>) -> Response {
     html(page.render())
 }
 
-async fn docker_resources(
+/// The project's objects on its target, and the plan of its head there.
+async fn resources(
     web: &Web,
     project: &str,
     head: Option<&crate::desired::DesiredState>,
     prune: bool,
     page: &mut dashboard::ProjectPage,
 ) {
-    let target = head.map_or(crate::desired::Target::Docker, |d| d.target);
-    let engine = match web.host(target) {
-        Ok(e) => e,
+    let (target, limits) = head.map(|d| (d.target, d.host_limits)).unwrap_or_default();
+    let deployment = match web.svc.targets.open(target, limits).await {
+        Ok(d) => d,
         Err(e) => {
             page.observe_error = Some(e.to_string());
             return;
         }
     };
-    let observed = match engine.observe().await {
-        Ok(o) => o,
-        Err(e) => {
-            page.observe_error = Some(e.to_string());
-            return;
+    match deployment.list(ListOptions { inspect: true, project: Some(project) }).await {
+        Ok(listing) => page.resources = rows_of(listing, project),
+        Err(e) => page.observe_error = Some(e.to_string()),
+    }
+    if let Some(d) = head {
+        // What runs may be named from the host's values too (an image from `${TOKEN}`).
+        for row in &mut page.resources {
+            row.name = d.masked.redact(&row.name);
+            row.image = d.masked.redact(&row.image);
         }
-    };
+        let opts = crate::diff::DiffOptions { prune, take_over: false };
+        match deployment.plan(d, opts, EarlyPins::default()).await {
+            Ok(planned) => {
+                page.plan_changes = planned.plan.has_changes();
+                page.plan = Some(d.masked.redact(&crate::diff::render::text(&planned.plan, false)));
+            }
+            Err(e) => page.plan_error = Some(d.redact(&e.to_string())),
+        }
+    }
+}
+
+/// The dashboard's rows of `project`'s objects.
+fn rows_of(listing: Listing, project: &str) -> Vec<ResourceRow> {
     let ours = |o: &Option<crate::labels::Ownership>| o.as_ref().is_some_and(|o| o.project == project);
-    let containers: Vec<_> = observed.containers.iter().filter(|c| ours(&c.owner)).collect();
-    let details = statuses_of(&engine, containers.iter().map(|c| c.id.clone())).await;
+    let mut rows = Vec::new();
+    let (observed, status) = match listing {
+        Listing::Host { observed, status, .. } => (observed, status),
+        Listing::Cluster(state) => {
+            for s in state.services.iter().filter(|s| ours(&s.owner)) {
+                let desired = s.replicas.unwrap_or(s.desired_tasks);
+                let (image, digest) = s.image.split_once('@').unwrap_or((s.image.as_str(), ""));
+                rows.push(ResourceRow {
+                    kind: "Service",
+                    name: s.name.clone(),
+                    state: format!("{}/{} tasks", s.running_tasks, desired),
+                    health: String::new(),
+                    image: image.to_string(),
+                    digest: short_digest(digest),
+                    revision: s.owner.as_ref().map(|o| dashboard::short_revision(&o.revision)).unwrap_or_default(),
+                    uptime: String::new(),
+                    restarts: String::new(),
+                });
+            }
+            return rows;
+        }
+    };
     let now = std::time::SystemTime::now();
-    for (c, st) in containers.iter().zip(details) {
+    for c in observed.containers.iter().filter(|c| ours(&c.owner)) {
         let owner = c.owner.as_ref().expect("filtered on it");
         let declared = owner
             .spec
@@ -451,8 +424,8 @@ async fn docker_resources(
             Some((_, d)) => d.to_string(),
             None => c.image_id.clone(),
         };
-        let (uptime, restarts, health) = match &st {
-            Ok(st) => (
+        let (uptime, restarts, health) = match status.get(&c.id) {
+            Some(st) => (
                 st.started_at
                     .filter(|_| st.state == RunState::Running)
                     .and_then(|t| now.duration_since(t).ok())
@@ -461,9 +434,9 @@ async fn docker_resources(
                 st.restart_count.to_string(),
                 st.health.clone(),
             ),
-            Err(_) => (String::new(), String::new(), c.health.clone()),
+            None => (String::new(), String::new(), c.health.clone()),
         };
-        page.resources.push(ResourceRow {
+        rows.push(ResourceRow {
             kind: "Container",
             name: c.name.clone(),
             state: c.state.as_str().to_string(),
@@ -476,24 +449,12 @@ async fn docker_resources(
         });
     }
     for n in observed.networks.iter().filter(|n| ours(&n.owner)) {
-        page.resources.push(other_row("Network", &n.name, n.owner.as_ref()));
+        rows.push(other_row("Network", &n.name, n.owner.as_ref()));
     }
     for v in observed.volumes.iter().filter(|v| ours(&v.owner)) {
-        page.resources.push(other_row("Volume", &v.name, v.owner.as_ref()));
+        rows.push(other_row("Volume", &v.name, v.owner.as_ref()));
     }
-    if let Some(d) = head {
-        // What runs may be named from the host's values too (an image from `${TOKEN}`).
-        for row in &mut page.resources {
-            row.name = d.masked.redact(&row.name);
-            row.image = d.masked.redact(&row.image);
-        }
-        let effective = crate::diff::effective(d, &observed);
-        let opts = crate::diff::DiffOptions { prune, take_over: false };
-        let mut plan = crate::diff::diff(&effective, &observed, &opts);
-        plan.mask(&d.masked);
-        page.plan_changes = plan.has_changes();
-        page.plan = Some(d.masked.redact(&crate::diff::render::text(&plan, false)));
-    }
+    rows
 }
 
 fn other_row(kind: &'static str, name: &str, owner: Option<&crate::labels::Ownership>) -> ResourceRow {
@@ -514,54 +475,6 @@ fn short_digest(d: &str) -> String {
     match d.split_once(':') {
         Some((alg, hex)) => format!("{alg}:{}", hex.chars().take(12).collect::<String>()),
         None => d.chars().take(12).collect(),
-    }
-}
-
-async fn swarm_resources(
-    web: &Web,
-    project: &str,
-    head: Option<&crate::desired::DesiredState>,
-    page: &mut dashboard::ProjectPage,
-) {
-    let swarm = match web.svc.swarm.get_or_try_init(|| crate::runtime::swarm::SwarmEngine::connect(&web.svc.host)).await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            page.observe_error = Some(e.to_string());
-            return;
-        }
-    };
-    let observed = match swarm.observe().await {
-        Ok(o) => o,
-        Err(e) => {
-            page.observe_error = Some(e.to_string());
-            return;
-        }
-    };
-    for s in observed.services.iter().filter(|s| s.owner.as_ref().is_some_and(|o| o.project == project)) {
-        let desired = s.replicas.unwrap_or(s.desired_tasks);
-        let (image, digest) = s.image.split_once('@').unwrap_or((s.image.as_str(), ""));
-        page.resources.push(ResourceRow {
-            kind: "Service",
-            name: s.name.clone(),
-            state: format!("{}/{} tasks", s.running_tasks, desired),
-            health: String::new(),
-            image: image.to_string(),
-            digest: short_digest(digest),
-            revision: s.owner.as_ref().map(|o| dashboard::short_revision(&o.revision)).unwrap_or_default(),
-            uptime: String::new(),
-            restarts: String::new(),
-        });
-    }
-    if let Some(d) = head {
-        let opts = crate::reconcile::Options { prune: true, allow_empty: false, take_over: false };
-        match crate::reconcile::plan_swarm(swarm, d, &opts, Default::default()).await {
-            Ok((_, plan, _, _)) => {
-                page.plan_changes = plan.has_changes();
-                page.plan = Some(d.masked.redact(&crate::diff::render::text(&plan, false)));
-            }
-            Err(e) => page.plan_error = Some(d.redact(&e.to_string())),
-        }
     }
 }
 

@@ -590,6 +590,28 @@ fn snapshot(
     })
 }
 
+/// A revision as the command line and the service both load it: read from `source`, its target
+/// chosen (`target` overrides hawser.toml's), its desired state built and, `with_secrets`, its
+/// secrets read (from `opts.cache_dir`). Returns the snapshot too, for what else it tells.
+pub fn load_revision(
+    source: &str,
+    opts: &SourceOptions,
+    policy: &desired::Policy,
+    target: Option<desired::Target>,
+    with_secrets: bool,
+) -> Result<(desired::DesiredState, Snapshot), SourceError> {
+    let mut snap = read(source, opts)?;
+    if let Some(t) = target {
+        snap.target = t;
+    }
+    tracing::info!(project = %snap.project, revision = %snap.revision, files = snap.files.len(), "read source");
+    let mut d = desired_state(&snap, policy, &opts.cache_dir).map_err(SourceError::Invalid)?;
+    if with_secrets {
+        desired::secrets::resolve(&mut d, &opts.cache_dir).map_err(SourceError::Invalid)?;
+    }
+    Ok((d, snap))
+}
+
 /// The desired state of a revision as it is applied: its manifests loaded with the process's
 /// environment and the revision's profiles and filters, recorded as this source's, its build
 /// contexts and mounted repository files read. Warnings are in `warnings`, for the caller to

@@ -4,6 +4,8 @@
 //! watches the rolling update to its end. This file is the only one that knows the swarm's wire
 //! types.
 
+mod deployment;
+
 use super::docker::{deadline, err, to_btree, DockerEngine};
 use super::{EngineError, ErrorKind, Result};
 use crate::desired::{ContainerSpec, Mount, NetworkSpec, RestartPolicy, ServiceMode};
@@ -24,42 +26,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct SwarmEngine {
     engine: DockerEngine,
     host: String,
-}
-
-/// Digest lookups begun before the desired state is known, tag to lookup (see
-/// `cli::swarm::Early`); those not taken are aborted when it is dropped.
-#[derive(Default)]
-pub struct EarlyPins(BTreeMap<String, tokio::task::JoinHandle<std::result::Result<String, String>>>);
-
-impl EarlyPins {
-    pub fn start(engine: &SwarmEngine, tags: impl IntoIterator<Item = String>) -> EarlyPins {
-        EarlyPins(
-            tags.into_iter()
-                .map(|tag| {
-                    let engine = engine.clone();
-                    let lookup = tag.clone();
-                    (tag, tokio::spawn(async move { engine.resolve_digest(&lookup).await }))
-                })
-                .collect(),
-        )
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The lookup begun for `tag`, if there is one.
-    pub fn take(&mut self, tag: &str) -> Option<tokio::task::JoinHandle<std::result::Result<String, String>>> {
-        self.0.remove(tag)
-    }
-}
-
-impl Drop for EarlyPins {
-    fn drop(&mut self) {
-        for lookup in self.0.values() {
-            lookup.abort();
-        }
-    }
 }
 
 /// A secret object a service mounts: where, which object, and as whom.
@@ -248,7 +214,7 @@ impl SwarmEngine {
     /// The digest `reference`'s tag names now, as the manager's registry configuration (its
     /// insecure registries, mirrors) and the docker CLI's credentials find it: what
     /// `docker service create` pins a service to.
-    pub async fn resolve_digest(&self, reference: &str) -> std::result::Result<String, String> {
+    pub async fn resolve_digest(&self, reference: &str) -> Result<String> {
         let op = format!("resolve {reference}");
         let registry = super::registry::registry_of(reference);
         let credentials = match super::registry::auth_for(&registry) {
@@ -263,9 +229,12 @@ impl SwarmEngine {
         let r = deadline(&op, CALL_TIMEOUT, async {
             self.docker().inspect_registry_image(reference, credentials).await.map_err(|e| err(&op, e))
         })
-        .await
-        .map_err(|e| e.message)?;
-        r.descriptor.digest.ok_or_else(|| format!("the registry of {reference} gave no digest"))
+        .await?;
+        r.descriptor.digest.ok_or_else(|| EngineError {
+            op,
+            kind: ErrorKind::Other,
+            message: format!("the registry of {reference} gave no digest"),
+        })
     }
 
     /// The secret objects of the swarm, name to id.

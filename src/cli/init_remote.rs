@@ -3,21 +3,36 @@
 //! with the FILE:LINE errors; its `post-receive` hook applies it, so the pusher sees the plan and
 //! the outcome as `remote:` lines, as from a platform.
 
-use crate::cli::Cli;
+use super::{Cli, CliError, InitRemoteArgs, EXIT_OK};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RemoteError {
+    #[error("cannot create {}: {}", .path.display(), .source.message())]
+    Init { path: PathBuf, source: git2::Error },
+    #[error("cannot find the hawser binary: {0}")]
+    Exe(std::io::Error),
+    #[error("cannot write {}: {source}", .path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+pub(super) fn run(cli: &Cli, state_dir: &Path, a: &InitRemoteArgs) -> Result<u8, CliError> {
+    init(&a.path, a.project.as_deref(), &a.branch, cli, state_dir)?;
+    Ok(EXIT_OK)
+}
 
 /// Quotes a value for a POSIX shell.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-pub fn init(path: &Path, project: Option<&str>, branch: &str, cli: &Cli, state_dir: &Path) -> Result<(), String> {
+fn init(path: &Path, project: Option<&str>, branch: &str, cli: &Cli, state_dir: &Path) -> Result<(), RemoteError> {
     let mut opts = git2::RepositoryInitOptions::new();
     opts.bare(true).initial_head(branch).mkpath(true);
     git2::Repository::init_opts(path, &opts)
-        .map_err(|e| format!("cannot create {}: {}", path.display(), e.message()))?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the hawser binary: {e}"))?;
+        .map_err(|source| RemoteError::Init { path: path.to_path_buf(), source })?;
+    let exe = std::env::current_exe().map_err(RemoteError::Exe)?;
     let exe = sh_quote(&exe.display().to_string());
     let mut env = format!(
         "export DOCKER_HOST={}\nexport HAWSER_STATE_DIR={}\n",
@@ -67,11 +82,12 @@ exit 0
 "#
     );
     let hooks = path.join("hooks");
-    std::fs::create_dir_all(&hooks).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&hooks).map_err(|source| RemoteError::Write { path: hooks.clone(), source })?;
     for (name, text) in [("pre-receive", pre), ("post-receive", post)] {
         let f = hooks.join(name);
-        std::fs::write(&f, text).map_err(|e| format!("cannot write {}: {e}", f.display()))?;
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        let write = |source| RemoteError::Write { path: f.clone(), source };
+        std::fs::write(&f, text).map_err(write)?;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).map_err(write)?;
     }
     println!("Created {} (deploys branch {branch}). Push to it, for example:", path.display());
     println!("  git remote add prod {}", path.display());
