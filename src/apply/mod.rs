@@ -10,6 +10,8 @@ pub mod limit;
 mod replace;
 pub mod repo_files;
 pub mod swarm;
+#[cfg(test)]
+mod tests;
 
 use crate::desired::{hash, DependCondition, DesiredState, Kind, Mount};
 use crate::diff::{self, Action, Op, Plan};

@@ -65,7 +65,7 @@ async fn run(engine: &SwarmEngine, desired: &DesiredState, a: &Action) -> Result
             let until = Instant::now() + Duration::from_secs(30);
             loop {
                 match engine.remove_network(id).await {
-                    Err(e) if e.kind == crate::runtime::ErrorKind::Conflict || e.message.contains("in use") => {
+                    Err(e) if e.kind == crate::runtime::ErrorKind::InUse => {
                         if Instant::now() > until {
                             return Err(e.into());
                         }

@@ -63,7 +63,14 @@ pub fn load_with_policy(
         project,
         revision,
         files,
-        &LoadOptions { policy, process_env: &env, profiles: &[], data: &data, filter: &filter, target: Target::Docker },
+        &LoadOptions {
+            policy,
+            process_env: &env,
+            profiles: &[],
+            data: &data,
+            filter: &filter,
+            target: Target::default(),
+        },
     )
 }
 
@@ -109,7 +116,7 @@ pub fn load_options<'a>(
     data: &'a BTreeMap<String, String>,
     filter: &'a ManifestFilter,
 ) -> LoadOptions<'a> {
-    LoadOptions { policy, process_env, profiles, data, filter, target: Target::Docker }
+    LoadOptions { policy, process_env, profiles, data, filter, target: Target::default() }
 }
 
 /// The profiles of `hawser.toml` and those `COMPOSE_PROFILES` names.
@@ -315,7 +322,7 @@ pub fn load_with(
 
     check_policy(&state, policy, &spans, &files, &mut diags);
     state.target = opts.target;
-    if opts.target != Target::Swarm {
+    if !opts.target.is_cluster() {
         // One host publishes every port on itself: `mode: host` says nothing more there, and is
         // left out so it changes no container's spec.
         for r in state.containers.values_mut() {
@@ -329,7 +336,7 @@ pub fn load_with(
             Sink::new(&r.origin.file, text, &mut diags).error(pos, f.message);
         }
     }
-    if opts.target == Target::Native {
+    if opts.target.bridges_only() {
         // Checked here, not in `target`: these are whole resources, not a Container's fields.
         for r in state
             .networks

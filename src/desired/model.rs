@@ -116,38 +116,7 @@ impl Default for HostLimits {
     }
 }
 
-/// What a project is deployed to: one Docker host, or a swarm through one of its managers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    #[default]
-    Docker,
-    Swarm,
-    /// This host, with no engine daemon: hawser runs containers through an OCI runtime.
-    Native,
-}
-
-impl Target {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Target::Docker => "docker",
-            Target::Swarm => "swarm",
-            Target::Native => "native",
-        }
-    }
-}
-
-impl std::str::FromStr for Target {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "docker" => Ok(Target::Docker),
-            "swarm" => Ok(Target::Swarm),
-            "native" => Ok(Target::Native),
-            other => Err(format!("unknown target `{other}`: expected docker, swarm or native")),
-        }
-    }
-}
+pub use super::target::Target;
 
 /// How a swarm runs a service's tasks: a number of replicas, or one on every node.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,8 +2,57 @@
 //! swarm; a field that only one of them can honour is refused, at its position, on the other,
 //! rather than silently dropped.
 
-use super::model::{ContainerSpec, Mount, Target};
+use super::model::{ContainerSpec, Mount};
 use super::policy::Finding;
+use serde::{Deserialize, Serialize};
+
+/// What a project is deployed to: one Docker host, or a swarm through one of its managers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    #[default]
+    Docker,
+    Swarm,
+    /// This host, with no engine daemon: hawser runs containers through an OCI runtime.
+    Native,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Docker => "docker",
+            Target::Swarm => "swarm",
+            Target::Native => "native",
+        }
+    }
+
+    /// Whether it is a cluster: it schedules replicas, places tasks, and publishes ports in
+    /// ingress or host mode.
+    pub fn is_cluster(self) -> bool {
+        self == Target::Swarm
+    }
+
+    /// Whether its only network driver is the bridge (the native runtime's CNI bridges).
+    pub fn bridges_only(self) -> bool {
+        self == Target::Native
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown target `{0}`: expected docker, swarm or native")]
+pub struct UnknownTarget(String);
+
+impl std::str::FromStr for Target {
+    type Err = UnknownTarget;
+    fn from_str(s: &str) -> Result<Self, UnknownTarget> {
+        match s {
+            "docker" => Ok(Target::Docker),
+            "swarm" => Ok(Target::Swarm),
+            "native" => Ok(Target::Native),
+            other => Err(UnknownTarget(other.to_string())),
+        }
+    }
+}
 
 /// The fields of `spec` that `target` cannot honour, each with the reason.
 pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {

@@ -29,6 +29,7 @@ pub(super) fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineErr
     let (kind, message) = match &e {
         E::DockerResponseServerError { status_code, message } => {
             let kind = match status_code {
+                304 => ErrorKind::NotModified,
                 404 => ErrorKind::NotFound,
                 409 => ErrorKind::Conflict,
                 _ => ErrorKind::Other,
@@ -785,8 +786,8 @@ impl Engine for DockerEngine {
             deadline(&op, limit, async { self.docker.stop_container(id, Some(opts)).await.map_err(|e| err(&op, e)) })
                 .await;
         match r {
-            // 304: already stopped.
-            Err(e) if e.message.is_empty() || e.message.contains("not modified") => Ok(()),
+            // Already stopped.
+            Err(e) if e.kind == ErrorKind::NotModified => Ok(()),
             other => other,
         }
     }

@@ -6,6 +6,8 @@
 
 pub mod deployment;
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 pub mod host;
 pub mod native;
 pub mod registry;

@@ -528,7 +528,7 @@ fn snapshot(
         exclude: globs("exclude", &config.exclude)?,
     };
     let target = match config.target.as_deref().map(str::parse::<desired::Target>) {
-        None => desired::Target::Docker,
+        None => desired::Target::default(),
         Some(Ok(t)) => t,
         Some(Err(e)) => {
             let text =

@@ -1232,7 +1232,7 @@ fn deploy(n: &Node, s: &mut ContainerSpec, target: Target, warn: &mut Sink<'_>, 
     const CLUSTER: &[&str] = &["placement", "update_config", "rollback_config", "endpoint_mode", "labels"];
     let known = ["replicas", "resources", "restart_policy", "mode"];
     let Some(e) = checked(n, &[&known[..], CLUSTER].concat(), "deploy", sink) else { return out };
-    if target == Target::Swarm {
+    if target.is_cluster() {
         swarm_deploy(e, s, warn, sink);
     } else {
         for (k, _) in e.iter().filter(|(k, _)| CLUSTER.contains(&k.name.as_str())) {

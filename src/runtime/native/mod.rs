@@ -532,9 +532,13 @@ impl Engine for NativeEngine {
     async fn remove_image(&self, reference: &str) -> Result<()> {
         let op = format!("remove image {reference}");
         let in_use: Vec<String> = self.containers().into_iter().map(|(r, _)| r.image_id).collect();
-        self.store.remove(reference, &in_use).map_err(|m| {
-            let kind = if m.starts_with("no such") { ErrorKind::NotFound } else { ErrorKind::Conflict };
-            fail(&op, kind, m)
+        self.store.remove(reference, &in_use).map_err(|e| {
+            let kind = match e {
+                store::RemoveError::NoSuchImage(_) => ErrorKind::NotFound,
+                store::RemoveError::InUse(_) => ErrorKind::InUse,
+                store::RemoveError::Index(_) => ErrorKind::Other,
+            };
+            fail(&op, kind, e.to_string())
         })
     }
 

@@ -38,6 +38,17 @@ impl ImageRecord {
     }
 }
 
+/// Why an image could not be removed.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    #[error("image {0} is used by a container")]
+    InUse(String),
+    #[error("cannot write the image index: {0}")]
+    Index(#[from] std::io::Error),
+}
+
 pub struct Store {
     root: PathBuf,
     /// The most one layer may unpack to (the host policy's `maxLayerSize`).
@@ -196,24 +207,24 @@ impl Store {
 
     /// Forgets `reference`; the image and the layers only it used go when nothing else names
     /// it and no container in `in_use` runs it.
-    pub fn remove(&self, reference: &str, in_use: &[String]) -> Result<(), String> {
+    pub fn remove(&self, reference: &str, in_use: &[String]) -> Result<(), RemoveError> {
         let _guard = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut index = self.index();
         let key = if reference.starts_with("sha256:") { reference.to_string() } else { normalize_reference(reference) };
         let id = match index.remove(&key) {
             Some(id) => id,
             None if key.starts_with("sha256:") => key.clone(),
-            None => return Err(format!("no such image: {reference}")),
+            None => return Err(RemoveError::NoSuchImage(reference.to_string())),
         };
         if in_use.contains(&id) {
-            return Err(format!("image {reference} is used by a container"));
+            return Err(RemoveError::InUse(reference.to_string()));
         }
         if index.values().any(|v| *v == id) && !key.starts_with("sha256:") {
-            self.save_index(&index).map_err(|e| e.to_string())?;
+            self.save_index(&index)?;
             return Ok(());
         }
         index.retain(|_, v| *v != id);
-        self.save_index(&index).map_err(|e| e.to_string())?;
+        self.save_index(&index)?;
         let _ = std::fs::remove_file(self.root.join("configs").join(format!("{}.json", hex_of(&id))));
         self.collect_layers();
         Ok(())
@@ -665,9 +676,9 @@ mod tests {
         assert!(!store.layer_dir(&only_a).exists() && store.layer_dir(&shared).exists());
         // In use by a container: refused, nothing changed.
         let err = store.remove("reg/app:2", &[format!("sha256:{b}")]).unwrap_err();
-        assert!(err.contains("used by a container"), "{err}");
+        assert!(matches!(err, RemoveError::InUse(_)), "{err}");
         assert!(store.image("reg/app:2").is_some());
-        assert!(store.remove("reg/none:1", &[]).unwrap_err().starts_with("no such image"));
+        assert!(matches!(store.remove("reg/none:1", &[]), Err(RemoveError::NoSuchImage(_))));
     }
 
     #[test]

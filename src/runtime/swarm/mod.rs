@@ -353,9 +353,22 @@ impl SwarmEngine {
         Ok(r.id)
     }
 
+    /// Fails `InUse` while a task still holds the network (the manager's FailedPrecondition,
+    /// answered 400, or a 409).
     pub async fn remove_network(&self, id: &str) -> Result<()> {
         let op = format!("remove network {id}");
-        deadline(&op, CALL_TIMEOUT, async { self.docker().remove_network(id).await.map_err(|e| err(&op, e)) }).await
+        deadline(&op, CALL_TIMEOUT, async {
+            self.docker().remove_network(id).await.map_err(|e| {
+                let in_use =
+                    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 400 | 409, .. });
+                let mut e = err(&op, e);
+                if in_use {
+                    e.kind = ErrorKind::InUse;
+                }
+                e
+            })
+        })
+        .await
     }
 
     /// A secret object holding `data`; the value never appears in an error or log.

@@ -1,0 +1,260 @@
+//! The executor's decisions against an engine in memory (`runtime::fake`): replacement in both
+//! orders, the gate and its rollback, dependency order, the bound on calls in flight, and a
+//! crash at every step of a replacement, each converging on the next run. No engine involved.
+
+use super::limit::Limited;
+use super::{execute, Report};
+use crate::desired::{self, DesiredState, ManifestFile};
+use crate::diff::{self, DiffOptions, Op, Plan};
+use crate::observed::RunState;
+use crate::runtime::fake::{Behaviour, FakeEngine};
+use crate::runtime::{EngineRead, ErrorKind};
+use std::time::Duration;
+
+const GOOD: &str = "reg/app:1";
+const NEXT: &str = "reg/app:2";
+
+fn desired(revision: &str, yaml: &str) -> DesiredState {
+    let files = [ManifestFile { path: "stack.yaml".into(), text: yaml.into() }];
+    desired::load("shop", revision, &files).unwrap_or_else(|d| panic!("{d}"))
+}
+
+fn web(image: &str, strategy: &str) -> String {
+    format!(
+        "kind: Container\nmetadata: {{name: web}}\nspec:\n  image: {image}\n  restart: always\n  update: {{strategy: {strategy}}}\n"
+    )
+}
+
+async fn plan(engine: &FakeEngine, d: &DesiredState) -> Plan {
+    let observed = engine.observe().await.unwrap();
+    diff::diff(d, &observed, &DiffOptions::default())
+}
+
+async fn apply(engine: &FakeEngine, d: &DesiredState) -> Report {
+    let plan = plan(engine, d).await;
+    execute(&Limited::new(engine, 8), d, &plan, &mut |_| {}).await
+}
+
+fn engine() -> FakeEngine {
+    FakeEngine::new().with_image(GOOD).with_image(NEXT)
+}
+
+/// `web` deployed at revision 1 from `GOOD`; returns its container id.
+async fn deployed(engine: &FakeEngine, strategy: &str) -> String {
+    let report = apply(engine, &desired("rev1", &web(GOOD, strategy))).await;
+    assert!(report.ok(), "{report:?}");
+    engine.forget_calls();
+    engine.container("web").expect("deployed").id
+}
+
+fn revision_of(engine: &FakeEngine, name: &str) -> String {
+    engine.container(name).and_then(|c| c.labels.get(crate::labels::REVISION).cloned()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn start_first_runs_the_new_container_beside_the_old_and_removes_the_old_only_once_it_passed() {
+    let engine = engine();
+    let old = deployed(&engine, "start-first").await;
+    let report = apply(&engine, &desired("rev2", &web(NEXT, "start-first"))).await;
+    assert!(report.ok() && report.done == 1, "{report:?}");
+    let changes: Vec<String> =
+        engine.calls().into_iter().filter(|c| !c.starts_with("observe") && !c.starts_with("inspect")).collect();
+    assert_eq!(
+        changes,
+        [
+            "create_container web.hawser-next",
+            "start_container web.hawser-next",
+            "stop_container web",
+            "remove_container web",
+            "rename_container web.hawser-next web",
+        ]
+    );
+    let now = engine.container("web").unwrap();
+    assert_ne!(now.id, old);
+    assert_eq!((now.state, now.image.as_str()), (RunState::Running, NEXT));
+    assert_eq!(engine.containers().len(), 1);
+}
+
+#[tokio::test]
+async fn a_candidate_failing_its_gate_is_removed_and_the_old_container_never_stopped() {
+    let engine = engine();
+    let old = deployed(&engine, "start-first").await;
+    engine.behave(NEXT, Behaviour::Exits(3));
+    let report = apply(&engine, &desired("rev2", &web(NEXT, "start-first"))).await;
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    let f = &report.failures[0];
+    assert!(f.rolled_back, "{f:?}");
+    assert!(f.message.contains("exited with code 3") && f.message.contains("output of web.hawser-next"), "{f:?}");
+    assert!(!engine.calls().iter().any(|c| c == "stop_container web"), "{:?}", engine.calls());
+    let c = engine.container("web").unwrap();
+    assert_eq!((c.id.as_str(), c.state), (old.as_str(), RunState::Running));
+    assert_eq!(engine.containers().len(), 1, "the candidate is gone");
+}
+
+#[tokio::test]
+async fn an_unhealthy_candidate_is_rolled_back_with_what_its_healthcheck_said() {
+    let engine = engine();
+    let with_check =
+        |image: &str| format!("{}  healthcheck: {{test: [CMD, true], interval: 1s}}\n", web(image, "start-first"));
+    let report = apply(&engine, &desired("rev1", &with_check(GOOD))).await;
+    assert!(report.ok(), "{report:?}");
+    engine.behave(NEXT, Behaviour::Unhealthy);
+    let report = apply(&engine, &desired("rev2", &with_check(NEXT))).await;
+    let f = &report.failures[0];
+    assert!(f.rolled_back && f.message.contains("unhealthy"), "{f:?}");
+    assert_eq!(revision_of(&engine, "web"), "rev1");
+}
+
+#[tokio::test]
+async fn stop_first_gives_the_old_container_its_name_back_and_starts_it_when_the_new_one_fails() {
+    let engine = engine();
+    let old = deployed(&engine, "stop-first").await;
+    engine.behave(NEXT, Behaviour::Exits(1));
+    let report = apply(&engine, &desired("rev2", &web(NEXT, "stop-first"))).await;
+    assert!(report.failures.len() == 1 && report.failures[0].rolled_back, "{report:?}");
+    let changes: Vec<String> =
+        engine.calls().into_iter().filter(|c| !c.starts_with("observe") && !c.starts_with("inspect")).collect();
+    assert_eq!(
+        changes,
+        [
+            "stop_container web",
+            "rename_container web web.hawser-old",
+            "create_container web",
+            "start_container web",
+            "remove_container web",
+            "rename_container web.hawser-old web",
+            "start_container web",
+        ]
+    );
+    let c = engine.container("web").unwrap();
+    assert_eq!((c.id.as_str(), c.state, c.image.as_str()), (old.as_str(), RunState::Running, GOOD));
+    assert_eq!(engine.containers().len(), 1);
+}
+
+#[tokio::test]
+async fn stop_first_success_removes_the_retired_container() {
+    let engine = engine();
+    let old = deployed(&engine, "stop-first").await;
+    let report = apply(&engine, &desired("rev2", &web(NEXT, "stop-first"))).await;
+    assert!(report.ok(), "{report:?}");
+    let c = engine.container("web").unwrap();
+    assert!(c.id != old && c.image == NEXT && c.state == RunState::Running);
+    assert_eq!(engine.containers().len(), 1);
+}
+
+#[tokio::test]
+async fn dependencies_go_first_and_a_failed_one_skips_what_waits_on_it() {
+    const STACK: &str = r#"
+kind: Network
+metadata: {name: net}
+---
+kind: Container
+metadata: {name: db}
+spec:
+  image: reg/app:1
+  networks: [net]
+  healthcheck: {test: [CMD, true], interval: 1s}
+---
+kind: Container
+metadata: {name: web}
+spec:
+  image: reg/app:2
+  networks: [net]
+  dependsOn: {db: healthy}
+"#;
+    let engine = engine();
+    let report = apply(&engine, &desired("rev1", STACK)).await;
+    assert!(report.ok(), "{report:?}");
+    let calls = engine.calls();
+    let at = |call: &str| calls.iter().position(|c| c == call).unwrap_or_else(|| panic!("no {call} in {calls:?}"));
+    assert!(at("create_network net") < at("create_container db"));
+    assert!(at("start_container db") < at("inspect db"), "the gate looks at db");
+    assert!(at("inspect db") < at("create_container web"), "web waits for db to be healthy");
+
+    // db fails to create: web is skipped, not attempted.
+    let engine = self::engine();
+    engine.fail("create_container", "db", ErrorKind::Other);
+    let report = apply(&engine, &desired("rev1", STACK)).await;
+    let skipped = report.failures.iter().find(|f| f.name == "web").expect("web reported");
+    assert!(skipped.message.starts_with("skipped: Container `db` failed"), "{skipped:?}");
+    assert!(!engine.calls().iter().any(|c| c == "create_container web"));
+}
+
+#[tokio::test]
+async fn no_more_engine_calls_are_in_flight_than_the_limit() {
+    let yaml: Vec<String> =
+        (0..12).map(|i| format!("kind: Container\nmetadata: {{name: c{i}}}\nspec: {{image: {GOOD}}}\n")).collect();
+    let d = desired("rev1", &yaml.join("---\n"));
+    let mut engine = engine();
+    engine.delay = Duration::from_millis(20);
+    let plan = plan(&engine, &d).await;
+    let started = std::time::Instant::now();
+    let report = execute(&Limited::new(&engine, 3), &d, &plan, &mut |_| {}).await;
+    assert!(report.ok() && report.done == 12, "{report:?}");
+    assert_eq!(engine.max_in_flight(), 3, "bounded, and concurrent up to the bound");
+    // 36 calls (create, start, a gate's look) of 20 ms, 3 at a time: about 240 ms, not 720.
+    assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
+}
+
+/// The process dies after each change a replacement makes, in turn; the next run converges
+/// from what it left: one container under the name, of the new revision, running, and nothing
+/// else.
+async fn a_crash_at_every_step_converges_on_the_next_run(strategy: &str) {
+    let steps = {
+        let engine = engine();
+        deployed(&engine, strategy).await;
+        let before = engine.changes();
+        assert!(apply(&engine, &desired("rev2", &web(NEXT, strategy))).await.ok());
+        engine.changes() - before
+    };
+    assert!(steps >= 4, "{steps}");
+    for step in 1..=steps {
+        let engine = engine();
+        deployed(&engine, strategy).await;
+        let d = desired("rev2", &web(NEXT, strategy));
+        engine.crash_after(Some(step));
+        tokio::select! {
+            r = apply(&engine, &d) => panic!("step {step}: no crash ({r:?})"),
+            _ = engine.crashed() => {}
+        }
+        engine.crash_after(None);
+        let left: Vec<_> = engine.containers().into_iter().map(|c| (c.name, c.state)).collect();
+        let plan = plan(&engine, &d).await;
+        // After the last change, there is nothing left to do.
+        assert_eq!(plan.has_changes(), step < steps, "step {step}: {left:?}");
+        assert!(!plan.actions.iter().any(|a| a.op == Op::Conflict), "step {step}: {plan:?}");
+        let report = execute(&Limited::new(&engine, 8), &d, &plan, &mut |_| {}).await;
+        assert!(report.ok(), "step {step}, after {left:?}: {report:?}");
+        let all = engine.containers();
+        assert_eq!(all.len(), 1, "step {step}, after {left:?}: {all:?}");
+        assert_eq!((all[0].name.as_str(), all[0].state, all[0].image.as_str()), ("web", RunState::Running, NEXT));
+        assert_eq!(revision_of(&engine, "web"), "rev2");
+        let again = self::plan(&engine, &d).await;
+        assert!(
+            !again.has_changes(),
+            "step {step}: converged: {:?}",
+            again.actions.iter().map(|a| (&a.name, &a.op, a.cause.to_string())).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn start_first_a_crash_at_every_step_converges_on_the_next_run() {
+    a_crash_at_every_step_converges_on_the_next_run("start-first").await;
+}
+
+#[tokio::test]
+async fn stop_first_a_crash_at_every_step_converges_on_the_next_run() {
+    a_crash_at_every_step_converges_on_the_next_run("stop-first").await;
+}
+
+#[tokio::test]
+async fn an_unmanaged_container_in_the_way_is_a_conflict_and_is_never_touched() {
+    let engine = engine();
+    let theirs = engine.add_unmanaged("web", "someone/else:1");
+    let d = desired("rev1", &web(GOOD, "start-first"));
+    let plan = plan(&engine, &d).await;
+    assert!(plan.actions.iter().any(|a| a.op == Op::Conflict), "{plan:?}");
+    let c = engine.container("web").unwrap();
+    assert_eq!((c.id, c.image.as_str()), (theirs, "someone/else:1"));
+}
