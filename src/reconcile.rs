@@ -78,7 +78,7 @@ fn failed(d: &DesiredState, report: &Report) -> ReconcileError {
             revision: d.revision.clone(),
             done: 0,
             failed: 1,
-            lines: vec![d.redact(e)],
+            lines: vec![d.redact(&e.to_string())],
             rolled_back: false,
         };
     }

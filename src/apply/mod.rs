@@ -39,7 +39,7 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// What kept the executor from starting at all (the repository files containers mount
     /// could not be written): nothing was done.
-    pub aborted: Option<String>,
+    pub aborted: Option<repo_files::FilesError>,
 }
 
 impl Report {

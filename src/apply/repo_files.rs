@@ -6,14 +6,39 @@
 use crate::desired::DesiredState;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why the repository files containers mount could not be put on the host.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("cannot create the data folder {}: {source}", .path.display())]
+    DataFolder { path: PathBuf, source: std::io::Error },
+    #[error("cannot create {}: {source}", .path.display())]
+    Root { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the snapshot of `{file}`: {source}")]
+    Write { file: String, source: std::io::Error },
+    #[error("cannot place the snapshot of `{file}`: {source}")]
+    Place { file: String, source: std::io::Error },
+    #[error("`{0}` is encrypted with age, and the host policy names no identity to decrypt it (ageIdentity)")]
+    NoIdentity(String),
+    #[error("cannot read the age identity {}: {source}", .identity.display())]
+    Identity { identity: PathBuf, source: std::io::Error },
+    #[error("the age identity {} is readable by others; chmod 600 it", .0.display())]
+    IdentityShared(PathBuf),
+    #[error("the age identity {}: {source}", .identity.display())]
+    IdentityFormat { identity: PathBuf, source: age::DecryptError },
+    #[error("cannot decrypt `{file}` with {}: {message}", .identity.display())]
+    Decrypt { file: String, identity: PathBuf, message: String },
+    #[error("`{file}` decrypts to more than {max} bytes; refused (maxRepoFileSize of the host policy)")]
+    TooLarge { file: String, max: u64 },
+}
 
 /// Writes every snapshot `d` mounts that is not on the host yet. A snapshot appears whole or
 /// not at all: it is written beside its place and renamed into it.
-pub fn materialize(d: &DesiredState) -> Result<(), String> {
+pub fn materialize(d: &DesiredState) -> Result<(), FilesError> {
     // The project's data folders: made when missing, never emptied or removed here.
     for dir in &d.data_folders {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the data folder {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| FilesError::DataFolder { path: dir.clone(), source })?;
     }
     let root = &d.repo_files_root;
     for (digest, snap) in &d.repo_files {
@@ -21,7 +46,7 @@ pub fn materialize(d: &DesiredState) -> Result<(), String> {
         if dir.is_dir() {
             continue;
         }
-        std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+        std::fs::create_dir_all(root).map_err(|source| FilesError::Root { path: root.clone(), source })?;
         let tmp = root.join(format!(".{digest}.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let decrypted;
@@ -31,12 +56,12 @@ pub fn materialize(d: &DesiredState) -> Result<(), String> {
         } else {
             snap
         };
-        write_all(&tmp, snap).map_err(|e| format!("cannot write the snapshot of `{}`: {e}", snap.path))?;
-        if let Err(e) = std::fs::rename(&tmp, &dir) {
+        write_all(&tmp, snap).map_err(|source| FilesError::Write { file: snap.path.clone(), source })?;
+        if let Err(source) = std::fs::rename(&tmp, &dir) {
             let _ = std::fs::remove_dir_all(&tmp);
             // Another run put the same content there first.
             if !dir.is_dir() {
-                return Err(format!("cannot place the snapshot of `{}`: {e}", snap.path));
+                return Err(FilesError::Place { file: snap.path.clone(), source });
             }
         }
     }
@@ -48,27 +73,26 @@ fn decrypt(
     snap: &crate::desired::RepoSnapshot,
     identity: Option<&Path>,
     max: u64,
-) -> Result<crate::desired::RepoSnapshot, String> {
+) -> Result<crate::desired::RepoSnapshot, FilesError> {
     use std::io::Read;
-    let Some(identity) = identity else {
-        return Err(format!(
-            "`{}` is encrypted with age, and the host policy names no identity to decrypt it (ageIdentity)",
-            snap.path
-        ));
-    };
-    let shown = identity.display();
-    let meta = std::fs::metadata(identity).map_err(|e| format!("cannot read the age identity {shown}: {e}"))?;
+    let Some(identity) = identity else { return Err(FilesError::NoIdentity(snap.path.clone())) };
+    let unreadable = |source| FilesError::Identity { identity: identity.to_path_buf(), source };
+    let meta = std::fs::metadata(identity).map_err(unreadable)?;
     if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!("the age identity {shown} is readable by others; chmod 600 it"));
+        return Err(FilesError::IdentityShared(identity.to_path_buf()));
     }
     let identities = age::IdentityFile::from_file(identity.display().to_string())
-        .map_err(|e| format!("cannot read the age identity {shown}: {e}"))?
+        .map_err(unreadable)?
         .into_identities()
-        .map_err(|e| format!("the age identity {shown}: {e}"))?;
+        .map_err(|source| FilesError::IdentityFormat { identity: identity.to_path_buf(), source })?;
     let mut out = snap.clone();
     out.encrypted = false;
     for f in out.files.iter_mut() {
-        let fail = |e: &dyn std::fmt::Display| format!("cannot decrypt `{}` with {shown}: {e}", snap.path);
+        let fail = |e: &dyn std::fmt::Display| FilesError::Decrypt {
+            file: snap.path.clone(),
+            identity: identity.to_path_buf(),
+            message: e.to_string(),
+        };
         let reader = age::armor::ArmoredReader::new(&f.data[..]);
         let decryptor = age::Decryptor::new(reader).map_err(|e| fail(&e))?;
         let stream = decryptor.decrypt(identities.iter().map(|i| i.as_ref())).map_err(|e| fail(&e))?;
@@ -76,10 +100,7 @@ fn decrypt(
         let mut plain = Vec::new();
         stream.take(max.saturating_add(1)).read_to_end(&mut plain).map_err(|e| fail(&e))?;
         if plain.len() as u64 > max {
-            return Err(format!(
-                "`{}` decrypts to more than {max} bytes; refused (maxRepoFileSize of the host policy)",
-                snap.path
-            ));
+            return Err(FilesError::TooLarge { file: snap.path.clone(), max });
         }
         f.data = plain;
     }
@@ -149,7 +170,10 @@ mod tests {
         };
         let sealed = snap(age::encrypt(&identity.to_public(), &plain).unwrap());
         let e = decrypt(&sealed, Some(&key), 1 << 20).unwrap_err();
-        assert!(e.contains("decrypts to more than 1048576 bytes") && e.contains("maxRepoFileSize"), "{e}");
+        assert!(matches!(e, FilesError::TooLarge { max: 1048576, .. }), "{e}");
+        assert!(
+            e.to_string().contains("decrypts to more than 1048576 bytes") && e.to_string().contains("maxRepoFileSize")
+        );
         let opened = decrypt(&sealed, Some(&key), 4 << 20).unwrap();
         assert_eq!(opened.files[0].data.len(), 3 << 20);
         assert!(!opened.encrypted);

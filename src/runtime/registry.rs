@@ -80,14 +80,26 @@ pub async fn resolve_digests(d: &mut DesiredState) {
             }
             Err(e) => {
                 tracing::warn!(image = %old, error = %e, "cannot resolve the digest");
-                d.unresolved.insert(name, e);
+                d.unresolved.insert(name, e.to_string());
             }
         }
     }
 }
 
-async fn resolve(reference: &str) -> Result<String, String> {
-    let r: Reference = reference.parse().map_err(|e| format!("invalid reference `{reference}`: {e}"))?;
+/// Why a tag's digest is unknown.
+#[derive(Debug, thiserror::Error)]
+enum ResolveError {
+    #[error("invalid reference `{reference}`: {source}")]
+    Reference { reference: String, source: oci_client::ParseError },
+    #[error("registry {registry}: {source}")]
+    Registry { registry: String, source: oci_client::errors::OciDistributionError },
+    #[error("registry {registry}: no answer within {}s", RESOLVE_TIMEOUT.as_secs())]
+    Timeout { registry: String },
+}
+
+async fn resolve(reference: &str) -> Result<String, ResolveError> {
+    let r: Reference =
+        reference.parse().map_err(|source| ResolveError::Reference { reference: reference.to_string(), source })?;
     let registry = r.resolve_registry().to_string();
     let protocol = if is_loopback(&registry) {
         ClientProtocol::HttpsExcept(vec![registry.clone()])
@@ -99,8 +111,8 @@ async fn resolve(reference: &str) -> Result<String, String> {
     let auth = auth_for(&registry);
     match tokio::time::timeout(RESOLVE_TIMEOUT, client.fetch_manifest_digest(&r, &auth)).await {
         Ok(Ok(digest)) => Ok(digest),
-        Ok(Err(e)) => Err(format!("registry {registry}: {e}")),
-        Err(_) => Err(format!("registry {registry}: no answer within {}s", RESOLVE_TIMEOUT.as_secs())),
+        Ok(Err(source)) => Err(ResolveError::Registry { registry, source }),
+        Err(_) => Err(ResolveError::Timeout { registry }),
     }
 }
 

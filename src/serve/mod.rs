@@ -768,3 +768,42 @@ async fn follow_engine_events(svc: Arc<Service>, engine: Option<Arc<DockerEngine
         pause = (pause * 2).min(Duration::from_secs(60));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{EngineError, ErrorKind};
+
+    fn engine(kind: ErrorKind) -> ReconcileError {
+        ReconcileError::Engine(EngineError { op: "observe".into(), kind, message: "m".into() })
+    }
+
+    fn failed(rolled_back: bool) -> ReconcileError {
+        ReconcileError::Failed { revision: "r".into(), done: 1, failed: 1, lines: vec![], rolled_back }
+    }
+
+    #[test]
+    fn what_the_service_does_follows_from_what_failed() {
+        let p = error_policy(&ReconcileError::Conflicts(vec!["Container web: in the way".into()]));
+        assert_eq!((p.outcome, p.notify, p.retry), (Outcome::Refused, Some(notify::EventKind::Failed), true));
+        let p = error_policy(&ReconcileError::WouldEmpty { project: "p".into(), removes: 2 });
+        assert_eq!(p.outcome, Outcome::Refused);
+        // A rolled-back replacement is told as such: the old version serves.
+        assert_eq!(error_policy(&failed(true)).notify, Some(notify::EventKind::RolledBack));
+        assert_eq!(error_policy(&failed(false)).notify, Some(notify::EventKind::Failed));
+        assert_eq!(error_policy(&failed(false)).outcome, Outcome::Failed);
+        // The engine away: tried again, and told.
+        let p = error_policy(&engine(ErrorKind::Unavailable));
+        assert!(p.retry && p.notify == Some(notify::EventKind::Failed));
+        // Something the target can never do: only a new revision helps.
+        assert!(!error_policy(&engine(ErrorKind::Unsupported)).retry);
+        // Another apply holds the project: recorded, retried, nobody paged.
+        let lock = crate::lock::LockError::Timeout {
+            project: "p".into(),
+            holder: "pid 1".into(),
+            waited: Duration::from_secs(1),
+        };
+        let p = error_policy(&ReconcileError::Lock(lock));
+        assert_eq!((p.outcome, p.notify, p.retry), (Outcome::Failed, None, true));
+    }
+}

@@ -62,7 +62,7 @@ fn read_commit(
             Ok(commit) => {
                 if let Some(allowed) = signers {
                     super::signature::verify(repo, commit.id(), allowed)
-                        .map_err(|message| SourceError::Signature { source_name: source.to_string(), message })?;
+                        .map_err(|refusal| SourceError::Signature { source_name: source.to_string(), refusal })?;
                 }
                 let tree = commit.tree().map_err(|e| unreadable(source, e))?;
                 let mut budget = super::SizeBudget::new(limits);
@@ -390,9 +390,27 @@ fn callbacks<'a>(
         // TLS: libgit2 has verified the chain against the system's trust store (or
         // SSL_CERT_FILE / SSL_CERT_DIR); its verdict stands.
         None => Ok(git2::CertificateCheckStatus::CertificatePassthrough),
-        Some(key) => check_host_key(url, host, key.hostkey(), &auth.known_hosts).map_err(note),
+        Some(key) => check_host_key(url, host, key.hostkey(), &auth.known_hosts).map_err(|e| note(e.to_string())),
     });
     cb
+}
+
+/// Why an SSH server's host key is not trusted.
+#[derive(Debug, thiserror::Error)]
+enum HostKeyError {
+    #[error("the server's SSH host key could not be read")]
+    Unreadable,
+    #[error("cannot read known_hosts {shown}; add the server's key with {add}")]
+    NoKnownHosts { shown: String, add: String },
+    #[error("host {name} is not in {shown} (its key is SHA256:{fingerprint}); add it with {add}")]
+    Unknown { name: String, shown: String, fingerprint: String, add: String },
+    #[error(
+        "HOST KEY MISMATCH for {name}: it presented SHA256:{fingerprint}, which {shown} does not list for it; \
+         someone may be in the middle. If the server's key really changed, replace its line"
+    )]
+    Mismatch { name: String, shown: String, fingerprint: String },
+    #[error("host key SHA256:{fingerprint} of {name} is revoked in {shown}")]
+    Revoked { name: String, shown: String, fingerprint: String },
 }
 
 /// The system-wide known_hosts that OpenSSH also reads, beside the user's own.
@@ -403,10 +421,9 @@ fn check_host_key(
     host: &str,
     key: Option<&[u8]>,
     known_hosts: &Option<std::path::PathBuf>,
-) -> Result<git2::CertificateCheckStatus, String> {
+) -> Result<git2::CertificateCheckStatus, HostKeyError> {
     use super::known_hosts::{check, host_name, Verdict};
-    let fail = Err;
-    let Some(key) = key else { return fail("the server's SSH host key could not be read".into()) };
+    let Some(key) = key else { return Err(HostKeyError::Unreadable) };
     // A file the user named is the only one consulted; otherwise OpenSSH's two defaults.
     let files: Vec<std::path::PathBuf> = match known_hosts {
         Some(f) => vec![f.clone()],
@@ -426,18 +443,13 @@ fn check_host_key(
         format!("`ssh-keyscan -p {} {host} >> {}` after checking its fingerprint", ssh_port(url), files[0].display());
     let texts: Vec<String> = files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect();
     if texts.is_empty() {
-        return fail(format!("cannot read known_hosts {shown}; add the server's key with {add}"));
+        return Err(HostKeyError::NoKnownHosts { shown, add });
     }
     match check(&texts.join("\n"), &name, key) {
         Verdict::Known => Ok(git2::CertificateCheckStatus::CertificateOk),
-        Verdict::Unknown => {
-            fail(format!("host {name} is not in {shown} (its key is SHA256:{fingerprint}); add it with {add}"))
-        }
-        Verdict::Mismatch => fail(format!(
-            "HOST KEY MISMATCH for {name}: it presented SHA256:{fingerprint}, which {shown} does not list for it; \
-             someone may be in the middle. If the server's key really changed, replace its line"
-        )),
-        Verdict::Revoked => fail(format!("host key SHA256:{fingerprint} of {name} is revoked in {shown}")),
+        Verdict::Unknown => Err(HostKeyError::Unknown { name, shown, fingerprint, add }),
+        Verdict::Mismatch => Err(HostKeyError::Mismatch { name, shown, fingerprint }),
+        Verdict::Revoked => Err(HostKeyError::Revoked { name, shown, fingerprint }),
     }
 }
 

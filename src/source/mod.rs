@@ -6,7 +6,7 @@
 mod dir;
 mod git;
 mod known_hosts;
-mod signature;
+pub mod signature;
 
 pub use git::is_url;
 
@@ -323,8 +323,8 @@ pub enum SourceError {
     #[error("ref `{reference}` not found in `{source_name}`: {message}")]
     UnknownRef { source_name: String, reference: String, message: String },
     /// The commit is unsigned or not signed by an allowed key.
-    #[error("refusing `{source_name}`: {message}")]
-    Signature { source_name: String, message: String },
+    #[error("refusing `{source_name}`: {refusal}")]
+    Signature { source_name: String, refusal: signature::Refusal },
     /// `hawser.toml` is invalid.
     #[error("{0}")]
     Invalid(Diagnostics),

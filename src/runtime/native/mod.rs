@@ -5,6 +5,7 @@
 //! can be read back after any crash. It answers the same engine traits as the Docker target,
 //! so plans, replacement, rollback, crash recovery and prune are the same code.
 
+pub mod error;
 pub mod hosts;
 pub mod logs;
 pub mod monitor;
@@ -20,6 +21,7 @@ use super::{ContainerEvent, ContainerStatus, CreateContainer, Engine, EngineErro
 use crate::desired::{NetworkSpec, VolumeSpec};
 use crate::labels::Ownership;
 use crate::observed::{Health, ObservedContainer, ObservedState, ObservedVolume, RunState};
+use error::NativeError;
 use record::{now_unix, ContainerRecord, Paths, State, Status};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,7 +60,7 @@ impl NativeEngine {
             return Err(fail(op, ErrorKind::Unavailable, "the native target runs containers itself and needs root"));
         }
         let root = state_dir.join("native");
-        let bin = oci::choose().map_err(|m| fail(op, ErrorKind::Unavailable, m))?;
+        let bin = oci::choose().map_err(|e| fail(op, ErrorKind::Unavailable, e.to_string()))?;
         for d in ["containers", "names", "volumes", "runtime", "networks"] {
             std::fs::create_dir_all(root.join(d)).map_err(io(op))?;
         }
@@ -260,7 +262,7 @@ impl NativeEngine {
 
 /// The networks a container joins: its `networks`, or the default one; none with
 /// `networkMode: host` or `none`.
-pub fn joins(rec: &ContainerRecord) -> std::result::Result<Vec<net::Join>, String> {
+pub fn joins(rec: &ContainerRecord) -> std::result::Result<Vec<net::Join>, NativeError> {
     if rec.spec.network_mode.is_some() {
         return Ok(Vec::new());
     }
@@ -271,8 +273,7 @@ pub fn joins(rec: &ContainerRecord) -> std::result::Result<Vec<net::Join>, Strin
         .networks
         .iter()
         .map(|(name, att)| {
-            let network =
-                read_network(&rec.native_root, name).ok_or_else(|| format!("network {name} does not exist"))?;
+            let network = read_network(&rec.native_root, name).ok_or_else(|| NativeError::NoNetwork(name.clone()))?;
             Ok(net::Join { network, ipv4: att.ipv4_address })
         })
         .collect()
@@ -442,7 +443,8 @@ impl Engine for NativeEngine {
         );
         let subnet = match spec.ipam.as_ref().and_then(|i| i.subnet.clone()) {
             Some(s) => {
-                let want: net::Ipv4Net = s.parse().map_err(|m: String| fail(&op, ErrorKind::Other, m))?;
+                let want: net::Ipv4Net =
+                    s.parse().map_err(|e: net::NotASubnet| fail(&op, ErrorKind::Other, e.to_string()))?;
                 if let Some((t, whose)) = taken.iter().find(|(t, _)| t.overlaps(&want)) {
                     return Err(fail(&op, ErrorKind::Conflict, format!("subnet {s} overlaps {t} of {whose}")));
                 }
@@ -526,7 +528,7 @@ impl Engine for NativeEngine {
             .await
             .map_err(|_| fail(&op, ErrorKind::Unavailable, "no answer from the registry within 600s"))?
             .map(|_| ())
-            .map_err(|m| fail(&op, ErrorKind::Other, m))
+            .map_err(|e| fail(&op, ErrorKind::Other, e.to_string()))
     }
 
     async fn remove_image(&self, reference: &str) -> Result<()> {
@@ -585,7 +587,7 @@ impl Engine for NativeEngine {
         if let Err(e) = made {
             let _ = std::fs::remove_file(&name_file);
             let _ = std::fs::remove_dir_all(self.paths(&id).dir);
-            return Err(fail(&op, ErrorKind::Other, e));
+            return Err(fail(&op, ErrorKind::Other, e.to_string()));
         }
         Ok(id)
     }
@@ -733,16 +735,16 @@ impl NativeEngine {
         id: &str,
         req: &CreateContainer<'_>,
         image: &store::ImageRecord,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), NativeError> {
         let p = self.paths(id);
-        std::fs::create_dir_all(p.bundle()).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(p.bundle()).map_err(error::io(p.bundle()))?;
         let on_network = req.spec.network_mode.is_none();
         let layers: Vec<PathBuf> = image.layers.iter().rev().map(|l| self.store.layer_dir(l)).collect();
         for m in &req.spec.volumes {
             if let crate::desired::Mount::Volume { source, .. } = m {
                 // Docker makes a volume a container names but no manifest declares.
-                std::fs::create_dir_all(self.root.join("volumes").join(source).join("_data"))
-                    .map_err(|e| e.to_string())?;
+                let data = self.root.join("volumes").join(source).join("_data");
+                std::fs::create_dir_all(&data).map_err(error::io(&data))?;
             }
         }
         let input = spec::Input {
@@ -760,7 +762,7 @@ impl NativeEngine {
                 .map_or(1 << 20, |(_, hard)| hard.min(1 << 20)),
         };
         let config = spec::config(&input)?;
-        let text = serde_json::to_vec_pretty(&config).map_err(|e| e.to_string())?;
+        let text = serde_json::to_vec_pretty(&config).expect("runtime specs serialize");
         // It holds the secret values of the environment: for root only.
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
@@ -769,8 +771,8 @@ impl NativeEngine {
             .truncate(true)
             .mode(0o600)
             .open(p.bundle().join("config.json"))
-            .map_err(|e| e.to_string())?;
-        std::io::Write::write_all(&mut f, &text).map_err(|e| e.to_string())?;
+            .map_err(error::io(p.bundle().join("config.json")))?;
+        std::io::Write::write_all(&mut f, &text).map_err(error::io(p.bundle().join("config.json")))?;
         let rec = ContainerRecord {
             id: id.to_string(),
             name: req.name.to_string(),
@@ -787,9 +789,9 @@ impl NativeEngine {
             healthcheck: spec::healthcheck(req.spec, image.run_config()),
             image_stop_signal: image.run_config()["StopSignal"].as_str().map(str::to_string),
         };
-        self.write_etc(&p, &rec).map_err(|e| e.to_string())?;
-        p.write_status(&Status::default()).map_err(|e| e.to_string())?;
+        self.write_etc(&p, &rec).map_err(error::io(p.etc()))?;
+        p.write_status(&Status::default()).map_err(error::io(p.record()))?;
         crate::state_file::write_atomic(&p.record(), &serde_json::to_vec_pretty(&rec).expect("records serialize"))
-            .map_err(|e| e.to_string())
+            .map_err(error::io(p.record()))
     }
 }

@@ -5,6 +5,7 @@
 //! Docker's backoff (100 ms, doubling, back to 100 ms after 10 s of running). No async runtime:
 //! a few threads, a few hundred kilobytes of its own.
 
+use super::error::{io, NativeError};
 use super::oci::{self, Runtime};
 use super::record::{now_unix, ContainerRecord, Paths, State, Status};
 use crate::desired::RestartPolicy;
@@ -39,7 +40,7 @@ pub fn main(dir: PathBuf) -> ! {
         Ok(()) => 0,
         Err(e) => {
             let mut st = paths.read_status();
-            st.error = Some(e);
+            st.error = Some(e.to_string());
             st.monitor_pid = None;
             st.starts += 1;
             if st.state != State::Exited {
@@ -68,8 +69,8 @@ impl Shared {
     }
 }
 
-fn run(paths: &Paths) -> Result<(), String> {
-    let rec = paths.read_record().map_err(|e| format!("reading the container's record: {e}"))?;
+fn run(paths: &Paths) -> Result<(), NativeError> {
+    let rec = paths.read_record().map_err(io(paths.record()))?;
     let rt = Runtime { bin: rec.runtime.clone(), root: rec.runtime_root.clone() };
     let mut st = paths.read_status();
     st.monitor_pid = Some(std::process::id() as i32);
@@ -104,7 +105,7 @@ fn run(paths: &Paths) -> Result<(), String> {
             }
             Err(e) => {
                 // A restart that cannot start: recorded like an exit, and tried again.
-                shared.update(|s| s.error = Some(e));
+                shared.update(|s| s.error = Some(e.to_string()));
                 127
             }
         };
@@ -150,7 +151,7 @@ fn run_once(
     shared: &Arc<Shared>,
     log: &Arc<Mutex<LogFile>>,
     generation: u64,
-) -> Result<i64, String> {
+) -> Result<i64, NativeError> {
     let paths = &shared.paths;
     rt.delete(&rec.id);
     let empty = rec.runtime_root.join("empty-layer");
@@ -159,12 +160,12 @@ fn run_once(
         if let crate::desired::Mount::Volume { source, target, .. } = m {
             let data = rec.native_root.join("volumes").join(source).join("_data");
             super::volumes::fill_if_empty(&paths.rootfs(), target, &data)
-                .map_err(|e| format!("filling volume {source} from the image: {e}"))?;
+                .map_err(|e| NativeError::FillVolume { name: source.clone(), source: e })?;
         }
     }
     let _ = std::fs::remove_file(paths.pid_file());
-    let (out_r, out_w) = std::io::pipe().map_err(|e| e.to_string())?;
-    let (err_r, err_w) = std::io::pipe().map_err(|e| e.to_string())?;
+    let (out_r, out_w) = std::io::pipe().map_err(io("a pipe"))?;
+    let (err_r, err_w) = std::io::pipe().map_err(io("a pipe"))?;
     for (r, stream) in [(out_r, "stdout"), (err_r, "stderr")] {
         let log = log.clone();
         std::thread::spawn(move || {
@@ -189,15 +190,18 @@ fn run_once(
         .stdout(out_w)
         .stderr(err_w)
         .status()
-        .map_err(|e| format!("{}: {e}", rt.bin.display()))?;
+        .map_err(io(&rt.bin))?;
     if !created.success() {
         rt.delete(&rec.id);
-        return Err(format!("the OCI runtime could not create the container: {}", runtime_error(&paths.runtime_log())));
+        return Err(NativeError::Program {
+            program: "the OCI runtime could not create the container".into(),
+            message: runtime_error(&paths.runtime_log()),
+        });
     }
     let pid: i32 = std::fs::read_to_string(paths.pid_file())
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .ok_or("the OCI runtime wrote no pid")?;
+        .ok_or_else(|| NativeError::Program { program: "the OCI runtime".into(), message: "it wrote no pid".into() })?;
     let out = rt
         .command()
         .arg("--log")
@@ -205,10 +209,13 @@ fn run_once(
         .args(["--log-format", "json", "start", &rec.id])
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|e| e.to_string())?;
+        .map_err(io(&rt.bin))?;
     if !out.status.success() {
         rt.delete(&rec.id);
-        return Err(format!("the OCI runtime could not start the container: {}", runtime_error(&paths.runtime_log())));
+        return Err(NativeError::Program {
+            program: "the OCI runtime could not start the container".into(),
+            message: runtime_error(&paths.runtime_log()),
+        });
     }
     let health = rec.healthcheck.as_ref().filter(|h| h.test.first().is_some_and(|t| t != "NONE"));
     shared.update(|s| {

@@ -11,6 +11,7 @@
 //! What each plugin was given and answered is kept in the container's folder (`net.json`):
 //! DEL needs the same.
 
+use super::error::{io, NativeError};
 use crate::desired::PortBinding;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -56,10 +57,15 @@ pub struct Ipv4Net {
     prefix: u8,
 }
 
+/// Text that is not `ADDR/PREFIX`.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an IPv4 subnet (ADDR/PREFIX)")]
+pub struct NotASubnet(String);
+
 impl std::str::FromStr for Ipv4Net {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not an IPv4 subnet (ADDR/PREFIX)");
+    type Err = NotASubnet;
+    fn from_str(s: &str) -> Result<Self, NotASubnet> {
+        let bad = || NotASubnet(s.to_string());
         let (addr, prefix) = s.trim().split_once('/').ok_or_else(bad)?;
         let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad())?;
         let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
@@ -164,7 +170,7 @@ fn bridge_conf(n: &NetworkRecord, default_route: bool) -> Value {
     c
 }
 
-fn call(command: &str, id: &str, ifname: &str, args: Option<&str>, config: &Value) -> Result<Value, String> {
+fn call(command: &str, id: &str, ifname: &str, args: Option<&str>, config: &Value) -> Result<Value, NativeError> {
     let plugin = config["type"].as_str().unwrap_or_default().to_string();
     let bin = cni_dir().join(&plugin);
     let mut cmd = Command::new(&bin);
@@ -179,9 +185,12 @@ fn call(command: &str, id: &str, ifname: &str, args: Option<&str>, config: &Valu
     if let Some(a) = args {
         cmd.env("CNI_ARGS", a);
     }
-    let mut child = cmd.spawn().map_err(|e| format!("{}: {e} (install containernetworking-plugins)", bin.display()))?;
-    child.stdin.take().expect("piped").write_all(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let mut child = cmd.spawn().map_err(|e| NativeError::Program {
+        program: bin.display().to_string(),
+        message: format!("{e} (install containernetworking-plugins)"),
+    })?;
+    child.stdin.take().expect("piped").write_all(config.to_string().as_bytes()).map_err(io(&bin))?;
+    let out = child.wait_with_output().map_err(io(&bin))?;
     if !out.status.success() {
         // A plugin's error is JSON on stdout: {"code": N, "msg": "...", "details": "..."}.
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
@@ -189,7 +198,10 @@ fn call(command: &str, id: &str, ifname: &str, args: Option<&str>, config: &Valu
             .as_str()
             .map(|m| format!("{m} {}", v["details"].as_str().unwrap_or("")))
             .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
-        return Err(format!("CNI plugin {plugin} {command}: {}", msg.trim()));
+        return Err(NativeError::Program {
+            program: format!("CNI plugin {plugin} {command}"),
+            message: msg.trim().into(),
+        });
     }
     Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
 }
@@ -223,9 +235,9 @@ pub struct Attached {
     done: Vec<Done>,
 }
 
-fn save(dir: &Path, a: &Attached) -> Result<(), String> {
-    crate::state_file::write_atomic(&dir.join("net.json"), &serde_json::to_vec(a).expect("json"))
-        .map_err(|e| e.to_string())
+fn save(dir: &Path, a: &Attached) -> Result<(), NativeError> {
+    let path = dir.join("net.json");
+    crate::state_file::write_atomic(&path, &serde_json::to_vec(a).expect("json")).map_err(io(&path))
 }
 
 /// What `attach` made for the container in `dir`, if anything.
@@ -236,7 +248,7 @@ pub fn attached(dir: &Path) -> Option<Attached> {
 /// Makes the container's namespace and joins it to `joins` (the first non-internal one holds
 /// the default route and the published ports). Anything left of an earlier attachment (a
 /// monitor that was killed, a host that restarted) is undone first.
-pub fn attach(id: &str, dir: &Path, joins: &[Join], ports: &[PortBinding]) -> Result<Attached, String> {
+pub fn attach(id: &str, dir: &Path, joins: &[Join], ports: &[PortBinding]) -> Result<Attached, NativeError> {
     detach(id, dir);
     let ns = netns_name(id);
     run_ip(&["netns", "add", &ns])?;
@@ -304,16 +316,19 @@ pub fn remove_bridge(bridge: &str) {
     let _ = run_ip(&["link", "delete", bridge]);
 }
 
-fn run_ip(args: &[&str]) -> Result<(), String> {
+fn run_ip(args: &[&str]) -> Result<(), NativeError> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("ip: {e} (install iproute2)"))?;
+        .map_err(|e| NativeError::Program { program: "ip".into(), message: format!("{e} (install iproute2)") })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(NativeError::Program {
+            program: format!("ip {}", args.join(" ")),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The OCI runtime binary (runc or crun: both speak the same command line), its state in a
 //! folder of hawser's own, and the overlay root filesystem it runs on.
 
+use super::error::{io, NativeError};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ pub struct Runtime {
 /// The runtime to use: `HAWSER_OCI_RUNTIME` if set; else crun, which starts a container in a
 /// few milliseconds, unless the host mixes cgroup v1 and v2 with controllers on v2, which
 /// crun refuses ("cgroups in hybrid mode not supported") and runc takes; else runc.
-pub fn choose() -> Result<PathBuf, String> {
+pub fn choose() -> Result<PathBuf, NativeError> {
     if let Some(p) = std::env::var_os("HAWSER_OCI_RUNTIME") {
         return Ok(PathBuf::from(p));
     }
@@ -40,11 +41,11 @@ pub fn choose() -> Result<PathBuf, String> {
             return Ok(p);
         }
     }
-    Err(if hybrid_v2_controllers {
-        "no OCI runtime that works on this host: install runc (`apt install runc`); crun refuses hosts that mix cgroup v1 and v2".into()
+    Err(NativeError::NoRuntime(if hybrid_v2_controllers {
+        "no OCI runtime that works on this host: install runc (`apt install runc`); crun refuses hosts that mix cgroup v1 and v2"
     } else {
-        "no OCI runtime found: install crun or runc (`apt install crun`), or set HAWSER_OCI_RUNTIME".into()
-    })
+        "no OCI runtime found: install crun or runc (`apt install crun`), or set HAWSER_OCI_RUNTIME"
+    }))
 }
 
 impl Runtime {
@@ -54,21 +55,19 @@ impl Runtime {
         c
     }
 
-    fn quiet(&self, args: &[&str]) -> Result<(), String> {
-        let out = self
-            .command()
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("{}: {e}", self.bin.display()))?;
+    fn quiet(&self, args: &[&str]) -> Result<(), NativeError> {
+        let out = self.command().args(args).stdin(Stdio::null()).output().map_err(io(&self.bin))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            Err(NativeError::Program {
+                program: format!("{} {}", self.bin.display(), args.first().unwrap_or(&"")),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
         }
     }
 
-    pub fn kill(&self, id: &str, signal: &str) -> Result<(), String> {
+    pub fn kill(&self, id: &str, signal: &str) -> Result<(), NativeError> {
         self.quiet(&["kill", id, signal])
     }
 
@@ -133,18 +132,24 @@ fn tempfile_in_dev_shm() -> Option<(std::fs::File, PathBuf)> {
 /// Mounts the overlay of `layers` (top first) with the container's own upper folder at `rootfs`.
 /// Layer folders are named relative to their common parent (the mount options must fit in a
 /// page), so the caller's working folder changes to it.
-pub fn mount_rootfs(layers: &[PathBuf], upper: &Path, work: &Path, rootfs: &Path, empty: &Path) -> Result<(), String> {
+pub fn mount_rootfs(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    rootfs: &Path,
+    empty: &Path,
+) -> Result<(), NativeError> {
     let _ = nix::mount::umount2(rootfs, nix::mount::MntFlags::MNT_DETACH);
     for d in [upper, work, rootfs] {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(io(d))?;
     }
     let lower: Vec<String> = if layers.is_empty() {
-        std::fs::create_dir_all(empty).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(empty).map_err(io(empty))?;
         vec![empty.display().to_string()]
     } else {
         let parent = layers[0].parent().unwrap_or(Path::new("/"));
         if layers.iter().all(|l| l.parent() == Some(parent)) {
-            std::env::set_current_dir(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            std::env::set_current_dir(parent).map_err(io(parent))?;
             layers.iter().map(|l| l.file_name().unwrap_or_default().to_string_lossy().to_string()).collect()
         } else {
             layers.iter().map(|l| l.display().to_string()).collect()
@@ -152,7 +157,10 @@ pub fn mount_rootfs(layers: &[PathBuf], upper: &Path, work: &Path, rootfs: &Path
     };
     let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), upper.display(), work.display());
     nix::mount::mount(Some("overlay"), rootfs, Some("overlay"), nix::mount::MsFlags::empty(), Some(opts.as_str()))
-        .map_err(|e| format!("mounting the root filesystem at {}: {e}", rootfs.display()))
+        .map_err(|source| NativeError::Sys {
+            what: format!("mounting the root filesystem at {}", rootfs.display()),
+            source,
+        })
 }
 
 pub fn unmount_rootfs(rootfs: &Path) {

@@ -71,7 +71,7 @@ const DENIED: &[(&str, Option<&str>)] = &[
 ];
 
 /// The filter for a container holding `caps` (Docker's names, `NET_ADMIN`).
-pub fn default_filter(caps: &[&str]) -> Result<oci::LinuxSeccomp, String> {
+pub fn default_filter(caps: &[&str]) -> Result<oci::LinuxSeccomp, oci_spec::OciSpecError> {
     let names: Vec<String> = DENIED
         .iter()
         .filter(|(_, unlock)| unlock.is_none_or(|c| !caps.contains(&c)))
@@ -81,13 +81,11 @@ pub fn default_filter(caps: &[&str]) -> Result<oci::LinuxSeccomp, String> {
         .names(names)
         .action(oci::LinuxSeccompAction::ScmpActErrno)
         .errno_ret(libc::EPERM as u32)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     oci::LinuxSeccompBuilder::default()
         .default_action(oci::LinuxSeccompAction::ScmpActAllow)
         .syscalls(vec![denied])
         .build()
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

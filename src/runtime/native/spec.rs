@@ -55,13 +55,27 @@ pub struct Input<'a> {
     pub nofile: u64,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// Why a Container can't be written as a bundle's `config.json`.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// What the spec or the image asks that has no meaning here (an unknown user, capability).
+    #[error("{0}")]
+    Unusable(String),
+    #[error("building the runtime spec: {0}")]
+    Build(#[from] oci_spec::OciSpecError),
 }
 
-fn cap(name: &str) -> Result<oci::Capability, String> {
+fn err(e: oci_spec::OciSpecError) -> SpecError {
+    SpecError::Build(e)
+}
+
+fn unusable(m: impl Into<String>) -> SpecError {
+    SpecError::Unusable(m.into())
+}
+
+fn cap(name: &str) -> Result<oci::Capability, SpecError> {
     serde_json::from_value(serde_json::Value::String(format!("CAP_{name}")))
-        .map_err(|_| format!("capability {name} is unknown to the OCI runtime spec"))
+        .map_err(|_| unusable(format!("capability {name} is unknown to the OCI runtime spec")))
 }
 
 fn strings(v: &serde_json::Value) -> Option<Vec<String>> {
@@ -102,7 +116,7 @@ pub fn healthcheck(spec: &ContainerSpec, image: &serde_json::Value) -> Option<cr
 
 /// `uid[:gid]` or `name[:group]`, looked up in the image's files; Docker's rules for what is
 /// left out (the user's primary group, or root).
-pub fn resolve_user(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<(u32, u32), String> {
+pub fn resolve_user(user: &str, passwd: Option<&str>, group: Option<&str>) -> Result<(u32, u32), SpecError> {
     let (u, g) = user.split_once(':').map_or((user, None), |(u, g)| (u, Some(g)));
     let entry = |file: Option<&str>, name: &str| -> Option<Vec<String>> {
         file?
@@ -118,9 +132,12 @@ pub fn resolve_user(user: &str, passwd: Option<&str>, group: Option<&str>) -> Re
             (n, gid.unwrap_or(0))
         }
         Err(_) => {
-            let f = entry(passwd, u).ok_or_else(|| format!("user `{u}` is not in the image's /etc/passwd"))?;
-            let uid =
-                f.get(2).and_then(|s| s.parse().ok()).ok_or_else(|| format!("user `{u}`: bad /etc/passwd line"))?;
+            let f =
+                entry(passwd, u).ok_or_else(|| unusable(format!("user `{u}` is not in the image's /etc/passwd")))?;
+            let uid = f
+                .get(2)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| unusable(format!("user `{u}`: bad /etc/passwd line")))?;
             (uid, f.get(3).and_then(|s| s.parse().ok()).unwrap_or(0))
         }
     };
@@ -130,13 +147,13 @@ pub fn resolve_user(user: &str, passwd: Option<&str>, group: Option<&str>) -> Re
             Ok(n) => n,
             Err(_) => entry(group, g)
                 .and_then(|f| f.get(2).and_then(|s| s.parse().ok()))
-                .ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?,
+                .ok_or_else(|| unusable(format!("group `{g}` is not in the image's /etc/group")))?,
         },
     };
     Ok((uid, gid))
 }
 
-fn bind(source: impl Into<PathBuf>, target: &str, read_only: bool) -> Result<oci::Mount, String> {
+fn bind(source: impl Into<PathBuf>, target: &str, read_only: bool) -> Result<oci::Mount, SpecError> {
     let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
     if read_only {
         options.push("ro".into());
@@ -150,11 +167,11 @@ fn bind(source: impl Into<PathBuf>, target: &str, read_only: bool) -> Result<oci
         .map_err(err)
 }
 
-pub fn config(i: &Input<'_>) -> Result<oci::Spec, String> {
+pub fn config(i: &Input<'_>) -> Result<oci::Spec, SpecError> {
     let s = i.spec;
     let args = args(s, i.image);
     if args.is_empty() {
-        return Err("no command: neither the spec nor the image gives one".into());
+        return Err(unusable("no command: neither the spec nor the image gives one"));
     }
     // Environment: the image's, then the spec's, then the secrets; one value per name.
     let mut env: Vec<(String, String)> = Vec::new();
@@ -226,7 +243,7 @@ pub fn config(i: &Input<'_>) -> Result<oci::Spec, String> {
     for (name, l) in &s.ulimits {
         let typ: oci::PosixRlimitType =
             serde_json::from_value(serde_json::Value::String(format!("RLIMIT_{}", name.to_ascii_uppercase())))
-                .map_err(|_| format!("ulimit {name} is unknown"))?;
+                .map_err(|_| unusable(format!("ulimit {name} is unknown")))?;
         rlimits.retain(|r| r.typ() != typ);
         rlimits.push(
             oci::PosixRlimitBuilder::default().typ(typ).soft(l.soft as u64).hard(l.hard as u64).build().map_err(err)?,
@@ -282,8 +299,10 @@ pub fn config(i: &Input<'_>) -> Result<oci::Spec, String> {
             Mount::Secret { file, target, .. } => bind(file.as_str(), target, true)?,
             Mount::EnvSecret { target, .. } | Mount::Repo { target, .. } => {
                 let read_only = !matches!(v, Mount::Repo { read_only: false, .. });
-                let src =
-                    i.repo_mounts.get(target).ok_or_else(|| format!("mount {target}: no file was prepared for it"))?;
+                let src = i
+                    .repo_mounts
+                    .get(target)
+                    .ok_or_else(|| unusable(format!("mount {target}: no file was prepared for it")))?;
                 bind(src, target, read_only)?
             }
             Mount::Tmpfs { target, size } => {
@@ -365,7 +384,7 @@ pub fn config(i: &Input<'_>) -> Result<oci::Spec, String> {
     Ok(spec)
 }
 
-fn default_device_rules(privileged: bool) -> Result<Vec<oci::LinuxDeviceCgroup>, String> {
+fn default_device_rules(privileged: bool) -> Result<Vec<oci::LinuxDeviceCgroup>, SpecError> {
     if privileged {
         return Ok(vec![oci::LinuxDeviceCgroupBuilder::default().allow(true).access("rwm").build().map_err(err)?]);
     }
@@ -466,7 +485,7 @@ mod tests {
         assert_eq!(resolve_user("1000", p, g).unwrap(), (1000, 1001));
         assert_eq!(resolve_user("app:staff", p, g).unwrap(), (1000, 50));
         assert_eq!(resolve_user("42:7", p, g).unwrap(), (42, 7));
-        assert!(resolve_user("nobody", p, g).unwrap_err().contains("/etc/passwd"));
+        assert!(resolve_user("nobody", p, g).unwrap_err().to_string().contains("/etc/passwd"));
     }
 
     #[test]

@@ -38,6 +38,27 @@ impl ImageRecord {
     }
 }
 
+/// Why an image could not be pulled.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("invalid reference `{reference}`: {source}")]
+    Reference { reference: String, source: oci_client::ParseError },
+    #[error("registry {registry}: {source}")]
+    Registry { registry: String, source: oci_client::errors::OciDistributionError },
+    #[error("registry {registry}: layer {digest}: {source}")]
+    Layer { registry: String, digest: String, source: oci_client::errors::OciDistributionError },
+    #[error("the image config's digest is {found}, its manifest says {declared}")]
+    ConfigDigest { found: String, declared: String },
+    #[error("layer {0} is compressed with zstd, which the native target cannot unpack yet")]
+    Zstd(String),
+    #[error("unpacking layer {digest}: {source}")]
+    Unpack { digest: String, source: std::io::Error },
+    #[error("the image config is not JSON: {0}")]
+    Config(serde_json::Error),
+    #[error("{}: {source}", .path.display())]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+}
+
 /// Why an image could not be removed.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoveError {
@@ -124,8 +145,9 @@ impl Store {
 
     /// Pulls `reference` for `platform` (`os/arch[/variant]`, default this machine's); returns
     /// the image id. Layers already in the store are not fetched again.
-    pub async fn pull(&self, reference: &str, platform: Option<&str>) -> Result<String, String> {
-        let r: Reference = reference.parse().map_err(|e| format!("invalid reference `{reference}`: {e}"))?;
+    pub async fn pull(&self, reference: &str, platform: Option<&str>) -> Result<String, PullError> {
+        let r: Reference =
+            reference.parse().map_err(|source| PullError::Reference { reference: reference.to_string(), source })?;
         let reg = r.resolve_registry().to_string();
         let protocol = if registry::is_loopback(&reg) {
             ClientProtocol::HttpsExcept(vec![reg.clone()])
@@ -151,17 +173,16 @@ impl Store {
         crate::tls::init();
         let client = Client::new(config);
         let auth = registry::auth_for(&reg);
-        let (manifest, manifest_digest, config_text) =
-            client.pull_manifest_and_config(&r, &auth).await.map_err(|e| format!("registry {reg}: {e}"))?;
+        let (manifest, manifest_digest, config_text) = client
+            .pull_manifest_and_config(&r, &auth)
+            .await
+            .map_err(|source| PullError::Registry { registry: reg.clone(), source })?;
         let id = format!("sha256:{}", hex::encode(Sha256::digest(config_text.as_bytes())));
         if id != manifest.config.digest {
-            return Err(format!("the image config's digest is {id}, its manifest says {}", manifest.config.digest));
+            return Err(PullError::ConfigDigest { found: id, declared: manifest.config.digest.clone() });
         }
         if let Some(layer) = manifest.layers.iter().find(|l| l.media_type.contains("zstd")) {
-            return Err(format!(
-                "layer {} is compressed with zstd, which the native target cannot unpack yet",
-                layer.digest
-            ));
+            return Err(PullError::Zstd(layer.digest.clone()));
         }
         // Up to three layers at a time, as Docker fetches them.
         let missing: Vec<_> = manifest.layers.iter().filter(|l| !self.layer_dir(&l.digest).exists()).collect();
@@ -170,38 +191,41 @@ impl Store {
             async move {
                 tracing::info!(target: "hawser::progress", image = %reference, "{}: Pulling layer", &hex_of(&layer.digest)[..12]);
                 let blob = self.layers_dir().join(format!("{}.blob{}", hex_of(&layer.digest), unique()));
-                let file = tokio::fs::File::create(&blob).await.map_err(|e| format!("{}: {e}", blob.display()))?;
+                let file = tokio::fs::File::create(&blob)
+                    .await
+                    .map_err(|source| PullError::Io { path: blob.clone(), source })?;
                 // Verified against the layer's digest as it streams in.
-                if let Err(e) = client.pull_blob(r, layer, file).await {
+                if let Err(source) = client.pull_blob(r, layer, file).await {
                     let _ = std::fs::remove_file(&blob);
-                    return Err(format!("registry {reg}: layer {}: {e}", layer.digest));
+                    return Err(PullError::Layer { registry: reg.clone(), digest: layer.digest.clone(), source });
                 }
                 let (media, dir, blob2) = (layer.media_type.clone(), self.layer_dir(&layer.digest), blob.clone());
                 let max = self.max_layer_size;
                 let unpacked = tokio::task::spawn_blocking(move || unpack_layer(&blob2, &media, &dir, max))
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .expect("unpacking a layer does not panic");
                 let _ = std::fs::remove_file(&blob);
-                unpacked.map_err(|e| format!("unpacking layer {}: {e}", layer.digest))
+                unpacked.map_err(|source| PullError::Unpack { digest: layer.digest.clone(), source })
             }
         }));
         use futures_util::StreamExt;
-        let results: Vec<Result<(), String>> = fetches.buffer_unordered(3).collect().await;
-        results.into_iter().collect::<Result<Vec<()>, String>>()?;
+        let results: Vec<Result<(), PullError>> = fetches.buffer_unordered(3).collect().await;
+        results.into_iter().collect::<Result<Vec<()>, PullError>>()?;
         let record = ImageRecord {
             id: id.clone(),
-            config: serde_json::from_str(&config_text).map_err(|e| format!("the image config is not JSON: {e}"))?,
+            config: serde_json::from_str(&config_text).map_err(PullError::Config)?,
             layers: manifest.layers.iter().map(|l| l.digest.clone()).collect(),
         };
         let path = self.root.join("configs").join(format!("{}.json", hex_of(&id)));
-        write_atomic(&path, &serde_json::to_vec(&record).expect("records serialize")).map_err(|e| e.to_string())?;
+        write_atomic(&path, &serde_json::to_vec(&record).expect("records serialize"))
+            .map_err(|source| PullError::Io { path: path.clone(), source })?;
         let _guard = self.index_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut index = self.index();
         if !reference.contains('@') {
             index.insert(normalize_reference(reference), id.clone());
         }
         index.insert(format!("{}@{manifest_digest}", repository(reference)), id.clone());
-        self.save_index(&index).map_err(|e| e.to_string())?;
+        self.save_index(&index).map_err(|source| PullError::Io { path: self.root.join("index.json"), source })?;
         Ok(id)
     }
 
