@@ -4,7 +4,9 @@
 use super::diag::{did_you_mean, Pos, Sink};
 use super::model::*;
 use super::node::{Key, Node, Value};
-use super::types::{ByteSize, Capability, ContainerPort, Device, Duration, PortBinding, Protocol, RestartPolicy};
+use super::types::{
+    ByteSize, Capability, ContainerPort, Device, Duration, Invalid, PortBinding, Protocol, RestartPolicy,
+};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -167,7 +169,7 @@ pub(super) fn integer(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> 
     }
 }
 
-pub(super) fn parsed<T: FromStr<Err = String>>(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<T> {
+pub(super) fn parsed<T: FromStr<Err = Invalid>>(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<T> {
     let s = lenient_string(n, what, sink)?;
     match s.parse() {
         Ok(v) => Some(v),
@@ -481,7 +483,7 @@ pub(super) fn logging(n: &Node, sink: &mut Sink<'_>) -> Option<Logging> {
 }
 
 /// The values the engine parses for its rotating drivers: sizes as `10m` or `1g`, counts, flags.
-fn log_option_value(name: &str, text: &str) -> Result<(), String> {
+fn log_option_value(name: &str, text: &str) -> Result<(), Invalid> {
     match name {
         "max-size" => {
             let t = text.trim().to_ascii_lowercase();
@@ -493,16 +495,16 @@ fn log_option_value(name: &str, text: &str) -> Result<(), String> {
             if ok {
                 Ok(())
             } else {
-                Err(format!("`{text}` is not a size like 10m or 1g"))
+                Err(Invalid(format!("`{text}` is not a size like 10m or 1g")))
             }
         }
         "max-file" => match text.trim().parse::<u32>() {
             Ok(n) if n > 0 => Ok(()),
-            _ => Err(format!("`{text}` is not a positive whole number")),
+            _ => Err(Invalid(format!("`{text}` is not a positive whole number"))),
         },
         "compress" => match text.trim() {
             "true" | "false" => Ok(()),
-            _ => Err(format!("`{text}` is not true or false")),
+            _ => Err(Invalid(format!("`{text}` is not true or false"))),
         },
         _ => Ok(()),
     }
@@ -510,17 +512,17 @@ fn log_option_value(name: &str, text: &str) -> Result<(), String> {
 
 /// Names the engine accepts for containers, volumes and networks; `.hawser-` is reserved for
 /// the temporary names of replacements.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), Invalid> {
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !first_ok || !rest_ok || name.len() > 128 {
-        return Err(format!(
+        return Err(Invalid(format!(
             "invalid name `{name}`: use letters, digits, `_`, `.` and `-`, starting with a letter or digit (at most 128)"
-        ));
+        )));
     }
     if name.contains(".hawser-") {
-        return Err(format!("invalid name `{name}`: `.hawser-` is reserved for hawser's temporary names"));
+        return Err(Invalid(format!("invalid name `{name}`: `.hawser-` is reserved for hawser's temporary names")));
     }
     Ok(())
 }
@@ -717,8 +719,8 @@ fn image(n: &Node, name: &str, sink: &mut Sink<'_>) -> Option<ImageSpec> {
 }
 
 /// A light check of an image reference: `[registry[:port]/]path[:tag][@digest]`, lowercase path.
-pub fn check_reference(r: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("invalid image reference `{r}`: {why}"));
+pub fn check_reference(r: &str) -> Result<(), Invalid> {
+    let bad = |why: &str| Err(Invalid(format!("invalid image reference `{r}`: {why}")));
     if r.is_empty() {
         return bad("empty");
     }

@@ -5,6 +5,7 @@
 //! may themselves hold variables. Values come from the process's environment first, then from
 //! the `.env` file beside the compose file.
 
+use super::types::Invalid;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a variable's value came from: the process's values are the host's (often secrets) and
@@ -57,7 +58,7 @@ pub struct Found {
 
 /// `text` with its variables replaced; `Err` for a `:?`/`?` variable without a value, or a
 /// `${` that is never closed.
-pub fn interpolate(text: &str, vars: &Variables, found: &mut Found) -> Result<String, String> {
+pub fn interpolate(text: &str, vars: &Variables, found: &mut Found) -> Result<String, Invalid> {
     if !text.contains('$') {
         return Ok(text.to_string());
     }
@@ -77,8 +78,8 @@ pub fn interpolate(text: &str, vars: &Variables, found: &mut Found) -> Result<St
                 i += 2;
             }
             Some('{') => {
-                let close =
-                    closing_brace(&chars, i + 2).ok_or_else(|| format!("`${{` without a closing `}}` in `{text}`"))?;
+                let close = closing_brace(&chars, i + 2)
+                    .ok_or_else(|| Invalid(format!("`${{` without a closing `}}` in `{text}`")))?;
                 let inner: String = chars[i + 2..close].iter().collect();
                 out.push_str(&braced(&inner, vars, found)?);
                 i = close + 1;
@@ -135,11 +136,11 @@ fn value_of(name: &str, vars: &Variables, found: &mut Found) -> String {
 }
 
 /// The content of `${...}`: a name and an optional operator with its word.
-fn braced(inner: &str, vars: &Variables, found: &mut Found) -> Result<String, String> {
+fn braced(inner: &str, vars: &Variables, found: &mut Found) -> Result<String, Invalid> {
     let name_end = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len());
     let (name, rest) = inner.split_at(name_end);
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("invalid variable `${{{inner}}}`"));
+        return Err(Invalid(format!("invalid variable `${{{inner}}}`")));
     }
     let (op, word) = ["::", ":-", ":?", ":+", "-", "?", "+"]
         .iter()
@@ -147,7 +148,7 @@ fn braced(inner: &str, vars: &Variables, found: &mut Found) -> Result<String, St
         .find_map(|op| rest.strip_prefix(op).map(|w| (*op, w)))
         .unwrap_or(("", rest));
     if op.is_empty() && !rest.is_empty() {
-        return Err(format!("invalid variable `${{{inner}}}`"));
+        return Err(Invalid(format!("invalid variable `${{{inner}}}`")));
     }
     let value = vars.get(name);
     let set = value.is_some();
@@ -166,10 +167,10 @@ fn braced(inner: &str, vars: &Variables, found: &mut Found) -> Result<String, St
             let missing = if op == ":?" { !non_empty } else { !set };
             if missing {
                 let message = interpolate(word, vars, found)?;
-                Err(format!(
+                Err(Invalid(format!(
                     "required variable `{name}` is missing a value{}",
                     if message.is_empty() { String::new() } else { format!(": {message}") }
-                ))
+                )))
             } else {
                 Ok(value_of(name, vars, found))
             }
@@ -189,7 +190,7 @@ fn braced(inner: &str, vars: &Variables, found: &mut Found) -> Result<String, St
 /// A `.env` file: `KEY=VALUE` lines, `#` comments, an optional `export `, values unquoted
 /// (an inline ` #` starts a comment), in single quotes (literal) or double quotes (`\n`, `\"`).
 /// `Err` is the 1-based line and what is wrong with it.
-pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, String)> {
+pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, Invalid)> {
     let mut out = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -198,17 +199,17 @@ pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, Stri
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((key, value)) = line.split_once('=') else {
-            return Err((n + 1, format!("`{line}` is not KEY=VALUE")));
+            return Err((n + 1, Invalid(format!("`{line}` is not KEY=VALUE"))));
         };
         let key = key.trim();
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-') {
-            return Err((n + 1, format!("invalid variable name `{key}`")));
+            return Err((n + 1, Invalid(format!("invalid variable name `{key}`"))));
         }
         let value = value.trim();
         let value = if let Some(q) = value.strip_prefix('\'') {
-            q.strip_suffix('\'').ok_or((n + 1, "a single quote is not closed".to_string()))?.to_string()
+            q.strip_suffix('\'').ok_or((n + 1, Invalid::from("a single quote is not closed")))?.to_string()
         } else if let Some(q) = value.strip_prefix('"') {
-            let q = q.strip_suffix('"').ok_or((n + 1, "a double quote is not closed".to_string()))?;
+            let q = q.strip_suffix('"').ok_or((n + 1, Invalid::from("a double quote is not closed")))?;
             q.replace("\\n", "\n").replace("\\\"", "\"").replace("\\\\", "\\")
         } else {
             value.split(" #").next().unwrap_or(value).trim_end().to_string()
@@ -227,7 +228,7 @@ mod tests {
         Variables::new(&m(process), &m(dotenv))
     }
 
-    fn run(text: &str, v: &Variables) -> Result<String, String> {
+    fn run(text: &str, v: &Variables) -> Result<String, Invalid> {
         interpolate(text, v, &mut Found::default())
     }
 
@@ -241,7 +242,7 @@ mod tests {
         assert_eq!(run("${NOPE:-${HOST:-z}}-$$HOME-5$", &v).unwrap(), "db-$HOME-5$");
         assert_eq!(run("${EMPTY?}", &v).unwrap(), "");
         let e = run("${NOPE:?set it in .env}", &v).unwrap_err();
-        assert_eq!(e, "required variable `NOPE` is missing a value: set it in .env");
+        assert_eq!(e.0, "required variable `NOPE` is missing a value: set it in .env");
         assert!(run("${EMPTY:?}", &v).is_err());
         assert!(run("${TAG", &v).is_err());
         let mut found = Found::default();

@@ -4,7 +4,7 @@
 
 use super::diag::{Diagnostic, Diagnostics, Pos, Sink};
 use super::model::{ContainerSpec, Mount, NetworkSpec, VolumeSpec};
-use super::types::{ByteSize, Capability};
+use super::types::{ByteSize, Capability, Invalid};
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
 
@@ -399,7 +399,7 @@ impl Policy {
             };
             for path in paths.into_iter().filter(|p| !p.is_empty()) {
                 let why = if path.starts_with('/') {
-                    self.check_bind(&path.replace("\\:", ":")).err()
+                    self.check_bind(&path.replace("\\:", ":")).err().map(String::from)
                 } else {
                     Some(format!("`{key}={path}` is relative to wherever the engine runs; give an absolute path"))
                 };
@@ -453,9 +453,9 @@ impl Policy {
         out
     }
 
-    fn check_capability(&self, c: &Capability) -> Result<(), String> {
+    fn check_capability(&self, c: &Capability) -> Result<(), Invalid> {
         if DANGEROUS_CAPABILITIES.contains(&c.as_str()) && !self.allow_capabilities.iter().any(|a| a == c) {
-            return Err(format!("capability `{c}` is refused by the host policy (allowCapabilities)"));
+            return Err(Invalid(format!("capability `{c}` is refused by the host policy (allowCapabilities)")));
         }
         Ok(())
     }
@@ -465,27 +465,27 @@ impl Policy {
         self.allow_variables.iter().any(|pattern| glob_match(pattern, name))
     }
 
-    fn check_secret_file(&self, file: &str) -> Result<(), String> {
+    fn check_secret_file(&self, file: &str) -> Result<(), Invalid> {
         let resolved = resolve(Path::new(file));
         if self.secret_roots.iter().any(|r| resolved.starts_with(resolve(r))) {
             return Ok(());
         }
         let roots: Vec<String> = self.secret_roots.iter().map(|r| r.display().to_string()).collect();
-        Err(format!(
+        Err(Invalid(format!(
             "secret file `{file}` is outside the allowed roots ({}); refused by the host policy (secretRoots)",
             roots.join(", ")
-        ))
+        )))
     }
 
-    fn check_bind(&self, source: &str) -> Result<(), String> {
+    fn check_bind(&self, source: &str) -> Result<(), Invalid> {
         let resolved = resolve(Path::new(source));
         let sockets = ENGINE_SOCKETS.iter().map(PathBuf::from).chain(self.engine_sockets.iter().cloned());
         for socket in sockets {
             if resolve(&socket).starts_with(&resolved) && !self.allow_engine_socket {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "bind mount `{source}` exposes the engine socket {}, which gives the container the host; refused by the host policy (allowEngineSocket)",
                     socket.display()
-                ));
+                )));
             }
         }
         if self.allow_engine_socket && ENGINE_SOCKETS.iter().any(|s| resolve(Path::new(s)) == resolved) {
@@ -500,10 +500,10 @@ impl Policy {
             format!("`{source}`")
         };
         let roots: Vec<String> = self.bind_roots.iter().map(|r| r.display().to_string()).collect();
-        Err(format!(
+        Err(Invalid(format!(
             "bind mount {shown} is outside the allowed roots ({}); refused by the host policy (bindRoots)",
             if roots.is_empty() { "none".to_string() } else { roots.join(", ") }
-        ))
+        )))
     }
 }
 
@@ -620,7 +620,7 @@ mod tests {
         }
         assert_eq!("cap_sys_admin".parse::<Capability>().unwrap().as_str(), "SYS_ADMIN");
         let e = "SYS_ADMN".parse::<Capability>().unwrap_err();
-        assert!(e.contains("did you mean `SYS_ADMIN`"), "{e}");
+        assert!(e.0.contains("did you mean `SYS_ADMIN`"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::model::{DesiredState, Mount};
 use hmac::{Hmac, KeyInit, Mac};
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The file in the state folder that holds this host's digest key.
 pub const KEY_FILE: &str = "secret-digest.key";
@@ -27,8 +27,13 @@ pub fn resolve(d: &mut DesiredState, state_dir: &Path) -> Result<(), Diagnostics
     if d.containers.values().all(|c| c.spec.secret_env.is_empty() && !mounts_secrets(&c.spec)) {
         return Ok(());
     }
-    let key = digest_key(state_dir).map_err(|message| {
-        Diagnostics(vec![Diagnostic { file: KEY_FILE.into(), pos: Pos::new(1, 1), message, source: None }])
+    let key = digest_key(state_dir).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: KEY_FILE.into(),
+            pos: Pos::new(1, 1),
+            message: e.to_string(),
+            source: None,
+        }])
     })?;
     let mut diags = Vec::new();
     for (name, c) in d.containers.iter_mut() {
@@ -122,26 +127,38 @@ pub fn keyed_digest_bytes(key: &[u8], value: &[u8]) -> String {
 }
 
 /// This host's key: read, or made from the kernel's random source with mode 0600.
-fn digest_key(state_dir: &Path) -> Result<Vec<u8>, String> {
+/// Why the host's digest key can't be used.
+#[derive(Debug, thiserror::Error)]
+enum KeyError {
+    #[error("{} is readable by others (mode {mode:o} beyond the owner); chmod 600 it", .path.display())]
+    Shared { path: PathBuf, mode: u32 },
+    #[error("{} is not a {KEY_BYTES}-byte key; remove it to have a new one made", .0.display())]
+    Malformed(PathBuf),
+    #[error("cannot read {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot create {}: {source}", .path.display())]
+    Create { path: PathBuf, source: std::io::Error },
+}
+
+fn digest_key(state_dir: &Path) -> Result<Vec<u8>, KeyError> {
     let path = state_dir.join(KEY_FILE);
-    let shown = path.display();
     match std::fs::read(&path) {
         Ok(key) if key.len() == KEY_BYTES => {
             let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o077).unwrap_or(0);
             if mode != 0 {
-                return Err(format!("{shown} is readable by others (mode {mode:o} beyond the owner); chmod 600 it"));
+                return Err(KeyError::Shared { path, mode });
             }
             return Ok(key);
         }
-        Ok(_) => return Err(format!("{shown} is not a {KEY_BYTES}-byte key; remove it to have a new one made")),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("cannot read {shown}: {e}")),
+        Ok(_) => return Err(KeyError::Malformed(path)),
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => return Err(KeyError::Read { path, source }),
         Err(_) => {}
     }
-    std::fs::create_dir_all(state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    std::fs::create_dir_all(state_dir).map_err(|source| KeyError::Create { path: state_dir.to_path_buf(), source })?;
     let mut key = vec![0u8; KEY_BYTES];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut key))
-        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+        .map_err(|source| KeyError::Read { path: "/dev/urandom".into(), source })?;
     let made = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -152,7 +169,7 @@ fn digest_key(state_dir: &Path) -> Result<Vec<u8>, String> {
         Ok(()) => Ok(key),
         // Another run made it first: use that one.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => digest_key(state_dir),
-        Err(e) => Err(format!("cannot create {shown}: {e}")),
+        Err(source) => Err(KeyError::Create { path, source }),
     }
 }
 
@@ -193,6 +210,6 @@ mod tests {
         let plain = hex::encode(&sha2::Sha256::digest(b"hunter2")[..8]);
         assert!(!keyed_digest(&key, "hunter2").contains(&plain));
         std::fs::set_permissions(dir.path().join(KEY_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(digest_key(dir.path()).unwrap_err().contains("chmod 600"));
+        assert!(matches!(digest_key(dir.path()), Err(KeyError::Shared { .. })));
     }
 }

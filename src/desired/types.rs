@@ -6,6 +6,30 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+/// A value the manifest format does not accept, and why: the message of its diagnostic, which
+/// the caller places at the value's position.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(m: String) -> Invalid {
+        Invalid(m)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(m: &str) -> Invalid {
+        Invalid(m.to_string())
+    }
+}
+
+impl From<Invalid> for String {
+    fn from(i: Invalid) -> String {
+        i.0
+    }
+}
+
 macro_rules! serde_via_str {
     ($t:ty) => {
         impl Serialize for $t {
@@ -82,8 +106,8 @@ impl Capability {
 }
 
 impl FromStr for Capability {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         let upper = s.trim().to_ascii_uppercase();
         let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
         if let Some(known) = CAPABILITIES.iter().find(|c| **c == name) {
@@ -91,7 +115,7 @@ impl FromStr for Capability {
         }
         let hint =
             super::diag::did_you_mean(name, CAPABILITIES).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
-        Err(format!("unknown capability `{s}`{hint}"))
+        Err(Invalid(format!("unknown capability `{s}`{hint}")))
     }
 }
 
@@ -120,9 +144,10 @@ impl Duration {
 }
 
 impl FromStr for Duration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid duration `{s}`: expected a number with a unit, like 500ms, 5s, 2m or 1h30m");
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        let bad =
+            || Invalid(format!("invalid duration `{s}`: expected a number with a unit, like 500ms, 5s, 2m or 1h30m"));
         let mut rest = s.trim();
         if rest.is_empty() {
             return Err(bad());
@@ -179,8 +204,8 @@ serde_via_str!(Duration);
 pub struct ByteSize(pub u64);
 
 impl FromStr for ByteSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
@@ -199,11 +224,13 @@ impl FromStr for ByteSize {
             "G" | "GB" => 1_000_000_000,
             "T" | "TB" => 1_000_000_000_000,
             "m" | "g" => {
-                return Err(format!("ambiguous size unit in `{s}`: write Mi or Gi (binary) or M or G (decimal)"))
+                return Err(Invalid(format!(
+                    "ambiguous size unit in `{s}`: write Mi or Gi (binary) or M or G (decimal)"
+                )))
             }
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         };
-        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("size `{s}` is too large"))
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| Invalid(format!("size `{s}` is too large")))
     }
 }
 
@@ -249,8 +276,8 @@ pub struct PortBinding {
 }
 
 impl FromStr for PortBinding {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         let bad = |why: &str| {
             format!("invalid port `{s}`: {why}; expected HOST:CONTAINER, IP:HOST:CONTAINER or CONTAINER, with an optional /tcp or /udp")
         };
@@ -261,7 +288,7 @@ impl FromStr for PortBinding {
         let (addr, protocol) = match s_no_mode.rsplit_once('/') {
             Some((a, "tcp")) => (a, Protocol::Tcp),
             Some((a, "udp")) => (a, Protocol::Udp),
-            Some(_) => return Err(bad("the protocol must be tcp or udp")),
+            Some(_) => return Err(bad("the protocol must be tcp or udp").into()),
             None => (s_no_mode, Protocol::Tcp),
         };
         // An IPv6 host address is written in brackets: [::1]:8080:80.
@@ -275,12 +302,12 @@ impl FromStr for PortBinding {
                 3 => {
                     (Some(parts[0].parse::<IpAddr>().map_err(|_| bad("bad IP address"))?), &addr[parts[0].len() + 1..])
                 }
-                _ => return Err(bad("too many `:`")),
+                _ => return Err(bad("too many `:`").into()),
             }
         };
-        let port = |p: &str| -> Result<u16, String> {
+        let port = |p: &str| -> Result<u16, Invalid> {
             match p.parse::<u16>() {
-                Ok(0) | Err(_) => Err(bad(&format!("`{p}` is not a port number (1-65535)"))),
+                Ok(0) | Err(_) => Err(bad(&format!("`{p}` is not a port number (1-65535)")).into()),
                 Ok(n) => Ok(n),
             }
         };
@@ -323,8 +350,8 @@ pub struct ContainerPort {
 
 impl ContainerPort {
     /// `PORT[/PROTO]` or a range `FROM-TO[/PROTO]`, as compose's `expose` takes them.
-    pub fn parse_range(s: &str) -> Result<Vec<ContainerPort>, String> {
-        let bad = || format!("invalid port `{s}`: expected PORT or FROM-TO, with an optional /tcp or /udp");
+    pub fn parse_range(s: &str) -> Result<Vec<ContainerPort>, Invalid> {
+        let bad = || Invalid(format!("invalid port `{s}`: expected PORT or FROM-TO, with an optional /tcp or /udp"));
         let (ports, protocol) = match s.rsplit_once('/') {
             Some((p, "tcp")) => (p, Protocol::Tcp),
             Some((p, "udp")) => (p, Protocol::Udp),
@@ -344,11 +371,11 @@ impl ContainerPort {
 }
 
 impl FromStr for ContainerPort {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         match ContainerPort::parse_range(s)?.as_slice() {
             [one] => Ok(*one),
-            _ => Err(format!("invalid port `{s}`: one port, not a range")),
+            _ => Err(Invalid(format!("invalid port `{s}`: one port, not a range"))),
         }
     }
 }
@@ -370,8 +397,8 @@ pub struct Device {
 }
 
 impl FromStr for Device {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         let bad = |why: &str| format!("invalid device `{s}`: {why}; expected HOST[:CONTAINER[:PERMISSIONS]]");
         let parts: Vec<&str> = s.split(':').collect();
         let perms = |p: &str| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
@@ -380,12 +407,12 @@ impl FromStr for Device {
             [h, p] if perms(p) => (*h, *h, *p),
             [h, c] => (*h, *c, "rwm"),
             [h, c, p] if perms(p) => (*h, *c, *p),
-            [_, _, _] => return Err(bad("permissions are some of r, w and m")),
-            _ => return Err(bad("too many `:`")),
+            [_, _, _] => return Err(bad("permissions are some of r, w and m").into()),
+            _ => return Err(bad("too many `:`").into()),
         };
         for path in [host, container] {
             if !path.starts_with('/') {
-                return Err(bad("paths must be absolute"));
+                return Err(bad("paths must be absolute").into());
             }
         }
         Ok(Device { host: host.into(), container: container.into(), permissions: permissions.into() })
@@ -404,12 +431,12 @@ serde_via_str!(Device);
 pub struct FileMode(pub u32);
 
 impl FromStr for FileMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         let digits = s.strip_prefix("0o").unwrap_or(s);
         match u32::from_str_radix(digits, 8) {
             Ok(m) if m <= 0o777 => Ok(FileMode(m)),
-            _ => Err(format!("invalid file mode `{s}`: expected octal permission bits, like 0440")),
+            _ => Err(Invalid(format!("invalid file mode `{s}`: expected octal permission bits, like 0440"))),
         }
     }
 }
@@ -431,8 +458,8 @@ pub enum RestartPolicy {
 }
 
 impl FromStr for RestartPolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         Ok(match s {
             "no" => RestartPolicy::No,
             "always" => RestartPolicy::Always,
@@ -441,9 +468,9 @@ impl FromStr for RestartPolicy {
             _ => match s.strip_prefix("on-failure:").map(str::parse::<u32>) {
                 Some(Ok(n)) => RestartPolicy::OnFailure(Some(n)),
                 _ => {
-                    return Err(format!(
+                    return Err(Invalid(format!(
                         "invalid restart policy `{s}`: expected no, always, unless-stopped, on-failure or on-failure:N"
-                    ))
+                    )))
                 }
             },
         })
@@ -485,7 +512,7 @@ mod tests {
         assert_eq!("64Mi".parse::<ByteSize>().unwrap().0, 64 << 20);
         assert_eq!("1G".parse::<ByteSize>().unwrap().0, 1_000_000_000);
         assert_eq!("1024Ki".parse::<ByteSize>().unwrap().to_string(), "1Mi");
-        assert!("64m".parse::<ByteSize>().unwrap_err().contains("ambiguous"));
+        assert!("64m".parse::<ByteSize>().unwrap_err().0.contains("ambiguous"));
         assert!("lots".parse::<ByteSize>().is_err());
     }
 

@@ -442,7 +442,7 @@ pub fn read(source: &str, opts: &SourceOptions) -> Result<Snapshot, SourceError>
     }
     if let Some(p) = &opts.project {
         if let Err(e) = desired::decode::check_name(p) {
-            let diag = Diagnostic { file: "--project".into(), pos: Pos::new(1, 1), message: e, source: None };
+            let diag = Diagnostic { file: "--project".into(), pos: Pos::new(1, 1), message: e.into(), source: None };
             return Err(SourceError::Invalid(Diagnostics(vec![diag])));
         }
         snap.project = p.clone();

@@ -767,7 +767,7 @@ fn valid_name(name: &str, pos: Pos, sink: &mut Sink<'_>) -> bool {
 }
 
 /// Splits a command line into words as compose does: whitespace, quotes and backslashes, no shell.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+pub fn split_words(s: &str) -> Result<Vec<String>, crate::desired::types::Invalid> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -780,7 +780,7 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(x) => cur.push(x),
-                        None => return Err(format!("unclosed ' in `{s}`")),
+                        None => return Err(crate::desired::types::Invalid(format!("unclosed ' in `{s}`"))),
                     }
                 }
             }
@@ -795,10 +795,10 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
                                 cur.push('\\');
                                 cur.push(x)
                             }
-                            None => return Err(format!("unclosed \" in `{s}`")),
+                            None => return Err(crate::desired::types::Invalid(format!("unclosed \" in `{s}`"))),
                         },
                         Some(x) => cur.push(x),
-                        None => return Err(format!("unclosed \" in `{s}`")),
+                        None => return Err(crate::desired::types::Invalid(format!("unclosed \" in `{s}`"))),
                     }
                 }
             }
