@@ -40,7 +40,7 @@ fn main() {
             "bench",
             Kind::Network,
             name,
-            &hawser::diff::network_hash(&r.spec),
+            &hawser::desired::hash::network(&r.spec),
             "rev",
             None,
         );
@@ -57,7 +57,7 @@ fn main() {
             "bench",
             Kind::Volume,
             name,
-            &hawser::diff::volume_hash(&r.spec),
+            &hawser::desired::hash::volume(&r.spec),
             "rev",
             None,
         );

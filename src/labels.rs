@@ -1,6 +1,6 @@
 //! The ownership labels of contract section 4, the one place their names are spelled.
 
-use crate::desired::Kind;
+use crate::desired::{hash, DesiredState, Kind};
 use std::collections::BTreeMap;
 
 pub const PROJECT: &str = "dev.hawser.project";
@@ -67,6 +67,55 @@ pub fn for_object(
         l.insert(SPEC.into(), s.into());
     }
     l
+}
+
+/// The labels of Network `name` of `d` as hawser creates it, on any target.
+pub fn network(d: &DesiredState, name: &str) -> BTreeMap<String, String> {
+    let spec = &d.networks[name].spec;
+    let json = serde_json::to_string(spec).ok();
+    of(d, &spec.labels, Kind::Network, name, &hash::network(spec), json.as_deref())
+}
+
+/// The labels of Volume `name` of `d` as hawser creates it, on any target.
+pub fn volume(d: &DesiredState, name: &str) -> BTreeMap<String, String> {
+    let spec = &d.volumes[name].spec;
+    let json = serde_json::to_string(spec).ok();
+    of(d, &spec.labels, Kind::Volume, name, &hash::volume(spec), json.as_deref())
+}
+
+/// The labels of what hawser makes of Container `name` of `d` (a container, a swarm service):
+/// the user's, then ownership, the applied spec and its hash, the source, the declared tag.
+pub fn container(d: &DesiredState, name: &str) -> BTreeMap<String, String> {
+    let spec = &d.containers[name].spec;
+    let json = serde_json::to_string(&hash::container_view(spec)).ok();
+    let mut l = of(d, &spec.labels, Kind::Container, name, &hash::container(spec), json.as_deref());
+    if let Some(tag) = d.declared_images.get(name) {
+        l.insert(IMAGE_REF.into(), tag.clone());
+    }
+    l
+}
+
+fn of(
+    d: &DesiredState,
+    user: &BTreeMap<String, String>,
+    kind: Kind,
+    name: &str,
+    spec_hash: &str,
+    spec_json: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut l = for_object(user, &d.project, kind, name, spec_hash, &d.revision, spec_json);
+    set_source(&mut l, &d.source);
+    l
+}
+
+/// Temporary name of a start-first candidate (contract section 5).
+pub fn candidate_name(name: &str) -> String {
+    format!("{name}.hawser-next")
+}
+
+/// Temporary name of the old container during a stop-first replacement.
+pub fn retired_name(name: &str) -> String {
+    format!("{name}.hawser-old")
 }
 
 /// Records the source on an object's labels; an unknown (empty) source records nothing.

@@ -13,8 +13,8 @@ pub mod swarm;
 #[cfg(test)]
 mod tests;
 
-use crate::desired::{hash, DependCondition, DesiredState, Kind, Mount};
-use crate::diff::{self, Action, Op, Plan};
+use crate::desired::{DependCondition, DesiredState, Kind, Mount};
+use crate::diff::{Action, Op, Plan};
 use crate::labels;
 use crate::runtime::{CreateContainer, Engine, EngineError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -187,18 +187,7 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
         }
         (Op::Create, Kind::Volume) => {
             let r = &desired.volumes[&a.name];
-            let spec_json = serde_json::to_string(&r.spec).ok();
-            let mut l = labels::for_object(
-                &r.spec.labels,
-                &desired.project,
-                Kind::Volume,
-                &a.name,
-                &diff::volume_hash(&r.spec),
-                &desired.revision,
-                spec_json.as_deref(),
-            );
-            labels::set_source(&mut l, &desired.source);
-            engine.create_volume(&a.name, &r.spec, l).await?;
+            engine.create_volume(&a.name, &r.spec, labels::volume(desired, &a.name)).await?;
             Ok("created".into())
         }
         (Op::Pull { reference }, _) => {
@@ -263,44 +252,10 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
 }
 
 async fn create_network<E: Engine>(engine: &E, desired: &DesiredState, name: &str) -> Result<String, EngineError> {
-    let r = &desired.networks[name];
-    let spec_json = serde_json::to_string(&r.spec).ok();
-    let mut l = labels::for_object(
-        &r.spec.labels,
-        &desired.project,
-        Kind::Network,
-        name,
-        &diff::network_hash(&r.spec),
-        &desired.revision,
-        spec_json.as_deref(),
-    );
-    labels::set_source(&mut l, &desired.source);
-    engine.create_network(name, &r.spec, l).await
+    engine.create_network(name, &desired.networks[name].spec, labels::network(desired, name)).await
 }
 
 /// The create request for container `resource` under engine name `name`.
-/// The labels of what hawser makes of Container `resource` (a container, a swarm service):
-/// the user's, then ownership, the applied spec and its hash, the source, the declared tag.
-pub(crate) fn container_labels(desired: &DesiredState, resource: &str) -> std::collections::BTreeMap<String, String> {
-    let r = &desired.containers[resource];
-    let view = hash::container_view(&r.spec);
-    let spec_json = serde_json::to_string(&view).ok();
-    let mut l = labels::for_object(
-        &r.spec.labels,
-        &desired.project,
-        Kind::Container,
-        resource,
-        &hash::container(&r.spec),
-        &desired.revision,
-        spec_json.as_deref(),
-    );
-    labels::set_source(&mut l, &desired.source);
-    if let Some(tag) = desired.declared_images.get(resource) {
-        l.insert(labels::IMAGE_REF.into(), tag.clone());
-    }
-    l
-}
-
 /// Container `resource`'s `secretEnv` values, as read when applied.
 pub(crate) fn secret_env(desired: &DesiredState, resource: &str) -> Vec<(String, String)> {
     desired.containers[resource]
@@ -313,7 +268,7 @@ pub(crate) fn secret_env(desired: &DesiredState, resource: &str) -> Vec<(String,
 
 pub(crate) fn create_request<'d>(desired: &'d DesiredState, resource: &'d str, name: &'d str) -> CreateContainer<'d> {
     let r = &desired.containers[resource];
-    let l = container_labels(desired, resource);
+    let l = labels::container(desired, resource);
     let secret_env = secret_env(desired, resource);
     let repo_mounts = r
         .spec

@@ -7,8 +7,8 @@
 
 use super::{create_request, gate, ActionError};
 use crate::desired::{DependCondition, DesiredState, Strategy};
-use crate::diff::{candidate_name, retired_name};
 use crate::failpoint;
+use crate::labels::{candidate_name, retired_name};
 use crate::runtime::Engine;
 
 pub async fn replace<E: Engine>(

@@ -46,18 +46,7 @@ async fn run(engine: &SwarmEngine, desired: &DesiredState, a: &Action) -> Result
     match (&a.op, a.kind) {
         (Op::Create, Kind::Network) => {
             let r = &desired.networks[&a.name];
-            let spec_json = serde_json::to_string(&r.spec).ok();
-            let mut l = labels::for_object(
-                &r.spec.labels,
-                &desired.project,
-                Kind::Network,
-                &a.name,
-                &diff::network_hash(&r.spec),
-                &desired.revision,
-                spec_json.as_deref(),
-            );
-            labels::set_source(&mut l, &desired.source);
-            engine.create_network(&a.name, &r.spec, l).await?;
+            engine.create_network(&a.name, &r.spec, labels::network(desired, &a.name)).await?;
             Ok("created".into())
         }
         (Op::Remove { id }, Kind::Network) => {
@@ -156,7 +145,7 @@ async fn request<'d>(
     name: &'d str,
 ) -> Result<(ServiceRequest<'d>, Option<String>), ActionError> {
     let r = &desired.containers[name];
-    let l = super::container_labels(desired, name);
+    let l = labels::container(desired, name);
     let secret_env = super::secret_env(desired, name);
     let mut secrets = Vec::new();
     let existing = engine.observe_secrets().await?;
@@ -187,18 +176,8 @@ async fn request<'d>(
         .filter_map(|m| match m {
             Mount::Volume { source, .. } => {
                 let v = desired.volumes.get(source)?;
-                let mut vl = labels::for_object(
-                    &v.spec.labels,
-                    &desired.project,
-                    Kind::Volume,
-                    source,
-                    &diff::volume_hash(&v.spec),
-                    &desired.revision,
-                    serde_json::to_string(&v.spec).ok().as_deref(),
-                );
-                labels::set_source(&mut vl, &desired.source);
                 let opts = VolumeOptions {
-                    labels: vl,
+                    labels: labels::volume(desired, source),
                     driver: v.spec.driver.clone(),
                     driver_opts: v.spec.driver_opts.clone(),
                 };

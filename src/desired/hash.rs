@@ -2,7 +2,7 @@
 //! declared changes; that form is hashed into the `dev.hawser.spec-hash` label, and also stored
 //! whole so a plan can say which field changed.
 
-use super::model::ContainerSpec;
+use super::model::{ContainerSpec, NetworkSpec, VolumeSpec};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,16 @@ pub fn of<T: Serialize>(value: &T) -> String {
 
 pub fn container(spec: &ContainerSpec) -> String {
     of(&container_view(spec))
+}
+
+/// The hash stored on a network, over its declared spec.
+pub fn network(spec: &NetworkSpec) -> String {
+    of(spec)
+}
+
+/// The hash stored on a volume, over its declared spec.
+pub fn volume(spec: &VolumeSpec) -> String {
+    of(spec)
 }
 
 #[cfg(test)]

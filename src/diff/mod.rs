@@ -28,24 +28,7 @@ fn foreign_source<'o>(desired: &DesiredState, owner: &'o crate::labels::Ownershi
     (!desired.source.is_empty() && theirs != desired.source).then_some(theirs)
 }
 
-/// Temporary name of a start-first candidate.
-pub fn candidate_name(name: &str) -> String {
-    format!("{name}.hawser-next")
-}
-
-/// Temporary name of the old container during a stop-first replacement.
-pub fn retired_name(name: &str) -> String {
-    format!("{name}.hawser-old")
-}
-
-/// The hash stored on a network, over its declared spec.
-pub fn network_hash(spec: &crate::desired::NetworkSpec) -> String {
-    hash::of(spec)
-}
-
-pub fn volume_hash(spec: &crate::desired::VolumeSpec) -> String {
-    hash::of(spec)
-}
+pub use crate::labels::{candidate_name, retired_name};
 
 fn action(kind: Kind, name: &str, op: Op, cause: Cause) -> Action {
     Action { kind, name: name.to_string(), op, cause, diff: None }
@@ -199,7 +182,7 @@ fn networks(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
             Some(_) if r.spec.external => (Op::Keep, Cause::Unchanged),
             Some(n) => match owned_by(&n.owner, project, Kind::Network) {
                 None => (Op::Conflict, Cause::NameTaken { owner_project: n.owner.as_ref().map(|o| o.project.clone()) }),
-                Some(o) if o.spec_hash == network_hash(&r.spec) => (Op::Keep, Cause::Unchanged),
+                Some(o) if o.spec_hash == hash::network(&r.spec) => (Op::Keep, Cause::Unchanged),
                 Some(o) => {
                     // Every container on it must go first; one hawser may not remove blocks it.
                     let blocker = observed.containers.iter().find(|c| {
@@ -246,7 +229,7 @@ fn volumes(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions,
             Some(_) if r.spec.external => (Op::Keep, Cause::Unchanged),
             Some(v) => match owned_by(&v.owner, project, Kind::Volume) {
                 None => (Op::Conflict, Cause::NameTaken { owner_project: v.owner.as_ref().map(|o| o.project.clone()) }),
-                Some(o) if o.spec_hash == volume_hash(&r.spec) => (Op::Keep, Cause::Unchanged),
+                Some(o) if o.spec_hash == hash::volume(&r.spec) => (Op::Keep, Cause::Unchanged),
                 Some(_) => (Op::Keep, Cause::VolumeChanged),
             },
         };

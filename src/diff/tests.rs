@@ -67,7 +67,7 @@ fn converged(d: &DesiredState) -> ObservedState {
             &d.project,
             Kind::Network,
             name,
-            &network_hash(&r.spec),
+            &hash::network(&r.spec),
             "rev1",
             None,
         );
@@ -84,7 +84,7 @@ fn converged(d: &DesiredState) -> ObservedState {
             &d.project,
             Kind::Volume,
             name,
-            &volume_hash(&r.spec),
+            &hash::volume(&r.spec),
             "rev1",
             None,
         );

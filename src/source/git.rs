@@ -252,10 +252,15 @@ pub fn read_remote(url: &str, opts: &super::SourceOptions) -> Result<(String, Tr
     // libgit2 replaces a callback's error with its own generic one ("invalid or unknown remote
     // ssh hostkey"); the callbacks keep theirs here, and it is the one reported.
     let why = std::cell::RefCell::new(None::<String>);
+    // libgit2 says a read timed out in the words of whichever transport it was (libssh2's, the
+    // socket's EAGAIN), not always with its timeout code: a failure that waited out the read
+    // timeout is one.
+    let began = std::time::Instant::now();
     let failed = |e: git2::Error| {
         let message = why.borrow_mut().take().unwrap_or_else(|| {
             let m = e.message();
-            if m.contains("Timed out") || m.contains("temporarily unavailable") {
+            let waited = began.elapsed() >= std::time::Duration::from_millis(READ_TIMEOUT_MS as u64 - 1000);
+            if e.code() == git2::ErrorCode::Timeout || waited {
                 format!("the server did not answer within {}s ({m})", READ_TIMEOUT_MS / 1000)
             } else {
                 m.to_string()
