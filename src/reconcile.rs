@@ -5,7 +5,7 @@
 use crate::apply::Report;
 use crate::desired::DesiredState;
 use crate::diff::{DiffOptions, Op, Plan};
-use crate::runtime::deployment::{Deployment, EarlyPins, Planned};
+use crate::runtime::deployment::{Deployment, EarlyPins, Inspect, Planned};
 use crate::runtime::EngineError;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -32,9 +32,10 @@ pub enum ReconcileError {
     Failed { revision: String, done: usize, failed: usize, lines: Vec<String>, rolled_back: bool },
 }
 
-/// Pins the images, observes the target and computes the plan (see `Deployment::plan`).
+/// Pins the images, observes the target and computes the plan (see `Inspect::plan`); it holds
+/// only the read-only half of the target, so it changes nothing by construction.
 pub async fn plan(
-    target: &dyn Deployment,
+    target: &dyn Inspect,
     d: &DesiredState,
     opts: &Options,
     early: EarlyPins,
@@ -109,7 +110,7 @@ pub async fn converge(
     timings: &mut Timings,
 ) -> Result<(Plan, Report, DesiredState), ReconcileError> {
     let started = std::time::Instant::now();
-    let Planned { plan, desired, warnings, .. } = plan(target, d, opts, EarlyPins::default()).await?;
+    let Planned { plan, desired, warnings, .. } = plan(target as &dyn Inspect, d, opts, EarlyPins::default()).await?;
     timings.plan = Some(started.elapsed());
     for w in warnings {
         tracing::warn!("{w}");

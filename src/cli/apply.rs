@@ -8,7 +8,7 @@ use super::{color, ApplyArgs, Cli, CliError, Selection, SourceArgs, EXIT_FAILED,
 use crate::desired::DesiredState;
 use crate::diff;
 use crate::reconcile;
-use crate::runtime::deployment::{Deployment, Planned};
+use crate::runtime::deployment::{Deployment, Inspect, Planned};
 use crate::runtime::targets::Targets;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -103,7 +103,8 @@ async fn apply(
     parallel: usize,
 ) -> Result<Applied, CliError> {
     let opts = reconcile::Options { prune: o.prune, allow_empty: o.allow_empty, take_over: o.take_over };
-    let Planned { plan, desired, fingerprint, warnings } = reconcile::plan(target, d, &opts, early.pins).await?;
+    let Planned { plan, desired, fingerprint, warnings } =
+        reconcile::plan(target as &dyn Inspect, d, &opts, early.pins).await?;
     warn(&warnings);
     if let Some(sp) = o.saved {
         sp.check_unchanged(&fingerprint, &plan, &d.project)?;

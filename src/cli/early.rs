@@ -4,7 +4,7 @@
 
 use super::SourceArgs;
 use crate::desired::{DesiredState, HostLimits, Target};
-use crate::runtime::deployment::{Deployment, EarlyPins};
+use crate::runtime::deployment::{EarlyPins, Inspect};
 use crate::runtime::targets::Targets;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -63,7 +63,7 @@ impl Early {
 
     /// Remembers the target and the tags `deployment` pins for `d`, for the next run, when they
     /// changed (best effort: a run that can't remember is only slower next time).
-    pub(super) fn remember(&self, state_dir: &Path, d: &DesiredState, deployment: &dyn Deployment) {
+    pub(super) fn remember(&self, state_dir: &Path, d: &DesiredState, deployment: &dyn Inspect) {
         let now = Remembered { target: d.target, tags: deployment.pinned_tags(d) };
         if self.key.is_empty() || self.remembered.as_ref() == Some(&now) {
             return;

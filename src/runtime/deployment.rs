@@ -73,8 +73,9 @@ impl Drop for EarlyPins {
     }
 }
 
-/// Where a project runs. Every method reads or changes only the project's own objects.
-pub trait Deployment: Send + Sync {
+/// What may be asked of where a project runs without changing anything: all `plan`, `status`,
+/// the dashboard and the metrics hold. Every method reads only.
+pub trait Inspect: Send + Sync {
     /// The tags whose digests this target looks up when planning `d` (remembered by the command
     /// line to begin the lookups early next time); none by default.
     fn pinned_tags(&self, _d: &DesiredState) -> BTreeSet<String> {
@@ -89,6 +90,16 @@ pub trait Deployment: Send + Sync {
     /// Pins `d`'s images and observes the target (at once), then plans. Read-only.
     fn plan<'a>(&'a self, d: &'a DesiredState, opts: DiffOptions, early: EarlyPins) -> BoxFuture<'a, Result<Planned>>;
 
+    /// The managed objects of every project.
+    fn list<'a>(&'a self, opts: ListOptions<'a>) -> BoxFuture<'a, Result<Listing>>;
+
+    /// Prints a container's output to stdout (following it when `follow`).
+    fn logs<'a>(&'a self, name: &'a str, tail: Option<usize>, follow: bool) -> LocalBoxFuture<'a, Result<()>>;
+}
+
+/// Where a project runs, with the calls that change it. Every method changes only the
+/// project's own objects.
+pub trait Deployment: Inspect {
     /// Carries out a checked plan, at most `parallel` engine calls at a time where the target
     /// makes them; `progress` gets a line as each long step starts and ends.
     fn execute<'a>(
@@ -111,12 +122,6 @@ pub trait Deployment: Send + Sync {
     /// Gives `d` the images its revision ran when it was applied here, as `applied` recorded
     /// them; false when there is no record (they are then resolved anew).
     fn recall(&self, d: &mut DesiredState, state_dir: &Path) -> bool;
-
-    /// The managed objects of every project.
-    fn list<'a>(&'a self, opts: ListOptions<'a>) -> BoxFuture<'a, Result<Listing>>;
-
-    /// Prints a container's output to stdout (following it when `follow`).
-    fn logs<'a>(&'a self, name: &'a str, tail: Option<usize>, follow: bool) -> LocalBoxFuture<'a, Result<()>>;
 }
 
 /// The error of a capability (`what`, plural) that `target` does not have.

@@ -2,7 +2,7 @@
 //! Both are one [`Deployment`]: the same plan (`diff`) and the same executor (`apply`) over the
 //! engine traits, which route each call to the chosen backend.
 
-use super::deployment::{Deployment, EarlyPins, ListOptions, Listing, Planned};
+use super::deployment::{Deployment, EarlyPins, Inspect, ListOptions, Listing, Planned};
 use super::docker::DockerEngine;
 use super::native::NativeEngine;
 use super::{registry, ContainerStatus, CreateContainer, Engine, EngineRead, Events, Result};
@@ -87,7 +87,7 @@ impl Engine for HostEngine {
     }
 }
 
-impl Deployment for HostEngine {
+impl Inspect for HostEngine {
     fn plan<'a>(&'a self, d: &'a DesiredState, opts: DiffOptions, _early: EarlyPins) -> BoxFuture<'a, Result<Planned>> {
         async move {
             // `pull: always` tags are asked of their registries while the host is read.
@@ -103,45 +103,6 @@ impl Deployment for HostEngine {
             Ok(Planned { plan, desired: effective, fingerprint, warnings: Vec::new() })
         }
         .boxed()
-    }
-
-    fn execute<'a>(
-        &'a self,
-        d: &'a DesiredState,
-        plan: &'a Plan,
-        parallel: usize,
-        progress: &'a mut dyn FnMut(&str),
-    ) -> LocalBoxFuture<'a, Report> {
-        async move {
-            // The repository files containers mount are on the host before any container is made.
-            if let Err(e) = apply::repo_files::materialize(d) {
-                return Report { aborted: Some(e), ..Report::default() };
-            }
-            let limited = Limited::new(self, parallel);
-            let report = apply::execute(&limited, d, plan, progress).await;
-            if report.ok() {
-                apply::repo_files::collect(d);
-            }
-            report
-        }
-        .boxed_local()
-    }
-
-    fn applied<'a>(&'a self, d: &'a DesiredState, state_dir: &'a Path, keep: usize) -> LocalBoxFuture<'a, Vec<String>> {
-        apply::collect_images(self, d, state_dir, keep).boxed_local()
-    }
-
-    fn recall(&self, d: &mut DesiredState, state_dir: &Path) -> bool {
-        let record = ImageRecord::load(state_dir, &d.project);
-        let Some(images) = record.revisions.get(&d.revision) else { return false };
-        for (name, reference) in images {
-            let Some(img) = d.images.get_mut(name) else { continue };
-            let old = std::mem::replace(&mut img.spec.reference, reference.clone());
-            for c in d.containers.values_mut().filter(|c| c.spec.image == old) {
-                c.spec.image = reference.clone();
-            }
-        }
-        true
     }
 
     fn list<'a>(&'a self, opts: ListOptions<'a>) -> BoxFuture<'a, Result<Listing>> {
@@ -191,5 +152,46 @@ impl Deployment for HostEngine {
             }
         }
         .boxed_local()
+    }
+}
+
+impl Deployment for HostEngine {
+    fn execute<'a>(
+        &'a self,
+        d: &'a DesiredState,
+        plan: &'a Plan,
+        parallel: usize,
+        progress: &'a mut dyn FnMut(&str),
+    ) -> LocalBoxFuture<'a, Report> {
+        async move {
+            // The repository files containers mount are on the host before any container is made.
+            if let Err(e) = apply::repo_files::materialize(d) {
+                return Report { aborted: Some(e), ..Report::default() };
+            }
+            let limited = Limited::new(self, parallel);
+            let report = apply::execute(&limited, d, plan, progress).await;
+            if report.ok() {
+                apply::repo_files::collect(d);
+            }
+            report
+        }
+        .boxed_local()
+    }
+
+    fn applied<'a>(&'a self, d: &'a DesiredState, state_dir: &'a Path, keep: usize) -> LocalBoxFuture<'a, Vec<String>> {
+        apply::collect_images(self, d, state_dir, keep).boxed_local()
+    }
+
+    fn recall(&self, d: &mut DesiredState, state_dir: &Path) -> bool {
+        let record = ImageRecord::load(state_dir, &d.project);
+        let Some(images) = record.revisions.get(&d.revision) else { return false };
+        for (name, reference) in images {
+            let Some(img) = d.images.get_mut(name) else { continue };
+            let old = std::mem::replace(&mut img.spec.reference, reference.clone());
+            for c in d.containers.values_mut().filter(|c| c.spec.image == old) {
+                c.spec.image = reference.clone();
+            }
+        }
+        true
     }
 }

@@ -6,13 +6,13 @@ use crate::apply::images::ImageRecord;
 use crate::apply::Report;
 use crate::desired::DesiredState;
 use crate::diff::{self, DiffOptions, Plan};
-use crate::runtime::deployment::{unsupported, Deployment, EarlyPins, ListOptions, Listing, Planned};
+use crate::runtime::deployment::{unsupported, Deployment, EarlyPins, Inspect, ListOptions, Listing, Planned};
 use crate::runtime::Result;
 use futures_util::future::{BoxFuture, FutureExt, LocalBoxFuture};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-impl Deployment for SwarmEngine {
+impl Inspect for SwarmEngine {
     fn pinned_tags(&self, d: &DesiredState) -> BTreeSet<String> {
         tags(d)
     }
@@ -46,6 +46,21 @@ impl Deployment for SwarmEngine {
         .boxed()
     }
 
+    fn list<'a>(&'a self, _opts: ListOptions<'a>) -> BoxFuture<'a, Result<Listing>> {
+        async move {
+            // Whether it is a manager at all, first: a worker's answers are not the cluster's.
+            self.check().await?;
+            Ok(Listing::Cluster(self.observe().await?))
+        }
+        .boxed()
+    }
+
+    fn logs<'a>(&'a self, _name: &'a str, _tail: Option<usize>, _follow: bool) -> LocalBoxFuture<'a, Result<()>> {
+        async { Err(unsupported("read logs", "logs", "swarm")) }.boxed_local()
+    }
+}
+
+impl Deployment for SwarmEngine {
     fn execute<'a>(
         &'a self,
         d: &'a DesiredState,
@@ -78,19 +93,6 @@ impl Deployment for SwarmEngine {
             }
         }
         true
-    }
-
-    fn list<'a>(&'a self, _opts: ListOptions<'a>) -> BoxFuture<'a, Result<Listing>> {
-        async move {
-            // Whether it is a manager at all, first: a worker's answers are not the cluster's.
-            self.check().await?;
-            Ok(Listing::Cluster(self.observe().await?))
-        }
-        .boxed()
-    }
-
-    fn logs<'a>(&'a self, _name: &'a str, _tail: Option<usize>, _follow: bool) -> LocalBoxFuture<'a, Result<()>> {
-        async { Err(unsupported("read logs", "logs", "swarm")) }.boxed_local()
     }
 }
 
