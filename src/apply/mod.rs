@@ -59,8 +59,36 @@ pub enum ActionError {
     /// The cluster rolled an update back: the old version serves.
     #[error("{0}")]
     RolledBack(String),
+    /// The cluster has no node the new tasks fit on.
+    #[error("its tasks cannot be placed: {0}")]
+    Unplaceable(String),
+    /// A swarm update that did not reach its end (its tasks keep failing, it paused, it ran
+    /// out of time, its rollback failed), as the cluster tells it.
     #[error("{0}")]
-    Other(String),
+    NotConverged(String),
+    /// The service was removed by someone else while the executor worked on it.
+    #[error("service {name} {}", if *.waiting { "was removed while hawser waited for it" } else { "is gone; plan again" })]
+    Gone { name: String, waiting: bool },
+    #[error("cannot read the secret file {file}: {source}")]
+    SecretFile { file: String, source: std::io::Error },
+    #[error("no build context was read for {0}")]
+    NoBuildContext(String),
+    /// A candidate that failed could not be removed; the next run removes it.
+    #[error("{why}; the candidate could not be removed ({source}), the next run removes it")]
+    Leftover { why: Box<ActionError>, source: EngineError },
+}
+
+impl ActionError {
+    /// Whether what the action replaced still serves: a candidate failed its gate (the old
+    /// container was never touched, or got its name back), or the cluster rolled back.
+    fn rolled_back(&self, op: &Op) -> bool {
+        match self {
+            ActionError::RolledBack(_) => true,
+            ActionError::Gate(_) => matches!(op, Op::Replace { .. }),
+            ActionError::Leftover { why, .. } => why.rolled_back(op),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -148,8 +176,7 @@ where
             Err(e) => {
                 state[i] = State::Failed;
                 progress(&format!("{} {}: FAILED: {e}", a.kind, a.name));
-                let rolled_back = matches!(e, ActionError::RolledBack(_))
-                    || (matches!(e, ActionError::Gate(_)) && matches!(a.op, Op::Replace { .. }));
+                let rolled_back = e.rolled_back(&a.op);
                 report.failures.push(Failure {
                     kind: a.kind,
                     name: a.name.clone(),
@@ -209,7 +236,7 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
                 }
                 Ok(format!("built {reference}"))
             }
-            None => Err(ActionError::Other(format!("no build context was read for {reference}"))),
+            None => Err(ActionError::NoBuildContext(reference.clone())),
         },
         (Op::Create, Kind::Container) => {
             wait_for_dependencies(engine, desired, &a.name).await?;

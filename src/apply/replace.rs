@@ -90,8 +90,6 @@ pub async fn replace<E: Engine>(
 async fn discard<E: Engine>(engine: &E, id: &str, why: ActionError) -> ActionError {
     match engine.remove_container(id).await {
         Ok(()) => why,
-        Err(e) => {
-            ActionError::Other(format!("{why}; the candidate could not be removed ({e}), the next run removes it"))
-        }
+        Err(source) => ActionError::Leftover { why: Box::new(why), source },
     }
 }

@@ -73,19 +73,15 @@ async fn run(engine: &SwarmEngine, desired: &DesiredState, a: &Action) -> Result
                     // A service whose tasks cannot run is not left behind half-made.
                     let _ = engine.remove_service(&id).await;
                     Err(match e {
-                        NotConverged::Unplaceable(why) => {
-                            ActionError::Other(format!("its tasks cannot be placed: {why}"))
-                        }
+                        NotConverged::Unplaceable(why) => ActionError::Unplaceable(why),
                         NotConverged::Failed(e) => e,
                     })
                 }
             }
         }
         (Op::Update { id }, Kind::Container) => {
-            let before = engine
-                .service(id)
-                .await?
-                .ok_or_else(|| ActionError::Other(format!("service {id} is gone; plan again")))?;
+            let before =
+                engine.service(id).await?.ok_or_else(|| ActionError::Gone { name: id.clone(), waiting: false })?;
             let (req, why_stop_first) = request(engine, desired, &a.name).await?;
             engine.update_service(id, before.version, &req).await?;
             let started = before.update.as_ref().and_then(|u| u.started_at.clone());
@@ -156,8 +152,8 @@ async fn request<'d>(
         let id = match existing.get(&object) {
             Some(id) => id.clone(),
             None => {
-                let data = std::fs::read(file)
-                    .map_err(|e| ActionError::Other(format!("cannot read the secret file {file}: {e}")))?;
+                let data =
+                    std::fs::read(file).map_err(|source| ActionError::SecretFile { file: file.clone(), source })?;
                 let mut sl = BTreeMap::new();
                 sl.insert(labels::PROJECT.to_string(), desired.project.clone());
                 sl.insert(labels::NAME.to_string(), object.clone());
@@ -226,11 +222,13 @@ impl From<crate::runtime::EngineError> for NotConverged {
 async fn roll_back(engine: &SwarmEngine, id: &str, req: &ServiceRequest<'_>, why: &str) -> ActionError {
     let version = match engine.service(id).await {
         Ok(Some(s)) => s.version,
-        Ok(None) => return ActionError::Other(format!("the update cannot be placed ({why}), and the service is gone")),
+        Ok(None) => {
+            return ActionError::NotConverged(format!("the update cannot be placed ({why}), and the service is gone"))
+        }
         Err(e) => return e.into(),
     };
     if let Err(e) = engine.rollback_service(id, version, req).await {
-        return ActionError::Other(format!("the update cannot be placed ({why}); rolling it back failed: {e}"));
+        return ActionError::NotConverged(format!("the update cannot be placed ({why}); rolling it back failed: {e}"));
     }
     let until = Instant::now() + Duration::from_secs(60);
     while Instant::now() < until {
@@ -244,7 +242,7 @@ async fn roll_back(engine: &SwarmEngine, id: &str, req: &ServiceRequest<'_>, why
         }
         tokio::time::sleep(POLL).await;
     }
-    ActionError::Other(format!("the update cannot be placed ({why}); its rollback did not finish within 60s"))
+    ActionError::NotConverged(format!("the update cannot be placed ({why}); its rollback did not finish within 60s"))
 }
 
 /// Waits until service `id` runs its current spec everywhere it should; an update (`update`:
@@ -268,10 +266,7 @@ async fn converge(
     let began = Instant::now();
     let mut unplaceable_since: Option<Instant> = None;
     loop {
-        let s = engine
-            .service(id)
-            .await?
-            .ok_or_else(|| ActionError::Other(format!("service {name} was removed while hawser waited for it")))?;
+        let s = engine.service(id).await?.ok_or_else(|| ActionError::Gone { name: name.to_string(), waiting: true })?;
         let unplaceable = s.tasks.iter().find(|t| {
             t.current
                 && t.desired_state == "running"
@@ -309,7 +304,7 @@ async fn converge(
                     return Err(NotConverged::Failed(if u.state == U::RollbackCompleted {
                         ActionError::RolledBack(text)
                     } else {
-                        ActionError::Other(text)
+                        ActionError::NotConverged(text)
                     }));
                 }
                 _ => {}
@@ -337,12 +332,12 @@ async fn converge(
         if update.is_none() {
             let failed: Vec<String> = diff::swarm::failing_tasks(&s, 5);
             if s.failing().count() as u64 >= want.max(1) * 3 {
-                return Err(ActionError::Other(format!("its tasks keep failing: {}", failed.join("; "))).into());
+                return Err(ActionError::NotConverged(format!("its tasks keep failing: {}", failed.join("; "))).into());
             }
         }
         if began.elapsed() > limit {
             let failing = diff::swarm::failing_tasks(&s, 5);
-            return Err(ActionError::Other(format!(
+            return Err(ActionError::NotConverged(format!(
                 "not converged within {}s: {current} of {want} tasks run the new spec{}",
                 limit.as_secs(),
                 if failing.is_empty() { String::new() } else { format!("; failed tasks: {}", failing.join("; ")) }

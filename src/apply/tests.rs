@@ -258,3 +258,26 @@ async fn an_unmanaged_container_in_the_way_is_a_conflict_and_is_never_touched() 
     let c = engine.container("web").unwrap();
     assert_eq!((c.id, c.image.as_str()), (theirs, "someone/else:1"));
 }
+
+#[tokio::test]
+async fn a_failed_candidate_that_cannot_be_removed_is_left_for_the_next_run_and_the_old_one_serves() {
+    let engine = engine();
+    let old = deployed(&engine, "start-first").await;
+    engine.behave(NEXT, Behaviour::Exits(1));
+    engine.fail("remove_container", "web.hawser-next", ErrorKind::Other);
+    let report = apply(&engine, &desired("rev2", &web(NEXT, "start-first"))).await;
+    let f = &report.failures[0];
+    assert!(f.rolled_back, "the old container was never touched: {f:?}");
+    assert!(f.message.contains("exited with code 1") && f.message.contains("next run removes it"), "{f:?}");
+    assert_eq!(engine.container("web").map(|c| (c.id, c.state)), Some((old.clone(), RunState::Running)));
+
+    // The image works again and the engine removes what it is asked to: the next run clears
+    // the leftover and replaces.
+    engine.behave(NEXT, Behaviour::Runs);
+    engine.heal("remove_container", "web.hawser-next");
+    let report = apply(&engine, &desired("rev2", &web(NEXT, "start-first"))).await;
+    assert!(report.ok(), "{report:?}");
+    let all = engine.containers();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!((all[0].name.as_str(), all[0].image.as_str()), ("web", NEXT));
+}

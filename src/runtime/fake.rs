@@ -98,6 +98,11 @@ impl FakeEngine {
         self.inner.lock().unwrap().failures.insert(format!("{op} {name}"), kind);
     }
 
+    /// Call `op` on `name` works again.
+    pub fn heal(&self, op: &str, name: &str) {
+        self.inner.lock().unwrap().failures.remove(&format!("{op} {name}"));
+    }
+
     /// The process "dies" right after its `n`th change to the host: that call never returns,
     /// and [`FakeEngine::crashed`] wakes. `None` lets it live again.
     pub fn crash_after(&self, n: Option<usize>) {
