@@ -85,6 +85,7 @@ fn main() {
             owner: Ownership::from_labels(&l),
             labels: l,
             networks: vec!["net".into()],
+            address: None,
         });
     }
 

@@ -5,6 +5,8 @@
 /// The points of a replacement where a crash is simulated in tests.
 pub const CANDIDATE_CREATED: &str = "candidate-created";
 pub const CANDIDATE_STARTED: &str = "candidate-started";
+/// Start-first with host ports: they were switched to the candidate.
+pub const SWITCHED: &str = "switched";
 pub const OLD_STOPPED: &str = "old-stopped";
 pub const OLD_REMOVED: &str = "old-removed";
 pub const BEFORE_RENAME: &str = "before-rename";

@@ -1,7 +1,7 @@
 //! A bound on engine calls in flight: the executor runs independent actions concurrently, and
 //! this wrapper keeps a large plan from flooding the engine.
 
-use crate::desired::{NetworkSpec, VolumeSpec};
+use crate::desired::{NetworkSpec, PortBinding, VolumeSpec};
 use crate::observed::ObservedState;
 use crate::runtime::{ContainerStatus, CreateContainer, Engine, EngineRead, Result};
 use std::collections::BTreeMap;
@@ -115,5 +115,14 @@ impl<E: Engine> Engine for Limited<'_, E> {
     }
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         limited!(self, "rename_container", id, self.inner.rename_container(id, new_name))
+    }
+    async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
+        limited!(self, "publish", name, self.inner.publish(project, name, id, ports))
+    }
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+        limited!(self, "unpublish", name, self.inner.unpublish(project, name, id))
+    }
+    async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {
+        waiting!(self, "open_connections", id, self.inner.open_connections(id, ports))
     }
 }

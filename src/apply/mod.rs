@@ -246,6 +246,7 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
                 let _ = engine.remove_container(&id).await;
                 return Err(e.into());
             }
+            publish(engine, desired, &a.name, &id).await?;
             Ok("created".into())
         }
         (Op::Replace { old_id, strategy }, Kind::Container) => {
@@ -254,13 +255,22 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
         }
         (Op::Start { id }, Kind::Container) => {
             engine.start_container(id).await?;
+            // Its address may be another than before it stopped.
+            publish(engine, desired, &a.name, id).await?;
             Ok("started".into())
         }
         (Op::Adopt { id, .. }, Kind::Container) => {
             engine.rename_container(id, &a.name).await?;
+            publish(engine, desired, &a.name, id).await?;
             Ok("renamed back".into())
         }
+        (Op::Publish { id }, Kind::Container) => {
+            publish(engine, desired, &a.name, id).await?;
+            Ok("published its host ports".into())
+        }
         (Op::Remove { id }, Kind::Container) => {
+            // Its host ports go with it (only those that still go to it).
+            engine.unpublish(&desired.project, &a.name, id).await?;
             let timeout = desired.containers.get(&a.name).and_then(|c| c.spec.stop_timeout).map(|d| d.as_std());
             engine.stop_container(id, timeout).await?;
             engine.remove_container(id).await?;
@@ -280,6 +290,17 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
 
 async fn create_network<E: Engine>(engine: &E, desired: &DesiredState, name: &str) -> Result<String, EngineError> {
     engine.create_network(name, &desired.networks[name].spec, labels::network(desired, name)).await
+}
+
+/// Sends Container `resource`'s host ports to container `id` (where hawser publishes them).
+pub(crate) async fn publish<E: Engine>(
+    engine: &E,
+    desired: &DesiredState,
+    resource: &str,
+    id: &str,
+) -> Result<(), EngineError> {
+    let ports = &desired.containers[resource].spec.ports;
+    engine.publish(&desired.project, resource, Some(id), ports).await
 }
 
 /// The create request for container `resource` under engine name `name`.

@@ -5,7 +5,7 @@
 //! state is recognizable from names and labels alone, so an interrupted run is resumed by the
 //! next plan (`diff` adopts or removes leftovers).
 
-use super::{create_request, gate, ActionError};
+use super::{create_request, gate, publish, ActionError};
 use crate::desired::{DependCondition, DesiredState, Strategy};
 use crate::failpoint;
 use crate::labels::{candidate_name, retired_name};
@@ -39,7 +39,14 @@ pub async fn replace<E: Engine>(
             if let Err(e) = gated {
                 return Err(discard(engine, &id, e).await);
             }
-            // 3. Only now does the old one stop; the candidate takes the name.
+            // 3. Its host ports switch to it (new connections only); what the old one is
+            //    serving is left to finish, up to the drain timeout.
+            if let Err(e) = publish(engine, desired, name, &id).await {
+                return Err(discard(engine, &id, e.into()).await);
+            }
+            failpoint::hit(failpoint::SWITCHED);
+            drain(engine, old_id, spec).await;
+            // 4. Only now does the old one stop; the candidate takes the name.
             engine.stop_container(old_id, stop_timeout).await?;
             failpoint::hit(failpoint::OLD_STOPPED);
             engine.remove_container(old_id).await?;
@@ -59,9 +66,10 @@ pub async fn replace<E: Engine>(
                 let id = engine.create_container(&create_request(desired, name, name)).await?;
                 failpoint::hit(failpoint::CANDIDATE_CREATED);
                 let r = match engine.start_container(&id).await {
-                    Ok(()) => {
-                        gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from)
-                    }
+                    Ok(()) => match gate::wait(engine, &id, name, spec, DependCondition::Started).await {
+                        Ok(()) => publish(engine, desired, name, &id).await.map_err(ActionError::from),
+                        Err(e) => Err(e.into()),
+                    },
                     Err(e) => Err(e.into()),
                 };
                 match r {
@@ -78,9 +86,24 @@ pub async fn replace<E: Engine>(
                     // 3. Roll back: the old container gets its name back and serves again.
                     engine.rename_container(old_id, name).await?;
                     engine.start_container(old_id).await?;
+                    publish(engine, desired, name, old_id).await?;
                     Err(e)
                 }
             }
+        }
+    }
+}
+
+/// Waits until the connections open to the old container end, or its drain timeout.
+async fn drain<E: Engine>(engine: &E, old_id: &str, spec: &crate::desired::ContainerSpec) {
+    if !spec.has_host_ports() {
+        return;
+    }
+    let until = std::time::Instant::now() + spec.drain_timeout().as_std();
+    while std::time::Instant::now() < until {
+        match engine.open_connections(old_id, &spec.ports).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }
     }
 }

@@ -184,13 +184,13 @@ async fn request<'d>(
         .collect();
     // Start-first only where the placement leaves room for the extra task.
     let mut why_stop_first = None;
-    if r.spec.strategy() == crate::desired::Strategy::StartFirst
+    if r.spec.strategy(false) == crate::desired::Strategy::StartFirst
         && r.spec.placement.as_ref().is_some_and(|p| p.max_replicas_per_node.is_some())
     {
         let nodes = engine.nodes().await?;
         why_stop_first = crate::runtime::swarm::no_room_to_start_first(&r.spec, &nodes.iter().collect::<Vec<_>>());
     }
-    let start_first = r.spec.strategy() == crate::desired::Strategy::StartFirst && why_stop_first.is_none();
+    let start_first = r.spec.strategy(false) == crate::desired::Strategy::StartFirst && why_stop_first.is_none();
     Ok((ServiceRequest { name, spec: &r.spec, labels: l, secret_env, secrets, volumes, start_first }, why_stop_first))
 }
 

@@ -281,3 +281,143 @@ async fn a_failed_candidate_that_cannot_be_removed_is_left_for_the_next_run_and_
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!((all[0].name.as_str(), all[0].image.as_str()), ("web", NEXT));
 }
+
+/// A web container publishing a host port (hawser's rules, where the engine owns the ports).
+fn published_web(image: &str, extra: &str) -> String {
+    format!(
+        "kind: Container\nmetadata: {{name: web}}\nspec:\n  image: {image}\n  restart: always\n  ports: [\"127.0.0.1:18080:8080\"]\n  stopTimeout: 1s\n{extra}"
+    )
+}
+
+fn rule_target(engine: &FakeEngine) -> Vec<String> {
+    engine.published("shop").iter().map(|p| p.to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_published_port_is_switched_to_the_new_container_before_the_old_one_stops() {
+    let engine = engine().owning_ports();
+    let d1 = desired("rev1", &published_web(GOOD, ""));
+    assert!(apply(&engine, &d1).await.ok());
+    let old = engine.container("web").unwrap();
+    assert_eq!(rule_target(&engine), [format!("127.0.0.1:18080/tcp -> {}:8080", old.address.unwrap())]);
+    engine.forget_calls();
+
+    let d2 = desired("rev2", &published_web(NEXT, ""));
+    let plan = plan(&engine, &d2).await;
+    assert!(
+        plan.actions.iter().any(|a| matches!(a.op, Op::Replace { strategy: crate::desired::Strategy::StartFirst, .. })),
+        "hawser owns the port: start-first ({plan:?})"
+    );
+    let report = execute(&Limited::new(&engine, 8), &d2, &plan, &mut |_| {}).await;
+    assert!(report.ok(), "{report:?}");
+    let changes: Vec<String> =
+        engine.calls().into_iter().filter(|c| !c.starts_with("observe") && !c.starts_with("inspect")).collect();
+    assert_eq!(
+        changes,
+        [
+            "create_container web.hawser-next",
+            "start_container web.hawser-next",
+            "publish web web.hawser-next",
+            "stop_container web",
+            "remove_container web",
+            "rename_container web.hawser-next web",
+        ]
+    );
+    let new = engine.container("web").unwrap();
+    assert_eq!(rule_target(&engine), [format!("127.0.0.1:18080/tcp -> {}:8080", new.address.unwrap())]);
+}
+
+#[tokio::test]
+async fn a_candidate_failing_its_gate_never_takes_the_port() {
+    let engine = engine().owning_ports();
+    assert!(apply(&engine, &desired("rev1", &published_web(GOOD, ""))).await.ok());
+    let before = rule_target(&engine);
+    engine.forget_calls();
+    engine.behave(NEXT, Behaviour::Exits(1));
+    let report = apply(&engine, &desired("rev2", &published_web(NEXT, ""))).await;
+    assert!(report.failures.len() == 1 && report.failures[0].rolled_back, "{report:?}");
+    assert!(
+        !engine.calls().iter().any(|c| c.starts_with("publish") || c == "stop_container web"),
+        "{:?}",
+        engine.calls()
+    );
+    assert_eq!(rule_target(&engine), before);
+}
+
+#[tokio::test]
+async fn open_connections_are_drained_up_to_the_drain_timeout_before_the_old_container_stops() {
+    let engine = engine().owning_ports();
+    let drain = "  update: {drainTimeout: 400ms}\n";
+    assert!(apply(&engine, &desired("rev1", &published_web(GOOD, drain))).await.ok());
+    engine.hold_connections("web", 2);
+    let started = std::time::Instant::now();
+    let report = apply(&engine, &desired("rev2", &published_web(NEXT, drain))).await;
+    assert!(report.ok(), "{report:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "waited for the open connections: {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "and no longer than the drain timeout");
+}
+
+#[tokio::test]
+async fn a_lost_rule_is_drift_and_publishing_it_again_touches_no_container() {
+    let engine = engine().owning_ports();
+    let d = desired("rev1", &published_web(GOOD, ""));
+    assert!(apply(&engine, &d).await.ok());
+    let id = engine.container("web").unwrap().id;
+    engine.flush_rules("shop");
+    let p = plan(&engine, &d).await;
+    let web = p.actions.iter().find(|a| a.name == "web").unwrap();
+    assert_eq!(web.op, Op::Publish { id: id.clone() });
+    assert!(web.cause.to_string().contains("host ports not published to it: 127.0.0.1:18080/tcp"), "{}", web.cause);
+    let report = execute(&Limited::new(&engine, 8), &d, &p, &mut |_| {}).await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(engine.container("web").unwrap().id, id);
+    assert_eq!(rule_target(&engine).len(), 1);
+    assert!(!self::plan(&engine, &d).await.has_changes());
+}
+
+#[tokio::test]
+async fn where_the_engine_publishes_ports_a_replacement_stays_stop_first() {
+    let engine = engine();
+    assert!(apply(&engine, &desired("rev1", &published_web(GOOD, ""))).await.ok());
+    let p = plan(&engine, &desired("rev2", &published_web(NEXT, ""))).await;
+    assert!(
+        p.actions.iter().any(|a| matches!(a.op, Op::Replace { strategy: crate::desired::Strategy::StopFirst, .. })),
+        "{p:?}"
+    );
+}
+
+/// The process dies after each change of a switch; the next run leaves the port published to
+/// exactly one running container, of the new revision.
+#[tokio::test]
+async fn a_crash_at_every_step_of_a_switch_leaves_the_port_to_one_container_after_the_next_run() {
+    let steps = {
+        let engine = engine().owning_ports();
+        assert!(apply(&engine, &desired("rev1", &published_web(GOOD, ""))).await.ok());
+        let before = engine.changes();
+        assert!(apply(&engine, &desired("rev2", &published_web(NEXT, ""))).await.ok());
+        engine.changes() - before
+    };
+    for step in 1..=steps {
+        let engine = engine().owning_ports();
+        assert!(apply(&engine, &desired("rev1", &published_web(GOOD, ""))).await.ok());
+        let d = desired("rev2", &published_web(NEXT, ""));
+        engine.crash_after(Some(step));
+        tokio::select! {
+            r = apply(&engine, &d) => panic!("step {step}: no crash ({r:?})"),
+            _ = engine.crashed() => {}
+        }
+        engine.crash_after(None);
+        let report = apply(&engine, &d).await;
+        assert!(report.ok(), "step {step}: {report:?}");
+        let all = engine.containers();
+        assert_eq!(all.len(), 1, "step {step}: {all:?}");
+        let to = all[0].address.unwrap();
+        assert_eq!(rule_target(&engine), [format!("127.0.0.1:18080/tcp -> {to}:8080")], "step {step}");
+        assert_eq!((all[0].name.as_str(), all[0].image.as_str()), ("web", NEXT));
+        assert!(!self::plan(&engine, &d).await.has_changes(), "step {step}: converged");
+    }
+}

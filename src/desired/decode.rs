@@ -955,6 +955,7 @@ fn container(
                 }),
                 health_timeout: u.get("healthTimeout").and_then(|v| duration(v, "update.healthTimeout", sink)),
                 min_uptime: u.get("minUptime").and_then(|v| duration(v, "update.minUptime", sink)),
+                drain_timeout: u.get("drainTimeout").and_then(|v| duration(v, "update.drainTimeout", sink)),
                 parallelism: u.get("parallelism").and_then(|v| match integer(v, "update.parallelism", sink) {
                     Some(n) if n >= 1 => Some(n as u64),
                     Some(n) => {

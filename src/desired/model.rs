@@ -522,6 +522,10 @@ pub struct UpdatePolicy {
     /// Swarm: tasks updated at once (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u64>,
+    /// How long connections open to a replaced container may go on after its host ports were
+    /// switched to the new one, before it is stopped (default its `stopTimeout`, else 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -685,13 +689,20 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     /// Start-first unless the container publishes host ports or has a fixed address (two
     /// containers can't bind one port or hold one address) or the user asked for stop-first.
-    pub fn strategy(&self) -> Strategy {
+    /// How it is replaced: as `update.strategy` says; else stop-first when it needs what two
+    /// containers can't both have (a fixed address; host ports, unless hawser publishes them
+    /// itself, `ports_owned`), start-first otherwise.
+    pub fn strategy(&self, ports_owned: bool) -> Strategy {
         let fixed_address = self.networks.values().any(|a| a.ipv4_address.is_some() || a.ipv6_address.is_some());
         match self.update.as_ref().and_then(|u| u.strategy) {
             Some(s) => s,
-            None if self.ports.iter().any(|p| p.host_port.is_some()) || fixed_address => Strategy::StopFirst,
+            None if self.has_host_ports() && !ports_owned || fixed_address => Strategy::StopFirst,
             None => Strategy::StartFirst,
         }
+    }
+
+    pub fn has_host_ports(&self) -> bool {
+        self.ports.iter().any(|p| p.host_port.is_some())
     }
 
     /// Containers whose namespaces this one joins (`container:NAME` as network mode, pid or
@@ -705,6 +716,10 @@ impl ContainerSpec {
     /// What this container waits for: its `dependsOn` and the containers it joins.
     pub fn needs(&self, other: &str) -> bool {
         self.depends_on.contains_key(other) || self.joins().any(|j| j == other)
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        self.update.as_ref().and_then(|u| u.drain_timeout).or(self.stop_timeout).unwrap_or(Duration::from_secs(10))
     }
 
     pub fn health_timeout(&self) -> Duration {

@@ -383,7 +383,7 @@ fn container(
         return;
     }
     let owner = current.owner.as_ref().expect("managed");
-    let replace = Op::Replace { old_id: current.id.clone(), strategy: r.spec.strategy() };
+    let replace = Op::Replace { old_id: current.id.clone(), strategy: r.spec.strategy(observed.owns_ports) };
     if let Some(from) = foreign_source(desired, owner) {
         out.push(action(Kind::Container, name, replace, Cause::SourceChanged { from: from.to_string() }));
         return;
@@ -428,6 +428,10 @@ fn container(
             return;
         }
     }
+    if let (RunState::Running, Some(seen)) = (current.state, unpublished(r, current, observed, project)) {
+        out.push(action(Kind::Container, name, Op::Publish { id: current.id.clone() }, Cause::Drift { seen }));
+        return;
+    }
     match current.state {
         RunState::Running | RunState::Restarting => out.push(action(Kind::Container, name, Op::Keep, Cause::Unchanged)),
         RunState::Exited
@@ -442,6 +446,23 @@ fn container(
             Cause::Stopped { state: state.as_str().to_string(), exit_code: current.exit_code },
         )),
     }
+}
+
+/// Where hawser publishes host ports itself: what of container `current`'s declared host ports
+/// its rules do not send to it (a rule deleted by hand, lost at a reboot, or sending elsewhere).
+fn unpublished(
+    r: &Resource<ContainerSpec>,
+    current: &ObservedContainer,
+    observed: &ObservedState,
+    project: &str,
+) -> Option<String> {
+    if !observed.owns_ports || !r.spec.has_host_ports() {
+        return None;
+    }
+    let rules = observed.published.get(project).map(Vec::as_slice).unwrap_or_default();
+    let want = crate::runtime::ports::wanted(&r.name, &r.spec.ports, current.address?);
+    let missing: Vec<String> = want.iter().filter(|w| !rules.contains(w)).map(|w| w.to_string()).collect();
+    (!missing.is_empty()).then(|| format!("host ports not published to it: {}", missing.join(", ")))
 }
 
 /// Field-level differences between the applied canonical spec (JSON text from the label) and the

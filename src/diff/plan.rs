@@ -54,6 +54,11 @@ pub enum Op {
     Start {
         id: String,
     },
+    /// hawser's rules for the container's host ports are missing or send them elsewhere: they
+    /// are written anew (the container is not touched).
+    Publish {
+        id: String,
+    },
     /// A container left under a temporary name by an interrupted replacement takes the name.
     #[serde(rename_all = "camelCase")]
     Adopt {
@@ -232,7 +237,7 @@ impl Plan {
                 Op::Create => s.create += 1,
                 Op::Replace { .. } => s.replace += 1,
                 Op::Update { .. } => s.update += 1,
-                Op::Start { .. } | Op::Adopt { .. } => s.repair += 1,
+                Op::Start { .. } | Op::Adopt { .. } | Op::Publish { .. } => s.repair += 1,
                 Op::Remove { .. } => s.remove += 1,
                 Op::Pull { .. } | Op::Build { .. } => s.pull += 1,
                 Op::Conflict => s.conflict += 1,

@@ -56,6 +56,7 @@ fn applied(name: &str, engine_name: &str, d: &DesiredState, state: RunState) -> 
         owner: Ownership::from_labels(&l),
         labels: l,
         networks: spec.networks.keys().cloned().collect(),
+        address: None,
     }
 }
 
@@ -206,6 +207,7 @@ fn a_name_held_by_an_unmanaged_or_foreign_object_is_a_conflict() {
         labels: Default::default(),
         owner: None,
         networks: Vec::new(),
+        address: None,
     });
     o.networks[0].owner.as_mut().unwrap().project = "other".into();
     let p = plan(&d, &o);

@@ -53,6 +53,8 @@ pub struct ObservedContainer {
     pub owner: Option<Ownership>,
     /// Names of the networks it is attached to.
     pub networks: Vec<String>,
+    /// Its IPv4 address on the first of them, where hawser's own rules send its host ports.
+    pub address: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(Clone, Debug)]
@@ -78,6 +80,11 @@ pub struct ObservedState {
     pub volumes: Vec<ObservedVolume>,
     /// Local images: each tag (`repo:tag`) to its image id.
     pub images: BTreeMap<String, String>,
+    /// Whether hawser publishes host ports itself here (`runtime::ports`), so a container with
+    /// host ports can be replaced start-first; else the engine publishes them.
+    pub owns_ports: bool,
+    /// What hawser's own rules publish, by project.
+    pub published: BTreeMap<String, Vec<crate::runtime::ports::Published>>,
 }
 
 /// Parses docker's status text for an exit code: `Exited (137) 2 minutes ago`.

@@ -2,7 +2,7 @@
 //! engine's wire types; everything else speaks the desired and observed models.
 
 use super::{ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, ErrorKind, Result};
-use crate::desired::{Mount, NetworkSpec, RestartPolicy, VolumeSpec};
+use crate::desired::{Mount, NetworkSpec, PortBinding, RestartPolicy, VolumeSpec};
 use crate::labels::Ownership;
 use crate::observed::{
     exit_code_from_status, health_from_status, Health, ObservedContainer, ObservedNetwork, ObservedState,
@@ -22,6 +22,9 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct DockerEngine {
     docker: Docker,
+    /// Whether hawser publishes host ports itself (`super::ports`): an engine on this host
+    /// (a unix socket), and hawser may program its kernel.
+    own_ports: bool,
 }
 
 pub(super) fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
@@ -69,14 +72,15 @@ impl DockerEngine {
         let docker =
             deadline(&op, Duration::from_secs(10), async { docker.negotiate_version().await.map_err(|e| err(&op, e)) })
                 .await?;
-        Ok(DockerEngine { docker })
+        let own_ports = host.starts_with("unix://") && super::ports::check().is_ok();
+        Ok(DockerEngine { docker, own_ports })
     }
 
     /// A client of `host` that speaks API `version` without asking the engine first (no round
     /// trip): for callers that need nothing newer than a version every supported engine speaks.
     pub fn at_version(host: &str, version: (usize, usize)) -> Result<Self> {
         let v = bollard::ClientVersion { major_version: version.0, minor_version: version.1 };
-        Ok(DockerEngine { docker: Self::client_at(host, &v)? })
+        Ok(DockerEngine { docker: Self::client_at(host, &v)?, own_ports: false })
     }
 
     fn client_at(host: &str, version: &bollard::ClientVersion) -> Result<Docker> {
@@ -136,7 +140,17 @@ impl EngineRead for DockerEngine {
         let volumes = volumes.map_err(|e| err("list volumes", e))?;
         let images = images.map_err(|e| err("list images", e))?;
 
-        let mut state = ObservedState::default();
+        let mut state = ObservedState { owns_ports: self.own_ports, ..Default::default() };
+        if self.own_ports {
+            state.published = tokio::task::spawn_blocking(super::ports::read)
+                .await
+                .expect("reading the rules does not panic")
+                .map_err(|e| EngineError {
+                    op: "read hawser's port rules".into(),
+                    kind: ErrorKind::Other,
+                    message: e.to_string(),
+                })?;
+        }
         for c in containers {
             let labels = to_btree(c.labels);
             let name =
@@ -149,6 +163,7 @@ impl EngineRead for DockerEngine {
                 state: run_state(c.state),
                 exit_code: exit_code_from_status(&status),
                 health: health_from_status(&status),
+                address: c.network_settings.as_ref().and_then(|n| n.networks.as_ref()).and_then(first_address),
                 networks: c
                     .network_settings
                     .and_then(|n| n.networks)
@@ -419,14 +434,32 @@ fn parse_rfc3339(s: &str) -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + Duration::new(u64::try_from(secs).ok()?, nanos))
 }
 
-fn create_body(req: &CreateContainer<'_>) -> (m::ContainerCreateBody, Vec<(String, m::EndpointSettings)>) {
+/// The container's IPv4 address on the first of its networks (by name) that gives it one.
+fn first_address(networks: &HashMap<String, m::EndpointSettings>) -> Option<std::net::Ipv4Addr> {
+    let mut names: Vec<&String> = networks.keys().collect();
+    names.sort();
+    names.into_iter().find_map(|n| networks[n].ip_address.as_deref().and_then(|a| a.parse().ok()))
+}
+
+/// `own_ports`: the host ports hawser publishes itself are left out (only exposed).
+fn create_body(
+    req: &CreateContainer<'_>,
+    own_ports: bool,
+) -> (m::ContainerCreateBody, Vec<(String, m::EndpointSettings)>) {
     let s = req.spec;
     let mut exposed = Vec::new();
     let mut port_map: HashMap<String, Option<Vec<m::PortBinding>>> = HashMap::new();
+    let ours = super::ports::wanted("", &s.ports, std::net::Ipv4Addr::UNSPECIFIED);
     for p in &s.ports {
         let key = format!("{}/{}", p.container_port, p.protocol);
         if !exposed.contains(&key) {
             exposed.push(key.clone());
+        }
+        let hawsers = ours.iter().any(|o| {
+            Some(o.host_port) == p.host_port && o.protocol == p.protocol && o.container_port == p.container_port
+        });
+        if own_ports && hawsers {
+            continue;
         }
         port_map.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(m::PortBinding {
             host_ip: p.host_ip.map(|ip| ip.to_string()),
@@ -745,7 +778,7 @@ impl Engine for DockerEngine {
 
     async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String> {
         let op = format!("create container {}", req.name);
-        let (body, more_networks) = create_body(req);
+        let (body, more_networks) = create_body(req, self.own_ports);
         let opts = q::CreateContainerOptions {
             name: Some(req.name.to_string()),
             platform: req.spec.platform.clone().unwrap_or_default(),
@@ -810,5 +843,69 @@ impl Engine for DockerEngine {
         let opts = q::RenameContainerOptions { name: new_name.to_string() };
         deadline(&op, CALL_TIMEOUT, async { self.docker.rename_container(id, opts).await.map_err(|e| err(&op, e)) })
             .await
+    }
+
+    async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
+        if !self.own_ports || !ports.iter().any(|p| p.host_port.is_some()) {
+            return Ok(());
+        }
+        let to = match id {
+            Some(id) => self.address(id).await?,
+            None => None,
+        };
+        let want = to.map(|to| super::ports::wanted(name, ports, to)).unwrap_or_default();
+        let name = name.to_string();
+        update_rules(project, &format!("publish the host ports of {name}"), move |all| {
+            all.retain(|p| p.name != name);
+            all.extend(want);
+        })
+        .await
+    }
+
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+        if !self.own_ports {
+            return Ok(());
+        }
+        let Ok(Some(to)) = self.address(id).await else { return Ok(()) };
+        let name = name.to_string();
+        update_rules(project, &format!("unpublish the host ports of {name}"), move |all| {
+            all.retain(|p| !(p.name == name && p.to == to));
+        })
+        .await
+    }
+
+    async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {
+        let Some(to) = self.address(id).await? else { return Ok(0) };
+        Ok(ports
+            .iter()
+            .filter(|p| p.host_port.is_some() && p.protocol == crate::desired::Protocol::Tcp)
+            .map(|p| super::ports::open_connections(to, p.container_port))
+            .sum())
+    }
+}
+
+/// Changes `project`'s rules with `change`, under the host's lock on them, off the async workers.
+async fn update_rules(
+    project: &str,
+    op: &str,
+    change: impl FnOnce(&mut Vec<super::ports::Published>) + Send + 'static,
+) -> Result<()> {
+    let project = project.to_string();
+    tokio::task::spawn_blocking(move || super::ports::update(&project, change))
+        .await
+        .expect("changing the rules does not panic")
+        .map_err(|e| EngineError { op: op.to_string(), kind: ErrorKind::Other, message: e.to_string() })
+}
+
+impl DockerEngine {
+    /// The container's address where hawser sends its host ports (None: it has none, as with
+    /// `networkMode: host`).
+    async fn address(&self, id: &str) -> Result<Option<std::net::Ipv4Addr>> {
+        let op = format!("inspect container {}", short(id));
+        let c = deadline(&op, CALL_TIMEOUT, async {
+            self.docker.inspect_container(id, None::<q::InspectContainerOptions>).await.map_err(|e| err(&op, e))
+        })
+        .await?;
+        Ok(c.network_settings.and_then(|n| n.networks).as_ref().and_then(first_address))
     }
 }

@@ -3,16 +3,18 @@
 //! started, a call that fails, a delay on every call, a crash after the Nth change) and what it
 //! asks afterwards (every call made, in order; the most calls ever in flight at once).
 
+use super::ports::Published;
 use super::{
     ContainerEvent, ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, ErrorKind, Events, Result,
 };
-use crate::desired::{BuildContext, NetworkSpec, VolumeSpec};
+use crate::desired::{BuildContext, NetworkSpec, PortBinding, VolumeSpec};
 use crate::labels::Ownership;
 use crate::observed::{
     normalize_reference, Health, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume, RunState,
 };
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +39,8 @@ pub struct FakeContainer {
     pub health: Option<Health>,
     pub exit_code: Option<i64>,
     pub networks: Vec<String>,
+    /// Given anew at each start, as an engine may.
+    pub address: Option<Ipv4Addr>,
     healthcheck: bool,
 }
 
@@ -57,6 +61,11 @@ struct Inner {
     crash_after: Option<usize>,
     in_flight: usize,
     max_in_flight: usize,
+    /// Where hawser publishes host ports itself: what its rules publish, by project.
+    owns_ports: bool,
+    published: BTreeMap<String, Vec<Published>>,
+    /// Connections open to a container, by id.
+    open: BTreeMap<String, usize>,
 }
 
 #[derive(Default)]
@@ -79,6 +88,28 @@ impl Drop for InFlight<'_> {
 impl FakeEngine {
     pub fn new() -> FakeEngine {
         FakeEngine::default()
+    }
+
+    /// hawser publishes host ports itself here (as on a local Docker engine).
+    pub fn owning_ports(self) -> FakeEngine {
+        self.inner.lock().unwrap().owns_ports = true;
+        self
+    }
+
+    /// What hawser's rules publish for `project`.
+    pub fn published(&self, project: &str) -> Vec<Published> {
+        self.inner.lock().unwrap().published.get(project).cloned().unwrap_or_default()
+    }
+
+    /// Loses `project`'s rules, as a flush of the firewall does.
+    pub fn flush_rules(&self, project: &str) {
+        self.inner.lock().unwrap().published.remove(project);
+    }
+
+    /// `n` connections stay open to container `name` until told otherwise.
+    pub fn hold_connections(&self, name: &str, n: usize) {
+        let id = self.container(name).expect("exists").id;
+        self.inner.lock().unwrap().open.insert(id, n);
     }
 
     /// An image present on the host.
@@ -154,6 +185,7 @@ impl FakeEngine {
             health: None,
             exit_code: None,
             networks: Vec::new(),
+            address: None,
             healthcheck: false,
         };
         i.containers.insert(id.clone(), c);
@@ -230,6 +262,7 @@ impl EngineRead for FakeEngine {
                 labels: c.labels.clone(),
                 owner: Ownership::from_labels(&c.labels),
                 networks: c.networks.clone(),
+                address: c.address,
             })
             .collect();
         let networks = i
@@ -251,7 +284,14 @@ impl EngineRead for FakeEngine {
                 owner: Ownership::from_labels(labels),
             })
             .collect();
-        Ok(ObservedState { containers, networks, volumes, images: i.images.clone() })
+        Ok(ObservedState {
+            containers,
+            networks,
+            volumes,
+            images: i.images.clone(),
+            owns_ports: i.owns_ports,
+            published: i.published.clone(),
+        })
     }
 
     async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
@@ -383,6 +423,7 @@ impl Engine for FakeEngine {
                     (None, false) => req.spec.networks.keys().cloned().collect(),
                     (Some(_), _) => Vec::new(),
                 },
+                address: None,
                 healthcheck: req.spec.has_healthcheck(),
             };
             i.containers.insert(id.clone(), c);
@@ -399,10 +440,13 @@ impl Engine for FakeEngine {
             let mut i = self.inner.lock().unwrap();
             let image = i.containers.get(id).map(|c| c.image.clone()).unwrap_or_default();
             let b = i.behaviours.get(&image).copied().unwrap_or(Behaviour::Runs);
+            i.next_id += 1;
+            let address = Ipv4Addr::new(10, 88, (i.next_id / 250) as u8, (i.next_id % 250) as u8 + 2);
             let c = i
                 .containers
                 .get_mut(id)
                 .ok_or_else(|| error("start_container", id, ErrorKind::NotFound, "no such container"))?;
+            c.address = Some(address);
             match b {
                 Behaviour::Runs => {
                     c.state = RunState::Running;
@@ -451,6 +495,38 @@ impl Engine for FakeEngine {
         self.inner.lock().unwrap().containers.remove(&id);
         self.changed().await;
         Ok(())
+    }
+
+    async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
+        if !self.inner.lock().unwrap().owns_ports || !ports.iter().any(|p| p.host_port.is_some()) {
+            return Ok(());
+        }
+        let to_name = id.map(|id| self.name_of(id)).unwrap_or_else(|| "nothing".into());
+        let _call = self.call("publish", &format!("{name} {to_name}")).await?;
+        {
+            let mut i = self.inner.lock().unwrap();
+            let to = id.and_then(|id| i.containers.get(id)).and_then(|c| c.address);
+            let rules = i.published.entry(project.to_string()).or_default();
+            rules.retain(|p| p.name != name);
+            if let Some(to) = to {
+                rules.extend(super::ports::wanted(name, ports, to));
+            }
+        }
+        self.changed().await;
+        Ok(())
+    }
+
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+        let mut i = self.inner.lock().unwrap();
+        let Some(to) = i.containers.get(id).and_then(|c| c.address) else { return Ok(()) };
+        if let Some(rules) = i.published.get_mut(project) {
+            rules.retain(|p| !(p.name == name && p.to == to));
+        }
+        Ok(())
+    }
+
+    async fn open_connections(&self, id: &str, _ports: &[PortBinding]) -> Result<usize> {
+        Ok(self.inner.lock().unwrap().open.get(id).copied().unwrap_or(0))
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {

@@ -7,7 +7,7 @@ use super::docker::DockerEngine;
 use super::native::NativeEngine;
 use super::{registry, ContainerStatus, CreateContainer, Engine, EngineRead, Events, Result};
 use crate::apply::{self, images::ImageRecord, limit::Limited, Report};
-use crate::desired::{BuildContext, DesiredState, NetworkSpec, VolumeSpec};
+use crate::desired::{BuildContext, DesiredState, NetworkSpec, PortBinding, VolumeSpec};
 use crate::diff::{self, DiffOptions, Plan};
 use crate::observed::{ObservedState, RunState};
 use futures_util::future::{BoxFuture, FutureExt, LocalBoxFuture};
@@ -84,6 +84,15 @@ impl Engine for HostEngine {
     }
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         each!(self, e => e.rename_container(id, new_name).await)
+    }
+    async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
+        each!(self, e => e.publish(project, name, id, ports).await)
+    }
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+        each!(self, e => e.unpublish(project, name, id).await)
+    }
+    async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {
+        each!(self, e => e.open_connections(id, ports).await)
     }
 }
 

@@ -10,11 +10,12 @@ pub mod docker;
 pub mod fake;
 pub mod host;
 pub mod native;
+pub mod ports;
 pub mod registry;
 pub mod swarm;
 pub mod targets;
 
-use crate::desired::{ContainerSpec, NetworkSpec, VolumeSpec};
+use crate::desired::{ContainerSpec, NetworkSpec, PortBinding, VolumeSpec};
 use crate::observed::{Health, ObservedState, RunState};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -121,4 +122,19 @@ pub trait Engine: EngineRead {
     /// Removes a container, stopping it if it runs; its named volumes stay.
     async fn remove_container(&self, id: &str) -> Result<()>;
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()>;
+    /// Where hawser publishes host ports itself (`ports`): sends resource `name`'s host ports
+    /// (of `project`) to container `id` from now on, for new connections, or publishes them no
+    /// more (`None`). Elsewhere the engine publishes them, and this does nothing.
+    async fn publish(&self, _project: &str, _name: &str, _id: Option<&str>, _ports: &[PortBinding]) -> Result<()> {
+        Ok(())
+    }
+    /// Publishes resource `name`'s host ports no more where they go to container `id` (about to
+    /// be removed); rules that send them to another container stay.
+    async fn unpublish(&self, _project: &str, _name: &str, _id: &str) -> Result<()> {
+        Ok(())
+    }
+    /// TCP connections still open to container `id`'s published ports, where it is known.
+    async fn open_connections(&self, _id: &str, _ports: &[PortBinding]) -> Result<usize> {
+        Ok(0)
+    }
 }

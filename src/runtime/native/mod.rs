@@ -332,6 +332,7 @@ impl EngineRead for NativeEngine {
                     (None, true) => vec!["bridge".into()],
                     (None, false) => rec.spec.networks.keys().cloned().collect(),
                 },
+                address: None,
             });
         }
         for n in networks(&self.root) {
