@@ -48,12 +48,19 @@ fn stop_first_serves_the_new_container_and_rolls_back_to_the_old_one() {
     let port = 18181;
     let s = Stack::new(p);
     let ok = "wget -q -O /dev/null http://127.0.0.1:8080/";
-    s.write("web.yaml", &web(p, port, "v1", ok));
+    // Asked for: stop-first although hawser could switch the port.
+    let web = |body: &str, check: &str| {
+        format!(
+            "{}  update: {{healthTimeout: 15s, strategy: stop-first}}\n",
+            web(p, port, body, check).replace("  update: {healthTimeout: 15s}\n", "")
+        )
+    };
+    s.write("web.yaml", &web("v1", ok));
     s.commit("v1");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
     assert_eq!(http_get_eventually(port, "v1").as_deref(), Some("v1"));
 
-    s.write("web.yaml", &web(p, port, "v2", ok));
+    s.write("web.yaml", &web("v2", ok));
     s.commit("v2");
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -62,7 +69,7 @@ fn stop_first_serves_the_new_container_and_rolls_back_to_the_old_one() {
     let v2 = container_id(&format!("{p}-web")).unwrap();
 
     // v3 never passes its healthcheck: it is removed and v2 serves again under its name.
-    s.write("web.yaml", &web(p, port, "v3", "exit 1"));
+    s.write("web.yaml", &web("v3", "exit 1"));
     s.commit("v3 broken");
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 1, "{r:?}");

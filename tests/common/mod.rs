@@ -117,6 +117,28 @@ impl Stack {
                 let _ = docker_raw(&[kind, "rm", n]);
             }
         }
+        remove_port_rules(&self.project);
+    }
+}
+
+/// Removes the kernel rules hawser made to publish `project`'s host ports: its chains and the
+/// jumps to them, nothing else.
+pub fn remove_port_rules(project: &str) {
+    let comment = format!("hawser {project}");
+    for table in ["nat", "filter"] {
+        let Ok(out) = Command::new("iptables-save").args(["-t", table]).output() else { return };
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let tag = format!("--comment \"{comment}\" -j ");
+        for line in text.lines().filter(|l| l.starts_with("-A ") && l.contains(&tag)) {
+            let base = line.split_whitespace().nth(1).unwrap_or_default();
+            let chain = line.rsplit(' ').next().unwrap_or_default();
+            let run = |args: &[&str]| {
+                let _ = Command::new("iptables").args(["-w", "-t", table]).args(args).output();
+            };
+            run(&["-D", base, "-m", "comment", "--comment", &comment, "-j", chain]);
+            run(&["-F", chain]);
+            run(&["-X", chain]);
+        }
     }
 }
 

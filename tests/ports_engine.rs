@@ -1,0 +1,202 @@
+//! Host ports that hawser publishes itself (its own NAT rules) on the Docker engine of this host:
+//! a replacement switches the port from the old container to the new one with no failed
+//! request, a failing revision never takes it, a request begun before the switch completes, a
+//! rule lost by hand is drift, and a crash at the switch converges.
+//!
+//! Needs the `failpoints` feature for the crash (scripts/test enables it).
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// GET `path` on 127.0.0.1:`port`: the body, or None when nothing answers.
+fn get(port: u16, path: &str, timeout: Duration) -> Option<String> {
+    let mut s = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    // A CGI's own headers end in a bare blank line.
+    let body = buf.replace("\r\n", "\n");
+    let body = body.split_once("\n\n")?.1.trim().to_string();
+    (!body.is_empty()).then_some(body)
+}
+
+/// A client asking every 20 ms until stopped: how many requests failed, and the answers in
+/// the order they changed.
+struct Client {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<(usize, usize, Vec<String>)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Client {
+    fn start(port: u16) -> Client {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new((0, 0, Vec::new())));
+        let (s, out) = (stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: at most two minutes of requests.
+            let end = Instant::now() + Duration::from_secs(120);
+            while !s.load(Ordering::Relaxed) && Instant::now() < end {
+                let began = Instant::now();
+                let answer = get(port, "/", Duration::from_secs(2));
+                let mut o = out.lock().unwrap();
+                o.0 += 1;
+                match answer {
+                    Some(a) if o.2.last() != Some(&a) => o.2.push(a),
+                    Some(_) => {}
+                    None => o.1 += 1,
+                }
+                drop(o);
+                std::thread::sleep(Duration::from_millis(20).saturating_sub(began.elapsed()));
+            }
+        });
+        Client { stop, seen, thread: Some(thread) }
+    }
+
+    /// Requests made, failed, and the answers as they changed.
+    fn stop(mut self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn web(p: &str, port: u16, body: &str, check: &str) -> String {
+    format!(
+        r#"kind: Container
+metadata: {{name: {p}-web}}
+spec:
+  image: "{IMAGE}"
+  command: "mkdir -p /www/cgi-bin && echo {body} > /www/index.html && printf '#!/bin/sh\nsleep 5\necho Content-Type: text/plain\necho\necho slow-{body}\n' > /www/cgi-bin/slow && chmod +x /www/cgi-bin/slow && exec httpd -f -p 8080 -h /www"
+  ports: ["127.0.0.1:{port}:8080"]
+  stopTimeout: 1s
+  healthcheck: {{test: "{check}", interval: 300ms, timeout: 1s, retries: 2}}
+  update: {{healthTimeout: 10s, drainTimeout: 15s}}
+"#
+    )
+}
+
+const OK: &str = "wget -q -O /dev/null http://127.0.0.1:8080/";
+
+fn nat_rules() -> String {
+    let out = std::process::Command::new("iptables-save").args(["-t", "nat"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn a_published_port_switches_to_the_new_container_with_no_failed_request() {
+    let p = "t-switch";
+    let port = 19701;
+    let s = Stack::new(p);
+    s.write("web.yaml", &web(p, port, "v1", OK));
+    s.commit("v1");
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    let until = Instant::now() + Duration::from_secs(10);
+    while get(port, "/", Duration::from_secs(1)).as_deref() != Some("v1") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The engine publishes nothing; hawser's rule does.
+    assert!(matches!(inspect(&format!("{p}-web"), "{{json .HostConfig.PortBindings}}").as_str(), "{}" | "null"));
+    assert!(nat_rules().contains(&format!("--dport {port} -m comment --comment \"hawser {p}/{p}-web\" -j DNAT")));
+
+    // A change: start-first through the switch, every request answered, v1 then v2.
+    s.write("web.yaml", &web(p, port, "v2", OK));
+    s.commit("v2");
+    let client = Client::start(port);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = s.hawser(&["apply", "{src}"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (made, failed, answers) = client.stop();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("replace (start-first)"), "{r:?}");
+    assert_eq!((failed, answers.clone()), (0, vec!["v1".to_string(), "v2".to_string()]), "{made} requests");
+
+    // A revision whose healthcheck never passes: not one request fails, v2 keeps answering.
+    s.write("web.yaml", &web(p, port, "v3", "exit 1"));
+    s.commit("v3 broken");
+    let client = Client::start(port);
+    let r = s.hawser(&["apply", "{src}"]);
+    let (made, failed, answers) = client.stop();
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!((failed, answers), (0, vec!["v2".to_string()]), "{made} requests");
+    assert_eq!(containers_named(&format!("{p}-")), vec![format!("{p}-web")]);
+
+    // A request that takes 5 s, begun before the switch, completes: the old container is
+    // drained before it stops.
+    s.write("web.yaml", &web(p, port, "v4", OK));
+    s.commit("v4");
+    let slow = std::thread::spawn(move || get(port, "/cgi-bin/slow", Duration::from_secs(20)));
+    std::thread::sleep(Duration::from_millis(500));
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(slow.join().unwrap().as_deref(), Some("slow-v2"), "the request begun on v2 completed: {r:?}");
+    assert_eq!(get(port, "/", Duration::from_secs(2)).as_deref(), Some("v4"));
+
+    // The rule deleted by hand: drift in the plan, repaired without touching the container.
+    let id = container_id(&format!("{p}-web")).unwrap();
+    let rule = nat_rules()
+        .lines()
+        .find(|l| l.contains(&format!("--comment \"hawser {p}/{p}-web\" -j DNAT")))
+        .unwrap()
+        .trim_start_matches("-A ")
+        .to_string();
+    let mut args = vec!["-w".to_string(), "-t".into(), "nat".into(), "-D".into()];
+    args.extend(split(&rule));
+    let del = std::process::Command::new("iptables").args(&args).output().unwrap();
+    assert!(del.status.success(), "{del:?}");
+    assert_eq!(get(port, "/", Duration::from_secs(1)), None, "nothing answers without the rule");
+    let r = s.hawser(&["plan", "{src}", "--exit-code"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("publish its host ports (drift: host ports not published to it"), "{r:?}");
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    assert_eq!(get(port, "/", Duration::from_secs(2)).as_deref(), Some("v4"));
+    assert_eq!(container_id(&format!("{p}-web")).as_deref(), Some(id.as_str()), "not replaced");
+
+    // Pruned: the project's rules go with its containers, and nothing else's.
+    s.write("web.yaml", "");
+    s.commit("empty");
+    assert_eq!(s.hawser(&["apply", "{src}", "--prune", "--allow-empty"]).code, 0);
+    assert!(!nat_rules().contains(&format!("hawser {p}")), "{}", nat_rules());
+}
+
+/// `-d 127.0.0.1/32 -p tcp ... --comment "hawser p/n" ...` as iptables' arguments.
+fn split(rule: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in rule.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => out.extend((!cur.is_empty()).then(|| std::mem::take(&mut cur))),
+            c => cur.push(c),
+        }
+    }
+    out.extend((!cur.is_empty()).then_some(cur));
+    out
+}
+
+#[test]
+fn a_crash_at_the_switch_leaves_the_port_to_one_healthy_container_after_the_next_run() {
+    let p = "t-switchcrash";
+    let port = 19702;
+    let s = Stack::new(p);
+    s.write("web.yaml", &web(p, port, "v1", OK));
+    s.commit("v1");
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    s.write("web.yaml", &web(p, port, "v2", OK));
+    s.commit("v2");
+    let r = s.hawser_env(&["apply", "{src}"], &[("HAWSER_FAILPOINT", "switched")]);
+    assert!(r.code != 0 && r.stderr.contains("failpoint switched"), "the run must die there: {r:?}");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(containers_named(&format!("{p}-")), vec![format!("{p}-web")]);
+    assert_eq!(get(port, "/", Duration::from_secs(2)).as_deref(), Some("v2"));
+    assert_eq!(s.hawser(&["plan", "{src}", "--exit-code"]).code, 0, "converged");
+    let rules = nat_rules();
+    assert_eq!(rules.matches(&format!("--comment \"hawser {p}/{p}-web\" -j DNAT")).count(), 1, "{rules}");
+}
