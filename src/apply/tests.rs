@@ -388,6 +388,14 @@ async fn where_the_engine_publishes_ports_a_replacement_stays_stop_first() {
         p.actions.iter().any(|a| matches!(a.op, Op::Replace { strategy: crate::desired::Strategy::StopFirst, .. })),
         "{p:?}"
     );
+    // And the plan says why.
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.starts_with("web replaced stop-first") && w.contains("the fake engine publishes them")),
+        "{:?}",
+        p.warnings
+    );
 }
 
 /// The process dies after each change of a switch; the next run leaves the port published to

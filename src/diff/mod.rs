@@ -149,13 +149,34 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
         !is_net_removal
     });
     actions.extend(later);
+    let mut warnings = warnings(desired);
+    warnings.extend(stop_first_for_ports(desired, observed, &actions));
     Plan {
         format_version: FORMAT_VERSION,
         project: project.to_string(),
         revision: desired.revision.clone(),
         actions,
-        warnings: warnings(desired),
+        warnings,
     }
+}
+
+/// Why a container with host ports is replaced stop-first (and drops connections), where
+/// hawser could not publish them itself.
+fn stop_first_for_ports(desired: &DesiredState, observed: &ObservedState, actions: &[Action]) -> Option<String> {
+    let why = observed.ports_unowned.as_deref()?;
+    let names: Vec<&str> = actions
+        .iter()
+        .filter(|a| matches!(a.op, Op::Replace { strategy: Strategy::StopFirst, .. }) && a.kind == Kind::Container)
+        .filter(|a| desired.containers.get(&a.name).is_some_and(|c| c.spec.has_host_ports()))
+        .map(|a| a.name.as_str())
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "{} replaced stop-first, so connections to {} host ports break for a moment: the engine publishes them, since {why}",
+            names.join(", "),
+            if names.len() == 1 { "its" } else { "their" }
+        )
+    })
 }
 
 /// The desired state's warnings as the plan shows them: `FILE:LINE:COL: message`.

@@ -85,6 +85,8 @@ pub struct ObservedState {
     pub owns_ports: bool,
     /// What hawser's own rules publish, by project.
     pub published: BTreeMap<String, Vec<crate::runtime::ports::Published>>,
+    /// Why hawser does not publish host ports itself on this engine, where it could have.
+    pub ports_unowned: Option<String>,
 }
 
 /// Parses docker's status text for an exit code: `Exited (137) 2 minutes ago`.

@@ -25,6 +25,8 @@ pub struct DockerEngine {
     /// Whether hawser publishes host ports itself (`super::ports`): an engine on this host
     /// (a unix socket), and hawser may program its kernel.
     own_ports: bool,
+    /// Else why not.
+    ports_unowned: Option<String>,
 }
 
 pub(super) fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
@@ -72,15 +74,21 @@ impl DockerEngine {
         let docker =
             deadline(&op, Duration::from_secs(10), async { docker.negotiate_version().await.map_err(|e| err(&op, e)) })
                 .await?;
-        let own_ports = host.starts_with("unix://") && super::ports::check().is_ok();
-        Ok(DockerEngine { docker, own_ports })
+        let ports_unowned = if host.starts_with("unix://") {
+            super::ports::check().err().map(|e| e.to_string())
+        } else {
+            Some(format!(
+                "the engine is reached over the network ({host}), and hawser programs only this host's kernel"
+            ))
+        };
+        Ok(DockerEngine { docker, own_ports: ports_unowned.is_none(), ports_unowned })
     }
 
     /// A client of `host` that speaks API `version` without asking the engine first (no round
     /// trip): for callers that need nothing newer than a version every supported engine speaks.
     pub fn at_version(host: &str, version: (usize, usize)) -> Result<Self> {
         let v = bollard::ClientVersion { major_version: version.0, minor_version: version.1 };
-        Ok(DockerEngine { docker: Self::client_at(host, &v)?, own_ports: false })
+        Ok(DockerEngine { docker: Self::client_at(host, &v)?, own_ports: false, ports_unowned: None })
     }
 
     fn client_at(host: &str, version: &bollard::ClientVersion) -> Result<Docker> {
@@ -140,7 +148,11 @@ impl EngineRead for DockerEngine {
         let volumes = volumes.map_err(|e| err("list volumes", e))?;
         let images = images.map_err(|e| err("list images", e))?;
 
-        let mut state = ObservedState { owns_ports: self.own_ports, ..Default::default() };
+        let mut state = ObservedState {
+            owns_ports: self.own_ports,
+            ports_unowned: self.ports_unowned.clone(),
+            ..Default::default()
+        };
         if self.own_ports {
             state.published = tokio::task::spawn_blocking(super::ports::read)
                 .await

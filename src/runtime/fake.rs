@@ -291,6 +291,7 @@ impl EngineRead for FakeEngine {
             images: i.images.clone(),
             owns_ports: i.owns_ports,
             published: i.published.clone(),
+            ports_unowned: (!i.owns_ports).then(|| "the fake engine publishes them".to_string()),
         })
     }
 
