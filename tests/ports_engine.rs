@@ -1,7 +1,8 @@
-//! Host ports that hawser publishes itself (its own NAT rules) on the Docker engine of this host:
-//! a replacement switches the port from the old container to the new one with no failed
-//! request, a failing revision never takes it, a request begun before the switch completes, a
-//! rule lost by hand is drift, and a crash at the switch converges.
+//! Host ports that hawser publishes itself (its own NAT rules), on both one-host targets (the
+//! Docker engine of this host, and the native target): a replacement switches the port from the
+//! old container to the new one with no failed request, a failing revision never takes it, a
+//! request begun before the switch completes, a rule lost by hand is drift, and a crash at the
+//! switch converges.
 //!
 //! Needs the `failpoints` feature for the crash (scripts/test enables it).
 
@@ -83,16 +84,74 @@ spec:
 
 const OK: &str = "wget -q -O /dev/null http://127.0.0.1:8080/";
 
+/// A project on the Docker engine or on the native target; on drop, everything of it goes.
+struct Project {
+    s: Stack,
+    p: String,
+    native: bool,
+}
+
+impl Project {
+    fn new(p: &str, native: bool) -> Project {
+        let s = Stack::new(p);
+        let target = if native { "native" } else { "docker" };
+        s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"{target}\"\n"));
+        Project { s, p: p.to_string(), native }
+    }
+
+    /// The project's containers, by name.
+    fn containers(&self) -> Vec<String> {
+        if !self.native {
+            return containers_named(&format!("{}-", self.p));
+        }
+        let names = self.s.state.path().join("native").join("names");
+        let mut v: Vec<String> = std::fs::read_dir(names)
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    fn id(&self, name: &str) -> Option<String> {
+        if self.native {
+            std::fs::read_to_string(self.s.state.path().join("native").join("names").join(name)).ok()
+        } else {
+            container_id(name)
+        }
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        if self.native {
+            let empty = tempfile::tempdir().unwrap();
+            let toml = format!("project = \"{}\"\ntarget = \"native\"\n", self.p);
+            std::fs::write(empty.path().join("hawser.toml"), toml).unwrap();
+            let src = empty.path().display().to_string();
+            let args = ["apply", "-y", "--prune", "--allow-empty", "--take-over", &src];
+            let _ = hawser_in(empty.path(), self.s.state.path(), &args, &[]);
+        }
+    }
+}
+
 fn nat_rules() -> String {
     let out = std::process::Command::new("iptables-save").args(["-t", "nat"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 #[test]
-fn a_published_port_switches_to_the_new_container_with_no_failed_request() {
-    let p = "t-switch";
-    let port = 19701;
-    let s = Stack::new(p);
+fn docker_a_published_port_switches_to_the_new_container_with_no_failed_request() {
+    switch("t-switch-d", 19701, false);
+}
+
+#[test]
+fn native_a_published_port_switches_to_the_new_container_with_no_failed_request() {
+    switch("t-switch-n", 19703, true);
+}
+
+fn switch(p: &str, port: u16, native: bool) {
+    let project = Project::new(p, native);
+    let s = &project.s;
     s.write("web.yaml", &web(p, port, "v1", OK));
     s.commit("v1");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
@@ -101,7 +160,9 @@ fn a_published_port_switches_to_the_new_container_with_no_failed_request() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // The engine publishes nothing; hawser's rule does.
-    assert!(matches!(inspect(&format!("{p}-web"), "{{json .HostConfig.PortBindings}}").as_str(), "{}" | "null"));
+    if !native {
+        assert!(matches!(inspect(&format!("{p}-web"), "{{json .HostConfig.PortBindings}}").as_str(), "{}" | "null"));
+    }
     assert!(nat_rules().contains(&format!("--dport {port} -m comment --comment \"hawser {p}/{p}-web\" -j DNAT")));
 
     // A change: start-first through the switch, every request answered, v1 then v2.
@@ -124,7 +185,7 @@ fn a_published_port_switches_to_the_new_container_with_no_failed_request() {
     let (made, failed, answers) = client.stop();
     assert_eq!(r.code, 1, "{r:?}");
     assert_eq!((failed, answers), (0, vec!["v2".to_string()]), "{made} requests");
-    assert_eq!(containers_named(&format!("{p}-")), vec![format!("{p}-web")]);
+    assert_eq!(project.containers(), vec![format!("{p}-web")]);
 
     // A request that takes 5 s, begun before the switch, completes: the old container is
     // drained before it stops.
@@ -138,7 +199,7 @@ fn a_published_port_switches_to_the_new_container_with_no_failed_request() {
     assert_eq!(get(port, "/", Duration::from_secs(2)).as_deref(), Some("v4"));
 
     // The rule deleted by hand: drift in the plan, repaired without touching the container.
-    let id = container_id(&format!("{p}-web")).unwrap();
+    let id = project.id(&format!("{p}-web")).unwrap();
     let rule = nat_rules()
         .lines()
         .find(|l| l.contains(&format!("--comment \"hawser {p}/{p}-web\" -j DNAT")))
@@ -155,7 +216,7 @@ fn a_published_port_switches_to_the_new_container_with_no_failed_request() {
     assert!(r.stdout.contains("publish its host ports (drift: host ports not published to it"), "{r:?}");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
     assert_eq!(get(port, "/", Duration::from_secs(2)).as_deref(), Some("v4"));
-    assert_eq!(container_id(&format!("{p}-web")).as_deref(), Some(id.as_str()), "not replaced");
+    assert_eq!(project.id(&format!("{p}-web")).as_deref(), Some(id.as_str()), "not replaced");
 
     // Pruned: the project's rules go with its containers, and nothing else's.
     s.write("web.yaml", "");
@@ -181,10 +242,18 @@ fn split(rule: &str) -> Vec<String> {
 }
 
 #[test]
-fn a_crash_at_the_switch_leaves_the_port_to_one_healthy_container_after_the_next_run() {
-    let p = "t-switchcrash";
-    let port = 19702;
-    let s = Stack::new(p);
+fn docker_a_crash_at_the_switch_leaves_the_port_to_one_healthy_container_after_the_next_run() {
+    crash_at_switch("t-swcrash-d", 19702, false);
+}
+
+#[test]
+fn native_a_crash_at_the_switch_leaves_the_port_to_one_healthy_container_after_the_next_run() {
+    crash_at_switch("t-swcrash-n", 19704, true);
+}
+
+fn crash_at_switch(p: &str, port: u16, native: bool) {
+    let project = Project::new(p, native);
+    let s = &project.s;
     s.write("web.yaml", &web(p, port, "v1", OK));
     s.commit("v1");
     assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
@@ -194,7 +263,7 @@ fn a_crash_at_the_switch_leaves_the_port_to_one_healthy_container_after_the_next
     assert!(r.code != 0 && r.stderr.contains("failpoint switched"), "the run must die there: {r:?}");
     let r = s.hawser(&["apply", "{src}"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(containers_named(&format!("{p}-")), vec![format!("{p}-web")]);
+    assert_eq!(project.containers(), vec![format!("{p}-web")]);
     assert_eq!(get(port, "/", Duration::from_secs(2)).as_deref(), Some("v2"));
     assert_eq!(s.hawser(&["plan", "{src}", "--exit-code"]).code, 0, "converged");
     let rules = nat_rules();

@@ -337,14 +337,12 @@ fn replacement_and_rollback(kind: Kind) {
     eventually("v1", Duration::from_secs(10), || http_get(t.port(0)).as_deref() == Some("v1"));
     let first = t.id(&web_name).unwrap();
 
-    // A published host port: start-first where hawser publishes ports itself (the Docker
-    // engine of this host), stop-first where the runtime's plugin does (native, for now).
+    // A published host port: start-first, hawser switching the port to the new container.
     t.s.write("web.yaml", &web(&t, t.port(0), "v2"));
     t.s.commit("v2");
     let r = t.apply(&[]);
     assert_eq!(r.code, 0, "{r:?}");
-    let how = if kind == Kind::Docker { "start-first" } else { "stop-first" };
-    assert!(r.stdout.contains(how), "{r:?}");
+    assert!(r.stdout.contains("start-first"), "{r:?}");
     assert_ne!(t.id(&web_name).unwrap(), first, "replaced, not edited");
     eventually("v2", Duration::from_secs(10), || http_get(t.port(0)).as_deref() == Some("v2"));
 

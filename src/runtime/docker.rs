@@ -865,48 +865,19 @@ impl Engine for DockerEngine {
             Some(id) => self.address(id).await?,
             None => None,
         };
-        let want = to.map(|to| super::ports::wanted(name, ports, to)).unwrap_or_default();
-        let name = name.to_string();
-        update_rules(project, &format!("publish the host ports of {name}"), move |all| {
-            all.retain(|p| p.name != name);
-            all.extend(want);
-        })
-        .await
+        super::ports::publish_to(project, name, to, ports).await
     }
 
     async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
-        if !self.own_ports {
-            return Ok(());
+        match self.address(id).await {
+            Ok(Some(to)) if self.own_ports => super::ports::unpublish_from(project, name, to).await,
+            _ => Ok(()),
         }
-        let Ok(Some(to)) = self.address(id).await else { return Ok(()) };
-        let name = name.to_string();
-        update_rules(project, &format!("unpublish the host ports of {name}"), move |all| {
-            all.retain(|p| !(p.name == name && p.to == to));
-        })
-        .await
     }
 
     async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {
-        let Some(to) = self.address(id).await? else { return Ok(0) };
-        Ok(ports
-            .iter()
-            .filter(|p| p.host_port.is_some() && p.protocol == crate::desired::Protocol::Tcp)
-            .map(|p| super::ports::open_connections(to, p.container_port))
-            .sum())
+        Ok(self.address(id).await?.map_or(0, |to| super::ports::open_to(to, ports)))
     }
-}
-
-/// Changes `project`'s rules with `change`, under the host's lock on them, off the async workers.
-async fn update_rules(
-    project: &str,
-    op: &str,
-    change: impl FnOnce(&mut Vec<super::ports::Published>) + Send + 'static,
-) -> Result<()> {
-    let project = project.to_string();
-    tokio::task::spawn_blocking(move || super::ports::update(&project, change))
-        .await
-        .expect("changing the rules does not panic")
-        .map_err(|e| EngineError { op: op.to_string(), kind: ErrorKind::Other, message: e.to_string() })
 }
 
 impl DockerEngine {

@@ -232,6 +232,7 @@ fn write(project: &str, ports: &[Published]) -> Result<(), PortsError> {
                 let _ = run("iptables", &["-w", "-t", table, "-X", own]);
             }
         }
+        remove_base_if_unused();
         return Ok(());
     }
     base()?;
@@ -266,6 +267,31 @@ fn write(project: &str, ports: &[Published]) -> Result<(), PortsError> {
     first("nat", POST, &["-m", "comment", "--comment", &comment, "-j", &masq])?;
     first("nat", DNAT, &["-m", "comment", "--comment", &comment, "-j", &dnat])?;
     Ok(())
+}
+
+/// The base chains and the jumps to them go when no project has rules left: hawser leaves
+/// nothing of its own in the kernel that publishes nothing.
+fn remove_base_if_unused() {
+    let rules = |table: &str, chain: &str| run("iptables", &["-w", "-t", table, "-S", chain]).unwrap_or_default();
+    let used = |table: &str, chain: &str| rules(table, chain).lines().any(|l| l.starts_with("-A "));
+    if used("nat", DNAT) || used("nat", POST) || used("filter", FWD) {
+        return;
+    }
+    let local = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT];
+    for (table, from, rule) in [
+        ("nat", "PREROUTING", &local[..]),
+        ("nat", "OUTPUT", &local[..]),
+        ("nat", "POSTROUTING", &["-j", POST][..]),
+        ("filter", "DOCKER-USER", &["-j", FWD][..]),
+        ("filter", "FORWARD", &["-j", FWD][..]),
+    ] {
+        let mut args = vec!["-w", "-t", table, "-D", from];
+        args.extend_from_slice(rule);
+        let _ = run("iptables", &args);
+    }
+    for (table, chain) in [("nat", DNAT), ("nat", POST), ("filter", FWD)] {
+        let _ = run("iptables", &["-w", "-t", table, "-X", chain]);
+    }
 }
 
 /// Loopback connections reach a container only when the kernel routes 127.0.0.0/8 out of the
@@ -336,6 +362,68 @@ fn split_quoted(line: &str) -> Vec<String> {
         words.push(cur);
     }
     words
+}
+
+/// Sends resource `name`'s host `ports` (of `project`) to `to` from now on, or publishes them no
+/// more (`None`): what an engine's `publish` does where hawser publishes ports itself.
+pub async fn publish_to(
+    project: &str,
+    name: &str,
+    to: Option<Ipv4Addr>,
+    ports: &[crate::desired::PortBinding],
+) -> crate::runtime::Result<()> {
+    let want = to.map(|to| wanted(name, ports, to)).unwrap_or_default();
+    let name = name.to_string();
+    let op = format!("publish the host ports of {name}");
+    changed(project, &op, move |all| {
+        all.retain(|p| p.name != name);
+        all.extend(want);
+    })
+    .await
+}
+
+/// Publishes resource `name`'s host ports no more where they go to `to`.
+pub async fn unpublish_from(project: &str, name: &str, to: Ipv4Addr) -> crate::runtime::Result<()> {
+    let name = name.to_string();
+    let op = format!("unpublish the host ports of {name}");
+    changed(project, &op, move |all| all.retain(|p| !(p.name == name && p.to == to))).await
+}
+
+/// TCP connections open now to the published `ports` of a container at `to`.
+pub fn open_to(to: Ipv4Addr, ports: &[crate::desired::PortBinding]) -> usize {
+    ports
+        .iter()
+        .filter(|p| p.host_port.is_some() && p.protocol == Protocol::Tcp)
+        .map(|p| open_connections(to, p.container_port))
+        .sum()
+}
+
+/// `update` off the async workers, its error an engine error of `op`.
+async fn changed(
+    project: &str,
+    op: &str,
+    change: impl FnOnce(&mut Vec<Published>) + Send + 'static,
+) -> crate::runtime::Result<()> {
+    let project = project.to_string();
+    tokio::task::spawn_blocking(move || update(&project, change))
+        .await
+        .expect("changing the rules does not panic")
+        .map_err(|e| crate::runtime::EngineError {
+            op: op.to_string(),
+            kind: crate::runtime::ErrorKind::Other,
+            message: e.to_string(),
+        })
+}
+
+/// What hawser's rules publish now, by project, as an engine's `observe` reads it.
+pub async fn observe() -> crate::runtime::Result<BTreeMap<String, Vec<Published>>> {
+    tokio::task::spawn_blocking(read).await.expect("reading the rules does not panic").map_err(|e| {
+        crate::runtime::EngineError {
+            op: "read hawser's port rules".into(),
+            kind: crate::runtime::ErrorKind::Other,
+            message: e.to_string(),
+        }
+    })
 }
 
 /// TCP connections open now to `to:port` (the reply side of a tracked connection is the

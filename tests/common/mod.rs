@@ -140,6 +140,30 @@ pub fn remove_port_rules(project: &str) {
             run(&["-X", chain]);
         }
     }
+    // hawser's base chains go when no project uses them any more, as hawser itself does.
+    let rules = |table: &str, chain: &str| {
+        Command::new("iptables")
+            .args(["-w", "-t", table, "-S", chain])
+            .output()
+            .map_or(String::new(), |o| String::from_utf8_lossy(&o.stdout).to_string())
+    };
+    let used = |table: &str, chain: &str| rules(table, chain).lines().any(|l| l.starts_with("-A "));
+    if used("nat", "HAWSER") || used("nat", "HAWSER-POST") || used("filter", "HAWSER-FWD") {
+        return;
+    }
+    let local = ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "HAWSER"];
+    for (table, from, rule) in [
+        ("nat", "PREROUTING", &local[..]),
+        ("nat", "OUTPUT", &local[..]),
+        ("nat", "POSTROUTING", &["-j", "HAWSER-POST"][..]),
+        ("filter", "DOCKER-USER", &["-j", "HAWSER-FWD"][..]),
+        ("filter", "FORWARD", &["-j", "HAWSER-FWD"][..]),
+    ] {
+        let _ = Command::new("iptables").args(["-w", "-t", table, "-D", from]).args(rule).output();
+    }
+    for (table, chain) in [("nat", "HAWSER"), ("nat", "HAWSER-POST"), ("filter", "HAWSER-FWD")] {
+        let _ = Command::new("iptables").args(["-w", "-t", table, "-X", chain]).output();
+    }
 }
 
 impl Drop for Stack {

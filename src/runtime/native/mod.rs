@@ -18,7 +18,7 @@ pub mod store;
 pub mod volumes;
 
 use super::{ContainerEvent, ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, ErrorKind, Result};
-use crate::desired::{NetworkSpec, VolumeSpec};
+use crate::desired::{NetworkSpec, PortBinding, VolumeSpec};
 use crate::labels::Ownership;
 use crate::observed::{Health, ObservedContainer, ObservedState, ObservedVolume, RunState};
 use error::NativeError;
@@ -33,6 +33,8 @@ pub struct NativeEngine {
     runtime: oci::Runtime,
     /// The program that runs monitors (`hawser __monitor`): this one, unless a test says.
     monitor_exe: PathBuf,
+    /// Whether hawser publishes host ports itself (`super::ports`), or why not.
+    ports_unowned: Option<String>,
 }
 
 fn fail(op: &str, kind: ErrorKind, message: impl Into<String>) -> EngineError {
@@ -74,7 +76,14 @@ impl NativeEngine {
             .map(PathBuf::from)
             .or_else(|| std::env::current_exe().ok())
             .ok_or_else(|| fail(op, ErrorKind::Other, "cannot tell where the hawser binary is"))?;
-        Ok(NativeEngine { runtime: oci::Runtime { bin, root: root.join("runtime") }, root, store, monitor_exe })
+        let ports_unowned = super::ports::check().err().map(|e| e.to_string());
+        Ok(NativeEngine {
+            runtime: oci::Runtime { bin, root: root.join("runtime") },
+            root,
+            store,
+            monitor_exe,
+            ports_unowned,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -315,8 +324,16 @@ fn health(h: Option<&str>) -> Option<Health> {
 
 impl EngineRead for NativeEngine {
     async fn observe(&self) -> Result<ObservedState> {
-        let mut state = ObservedState::default();
+        let mut state = ObservedState {
+            owns_ports: self.ports_unowned.is_none(),
+            ports_unowned: self.ports_unowned.clone(),
+            ..Default::default()
+        };
+        if state.owns_ports {
+            state.published = super::ports::observe().await?;
+        }
         for (rec, st) in self.containers() {
+            let address = if st.state == State::Running { self.address(&rec.id) } else { None };
             state.containers.push(ObservedContainer {
                 id: rec.id,
                 name: rec.name,
@@ -332,7 +349,7 @@ impl EngineRead for NativeEngine {
                     (None, true) => vec!["bridge".into()],
                     (None, false) => rec.spec.networks.keys().cloned().collect(),
                 },
-                address: None,
+                address,
             });
         }
         for n in networks(&self.root) {
@@ -708,6 +725,30 @@ impl Engine for NativeEngine {
         std::fs::remove_dir_all(&p.dir).map_err(io(&op))
     }
 
+    async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
+        if self.ports_unowned.is_some() || !ports.iter().any(|p| p.host_port.is_some()) {
+            return Ok(());
+        }
+        let to = match id {
+            Some(id) => self.address(&self.resolve("publish", id)?),
+            None => None,
+        };
+        super::ports::publish_to(project, name, to, ports).await
+    }
+
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+        let to = self.resolve("unpublish", id).ok().and_then(|id| self.address(&id));
+        match to {
+            Some(to) if self.ports_unowned.is_none() => super::ports::unpublish_from(project, name, to).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {
+        let to = self.resolve("count connections", id).ok().and_then(|id| self.address(&id));
+        Ok(to.map_or(0, |to| super::ports::open_to(to, ports)))
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         let op = format!("rename container {} to {new_name}", short(id));
         let id = self.resolve(&op, id)?;
@@ -731,6 +772,12 @@ impl Engine for NativeEngine {
 }
 
 impl NativeEngine {
+    /// The running container's address on the first of its networks (by name), where hawser
+    /// sends its host ports.
+    fn address(&self, id: &str) -> Option<std::net::Ipv4Addr> {
+        net::attached(&self.paths(id).dir)?.addresses.values().find_map(|a| a.parse().ok())
+    }
+
     fn make_container(
         &self,
         id: &str,
@@ -789,6 +836,7 @@ impl NativeEngine {
             aliases: req.aliases.clone(),
             healthcheck: spec::healthcheck(req.spec, image.run_config()),
             image_stop_signal: image.run_config()["StopSignal"].as_str().map(str::to_string),
+            hawser_ports: self.ports_unowned.is_none(),
         };
         self.write_etc(&p, &rec).map_err(error::io(p.etc()))?;
         p.write_status(&Status::default()).map_err(error::io(p.record()))?;

@@ -82,7 +82,9 @@ fn run(paths: &Paths) -> Result<(), NativeError> {
     // Its networks live as long as the monitor: the addresses stay across restarts.
     let joins = super::joins(&rec)?;
     if !joins.is_empty() {
-        super::net::attach(&rec.id, &paths.dir, &joins, &rec.spec.ports)?;
+        // Host ports hawser publishes itself are not the plugin's.
+        let portmap = if rec.hawser_ports { &[][..] } else { &rec.spec.ports[..] };
+        super::net::attach(&rec.id, &paths.dir, &joins, portmap)?;
         super::hosts::refresh(&rec.native_root);
     }
     let detach = || {

@@ -43,6 +43,10 @@ pub struct ContainerRecord {
     /// The image's own stop signal, when it gives one.
     #[serde(default)]
     pub image_stop_signal: Option<String>,
+    /// Its host ports are published by hawser's own rules (`runtime::ports`), not by the CNI
+    /// portmap plugin (containers made before hawser did so).
+    #[serde(default)]
+    pub hawser_ports: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
