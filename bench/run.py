@@ -571,10 +571,10 @@ def write_report(path, results, runs, extra):
         out += ["## Notes from this run", ""] + [f"- {n}" for n in NOTES] + [""]
     if extra:
         out += ["## Service and in process", ""] + [f"- {k}: {v}" for k, v in extra.items()] + [""]
-    # The swarm, dashboard and native sections are bench/swarm.py's, bench/dashboard.py's and
-    # bench/native.py's: kept.
+    # The swarm, dashboard, native and ports sections are bench/swarm.py's, bench/dashboard.py's,
+    # bench/native.py's and bench/ports.py's: kept.
     old = open(path).read() if os.path.exists(path) else ""
-    for name in ("swarm", "dashboard", "native"):
+    for name in ("swarm", "dashboard", "native", "ports"):
         begin, end = f"<!-- {name} benchmark -->", f"<!-- /{name} benchmark -->"
         if begin in old and end in old:
             out += [old[old.index(begin):old.index(end) + len(end)], ""]

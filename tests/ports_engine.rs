@@ -165,6 +165,14 @@ fn switch(p: &str, port: u16, native: bool) {
     }
     assert!(nat_rules().contains(&format!("--dport {port} -m comment --comment \"hawser {p}/{p}-web\" -j DNAT")));
 
+    // `hawser status` shows the port where it goes.
+    let mut status = vec!["status", "--project", p];
+    if native {
+        status = vec!["--target", "native", "status", "--project", p];
+    }
+    let r = s.hawser(&status);
+    assert!(r.stdout.contains(&format!("127.0.0.1:{port}->8080/tcp")), "{r:?}");
+
     // A change: start-first through the switch, every request answered, v1 then v2.
     s.write("web.yaml", &web(p, port, "v2", OK));
     s.commit("v2");

@@ -41,7 +41,23 @@ fn print_host(
         memory_bytes: Option<u64>,
         #[serde(rename = "cpuSeconds", skip_serializing_if = "Option::is_none")]
         cpu_seconds: Option<f64>,
+        /// The host ports hawser's rules send to it.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ports: Vec<String>,
     }
+    // Where hawser publishes host ports itself, the rules that send them to this container.
+    let ports_of = |c: &crate::observed::ObservedContainer, o: &crate::labels::Ownership| -> Vec<String> {
+        let Some(to) = c.address else { return Vec::new() };
+        let rules = observed.published.get(&o.project).map(Vec::as_slice).unwrap_or_default();
+        rules
+            .iter()
+            .filter(|p| p.name == o.name && p.to == to)
+            .map(|p| {
+                let ip = p.host_ip.map(|ip| format!("{ip}:")).unwrap_or_default();
+                format!("{ip}{}->{}/{}", p.host_port, p.container_port, p.protocol)
+            })
+            .collect()
+    };
     let mut rows = Vec::new();
     for c in &observed.containers {
         if let Some(o) = &c.owner {
@@ -59,6 +75,7 @@ fn print_host(
                 }),
                 memory_bytes: usage.get(&c.id).map(|u| u.0),
                 cpu_seconds: usage.get(&c.id).map(|u| u.1 as f64 / 1e9),
+                ports: ports_of(c, o),
             });
         }
     }
@@ -73,6 +90,7 @@ fn print_host(
                 health: None,
                 memory_bytes: None,
                 cpu_seconds: None,
+                ports: Vec::new(),
             });
         }
     }
@@ -87,6 +105,7 @@ fn print_host(
                 health: None,
                 memory_bytes: None,
                 cpu_seconds: None,
+                ports: Vec::new(),
             });
         }
     }
@@ -99,11 +118,11 @@ fn print_host(
     let with_usage = !usage.is_empty();
     if with_usage {
         println!(
-            "{:<16} {:<10} {:<24} {:<22} {:>9} {:>9} REVISION",
-            "PROJECT", "KIND", "NAME", "STATE", "MEMORY", "CPU"
+            "{:<16} {:<10} {:<24} {:<22} {:>9} {:>9} {:<12} PORTS",
+            "PROJECT", "KIND", "NAME", "STATE", "MEMORY", "CPU", "REVISION"
         );
     } else {
-        println!("{:<16} {:<10} {:<24} {:<22} REVISION", "PROJECT", "KIND", "NAME", "STATE");
+        println!("{:<16} {:<10} {:<24} {:<22} {:<12} PORTS", "PROJECT", "KIND", "NAME", "STATE", "REVISION");
     }
     for r in rows {
         let rev = short_revision(r.revision);
@@ -116,9 +135,13 @@ fn print_host(
         if with_usage {
             let mem = r.memory_bytes.map_or_else(|| "-".into(), |b| format!("{:.1}MiB", b as f64 / 1048576.0));
             let cpu = r.cpu_seconds.map_or_else(|| "-".into(), |s| format!("{s:.2}s"));
-            println!("{project:<16} {kind:<10} {name:<24} {:<22} {mem:>9} {cpu:>9} {rev}", clean_line(&state));
+            println!(
+                "{project:<16} {kind:<10} {name:<24} {:<22} {mem:>9} {cpu:>9} {rev:<12} {}",
+                clean_line(&state),
+                r.ports.join(",")
+            );
         } else {
-            println!("{project:<16} {kind:<10} {name:<24} {:<22} {rev}", clean_line(&state));
+            println!("{project:<16} {kind:<10} {name:<24} {:<22} {rev:<12} {}", clean_line(&state), r.ports.join(","));
         }
     }
 }

@@ -124,6 +124,13 @@ impl Stack {
 /// Removes the kernel rules hawser made to publish `project`'s host ports: its chains and the
 /// jumps to them, nothing else.
 pub fn remove_port_rules(project: &str) {
+    // Under hawser's own lock on its rules: another test's hawser may be writing its project's.
+    let Ok(lock) = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open("/run/hawser-ports.lock")
+    else {
+        return;
+    };
+    #[allow(deprecated)]
+    let _ = nix::fcntl::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), nix::fcntl::FlockArg::LockExclusive);
     let comment = format!("hawser {project}");
     for table in ["nat", "filter"] {
         let Ok(out) = Command::new("iptables-save").args(["-t", table]).output() else { return };
