@@ -84,8 +84,10 @@ def manifest(p, version, strategy):
 
 
 def compose_file(p, version):
+    # `$$`: the variable is the container's, not one compose fills in.
+    serve = SERVE.replace("$", "$$")
     return (f"version: '2.4'\nservices:\n  web:\n    image: {IMAGE}\n    container_name: {p}-web\n"
-            f"    command: [\"sh\", \"-c\", \"{SERVE}\"]\n    environment: {{VERSION: \"{version}\"}}\n"
+            f"    command: [\"sh\", \"-c\", \"{serve}\"]\n    environment: {{VERSION: \"{version}\"}}\n"
             f"    ports: [\"127.0.0.1:{PORT}:8080\"]\n    stop_grace_period: 1s\n"
             f"    healthcheck: {{test: [\"CMD-SHELL\", \"{CHECK}\"], interval: 300ms, timeout: 1s, retries: 2}}\n")
 
