@@ -47,6 +47,11 @@ async fn deployed(engine: &FakeEngine, strategy: &str) -> String {
     engine.container("web").expect("deployed").id
 }
 
+/// The calls that changed something, in order (no reads).
+fn changes(engine: &FakeEngine) -> Vec<String> {
+    engine.calls().into_iter().filter(|c| !c.starts_with("observe") && !c.starts_with("inspect")).collect()
+}
+
 fn revision_of(engine: &FakeEngine, name: &str) -> String {
     engine.container(name).and_then(|c| c.labels.get(crate::labels::REVISION).cloned()).unwrap_or_default()
 }
@@ -57,10 +62,8 @@ async fn start_first_runs_the_new_container_beside_the_old_and_removes_the_old_o
     let old = deployed(&engine, "start-first").await;
     let report = apply(&engine, &desired("rev2", &web(NEXT, "start-first"))).await;
     assert!(report.ok() && report.done == 1, "{report:?}");
-    let changes: Vec<String> =
-        engine.calls().into_iter().filter(|c| !c.starts_with("observe") && !c.starts_with("inspect")).collect();
     assert_eq!(
-        changes,
+        changes(&engine),
         [
             "create_container web.hawser-next",
             "start_container web.hawser-next",
@@ -112,10 +115,8 @@ async fn stop_first_gives_the_old_container_its_name_back_and_starts_it_when_the
     engine.behave(NEXT, Behaviour::Exits(1));
     let report = apply(&engine, &desired("rev2", &web(NEXT, "stop-first"))).await;
     assert!(report.failures.len() == 1 && report.failures[0].rolled_back, "{report:?}");
-    let changes: Vec<String> =
-        engine.calls().into_iter().filter(|c| !c.starts_with("observe") && !c.starts_with("inspect")).collect();
     assert_eq!(
-        changes,
+        changes(&engine),
         [
             "stop_container web",
             "rename_container web web.hawser-old",
@@ -310,10 +311,8 @@ async fn a_published_port_is_switched_to_the_new_container_before_the_old_one_st
     );
     let report = execute(&Limited::new(&engine, 8), &d2, &plan, &mut |_| {}).await;
     assert!(report.ok(), "{report:?}");
-    let changes: Vec<String> =
-        engine.calls().into_iter().filter(|c| !c.starts_with("observe") && !c.starts_with("inspect")).collect();
     assert_eq!(
-        changes,
+        changes(&engine),
         [
             "create_container web.hawser-next",
             "start_container web.hawser-next",

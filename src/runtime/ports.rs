@@ -486,6 +486,22 @@ ipv4     2 udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=40003 dport=5353 src
     }
 
     #[test]
+    fn the_rules_wanted_are_the_ipv4_host_ports_and_any_address_is_none() {
+        let ports: Vec<crate::desired::PortBinding> =
+            ["127.0.0.1:8080:80", "0.0.0.0:8443:443", "9000:90/udp", "[::1]:8081:81", "3000"]
+                .iter()
+                .map(|p| p.parse().unwrap())
+                .collect();
+        let to = "172.17.0.9".parse().unwrap();
+        let got: Vec<String> = wanted("web", &ports, to).iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            got,
+            ["127.0.0.1:8080/tcp -> 172.17.0.9:80", "8443/tcp -> 172.17.0.9:443", "9000/udp -> 172.17.0.9:90"],
+            "IPv6 and engine-chosen host ports stay the engine's"
+        );
+    }
+
+    #[test]
     fn each_project_has_chains_of_its_own_within_iptables_limits() {
         let (a, b, c) = chains("a-very-long-project-name-that-goes-on-and-on");
         assert!(a.len() <= 28 && b.len() <= 28 && c.len() <= 28);
