@@ -277,3 +277,53 @@ fn crash_at_switch(p: &str, port: u16, native: bool) {
     let rules = nat_rules();
     assert_eq!(rules.matches(&format!("--comment \"hawser {p}/{p}-web\" -j DNAT")).count(), 1, "{rules}");
 }
+
+/// `hawser serve` retrying a revision whose healthcheck never passes: the port stays with the
+/// container that works through every retry.
+#[test]
+fn retries_of_a_failing_revision_under_serve_cause_no_gap() {
+    let p = "t-switchserve";
+    let port = 19705;
+    let project = Project::new(p, false);
+    let s = &project.s;
+    s.write("web.yaml", &web(p, port, "v1", OK).replace("healthTimeout: 10s", "healthTimeout: 2s"));
+    s.commit("v1");
+    let log = std::fs::File::create(s.state.path().join("serve.log")).unwrap();
+    let src = s.dir.path().display().to_string();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(["serve", &src, "--listen", "127.0.0.1:19706", "--interval", "60s"])
+        .env("DOCKER_HOST", docker_host())
+        .env("HAWSER_STATE_DIR", s.state.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _serve = Killed(child);
+    let until = Instant::now() + Duration::from_secs(30);
+    while get(port, "/", Duration::from_secs(1)).as_deref() != Some("v1") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(port, "/", Duration::from_secs(1)).as_deref(), Some("v1"), "serve deployed v1");
+
+    // The broken revision is tried, then retried after 5 s: 12 s of requests cover both.
+    let client = Client::start(port);
+    s.write("web.yaml", &web(p, port, "v2", "exit 1").replace("healthTimeout: 10s", "healthTimeout: 2s"));
+    s.commit("v2 broken");
+    std::thread::sleep(Duration::from_secs(12));
+    let (made, failed, answers) = client.stop();
+    assert_eq!((failed, answers), (0, vec!["v1".to_string()]), "{made} requests");
+    let history = s.hawser(&["history", "--project", p, "--output", "json"]);
+    let rows: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+    let failures = rows.as_array().unwrap().iter().filter(|r| r["outcome"] == "failed").count();
+    assert!(failures >= 2, "tried and retried: {rows}");
+}
+
+/// Kills the child on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
