@@ -59,6 +59,7 @@ fn main() {
                 revision: "a".repeat(12),
                 uptime: "3h".into(),
                 restarts: "0".into(),
+                ports: "127.0.0.1:8080->80/tcp".into(),
             })
             .collect()
     };

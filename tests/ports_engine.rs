@@ -306,6 +306,11 @@ fn retries_of_a_failing_revision_under_serve_cause_no_gap() {
     assert_eq!(get(port, "/", Duration::from_secs(1)).as_deref(), Some("v1"), "serve deployed v1");
 
     // The broken revision is tried, then retried after 5 s: 12 s of requests cover both.
+    // The dashboard's page of the project shows where the port goes.
+    let page = dashboard_page(19706, &format!("/sources/{}", s.dir.path().file_name().unwrap().to_string_lossy()));
+    let shown = page.replace("&#62;", ">").replace("&gt;", ">");
+    assert!(shown.contains(&format!("<td>127.0.0.1:{port}->8080/tcp</td>")), "{page}");
+
     let client = Client::start(port);
     s.write("web.yaml", &web(p, port, "v2", "exit 1").replace("healthTimeout: 10s", "healthTimeout: 2s"));
     s.commit("v2 broken");
@@ -316,6 +321,17 @@ fn retries_of_a_failing_revision_under_serve_cause_no_gap() {
     let rows: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
     let failures = rows.as_array().unwrap().iter().filter(|r| r["outcome"] == "failed").count();
     assert!(failures >= 2, "tried and retried: {rows}");
+}
+
+/// The body of a page of the service on loopback.
+fn dashboard_page(listen: u16, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", listen)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{listen}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }
 
 /// Kills the child on drop.

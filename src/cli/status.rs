@@ -45,19 +45,6 @@ fn print_host(
         #[serde(skip_serializing_if = "Vec::is_empty")]
         ports: Vec<String>,
     }
-    // Where hawser publishes host ports itself, the rules that send them to this container.
-    let ports_of = |c: &crate::observed::ObservedContainer, o: &crate::labels::Ownership| -> Vec<String> {
-        let Some(to) = c.address else { return Vec::new() };
-        let rules = observed.published.get(&o.project).map(Vec::as_slice).unwrap_or_default();
-        rules
-            .iter()
-            .filter(|p| p.name == o.name && p.to == to)
-            .map(|p| {
-                let ip = p.host_ip.map(|ip| format!("{ip}:")).unwrap_or_default();
-                format!("{ip}{}->{}/{}", p.host_port, p.container_port, p.protocol)
-            })
-            .collect()
-    };
     let mut rows = Vec::new();
     for c in &observed.containers {
         if let Some(o) = &c.owner {
@@ -75,7 +62,7 @@ fn print_host(
                 }),
                 memory_bytes: usage.get(&c.id).map(|u| u.0),
                 cpu_seconds: usage.get(&c.id).map(|u| u.1 as f64 / 1e9),
-                ports: ports_of(c, o),
+                ports: observed.ports_of(c),
             });
         }
     }

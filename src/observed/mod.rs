@@ -89,6 +89,22 @@ pub struct ObservedState {
     pub ports_unowned: Option<String>,
 }
 
+impl ObservedState {
+    /// The host ports hawser's rules send to container `c` (`127.0.0.1:8080->80/tcp`).
+    pub fn ports_of(&self, c: &ObservedContainer) -> Vec<String> {
+        let (Some(o), Some(to)) = (&c.owner, c.address) else { return Vec::new() };
+        let rules = self.published.get(&o.project).map(Vec::as_slice).unwrap_or_default();
+        rules
+            .iter()
+            .filter(|p| p.name == o.name && p.to == to)
+            .map(|p| {
+                let ip = p.host_ip.map(|ip| format!("{ip}:")).unwrap_or_default();
+                format!("{ip}{}->{}/{}", p.host_port, p.container_port, p.protocol)
+            })
+            .collect()
+    }
+}
+
 /// Parses docker's status text for an exit code: `Exited (137) 2 minutes ago`.
 pub fn exit_code_from_status(status: &str) -> Option<i64> {
     let rest = status.strip_prefix("Exited (")?;

@@ -405,6 +405,7 @@ fn rows_of(listing: Listing, project: &str) -> Vec<ResourceRow> {
                     revision: s.owner.as_ref().map(|o| dashboard::short_revision(&o.revision)).unwrap_or_default(),
                     uptime: String::new(),
                     restarts: String::new(),
+                    ports: String::new(),
                 });
             }
             return rows;
@@ -446,6 +447,7 @@ fn rows_of(listing: Listing, project: &str) -> Vec<ResourceRow> {
             revision: dashboard::short_revision(&owner.revision),
             uptime,
             restarts,
+            ports: observed.ports_of(c).join(", "),
         });
     }
     for n in observed.networks.iter().filter(|n| ours(&n.owner)) {
@@ -468,6 +470,7 @@ fn other_row(kind: &'static str, name: &str, owner: Option<&crate::labels::Owner
         revision: owner.map(|o| dashboard::short_revision(&o.revision)).unwrap_or_default(),
         uptime: String::new(),
         restarts: String::new(),
+        ports: String::new(),
     }
 }
 

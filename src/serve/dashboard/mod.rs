@@ -134,6 +134,8 @@ pub struct ResourceRow {
     pub revision: String,
     pub uptime: String,
     pub restarts: String,
+    /// The host ports hawser publishes to it.
+    pub ports: String,
 }
 
 /// One reconcile of the history.
