@@ -129,7 +129,18 @@ impl Drop for Project {
             std::fs::write(empty.path().join("hawser.toml"), toml).unwrap();
             let src = empty.path().display().to_string();
             let args = ["apply", "-y", "--prune", "--allow-empty", "--take-over", &src];
-            let _ = hawser_in(empty.path(), self.s.state.path(), &args, &[]);
+            // Its containers' monitors, namespaces and rules must go before the state folder does.
+            let mut r = hawser_in(empty.path(), self.s.state.path(), &args, &[]);
+            for _ in 0..2 {
+                if r.code == 0 {
+                    break;
+                }
+                r = hawser_in(empty.path(), self.s.state.path(), &args, &[]);
+            }
+            if !std::thread::panicking() {
+                assert_eq!(r.code, 0, "pruning the project: {r:?}");
+                assert!(self.containers().is_empty(), "containers left: {:?}", self.containers());
+            }
         }
     }
 }

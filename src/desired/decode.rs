@@ -955,7 +955,15 @@ fn container(
                 }),
                 health_timeout: u.get("healthTimeout").and_then(|v| duration(v, "update.healthTimeout", sink)),
                 min_uptime: u.get("minUptime").and_then(|v| duration(v, "update.minUptime", sink)),
-                drain_timeout: u.get("drainTimeout").and_then(|v| duration(v, "update.drainTimeout", sink)),
+                drain_timeout: u.get("drainTimeout").and_then(|v| {
+                    // A pusher's number holds the old container, and the apply, that long.
+                    let d = duration(v, "update.drainTimeout", sink)?;
+                    if d.as_std() > std::time::Duration::from_secs(3600) {
+                        sink.error(v.pos, format!("update.drainTimeout: {d} is more than the 1h hawser waits at most"));
+                        return None;
+                    }
+                    Some(d)
+                }),
                 parallelism: u.get("parallelism").and_then(|v| match integer(v, "update.parallelism", sink) {
                     Some(n) if n >= 1 => Some(n as u64),
                     Some(n) => {

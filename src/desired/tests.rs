@@ -388,3 +388,15 @@ fn unknown_fields_past_the_error_cap_cost_no_suggestions() {
     // Generous for a debug build on a loaded machine; the suggestions alone took minutes there.
     assert!(took < std::time::Duration::from_secs(20), "{took:?}");
 }
+
+#[test]
+fn a_drain_timeout_is_bounded_and_positioned() {
+    let yaml = "kind: Container\nmetadata: {name: web}\nspec:\n  image: reg/app:1\n  update: {drainTimeout: 48h}\n";
+    let files = [ManifestFile { path: "web.yaml".into(), text: yaml.into() }];
+    let e = load("p", "r", &files).unwrap_err().to_string();
+    assert!(e.contains("web.yaml:5:") && e.contains("update.drainTimeout: 48h is more than the 1h"), "{e}");
+    let ok = yaml.replace("48h", "30s");
+    let files = [ManifestFile { path: "web.yaml".into(), text: ok }];
+    let d = load("p", "r", &files).unwrap();
+    assert_eq!(d.containers["web"].spec.drain_timeout().to_string(), "30s");
+}
