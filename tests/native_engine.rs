@@ -147,6 +147,48 @@ fn a_container_whose_monitor_was_killed_is_run_again_under_a_new_one() {
     assert_eq!(logs.stdout.matches("started").count(), 2, "{logs:?}");
 }
 
+/// A health check that outlives its timeout leaves a process in the container whose `runc exec`
+/// was killed; the monitor inherits it as the subreaper. Left unreaped, it held the container's
+/// init in its exit and the container could not be stopped (seen in CI: "it did not stop within
+/// 30s of SIGKILL"). It is reaped, and the container stops at once.
+#[test]
+fn a_container_stops_after_a_health_check_timed_out() {
+    use std::time::{Duration, Instant};
+    let p = "nt-reap";
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    // Healthy at the first check; every later one sleeps past its timeout.
+    s.write(
+        "c.yaml",
+        &format!(
+            r#"kind: Container
+metadata: {{name: {p}-c}}
+spec:
+  image: "{IMAGE}"
+  command: "exec sleep 3600"
+  stopTimeout: 1s
+  healthcheck: {{test: "if [ -f /tmp/h ]; then exec sleep 30; fi; touch /tmp/h", interval: 100ms, timeout: 300ms, retries: 1000}}
+"#
+        ),
+    );
+    s.commit("first");
+    let _pruned = Pruned(&s);
+    assert_eq!(s.hawser(&["apply", "-y", "{src}"]).code, 0);
+    let status = || native_status(&s, &format!("{p}-c"));
+    let until = Instant::now() + Duration::from_secs(10);
+    while !status()["health_output"].as_str().is_some_and(|o| o.contains("timed out")) {
+        assert!(Instant::now() < until, "no check timed out: {}", status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.write("c.yaml", "");
+    s.commit("empty");
+    let began = Instant::now();
+    let r = s.hawser(&["apply", "-y", "--prune", "--allow-empty", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(began.elapsed() < Duration::from_secs(10), "stopped in {:?}", began.elapsed());
+    assert!(status().is_null(), "removed: {}", status());
+}
+
 /// Attack: the native state folders were 0755, layers kept their setuid bits and containers'
 /// writable folders sat under the same tree: `su nobody` ran a setuid-root file from an image
 /// layer, and one a container had made setuid at run time, and got euid 0. Now the native

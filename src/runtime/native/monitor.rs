@@ -79,6 +79,7 @@ fn run(paths: &Paths) -> Result<(), NativeError> {
     let shared = Arc::new(Shared { paths: Paths::new(paths.dir.clone()), status: Mutex::new(st) });
     shared.update(|_| {});
     let log = Arc::new(Mutex::new(LogFile::open(paths.log(), &rec)));
+    std::thread::spawn(reap_orphans);
     // Its networks live as long as the monitor: the addresses stay across restarts.
     let joins = super::joins(&rec)?;
     if !joins.is_empty() {
@@ -265,6 +266,51 @@ fn run_once(
     });
     paths.append_event(rec, "die");
     Ok(code)
+}
+
+/// Reaps the orphans the monitor inherits as the subreaper of its container. One is a
+/// process of a health check whose `runc exec` was killed at its timeout; left a zombie, it
+/// would hold the container's init in its exit for ever (the init of a pid namespace waits
+/// for every process of the namespace to be reaped), so the container could never be stopped.
+/// A child in a container's pid namespace is always an orphan (the monitor starts nothing
+/// there itself) and is reaped at once; any other is a program the monitor runs and waits for,
+/// unless it has stayed a zombie for seconds, which no waiting thread leaves it.
+fn reap_orphans() {
+    let own = pid_depth("self");
+    let mut seen: std::collections::HashMap<(i32, String), std::time::Instant> = Default::default();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = std::time::Instant::now();
+        let mut zombies = std::collections::HashMap::new();
+        for child in oci::children("self") {
+            let Some(started) = zombie_since(child) else { continue };
+            let first = *seen.get(&(child, started.clone())).unwrap_or(&now);
+            if pid_depth(&child.to_string()) > own || now.duration_since(first) >= Duration::from_secs(3) {
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(child),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
+            } else {
+                zombies.insert((child, started), first);
+            }
+        }
+        seen = zombies;
+    }
+}
+
+/// A zombie's start time (which tells it from a later process with its pid), or None when it is
+/// not a zombie.
+fn zombie_since(pid: i32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split(' ').collect();
+    // After the name: state is the 1st field, starttime the 20th.
+    (fields.first() == Some(&"Z")).then(|| fields.get(19).unwrap_or(&"").to_string())
+}
+
+/// How many pid namespaces deep a process is (its `NSpid` has one number per level); 0 if gone.
+fn pid_depth(pid: &str) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("NSpid:")).map_or(0, |l| l.split_whitespace().count())
 }
 
 /// The last error line of the runtime's JSON log.

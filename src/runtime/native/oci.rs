@@ -108,6 +108,9 @@ impl Runtime {
                 Ok(Some(st)) => break st.code().or(Some(128)),
                 Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
                 _ => {
+                    // What it started inside the container first: killed alone, `runc exec`
+                    // leaves its process running as an orphan of the monitor.
+                    kill_tree(child.id() as i32);
                     let _ = child.kill();
                     let _ = child.wait();
                     break None;
@@ -119,6 +122,25 @@ impl Runtime {
         text.truncate(4096);
         (code, text)
     }
+}
+
+/// SIGKILL to every descendant of `pid` (not to `pid` itself), deepest first.
+fn kill_tree(pid: i32) {
+    for c in children(&pid.to_string()) {
+        kill_tree(c);
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// The children of a process (`self` or a pid), whichever of its threads they belong to.
+pub fn children(pid: &str) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
+        .collect()
 }
 
 fn tempfile_in_dev_shm() -> Option<(std::fs::File, PathBuf)> {

@@ -193,14 +193,15 @@ impl Paths {
 pub fn monitor_alive(pid: Option<i32>) -> bool {
     let Some(pid) = pid else { return false };
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(c) => {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // A zombie is not alive.
-            let zombie = stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'));
-            !zombie && c.split(|b| *b == 0).any(|a| a == b"__monitor")
-        }
+        // A zombie is not alive.
+        Ok(c) => !zombie(pid) && c.split(|b| *b == 0).any(|a| a == b"__monitor"),
         Err(_) => false,
     }
+}
+
+pub fn zombie(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'))
 }
 
 /// A container's log files, oldest first: `log.N` ... `log.1`, `log`.
