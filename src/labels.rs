@@ -16,6 +16,8 @@ pub const SOURCE: &str = "dev.hawser.source";
 /// On a container that runs `REPO@DIGEST` resolved from a tag: that tag, as declared. While the
 /// registry can't be asked, a container of the same tag keeps its digest.
 pub const IMAGE_REF: &str = "dev.hawser.image-ref";
+/// On a replica of a Container with `replicas` (one host): that Container's name.
+pub const REPLICA_OF: &str = "dev.hawser.replica-of";
 
 /// Who owns an engine object, read back from its labels.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +93,9 @@ pub fn container(d: &DesiredState, name: &str) -> BTreeMap<String, String> {
     let mut l = of(d, &spec.labels, Kind::Container, name, &hash::container(spec), json.as_deref());
     if let Some(tag) = d.declared_images.get(name) {
         l.insert(IMAGE_REF.into(), tag.clone());
+    }
+    if let Some(r) = &spec.replica {
+        l.insert(REPLICA_OF.into(), r.service.clone());
     }
     l
 }

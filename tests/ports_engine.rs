@@ -1,8 +1,8 @@
 //! Host ports that hawser publishes itself (its own NAT rules), on both one-host targets (the
 //! Docker engine of this host, and the native target): a replacement switches the port from the
 //! old container to the new one with no failed request, a failing revision never takes it, a
-//! request begun before the switch completes, a rule lost by hand is drift, and a crash at the
-//! switch converges.
+//! request begun before the switch completes, a rule lost by hand is drift, a crash at the
+//! switch converges, and replicas share one host port.
 //!
 //! Needs the `failpoints` feature for the crash (scripts/test enables it).
 
@@ -242,6 +242,83 @@ fn switch(p: &str, port: u16, native: bool) {
     s.commit("empty");
     assert_eq!(s.hawser(&["apply", "{src}", "--prune", "--allow-empty"]).code, 0);
     assert!(!nat_rules().contains(&format!("hawser {p}")), "{}", nat_rules());
+}
+
+/// A Container with `replicas`, each answering `BODY HOSTNAME` (its hostname is its own id).
+fn replicated(p: &str, port: u16, body: &str, replicas: u32) -> String {
+    format!(
+        r#"kind: Container
+metadata: {{name: {p}-web}}
+spec:
+  image: "{IMAGE}"
+  replicas: {replicas}
+  command: "mkdir -p /www && echo {body} $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
+  ports: ["127.0.0.1:{port}:8080"]
+  stopTimeout: 1s
+  healthcheck: {{test: "{OK}", interval: 300ms, timeout: 1s, retries: 2}}
+  update: {{healthTimeout: 10s, drainTimeout: 5s}}
+"#
+    )
+}
+
+/// The distinct answers of 60 requests.
+fn answers(port: u16) -> std::collections::BTreeSet<String> {
+    (0..60).filter_map(|_| get(port, "/", Duration::from_secs(2))).collect()
+}
+
+#[test]
+fn docker_replicas_share_one_host_port_and_roll_over_with_no_failed_request() {
+    replicas("t-repl-d", 19707, false);
+}
+
+#[test]
+fn native_replicas_share_one_host_port_and_roll_over_with_no_failed_request() {
+    replicas("t-repl-n", 19708, true);
+}
+
+fn replicas(p: &str, port: u16, native: bool) {
+    let project = Project::new(p, native);
+    let s = &project.s;
+    s.write("web.yaml", &replicated(p, port, "v1", 3));
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let names = |n: u32| (1..=n).map(|i| format!("{p}-web-{i}")).collect::<Vec<_>>();
+    assert_eq!(project.containers(), names(3));
+    // New connections are spread over the three.
+    let seen = answers(port);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.iter().all(|a| a.starts_with("v1 ")), "{seen:?}");
+    let mut status = vec!["status", "--project", p];
+    if native {
+        status = vec!["--target", "native", "status", "--project", p];
+    }
+    let r = s.hawser(&status);
+    assert_eq!(r.stdout.matches(&format!("127.0.0.1:{port}->8080/tcp")).count(), 3, "{r:?}");
+
+    // A change rolls over them one at a time: no request fails, and all three are new after.
+    s.write("web.yaml", &replicated(p, port, "v2", 3));
+    s.commit("v2");
+    let client = Client::start(port);
+    let r = s.hawser(&["apply", "{src}"]);
+    let (made, failed, _) = client.stop();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.matches("replace (start-first)").count(), 3, "{r:?}");
+    assert_eq!(failed, 0, "{made} requests");
+    let seen = answers(port);
+    assert!(seen.len() == 3 && seen.iter().all(|a| a.starts_with("v2 ")), "{seen:?}");
+
+    // Scaled down: the third is unpublished and drained before it stops; nothing fails.
+    s.write("web.yaml", &replicated(p, port, "v2", 2));
+    s.commit("two");
+    let client = Client::start(port);
+    let r = s.hawser(&["apply", "{src}"]);
+    let (made, failed, _) = client.stop();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("runs 2 replicas now"), "{r:?}");
+    assert_eq!(failed, 0, "{made} requests");
+    assert_eq!(project.containers(), names(2));
+    assert_eq!(answers(port).len(), 2);
 }
 
 /// `-d 127.0.0.1/32 -p tcp ... --comment "hawser p/n" ...` as iptables' arguments.

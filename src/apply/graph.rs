@@ -24,7 +24,21 @@ pub fn dependencies(desired: &DesiredState, plan: &Plan) -> Vec<Vec<usize>> {
             (Kind::Container, _)
                 if matches!(a.cause, Cause::NetworkReplaced { .. }) && matches!(a.op, Op::Remove { .. }) => {}
             (Kind::Container, Op::Remove { .. }) if a.cause == Cause::NotDeclared => {}
+            // A container its Container no longer needs (`replicas` changed) goes once what takes
+            // its place is made: its host ports are served all along.
+            (Kind::Container, Op::Remove { .. }) if matches!(a.cause, Cause::Rescaled { .. }) => {
+                if let Cause::Rescaled { container, .. } = &a.cause {
+                    d.extend(actions.iter().enumerate().filter_map(|(j, b)| {
+                        let of = desired
+                            .containers
+                            .get(&b.name)
+                            .map(|c| c.spec.replica.as_ref().map_or(&b.name, |r| &r.service));
+                        (of == Some(container) && b.op == Op::Create && b.kind == Kind::Container).then_some(j)
+                    }))
+                }
+            }
             (Kind::Container, _) => {
+                d.extend(rolling(desired, plan, i));
                 if let Some(c) = desired.containers.get(&a.name) {
                     for (j, b) in actions.iter().enumerate() {
                         if !runnable(b) || j == i {
@@ -65,6 +79,32 @@ pub fn dependencies(desired: &DesiredState, plan: &Plan) -> Vec<Vec<usize>> {
         deps[i] = d;
     }
     deps
+}
+
+/// A replica's replacement waits for the replacements of the replicas before it that would
+/// leave more than `update.parallelism` (default 1) in flight: a change rolls over the
+/// replicas, the others serving meanwhile, and stops at the first that fails.
+fn rolling(desired: &DesiredState, plan: &Plan, i: usize) -> Vec<usize> {
+    let replica = |j: usize| {
+        let a = &plan.actions[j];
+        let r = desired.containers.get(&a.name)?;
+        matches!(a.op, Op::Replace { .. }).then_some((r.spec.replica.as_ref()?, r.spec.update.as_ref()))
+    };
+    let Some((me, update)) = replica(i) else { return Vec::new() };
+    let parallelism = update.and_then(|u| u.parallelism).unwrap_or(1).max(1) as usize;
+    let mut earlier: Vec<(u32, usize)> = (0..plan.actions.len())
+        .filter_map(|j| {
+            replica(j).filter(|(r, _)| r.service == me.service && r.index < me.index).map(|(r, _)| (r.index, j))
+        })
+        .collect();
+    earlier.sort_unstable();
+    // With p in flight, the k-th waits for the (k-p)-th, which waited for the (k-2p)-th...
+    let k = earlier.len();
+    if k >= parallelism {
+        vec![earlier[k - parallelism].1]
+    } else {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ impl<E: Engine> Engine for Limited<'_, E> {
     async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
         limited!(self, "publish", name, self.inner.publish(project, name, id, ports))
     }
-    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<Vec<PortBinding>> {
         limited!(self, "unpublish", name, self.inner.unpublish(project, name, id))
     }
     async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {

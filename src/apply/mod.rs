@@ -14,7 +14,7 @@ pub mod swarm;
 mod tests;
 
 use crate::desired::{DependCondition, DesiredState, Kind, Mount};
-use crate::diff::{Action, Op, Plan};
+use crate::diff::{Action, Cause, Op, Plan};
 use crate::labels;
 use crate::runtime::{CreateContainer, Engine, EngineError};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -269,8 +269,13 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
             Ok("published its host ports".into())
         }
         (Op::Remove { id }, Kind::Container) => {
-            // Its host ports go with it (only those that still go to it).
-            engine.unpublish(&desired.project, &a.name, id).await?;
+            // Its host ports go with it (only those that still go to it), and the connections
+            // they brought it are left to finish, as in a replacement: a replica scaled away
+            // drops no request.
+            let unpublished = engine.unpublish(&desired.project, &a.name, id).await?;
+            if !unpublished.is_empty() {
+                replace::drain_ports(engine, id, &unpublished, drain_timeout(desired, a)).await;
+            }
             let timeout = desired.containers.get(&a.name).and_then(|c| c.spec.stop_timeout).map(|d| d.as_std());
             engine.stop_container(id, timeout).await?;
             engine.remove_container(id).await?;
@@ -286,6 +291,19 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
         }
         (op, kind) => Err(ActionError::Skipped(format!("{kind} cannot {op:?}"))),
     }
+}
+
+/// How long a container that goes is drained: as its Container says (the one it was a replica
+/// of, when `replicas` changed), else the default.
+fn drain_timeout(desired: &DesiredState, a: &Action) -> std::time::Duration {
+    let service = match &a.cause {
+        Cause::Rescaled { container, .. } => container,
+        _ => &a.name,
+    };
+    let spec = desired.containers.get(&a.name).or_else(|| desired.containers.get(service)).or_else(|| {
+        desired.containers.values().find(|c| c.spec.replica.as_ref().is_some_and(|r| &r.service == service))
+    });
+    spec.map_or(crate::desired::ContainerSpec::default().drain_timeout(), |c| c.spec.drain_timeout()).as_std()
 }
 
 async fn create_network<E: Engine>(engine: &E, desired: &DesiredState, name: &str) -> Result<String, EngineError> {

@@ -96,12 +96,21 @@ pub async fn replace<E: Engine>(
 
 /// Waits until the connections open to the old container end, or its drain timeout.
 async fn drain<E: Engine>(engine: &E, old_id: &str, spec: &crate::desired::ContainerSpec) {
-    if !spec.has_host_ports() {
-        return;
+    if spec.has_host_ports() {
+        drain_ports(engine, old_id, &spec.ports, spec.drain_timeout().as_std()).await;
     }
-    let until = std::time::Instant::now() + spec.drain_timeout().as_std();
+}
+
+/// Waits until the connections open to container `id` through `ports` end, or `timeout`.
+pub(crate) async fn drain_ports<E: Engine>(
+    engine: &E,
+    id: &str,
+    ports: &[crate::desired::PortBinding],
+    timeout: std::time::Duration,
+) {
+    let until = std::time::Instant::now() + timeout;
     while std::time::Instant::now() < until {
-        match engine.open_connections(old_id, &spec.ports).await {
+        match engine.open_connections(id, ports).await {
             Ok(0) | Err(_) => return,
             Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
         }

@@ -428,3 +428,104 @@ async fn a_crash_at_every_step_of_a_switch_leaves_the_port_to_one_container_afte
         assert!(!self::plan(&engine, &d).await.has_changes(), "step {step}: converged");
     }
 }
+
+fn replicated_web(image: &str, replicas: u32, extra: &str) -> String {
+    format!(
+        "kind: Container\nmetadata: {{name: web}}\nspec:\n  image: {image}\n  restart: always\n  replicas: {replicas}\n  ports: [\"127.0.0.1:18080:8080\"]\n  stopTimeout: 1s\n{extra}"
+    )
+}
+
+/// Which replicas the rules send the host port to, by name.
+fn serving(engine: &FakeEngine) -> Vec<String> {
+    let mut v: Vec<String> = engine.published("shop").iter().map(|p| p.name.clone()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn replicas_share_the_host_port_and_a_change_rolls_over_them_one_at_a_time() {
+    let engine = engine().owning_ports();
+    assert!(apply(&engine, &desired("rev1", &replicated_web(GOOD, 3, ""))).await.ok());
+    assert_eq!(serving(&engine), ["web-1", "web-2", "web-3"]);
+    engine.forget_calls();
+    let report = apply(&engine, &desired("rev2", &replicated_web(NEXT, 3, ""))).await;
+    assert!(report.ok() && report.done == 3, "{report:?}");
+    // Each replica's replacement ends (its old container removed) before the next one's starts.
+    let calls = changes(&engine);
+    let at = |c: &str| calls.iter().position(|x| x == c).unwrap_or_else(|| panic!("no {c} in {calls:?}"));
+    assert!(at("remove_container web-1") < at("create_container web-2.hawser-next"), "{calls:?}");
+    assert!(at("remove_container web-2") < at("create_container web-3.hawser-next"), "{calls:?}");
+    assert_eq!(serving(&engine), ["web-1", "web-2", "web-3"]);
+    assert!((1..=3).all(|i| engine.container(&format!("web-{i}")).unwrap().image == NEXT));
+}
+
+#[tokio::test]
+async fn a_failing_replica_stops_the_roll_and_the_others_keep_serving() {
+    let engine = engine().owning_ports();
+    assert!(apply(&engine, &desired("rev1", &replicated_web(GOOD, 3, ""))).await.ok());
+    engine.behave(NEXT, Behaviour::Exits(1));
+    let report = apply(&engine, &desired("rev2", &replicated_web(NEXT, 3, ""))).await;
+    assert_eq!(report.failures.len(), 3, "{report:?}");
+    assert!(report.failures[0].rolled_back, "{report:?}");
+    assert!(report.failures[1..].iter().all(|f| f.message.contains("skipped")), "{report:?}");
+    assert!((1..=3).all(|i| engine.container(&format!("web-{i}")).unwrap().image == GOOD));
+    assert_eq!(serving(&engine), ["web-1", "web-2", "web-3"]);
+}
+
+#[tokio::test]
+async fn parallelism_replaces_that_many_replicas_at_once() {
+    let engine = engine().owning_ports();
+    let two = "  update: {parallelism: 2}\n";
+    assert!(apply(&engine, &desired("rev1", &replicated_web(GOOD, 5, two))).await.ok());
+    let d = desired("rev2", &replicated_web(NEXT, 5, two));
+    let plan = plan(&engine, &d).await;
+    let deps = super::graph::dependencies(&d, &plan);
+    let waits: Vec<(String, Vec<String>)> = plan
+        .actions
+        .iter()
+        .zip(&deps)
+        .filter(|(a, _)| a.name.starts_with("web-"))
+        .map(|(a, d)| (a.name.clone(), d.iter().map(|&j| plan.actions[j].name.clone()).collect()))
+        .collect();
+    let of = |n: &str| waits.iter().find(|(x, _)| x == n).map(|(_, d)| d.clone()).unwrap();
+    assert!(of("web-1").iter().all(|d| !d.starts_with("web")) && of("web-2").iter().all(|d| !d.starts_with("web")));
+    assert!(of("web-3").contains(&"web-1".to_string()) && !of("web-3").contains(&"web-2".to_string()), "{waits:?}");
+    assert!(of("web-4").contains(&"web-2".to_string()), "{waits:?}");
+    assert!(of("web-5").contains(&"web-3".to_string()), "{waits:?}");
+    let report = execute(&Limited::new(&engine, 8), &d, &plan, &mut |_| {}).await;
+    assert!(report.ok() && report.done == 5, "{report:?}");
+}
+
+#[tokio::test]
+async fn scaling_down_unpublishes_and_drains_a_replica_before_it_stops() {
+    let engine = engine().owning_ports();
+    let drain = "  update: {drainTimeout: 400ms}\n";
+    assert!(apply(&engine, &desired("rev1", &replicated_web(GOOD, 3, drain))).await.ok());
+    engine.hold_connections("web-3", 1);
+    engine.forget_calls();
+    let started = std::time::Instant::now();
+    let d = desired("rev2", &replicated_web(GOOD, 2, drain));
+    let plan = plan(&engine, &d).await;
+    let report = execute(&Limited::new(&engine, 8), &d, &plan, &mut |_| {}).await;
+    assert!(report.ok(), "{report:?}");
+    assert!(started.elapsed() >= Duration::from_millis(400), "drained: {:?}", started.elapsed());
+    let calls = changes(&engine);
+    assert_eq!(calls.first().map(String::as_str), Some("unpublish web-3"), "{calls:?}");
+    assert_eq!(serving(&engine), ["web-1", "web-2"]);
+    assert!(engine.container("web-3").is_none());
+}
+
+#[tokio::test]
+async fn one_container_becoming_replicas_goes_once_they_serve() {
+    let engine = engine().owning_ports();
+    assert!(apply(&engine, &desired("rev1", &published_web(GOOD, ""))).await.ok());
+    engine.forget_calls();
+    let d = desired("rev2", &replicated_web(GOOD, 2, ""));
+    let plan = plan(&engine, &d).await;
+    let report = execute(&Limited::new(&engine, 8), &d, &plan, &mut |_| {}).await;
+    assert!(report.ok(), "{report:?}");
+    let calls = changes(&engine);
+    let at = |c: &str| calls.iter().position(|x| x.starts_with(c)).unwrap_or_else(|| panic!("no {c} in {calls:?}"));
+    assert!(at("publish web-1") < at("unpublish web") && at("publish web-2") < at("unpublish web"), "{calls:?}");
+    assert_eq!(serving(&engine), ["web-1", "web-2"]);
+}

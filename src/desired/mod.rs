@@ -12,6 +12,7 @@ pub mod model;
 pub mod node;
 pub mod policy;
 pub mod render;
+pub mod replicas;
 pub mod secrets;
 pub mod target;
 pub mod types;
@@ -365,6 +366,16 @@ pub fn load_with(
         .collect();
     check_cycles(&state, &dep_pos, &files, &mut diags);
     check_host_ports(&state, &files, &mut diags);
+    if !opts.target.is_cluster() && diags.is_empty() {
+        for (service, replica) in replicas::expand(&mut state) {
+            let r = &state.containers[&service];
+            let text = files.iter().find(|x| x.path == r.origin.file).map(|x| x.text.as_str()).unwrap_or("");
+            Sink::new(&r.origin.file, text, &mut diags).error(
+                r.origin.pos,
+                format!("Container {service}: its replica would be named `{replica}`, which another Container is"),
+            );
+        }
+    }
 
     // A message may quote a value compose took from hawser's environment (`${TOKEN}` where a
     // size was expected): it is masked here, before any error or warning leaves the loader.

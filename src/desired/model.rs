@@ -70,6 +70,9 @@ pub struct DesiredState {
     pub volumes: BTreeMap<String, Resource<VolumeSpec>>,
     pub images: BTreeMap<String, Resource<ImageSpec>>,
     pub containers: BTreeMap<String, Resource<ContainerSpec>>,
+    /// On one host, the Containers declared with `replicas`, by name, with their number: their
+    /// replicas are in `containers`.
+    pub replicated: BTreeMap<String, u64>,
     /// Values of `secretEnv`, read by `secrets::resolve`; never serialized or printed.
     pub secrets: SecretValues,
     /// Build contexts of Images with `build`, by Image name, read by `source::resolve_builds`.
@@ -666,9 +669,14 @@ pub struct ContainerSpec {
     /// `metadata.labels` and `spec.labels` merged; `spec.labels` wins.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Swarm: how many tasks of the service run (default 1).
+    /// How many containers run this spec: a swarm's tasks of the service; on one host, as many
+    /// containers (`desired::replicas`). Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u64>,
+    /// On one host, which replica of a Container with `replicas` this is; set by the loader,
+    /// never declared, not part of the spec's hash.
+    #[serde(skip)]
+    pub replica: Option<super::replicas::ReplicaOf>,
     /// Swarm: replicated (default) or global (one task on every node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ServiceMode>,

@@ -62,8 +62,13 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
         Target::Docker | Target::Native => {
             let cluster =
                 "only means something in a cluster: set `target = \"swarm\"` in hawser.toml to deploy to a swarm";
-            if let Some(n) = spec.replicas {
-                refuse("replicas", format!("replicas: {n}: {cluster}"));
+            let fixed = spec.networks.values().any(|a| a.ipv4_address.is_some() || a.ipv6_address.is_some());
+            if spec.replicas.is_some_and(|n| n > 1) && fixed {
+                refuse(
+                    "replicas",
+                    "replicas cannot share a fixed network address: leave out ipv4Address/ipv6Address, or run one"
+                        .into(),
+                );
             }
             if spec.mode.is_some() {
                 refuse("mode", format!("mode {cluster}"));
@@ -73,9 +78,6 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
             }
             if spec.endpoint_mode.is_some() {
                 refuse("endpointMode", format!("endpointMode {cluster}"));
-            }
-            if let Some(n) = spec.update.as_ref().and_then(|u| u.parallelism) {
-                refuse("update/parallelism", format!("update.parallelism: {n}: {cluster}"));
             }
         }
         Target::Swarm => {}
@@ -213,7 +215,7 @@ mod tests {
     use crate::desired::model::{Placement, UpdatePolicy};
 
     #[test]
-    fn cluster_fields_are_refused_on_one_host_and_taken_by_a_swarm() {
+    fn placement_is_refused_on_one_host_and_replicas_are_not() {
         let spec = ContainerSpec {
             image: "x".into(),
             replicas: Some(3),
@@ -222,8 +224,18 @@ mod tests {
             ..Default::default()
         };
         let at: Vec<String> = check_container(&spec, Target::Docker).into_iter().map(|f| f.at).collect();
-        assert_eq!(at, ["replicas", "placement", "update/parallelism"]);
+        assert_eq!(at, ["placement"], "replicas and a rolling update's parallelism are one host's too");
         assert!(check_container(&spec, Target::Swarm).is_empty());
+        let mut fixed = spec.clone();
+        fixed.placement = None;
+        let address = crate::desired::model::NetworkAttachment {
+            ipv4_address: Some("10.1.0.5".parse().unwrap()),
+            ..Default::default()
+        };
+        fixed.networks.insert("net".into(), address);
+        let f = check_container(&fixed, Target::Native);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("cannot share a fixed network address"), "{f:?}");
     }
 
     #[test]

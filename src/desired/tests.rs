@@ -400,3 +400,30 @@ fn a_drain_timeout_is_bounded_and_positioned() {
     let d = load("p", "r", &files).unwrap();
     assert_eq!(d.containers["web"].spec.drain_timeout().to_string(), "30s");
 }
+
+#[test]
+fn replicas_on_one_host_are_containers_named_as_compose_names_them() {
+    let text = "kind: Network\nmetadata: {name: net}\n---\nkind: Container\nmetadata: {name: web}\nspec: {image: reg/web, replicas: 3, networks: [net], ports: ['8080:80']}\n---\nkind: Container\nmetadata: {name: lb}\nspec: {image: reg/lb, dependsOn: {web: healthy}}\n---\nkind: Container\nmetadata: {name: off}\nspec: {image: reg/off, replicas: 0}\n";
+    let d = load_one("a.yaml", text);
+    let names: Vec<&str> = d.containers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["lb", "web-1", "web-2", "web-3"]);
+    assert_eq!(d.replicated.get("web"), Some(&3));
+    assert_eq!(d.replicated.get("off"), Some(&0));
+    let w3 = &d.containers["web-3"].spec;
+    assert_eq!((w3.replicas, w3.replica.as_ref().map(|r| r.index)), (None, Some(3)));
+    assert_eq!(w3.networks["net"].aliases, ["web"], "reachable by the Container's name");
+    assert_eq!(hash::container(w3), hash::container(&d.containers["web-1"].spec), "one spec");
+    let deps: Vec<(&str, DependCondition)> =
+        d.containers["lb"].spec.depends_on.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(
+        deps,
+        [("web-1", DependCondition::Healthy), ("web-2", DependCondition::Healthy), ("web-3", DependCondition::Healthy)]
+    );
+    // A replica's name taken by a declared Container is an error at the Container.
+    let clash = format!("{text}---\nkind: Container\nmetadata: {{name: web-2}}\nspec: {{image: reg/x}}\n");
+    let e = load("p", "r", &[ManifestFile { path: "a.yaml".into(), text: clash }]).unwrap_err().to_string();
+    assert!(
+        e.contains("a.yaml:4:1: Container web: its replica would be named `web-2`, which another Container is"),
+        "{e}"
+    );
+}

@@ -137,7 +137,14 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
     undeclared.sort_by(|a, b| a.name.cmp(&b.name));
     for c in undeclared {
         let op = if opts.prune { Op::Remove { id: c.id.clone() } } else { Op::Orphan };
-        actions.push(action(Kind::Container, &c.name, op, Cause::NotDeclared));
+        let cause = match rescaled(desired, c) {
+            Some(cause) => {
+                actions.push(action(Kind::Container, &c.name, Op::Remove { id: c.id.clone() }, cause));
+                continue;
+            }
+            None => Cause::NotDeclared,
+        };
+        actions.push(action(Kind::Container, &c.name, op, cause));
     }
     // Networks go after the containers that used them.
     let mut later: Vec<Action> = Vec::new();
@@ -158,6 +165,20 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
         actions,
         warnings,
     }
+}
+
+/// Whether an undeclared container is one the Container it ran no longer needs: a replica
+/// beyond the number asked now, or the container a Container had before it ran as replicas (or
+/// the replicas of one that runs alone again).
+fn rescaled(desired: &DesiredState, c: &ObservedContainer) -> Option<Cause> {
+    let name = c.owner.as_ref().map(|o| o.name.as_str())?;
+    let service = c.labels.get(crate::labels::REPLICA_OF).map(String::as_str).unwrap_or(name);
+    let replicas = match desired.replicated.get(service) {
+        Some(n) => *n,
+        None if service != name && desired.containers.contains_key(service) => 1,
+        None => return None,
+    };
+    Some(Cause::Rescaled { container: service.to_string(), replicas })
 }
 
 /// Why a container with host ports is replaced stop-first (and drops connections), where
@@ -362,6 +383,12 @@ fn container(
         let owner_project = other.owner.as_ref().map(|o| o.project.clone());
         out.push(action(Kind::Container, name, Op::Conflict, Cause::NameTaken { owner_project }));
         return;
+    }
+    if let (Some(why), Some(replica)) = (observed.ports_unowned.as_deref(), r.spec.replica.as_ref()) {
+        if replica.index > 1 && r.spec.has_host_ports() {
+            out.push(action(Kind::Container, name, Op::Conflict, Cause::PortsShared { why: why.to_string() }));
+            return;
+        }
     }
     let want_hash = hash::container(&r.spec);
     let mut primary = mine.iter().copied().find(|c| c.name == name);

@@ -156,6 +156,17 @@ pub enum Cause {
     },
     /// An Image with `build` whose context was not read (only `validate` and `render` skip it).
     BuildUnsupported,
+    /// A container that ran a Container now run as another number of replicas (or as one
+    /// container again): it goes, without `--prune`, as compose removes what a scale leaves.
+    Rescaled {
+        container: String,
+        replicas: u64,
+    },
+    /// A second replica of a Container with host ports, where hawser cannot publish them itself
+    /// (`why`): the engine publishes a host port to one container only.
+    PortsShared {
+        why: String,
+    },
     /// A one-shot container that ran to completion.
     Completed,
     /// Only files of the repository that the container mounts changed (by content).
@@ -313,6 +324,12 @@ impl fmt::Display for Cause {
             Cause::VolumeChanged => f.write_str("spec changed; volumes are never replaced, the existing one is kept"),
             Cause::Unresolved { error } => write!(f, "unresolved: the tag's digest is unknown ({error})"),
             Cause::BuildUnsupported => f.write_str("its build context was not read"),
+            Cause::Rescaled { container, replicas: 1 } => write!(f, "`{container}` runs as one container now"),
+            Cause::Rescaled { container, replicas } => write!(f, "`{container}` runs {replicas} replicas now"),
+            Cause::PortsShared { why } => write!(
+                f,
+                "replicas share host ports only where hawser publishes them itself, and it cannot here: {why}"
+            ),
             Cause::NetworkReplaced { network } => write!(f, "network `{network}` is replaced"),
             Cause::JoinedReplaced { container } => {
                 write!(f, "`{container}`, whose namespaces it joins, is made anew")

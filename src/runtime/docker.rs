@@ -868,10 +868,10 @@ impl Engine for DockerEngine {
         super::ports::publish_to(project, name, to, ports).await
     }
 
-    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<Vec<PortBinding>> {
         match self.address(id).await {
             Ok(Some(to)) if self.own_ports => super::ports::unpublish_from(project, name, to).await,
-            _ => Ok(()),
+            _ => Ok(Vec::new()),
         }
     }
 

@@ -517,13 +517,19 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<Vec<PortBinding>> {
+        if !self.inner.lock().unwrap().owns_ports {
+            return Ok(Vec::new());
+        }
+        let _call = self.call("unpublish", name).await?;
         let mut i = self.inner.lock().unwrap();
-        let Some(to) = i.containers.get(id).and_then(|c| c.address) else { return Ok(()) };
+        let Some(to) = i.containers.get(id).and_then(|c| c.address) else { return Ok(Vec::new()) };
+        let mut gone = Vec::new();
         if let Some(rules) = i.published.get_mut(project) {
+            gone = rules.iter().filter(|p| p.name == name && p.to == to).map(|p| p.binding()).collect();
             rules.retain(|p| !(p.name == name && p.to == to));
         }
-        Ok(())
+        Ok(gone)
     }
 
     async fn open_connections(&self, id: &str, _ports: &[PortBinding]) -> Result<usize> {

@@ -88,7 +88,7 @@ impl Engine for HostEngine {
     async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
         each!(self, e => e.publish(project, name, id, ports).await)
     }
-    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<Vec<PortBinding>> {
         each!(self, e => e.unpublish(project, name, id).await)
     }
     async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {

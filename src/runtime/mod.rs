@@ -129,9 +129,10 @@ pub trait Engine: EngineRead {
         Ok(())
     }
     /// Publishes resource `name`'s host ports no more where they go to container `id` (about to
-    /// be removed); rules that send them to another container stay.
-    async fn unpublish(&self, _project: &str, _name: &str, _id: &str) -> Result<()> {
-        Ok(())
+    /// be removed); rules that send them to another container stay. Returns the ports it
+    /// published, whose open connections may then be drained.
+    async fn unpublish(&self, _project: &str, _name: &str, _id: &str) -> Result<Vec<PortBinding>> {
+        Ok(Vec::new())
     }
     /// TCP connections still open to container `id`'s published ports, where it is known.
     async fn open_connections(&self, _id: &str, _ports: &[PortBinding]) -> Result<usize> {

@@ -37,6 +37,19 @@ pub struct Published {
     pub container_port: u16,
 }
 
+impl Published {
+    /// The port as a manifest would bind it.
+    pub fn binding(&self) -> crate::desired::PortBinding {
+        crate::desired::PortBinding {
+            host_ip: self.host_ip.map(std::net::IpAddr::V4),
+            host_port: Some(self.host_port),
+            container_port: self.container_port,
+            protocol: self.protocol,
+            host_mode: false,
+        }
+    }
+}
+
 impl std::fmt::Display for Published {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(ip) = self.host_ip {
@@ -239,9 +252,29 @@ fn write(project: &str, ports: &[Published]) -> Result<(), PortsError> {
     for to in ports.iter().map(|p| p.to).collect::<std::collections::BTreeSet<_>>() {
         route_localnet(to)?;
     }
+    let (filter, nat) = rules(project, ports);
+    restore(&filter)?;
+    first("filter", FWD, &["-m", "comment", "--comment", &comment, "-j", &fwd])?;
+    restore(&nat)?;
+    first("nat", POST, &["-m", "comment", "--comment", &comment, "-j", &masq])?;
+    first("nat", DNAT, &["-m", "comment", "--comment", &comment, "-j", &dnat])?;
+    Ok(())
+}
+
+/// The `iptables-restore` input of `project`'s filter and nat chains for `ports`. Several
+/// containers on one host port (replicas) share it: its DNAT rules take the k-th of n new
+/// connections with probability 1/(n-k), so each container gets an equal share.
+fn rules(project: &str, ports: &[Published]) -> (String, String) {
+    let (dnat, masq, fwd) = chains(project);
     let mut filter = format!("*filter\n:{fwd} - [0:0]\n");
     let mut nat = format!("*nat\n:{dnat} - [0:0]\n:{masq} - [0:0]\n");
-    for p in ports {
+    let mut sorted: Vec<&Published> = ports.iter().collect();
+    sorted.sort_by_key(|p| (p.host_ip, p.host_port, p.protocol, &p.name, p.to, p.container_port));
+    let shared = |p: &Published| (p.host_ip, p.host_port, p.protocol);
+    let mut k = 0;
+    for (i, p) in sorted.iter().enumerate() {
+        k = if i > 0 && shared(sorted[i - 1]) == shared(p) { k + 1 } else { 0 };
+        let n = sorted.iter().filter(|q| shared(q) == shared(p)).count();
         let proto = p.protocol.to_string();
         let tag = format!("\"hawser {project}/{}\"", p.name);
         let dest = format!("{}:{}", p.to, p.container_port);
@@ -250,8 +283,13 @@ fn write(project: &str, ports: &[Published]) -> Result<(), PortsError> {
             p.to, p.container_port
         ));
         let only = p.host_ip.map(|ip| format!("-d {ip}/32 ")).unwrap_or_default();
+        let share = if k + 1 < n {
+            format!("-m statistic --mode random --probability {:.8} ", 1.0 / (n - k) as f64)
+        } else {
+            String::new()
+        };
         nat.push_str(&format!(
-            "-A {dnat} {only}-p {proto} -m {proto} --dport {} -m comment --comment {tag} -j DNAT --to-destination {dest}\n",
+            "-A {dnat} {only}-p {proto} -m {proto} --dport {} -m comment --comment {tag} {share}-j DNAT --to-destination {dest}\n",
             p.host_port
         ));
         nat.push_str(&format!(
@@ -261,12 +299,7 @@ fn write(project: &str, ports: &[Published]) -> Result<(), PortsError> {
     }
     filter.push_str("COMMIT\n");
     nat.push_str("COMMIT\n");
-    restore(&filter)?;
-    first("filter", FWD, &["-m", "comment", "--comment", &comment, "-j", &fwd])?;
-    restore(&nat)?;
-    first("nat", POST, &["-m", "comment", "--comment", &comment, "-j", &masq])?;
-    first("nat", DNAT, &["-m", "comment", "--comment", &comment, "-j", &dnat])?;
-    Ok(())
+    (filter, nat)
 }
 
 /// The base chains and the jumps to them go when no project has rules left: hawser leaves
@@ -382,11 +415,24 @@ pub async fn publish_to(
     .await
 }
 
-/// Publishes resource `name`'s host ports no more where they go to `to`.
-pub async fn unpublish_from(project: &str, name: &str, to: Ipv4Addr) -> crate::runtime::Result<()> {
+/// Publishes resource `name`'s host ports no more where they go to `to`; returns those ports.
+pub async fn unpublish_from(
+    project: &str,
+    name: &str,
+    to: Ipv4Addr,
+) -> crate::runtime::Result<Vec<crate::desired::PortBinding>> {
     let name = name.to_string();
     let op = format!("unpublish the host ports of {name}");
-    changed(project, &op, move |all| all.retain(|p| !(p.name == name && p.to == to))).await
+    let gone = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = gone.clone();
+    changed(project, &op, move |all| {
+        let mut gone = gone.lock().unwrap_or_else(|p| p.into_inner());
+        gone.extend(all.iter().filter(|p| p.name == name && p.to == to).map(Published::binding));
+        all.retain(|p| !(p.name == name && p.to == to));
+    })
+    .await?;
+    let gone = out.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(gone)
 }
 
 /// TCP connections open now to the published `ports` of a container at `to`.
@@ -499,6 +545,31 @@ ipv4     2 udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=40003 dport=5353 src
             ["127.0.0.1:8080/tcp -> 172.17.0.9:80", "8443/tcp -> 172.17.0.9:443", "9000/udp -> 172.17.0.9:90"],
             "IPv6 and engine-chosen host ports stay the engine's"
         );
+    }
+
+    #[test]
+    fn replicas_on_one_host_port_share_new_connections_equally() {
+        let ports: Vec<crate::desired::PortBinding> = vec!["127.0.0.1:8080:80".parse().unwrap()];
+        let mut all: Vec<Published> = ["web-3", "web-1", "web-2"]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| wanted(n, &ports, Ipv4Addr::new(172, 17, 0, 10 + i as u8)))
+            .collect();
+        all.extend(wanted("db", &["5432:5432".parse().unwrap()], Ipv4Addr::new(172, 17, 0, 20)));
+        let (_, nat) = rules("shop", &all);
+        let dnat: Vec<&str> = nat.lines().filter(|l| l.contains("-j DNAT")).collect();
+        assert_eq!(dnat.len(), 4, "{nat}");
+        assert!(dnat[0].contains("--dport 5432") && !dnat[0].contains("statistic"), "one container: no share");
+        assert!(dnat[1].contains("shop/web-1\" -m statistic --mode random --probability 0.33333333 -j DNAT"), "{nat}");
+        assert!(dnat[2].contains("shop/web-2\" -m statistic --mode random --probability 0.50000000 -j DNAT"), "{nat}");
+        assert!(dnat[3].contains("shop/web-3\" -j DNAT"), "the last takes the rest: {nat}");
+        // Read back as they were written (the share is the writer's to compute).
+        let back = parse(&nat);
+        let mut want = all.clone();
+        want.sort();
+        let mut got = back["shop"].clone();
+        got.sort();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -87,6 +87,7 @@ const SERVICE_KEYS: &[&str] = &[
     "links",
     "pull_policy",
     "extends",
+    "scale",
 ];
 /// Keys of the Compose Specification that hawser does not support yet; named as such in the
 /// error, not as unknown. (The README's table says why for each.)
@@ -121,7 +122,6 @@ const UNSUPPORTED: &[&str] = &[
     "post_start",
     "pre_stop",
     "provider",
-    "scale",
     "storage_opt",
     "use_api_socket",
     "userns_mode",
@@ -1195,6 +1195,9 @@ fn service(
     let mut cpus = field(e, "cpus").and_then(number);
     let mut pids = field(e, "pids_limit").and_then(|v| integer(v, "pids_limit", sink));
     let mut reservation = field(e, "mem_reservation").and_then(|v| docker_size(v, "mem_reservation", sink));
+    if let Some(n) = field(e, "scale") {
+        replicas(n, "scale", &mut s, sink);
+    }
     if let Some(d) = field(e, "deploy") {
         let limits = deploy(d, &mut s, names.target, warn, sink);
         // The service's own keys win over `deploy.resources`, as in compose.
@@ -1223,14 +1226,26 @@ fn service(
     Some((d, default_net))
 }
 
+/// `scale` or `deploy.replicas` (which wins, as in compose): how many containers run the
+/// service. One stays the one container it always was.
+fn replicas(n: &Node, what: &str, s: &mut ContainerSpec, sink: &mut Sink<'_>) {
+    match integer(n, what, sink) {
+        Some(1) => s.replicas = None,
+        Some(k) if k >= 0 => s.replicas = Some(k as u64),
+        Some(k) => sink.error(n.pos, format!("{what}: {k} is not a number of containers")),
+        None => {}
+    }
+}
+
 /// `deploy`: `resources.limits` are the container's limits, `restart_policy` its restart policy
 /// (unless `restart` is given). On a swarm, `replicas`, `mode`, `placement`, `update_config`
-/// and `endpoint_mode` schedule the service; on one host, what only a cluster can do is
-/// refused at its position with the reason.
+/// and `endpoint_mode` schedule the service; on one host, `replicas` and `update_config` are its
+/// containers and how a change rolls over them, and what only a cluster can do is refused at its
+/// position with the reason.
 fn deploy(n: &Node, s: &mut ContainerSpec, target: Target, warn: &mut Sink<'_>, sink: &mut Sink<'_>) -> Limits {
     let mut out = Limits::default();
-    const CLUSTER: &[&str] = &["placement", "update_config", "rollback_config", "endpoint_mode", "labels"];
-    let known = ["replicas", "resources", "restart_policy", "mode"];
+    const CLUSTER: &[&str] = &["placement", "rollback_config", "endpoint_mode", "labels"];
+    let known = ["replicas", "resources", "restart_policy", "mode", "update_config"];
     let Some(e) = checked(n, &[&known[..], CLUSTER].concat(), "deploy", sink) else { return out };
     if target.is_cluster() {
         swarm_deploy(e, s, warn, sink);
@@ -1242,16 +1257,9 @@ fn deploy(n: &Node, s: &mut ContainerSpec, target: Target, warn: &mut Sink<'_>, 
             );
         }
         if let Some(r) = field(e, "replicas") {
-            match integer(r, "deploy.replicas", sink) {
-                Some(0 | 1) | None => {}
-                Some(n) => sink.error(
-                    r.pos,
-                    format!(
-                        "deploy.replicas: {n}: one host runs one container per service; replicas need a cluster target"
-                    ),
-                ),
-            }
+            replicas(r, "deploy.replicas", s, sink);
         }
+        update_config(e, s, warn, sink);
         if let Some(m) = field(e, "mode").and_then(|v| string(v, "deploy.mode", sink)) {
             if m != "replicated" {
                 sink.error(n.pos, format!("deploy.mode `{m}` needs a cluster target"));
@@ -1461,6 +1469,39 @@ fn port(n: &Node, sink: &mut Sink<'_>) -> Option<PortBinding> {
     }
 }
 
+/// `deploy.update_config`: how a change of the service rolls over its containers (a swarm's
+/// tasks, or one host's replicas).
+fn update_config(e: &[(super::node::Key, Node)], s: &mut ContainerSpec, warn: &mut Sink<'_>, sink: &mut Sink<'_>) {
+    if let Some(u) = field(e, "update_config").and_then(|u| {
+        checked(
+            u,
+            &["parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"],
+            "deploy.update_config",
+            sink,
+        )
+    }) {
+        let mut up = s.update.clone().unwrap_or_default();
+        up.parallelism = field(u, "parallelism").and_then(|v| integer(v, "parallelism", sink)).map(|n| n.max(1) as u64);
+        up.strategy = match field(u, "order").map(|v| (v.pos, string(v, "order", sink))) {
+            Some((_, Some(o))) if o == "start-first" => Some(Strategy::StartFirst),
+            Some((_, Some(o))) if o == "stop-first" => Some(Strategy::StopFirst),
+            Some((pos, Some(o))) => {
+                sink.error(pos, format!("deploy.update_config.order `{o}`: expected start-first or stop-first"));
+                None
+            }
+            _ => up.strategy,
+        };
+        for (k, v) in u
+            .iter()
+            .filter(|(k, _)| matches!(k.name.as_str(), "delay" | "failure_action" | "monitor" | "max_failure_ratio"))
+        {
+            let _ = v;
+            warn.error(k.pos, format!("deploy.update_config.{} is hawser's to choose: a failed update is rolled back, watched for update.minUptime", k.name));
+        }
+        s.update = Some(up);
+    }
+}
+
 /// The scheduling part of `deploy` on a swarm, into the fields hawser manifests have.
 fn swarm_deploy(e: &[(super::node::Key, Node)], s: &mut ContainerSpec, warn: &mut Sink<'_>, sink: &mut Sink<'_>) {
     if let Some(r) = field(e, "replicas") {
@@ -1501,34 +1542,7 @@ fn swarm_deploy(e: &[(super::node::Key, Node)], s: &mut ContainerSpec, warn: &mu
             .map(|n| n.max(1) as u64);
         s.placement = Some(out);
     }
-    if let Some(u) = field(e, "update_config").and_then(|u| {
-        checked(
-            u,
-            &["parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"],
-            "deploy.update_config",
-            sink,
-        )
-    }) {
-        let mut up = s.update.clone().unwrap_or_default();
-        up.parallelism = field(u, "parallelism").and_then(|v| integer(v, "parallelism", sink)).map(|n| n.max(1) as u64);
-        up.strategy = match field(u, "order").map(|v| (v.pos, string(v, "order", sink))) {
-            Some((_, Some(o))) if o == "start-first" => Some(Strategy::StartFirst),
-            Some((_, Some(o))) if o == "stop-first" => Some(Strategy::StopFirst),
-            Some((pos, Some(o))) => {
-                sink.error(pos, format!("deploy.update_config.order `{o}`: expected start-first or stop-first"));
-                None
-            }
-            _ => up.strategy,
-        };
-        for (k, v) in u
-            .iter()
-            .filter(|(k, _)| matches!(k.name.as_str(), "delay" | "failure_action" | "monitor" | "max_failure_ratio"))
-        {
-            let _ = v;
-            warn.error(k.pos, format!("deploy.update_config.{} is hawser's to choose: a failed update is rolled back, watched for update.minUptime", k.name));
-        }
-        s.update = Some(up);
-    }
+    update_config(e, s, warn, sink);
     if let Some(k) = e.iter().find(|(k, _)| k.name == "rollback_config").map(|(k, _)| k) {
         warn.error(k.pos, "deploy.rollback_config is hawser's to choose: a rollback undoes the update as it was made");
     }

@@ -225,7 +225,7 @@ mod mapping {
     }
 
     #[test]
-    fn deploy_gives_limits_and_restart_on_one_host_and_refuses_replicas() {
+    fn deploy_gives_limits_restart_and_replicas_on_one_host() {
         let d = load_compose("services:\n  web:\n    image: nginx:1\n    deploy:\n      replicas: 1\n      resources: {limits: {cpus: '0.5', memory: 256M, pids: 100}}\n      restart_policy: {condition: on-failure, max_attempts: 3}\n").unwrap_or_else(|e| panic!("{e}"));
         let web = &d.containers["web"].spec;
         let l = web.resources.as_ref().unwrap();
@@ -236,8 +236,21 @@ mod mapping {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("compose.yaml:4:24: deploy.replicas: 3: one host runs one container per service"), "{e}");
+        assert!(!e.contains("deploy.replicas:"), "{e}");
         assert!(e.contains("compose.yaml:4:27: deploy.placement is for a cluster"), "{e}");
+        // Replicas: as many containers, named as compose names them, one at a time in a change.
+        let d = load_compose(
+            "services:\n  web:\n    image: nginx:1\n    ports: ['8080:80']\n    deploy: {replicas: 3, update_config: {parallelism: 2, order: start-first}}\n  lb:\n    image: nginx:1\n    depends_on: [web]\n  one:\n    image: nginx:1\n    scale: 1\n  none:\n    image: nginx:1\n    scale: 0\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = d.containers.keys().map(String::as_str).collect();
+        assert_eq!(names, ["lb", "one", "web-1", "web-2", "web-3"]);
+        let w2 = &d.containers["web-2"].spec;
+        assert_eq!(w2.replica.as_ref().map(|r| (r.service.as_str(), r.index)), Some(("web", 2)));
+        assert_eq!(w2.update.as_ref().and_then(|u| u.parallelism), Some(2));
+        assert_eq!(w2.ports, d.containers["web-1"].spec.ports, "they share the host port");
+        let deps: Vec<&str> = d.containers["lb"].spec.depends_on.keys().map(String::as_str).collect();
+        assert_eq!(deps, ["web-1", "web-2", "web-3"]);
     }
 
     #[test]
@@ -264,9 +277,9 @@ mod mapping {
         );
         let u = web.update.as_ref().unwrap();
         assert_eq!((u.parallelism, u.strategy), (Some(2), Some(crate::desired::Strategy::StartFirst)));
-        // The same file on one host: refused where it schedules.
+        // The same file on one host: refused where it schedules, not where it scales.
         let e = load_compose(text).unwrap_err().to_string();
-        assert!(e.contains("deploy.replicas: 3: one host runs one container per service"), "{e}");
+        assert!(e.contains("deploy.endpoint_mode is for a cluster") && !e.contains("replicas:"), "{e}");
     }
 
     #[test]

@@ -736,11 +736,11 @@ impl Engine for NativeEngine {
         super::ports::publish_to(project, name, to, ports).await
     }
 
-    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<()> {
+    async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<Vec<PortBinding>> {
         let to = self.resolve("unpublish", id).ok().and_then(|id| self.address(&id));
         match to {
             Some(to) if self.ports_unowned.is_none() => super::ports::unpublish_from(project, name, to).await,
-            _ => Ok(()),
+            _ => Ok(Vec::new()),
         }
     }
 
