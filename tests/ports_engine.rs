@@ -2,7 +2,7 @@
 //! Docker engine of this host, and the native target): a replacement switches the port from the
 //! old container to the new one with no failed request, a failing revision never takes it, a
 //! request begun before the switch completes, a rule lost by hand is drift, a crash at the
-//! switch converges, and replicas share one host port.
+//! switch converges, replicas share one host port, and a UDP port moves with its flows.
 //!
 //! Needs the `failpoints` feature for the crash (scripts/test enables it).
 
@@ -319,6 +319,107 @@ fn replicas(p: &str, port: u16, native: bool) {
     assert_eq!(failed, 0, "{made} requests");
     assert_eq!(project.containers(), names(2));
     assert_eq!(answers(port).len(), 2);
+}
+
+/// An image of the local registry with a UDP server, `/udp PORT ANSWER` (tests/support/udp_answer.rs,
+/// built static here), made once per run.
+fn udp_image() -> &'static str {
+    static BUILT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/udp_answer.rs");
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let out = std::process::Command::new(rustc)
+            .args(["-O", "-C", "target-feature=+crt-static", "-C", "strip=symbols", src, "-o"])
+            .arg(dir.path().join("udp"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::fs::write(dir.path().join("Dockerfile"), format!("FROM {IMAGE}\nCOPY udp /udp\n")).unwrap();
+        let tag = "127.0.0.1:5000/hawser-test-udp:1".to_string();
+        let context = dir.path().display().to_string();
+        for args in [vec!["build", "-q", "-t", &tag, &context], vec!["push", "-q", &tag]] {
+            let out = docker_raw(&args);
+            assert!(out.status.success(), "docker {args:?}: {out:?}");
+        }
+        tag
+    })
+}
+
+fn udp_server(p: &str, port: u16, answer: &str) -> String {
+    format!(
+        r#"kind: Container
+metadata: {{name: {p}-dns}}
+spec:
+  image: "{}"
+  command: ["/udp", "5353", "{answer}"]
+  ports: ["127.0.0.1:{port}:5353/udp"]
+  stopTimeout: 1s
+"#,
+        udp_image()
+    )
+}
+
+/// From one UDP socket (one flow, as a DNS resolver or a game client keeps), a datagram every
+/// 20 ms: how many got no answer within 500 ms, and the answers as they changed.
+fn udp_client(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(("127.0.0.1", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let (mut made, mut failed, mut seen) = (0, 0, Vec::<String>::new());
+        let end = Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+            made += 1;
+            let _ = sock.send(b"q");
+            let mut buf = [0u8; 64];
+            match sock.recv(&mut buf) {
+                Ok(n) => {
+                    let a = String::from_utf8_lossy(&buf[..n]).to_string();
+                    if seen.last() != Some(&a) {
+                        seen.push(a);
+                    }
+                }
+                Err(_) => failed += 1,
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (made, failed, seen)
+    })
+}
+
+#[test]
+fn docker_a_udp_port_moves_to_the_new_container_with_its_flows() {
+    udp("t-udp-d", 19709, false);
+}
+
+#[test]
+fn native_a_udp_port_moves_to_the_new_container_with_its_flows() {
+    udp("t-udp-n", 19710, true);
+}
+
+fn udp(p: &str, port: u16, native: bool) {
+    let project = Project::new(p, native);
+    let s = &project.s;
+    s.write("dns.yaml", &udp_server(p, port, "v1"));
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(nat_rules().contains(&format!("-p udp -m udp --dport {port} -m comment --comment \"hawser {p}/{p}-dns\"")));
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = udp_client(port, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    s.write("dns.yaml", &udp_server(p, port, "v2"));
+    s.commit("v2");
+    let r = s.hawser(&["apply", "{src}"]);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (made, failed, seen) = client.join().unwrap();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("replace (start-first)"), "{r:?}");
+    // The client's one flow went to v1 and then, at the switch, to v2: its tracked flow was
+    // forgotten, not left pointing at the old container.
+    assert_eq!((failed, seen), (0, vec!["v1".to_string(), "v2".to_string()]), "{made} datagrams");
 }
 
 /// `-d 127.0.0.1/32 -p tcp ... --comment "hawser p/n" ...` as iptables' arguments.

@@ -4,6 +4,7 @@
 //! `plan` may do, and [`Engine`] for the calls that change the host; the swarm ([`swarm`]) is a
 //! cluster's manager.
 
+pub mod conntrack;
 pub mod deployment;
 pub mod docker;
 #[cfg(test)]

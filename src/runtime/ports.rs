@@ -220,7 +220,17 @@ pub fn update(project: &str, change: impl FnOnce(&mut Vec<Published>)) -> Result
     if ports == before {
         return Ok(());
     }
-    write(project, &ports)
+    write(project, &ports)?;
+    // UDP flows that went where a port no longer goes move with it (`conntrack`).
+    for gone in before.iter().filter(|p| p.protocol == Protocol::Udp) {
+        if !ports
+            .iter()
+            .any(|p| p.protocol == Protocol::Udp && p.to == gone.to && p.container_port == gone.container_port)
+        {
+            super::conntrack::forget_udp(gone.to, gone.container_port);
+        }
+    }
+    Ok(())
 }
 
 /// Makes `project`'s rules publish exactly `ports`: one atomic commit of its NAT rules (new
@@ -472,25 +482,9 @@ pub async fn observe() -> crate::runtime::Result<BTreeMap<String, Vec<Published>
     })
 }
 
-/// TCP connections open now to `to:port` (the reply side of a tracked connection is the
-/// container), as the kernel's connection tracking lists them.
+/// TCP connections open now to `to:port`.
 pub fn open_connections(to: Ipv4Addr, port: u16) -> usize {
-    let Ok(table) = std::fs::read_to_string("/proc/net/nf_conntrack") else { return 0 };
-    count_open(&table, to, port)
-}
-
-fn count_open(table: &str, to: Ipv4Addr, port: u16) -> usize {
-    let (src, sport) = (format!("src={to}"), format!("sport={port}"));
-    table
-        .lines()
-        .filter(|l| l.contains(" tcp ") && l.contains(" ESTABLISHED "))
-        .filter(|l| {
-            // The second src/sport pair is the reply direction's.
-            let srcs: Vec<&str> = l.split_whitespace().filter(|w| w.starts_with("src=")).collect();
-            let sports: Vec<&str> = l.split_whitespace().filter(|w| w.starts_with("sport=")).collect();
-            srcs.get(1) == Some(&src.as_str()) && sports.get(1) == Some(&sport.as_str())
-        })
-        .count()
+    super::conntrack::open_to(&super::conntrack::flows(), to, port)
 }
 
 #[cfg(test)]
@@ -516,19 +510,6 @@ COMMIT
         assert_eq!(shop[0].to_string(), "127.0.0.1:18080/tcp -> 172.17.0.5:8080");
         assert_eq!(shop[0].name, "web");
         assert_eq!(shop[1].to_string(), "5353/udp -> 172.17.0.6:53");
-    }
-
-    #[test]
-    fn open_connections_are_those_whose_replies_come_from_the_container() {
-        let table = "\
-ipv4     2 tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.0.1 sport=40000 dport=18080 src=172.17.0.5 dst=172.17.0.1 sport=8080 dport=40000 [ASSURED] mark=0 use=1
-ipv4     2 tcp      6 119 TIME_WAIT src=127.0.0.1 dst=127.0.0.1 sport=40001 dport=18080 src=172.17.0.5 dst=172.17.0.1 sport=8080 dport=40001 [ASSURED] mark=0 use=1
-ipv4     2 tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.0.1 sport=40002 dport=18080 src=172.17.0.6 dst=172.17.0.1 sport=8080 dport=40002 [ASSURED] mark=0 use=1
-ipv4     2 udp      17 29 src=127.0.0.1 dst=127.0.0.1 sport=40003 dport=5353 src=172.17.0.5 dst=172.17.0.1 sport=8080 dport=40003 mark=0 use=1
-";
-        assert_eq!(count_open(table, "172.17.0.5".parse().unwrap(), 8080), 1);
-        assert_eq!(count_open(table, "172.17.0.6".parse().unwrap(), 8080), 1);
-        assert_eq!(count_open(table, "172.17.0.7".parse().unwrap(), 8080), 0);
     }
 
     #[test]
