@@ -397,6 +397,25 @@ async fn where_the_engine_publishes_ports_a_replacement_stays_stop_first() {
     );
 }
 
+#[tokio::test]
+async fn where_hawser_cannot_program_this_hosts_kernel_a_replacement_with_ports_is_refused() {
+    let engine = engine();
+    assert!(apply(&engine, &desired("rev1", &published_web(GOOD, ""))).await.ok());
+    let mut observed = engine.observe().await.unwrap();
+    observed.ports = crate::observed::PortPublisher::Unable { why: "publishing host ports needs root".into() };
+    let p = diff::diff(&desired("rev2", &published_web(NEXT, "")), &observed, &DiffOptions::default());
+    let web = p.actions.iter().find(|a| a.name == "web").unwrap();
+    assert_eq!(web.op, Op::Conflict, "{p:?}");
+    let why = web.cause.to_string();
+    assert!(why.contains("image changed") || why.contains("changed"), "the change is still named: {why}");
+    assert!(why.contains("it cannot here: publishing host ports needs root") && why.contains("stop-first"), "{why}");
+    // Asked for, stop-first is what they get.
+    let asked = published_web(NEXT, "  update: {strategy: stop-first}\n");
+    let p = diff::diff(&desired("rev2", &asked), &observed, &DiffOptions::default());
+    let web = p.actions.iter().find(|a| a.name == "web").unwrap();
+    assert!(matches!(web.op, Op::Replace { strategy: crate::desired::Strategy::StopFirst, .. }), "{p:?}");
+}
+
 /// The process dies after each change of a switch; the next run leaves the port published to
 /// exactly one running container, of the new revision.
 #[tokio::test]
@@ -528,4 +547,19 @@ async fn one_container_becoming_replicas_goes_once_they_serve() {
     let at = |c: &str| calls.iter().position(|x| x.starts_with(c)).unwrap_or_else(|| panic!("no {c} in {calls:?}"));
     assert!(at("publish web-1") < at("unpublish web") && at("publish web-2") < at("unpublish web"), "{calls:?}");
     assert_eq!(serving(&engine), ["web-1", "web-2"]);
+}
+
+#[tokio::test]
+async fn replicas_cannot_share_a_host_port_the_engine_publishes() {
+    let engine = engine();
+    let p = plan(&engine, &desired("rev1", &replicated_web(GOOD, 2, ""))).await;
+    let ops: Vec<(String, Op)> =
+        p.actions.iter().filter(|a| a.name.starts_with("web")).map(|a| (a.name.clone(), a.op.clone())).collect();
+    assert_eq!(ops, [("web-1".to_string(), Op::Create), ("web-2".to_string(), Op::Conflict)]);
+    let why = p.actions.iter().find(|a| a.name == "web-2").unwrap().cause.to_string();
+    assert!(
+        why.contains("replicas share host ports only where hawser publishes them itself")
+            && why.contains("the fake engine publishes them"),
+        "{why}"
+    );
 }

@@ -156,6 +156,7 @@ pub fn diff(desired: &DesiredState, observed: &ObservedState, opts: &DiffOptions
         !is_net_removal
     });
     actions.extend(later);
+    unable_to_publish(desired, observed, &mut actions);
     let mut warnings = warnings(desired);
     warnings.extend(stop_first_for_ports(desired, observed, &actions));
     Plan {
@@ -181,10 +182,26 @@ fn rescaled(desired: &DesiredState, c: &ObservedContainer) -> Option<Cause> {
     Some(Cause::Rescaled { container: service.to_string(), replicas })
 }
 
+/// On an engine of this host whose kernel hawser cannot program (not root, no iptables), a
+/// container with host ports would be replaced stop-first, dropping connections, where the
+/// user expects the switch: that is refused, naming what is missing, unless they asked for
+/// stop-first.
+fn unable_to_publish(desired: &DesiredState, observed: &ObservedState, actions: &mut [Action]) {
+    let crate::observed::PortPublisher::Unable { why } = &observed.ports else { return };
+    for a in actions.iter_mut().filter(|a| a.kind == Kind::Container && matches!(a.op, Op::Replace { .. })) {
+        let Some(c) = desired.containers.get(&a.name) else { continue };
+        let asked = c.spec.update.as_ref().is_some_and(|u| u.strategy.is_some());
+        if c.spec.has_host_ports() && !asked {
+            a.op = Op::Conflict;
+            a.cause = Cause::CannotPublish { why: why.clone(), instead: Box::new(a.cause.clone()) };
+        }
+    }
+}
+
 /// Why a container with host ports is replaced stop-first (and drops connections), where
 /// hawser could not publish them itself.
 fn stop_first_for_ports(desired: &DesiredState, observed: &ObservedState, actions: &[Action]) -> Option<String> {
-    let why = observed.ports_unowned.as_deref()?;
+    let crate::observed::PortPublisher::Remote { why } = &observed.ports else { return None };
     let names: Vec<&str> = actions
         .iter()
         .filter(|a| matches!(a.op, Op::Replace { strategy: Strategy::StopFirst, .. }) && a.kind == Kind::Container)
@@ -384,7 +401,7 @@ fn container(
         out.push(action(Kind::Container, name, Op::Conflict, Cause::NameTaken { owner_project }));
         return;
     }
-    if let (Some(why), Some(replica)) = (observed.ports_unowned.as_deref(), r.spec.replica.as_ref()) {
+    if let (Some(why), Some(replica)) = (observed.ports.why_not(), r.spec.replica.as_ref()) {
         if replica.index > 1 && r.spec.has_host_ports() {
             out.push(action(Kind::Container, name, Op::Conflict, Cause::PortsShared { why: why.to_string() }));
             return;
@@ -431,7 +448,7 @@ fn container(
         return;
     }
     let owner = current.owner.as_ref().expect("managed");
-    let replace = Op::Replace { old_id: current.id.clone(), strategy: r.spec.strategy(observed.owns_ports) };
+    let replace = Op::Replace { old_id: current.id.clone(), strategy: r.spec.strategy(observed.ports.is_hawser()) };
     if let Some(from) = foreign_source(desired, owner) {
         out.push(action(Kind::Container, name, replace, Cause::SourceChanged { from: from.to_string() }));
         return;
@@ -504,7 +521,7 @@ fn unpublished(
     observed: &ObservedState,
     project: &str,
 ) -> Option<String> {
-    if !observed.owns_ports || !r.spec.has_host_ports() {
+    if !observed.ports.is_hawser() || !r.spec.has_host_ports() {
         return None;
     }
     let rules = observed.published.get(project).map(Vec::as_slice).unwrap_or_default();

@@ -156,6 +156,12 @@ pub enum Cause {
     },
     /// An Image with `build` whose context was not read (only `validate` and `render` skip it).
     BuildUnsupported,
+    /// A container with host ports to be replaced (`instead` says why) on an engine of this host
+    /// whose kernel hawser cannot program (`why`).
+    CannotPublish {
+        why: String,
+        instead: Box<Cause>,
+    },
     /// A container that ran a Container now run as another number of replicas (or as one
     /// container again): it goes, without `--prune`, as compose removes what a scale leaves.
     Rescaled {
@@ -324,6 +330,10 @@ impl fmt::Display for Cause {
             Cause::VolumeChanged => f.write_str("spec changed; volumes are never replaced, the existing one is kept"),
             Cause::Unresolved { error } => write!(f, "unresolved: the tag's digest is unknown ({error})"),
             Cause::BuildUnsupported => f.write_str("its build context was not read"),
+            Cause::CannotPublish { why, instead } => write!(
+                f,
+                "{instead}; but replacing it with no gap needs hawser to publish its host ports, and it cannot here: {why}. Run hawser as root on a host with iptables, or set `update.strategy: stop-first` to accept the gap"
+            ),
             Cause::Rescaled { container, replicas: 1 } => write!(f, "`{container}` runs as one container now"),
             Cause::Rescaled { container, replicas } => write!(f, "`{container}` runs {replicas} replicas now"),
             Cause::PortsShared { why } => write!(

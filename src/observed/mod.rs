@@ -80,13 +80,41 @@ pub struct ObservedState {
     pub volumes: Vec<ObservedVolume>,
     /// Local images: each tag (`repo:tag`) to its image id.
     pub images: BTreeMap<String, String>,
-    /// Whether hawser publishes host ports itself here (`runtime::ports`), so a container with
-    /// host ports can be replaced start-first; else the engine publishes them.
-    pub owns_ports: bool,
+    /// Who publishes host ports here.
+    pub ports: PortPublisher,
     /// What hawser's own rules publish, by project.
     pub published: BTreeMap<String, Vec<crate::runtime::ports::Published>>,
-    /// Why hawser does not publish host ports itself on this engine, where it could have.
-    pub ports_unowned: Option<String>,
+}
+
+/// Who publishes the host ports of containers on an engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PortPublisher {
+    /// The engine (a swarm's routing mesh, or an engine hawser was not asked to program).
+    #[default]
+    Engine,
+    /// hawser's own rules (`runtime::ports`): a container with host ports is replaced
+    /// start-first through a switch, and replicas share a port.
+    Hawser,
+    /// The engine, because hawser cannot program its kernel (it is reached over the network):
+    /// replacement stays stop-first and the plan says why.
+    Remote { why: String },
+    /// The engine of this host, where hawser should publish them and cannot (`why`: not root,
+    /// no iptables): what needs it is an error naming what is missing.
+    Unable { why: String },
+}
+
+impl PortPublisher {
+    pub fn is_hawser(&self) -> bool {
+        *self == PortPublisher::Hawser
+    }
+
+    /// Why hawser does not publish them, where it would have.
+    pub fn why_not(&self) -> Option<&str> {
+        match self {
+            PortPublisher::Remote { why } | PortPublisher::Unable { why } => Some(why),
+            _ => None,
+        }
+    }
 }
 
 impl ObservedState {

@@ -6,7 +6,7 @@ use crate::desired::{Mount, NetworkSpec, PortBinding, RestartPolicy, VolumeSpec}
 use crate::labels::Ownership;
 use crate::observed::{
     exit_code_from_status, health_from_status, Health, ObservedContainer, ObservedNetwork, ObservedState,
-    ObservedVolume, RunState,
+    ObservedVolume, PortPublisher, RunState,
 };
 use bollard::models as m;
 use bollard::query_parameters as q;
@@ -22,11 +22,9 @@ const PULL_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Clone)]
 pub struct DockerEngine {
     docker: Docker,
-    /// Whether hawser publishes host ports itself (`super::ports`): an engine on this host
-    /// (a unix socket), and hawser may program its kernel.
-    own_ports: bool,
-    /// Else why not.
-    ports_unowned: Option<String>,
+    /// hawser publishes host ports itself (`super::ports`) on an engine of this host (a unix
+    /// socket) whose kernel it may program.
+    ports: PortPublisher,
 }
 
 pub(super) fn err(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
@@ -74,21 +72,26 @@ impl DockerEngine {
         let docker =
             deadline(&op, Duration::from_secs(10), async { docker.negotiate_version().await.map_err(|e| err(&op, e)) })
                 .await?;
-        let ports_unowned = if host.starts_with("unix://") {
-            super::ports::check().err().map(|e| e.to_string())
+        let ports = if host.starts_with("unix://") {
+            match super::ports::check() {
+                Ok(()) => PortPublisher::Hawser,
+                Err(e) => PortPublisher::Unable { why: e.to_string() },
+            }
         } else {
-            Some(format!(
-                "the engine is reached over the network ({host}), and hawser programs only this host's kernel"
-            ))
+            PortPublisher::Remote {
+                why: format!(
+                    "the engine is reached over the network ({host}), and hawser programs only this host's kernel"
+                ),
+            }
         };
-        Ok(DockerEngine { docker, own_ports: ports_unowned.is_none(), ports_unowned })
+        Ok(DockerEngine { docker, ports })
     }
 
     /// A client of `host` that speaks API `version` without asking the engine first (no round
     /// trip): for callers that need nothing newer than a version every supported engine speaks.
     pub fn at_version(host: &str, version: (usize, usize)) -> Result<Self> {
         let v = bollard::ClientVersion { major_version: version.0, minor_version: version.1 };
-        Ok(DockerEngine { docker: Self::client_at(host, &v)?, own_ports: false, ports_unowned: None })
+        Ok(DockerEngine { docker: Self::client_at(host, &v)?, ports: PortPublisher::Engine })
     }
 
     fn client_at(host: &str, version: &bollard::ClientVersion) -> Result<Docker> {
@@ -148,12 +151,8 @@ impl EngineRead for DockerEngine {
         let volumes = volumes.map_err(|e| err("list volumes", e))?;
         let images = images.map_err(|e| err("list images", e))?;
 
-        let mut state = ObservedState {
-            owns_ports: self.own_ports,
-            ports_unowned: self.ports_unowned.clone(),
-            ..Default::default()
-        };
-        if self.own_ports {
+        let mut state = ObservedState { ports: self.ports.clone(), ..Default::default() };
+        if self.ports.is_hawser() {
             state.published = tokio::task::spawn_blocking(super::ports::read)
                 .await
                 .expect("reading the rules does not panic")
@@ -790,7 +789,7 @@ impl Engine for DockerEngine {
 
     async fn create_container(&self, req: &CreateContainer<'_>) -> Result<String> {
         let op = format!("create container {}", req.name);
-        let (body, more_networks) = create_body(req, self.own_ports);
+        let (body, more_networks) = create_body(req, self.ports.is_hawser());
         let opts = q::CreateContainerOptions {
             name: Some(req.name.to_string()),
             platform: req.spec.platform.clone().unwrap_or_default(),
@@ -858,7 +857,7 @@ impl Engine for DockerEngine {
     }
 
     async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
-        if !self.own_ports || !ports.iter().any(|p| p.host_port.is_some()) {
+        if !self.ports.is_hawser() || !ports.iter().any(|p| p.host_port.is_some()) {
             return Ok(());
         }
         let to = match id {
@@ -870,7 +869,7 @@ impl Engine for DockerEngine {
 
     async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<Vec<PortBinding>> {
         match self.address(id).await {
-            Ok(Some(to)) if self.own_ports => super::ports::unpublish_from(project, name, to).await,
+            Ok(Some(to)) if self.ports.is_hawser() => super::ports::unpublish_from(project, name, to).await,
             _ => Ok(Vec::new()),
         }
     }

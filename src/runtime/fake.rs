@@ -289,9 +289,12 @@ impl EngineRead for FakeEngine {
             networks,
             volumes,
             images: i.images.clone(),
-            owns_ports: i.owns_ports,
+            ports: if i.owns_ports {
+                crate::observed::PortPublisher::Hawser
+            } else {
+                crate::observed::PortPublisher::Remote { why: "the fake engine publishes them".into() }
+            },
             published: i.published.clone(),
-            ports_unowned: (!i.owns_ports).then(|| "the fake engine publishes them".to_string()),
         })
     }
 

@@ -20,7 +20,7 @@ pub mod volumes;
 use super::{ContainerEvent, ContainerStatus, CreateContainer, Engine, EngineError, EngineRead, ErrorKind, Result};
 use crate::desired::{NetworkSpec, PortBinding, VolumeSpec};
 use crate::labels::Ownership;
-use crate::observed::{Health, ObservedContainer, ObservedState, ObservedVolume, RunState};
+use crate::observed::{Health, ObservedContainer, ObservedState, ObservedVolume, PortPublisher, RunState};
 use error::NativeError;
 use record::{now_unix, ContainerRecord, Paths, State, Status};
 use std::collections::BTreeMap;
@@ -33,8 +33,8 @@ pub struct NativeEngine {
     runtime: oci::Runtime,
     /// The program that runs monitors (`hawser __monitor`): this one, unless a test says.
     monitor_exe: PathBuf,
-    /// Whether hawser publishes host ports itself (`super::ports`), or why not.
-    ports_unowned: Option<String>,
+    /// hawser publishes host ports itself (`super::ports`) where it may program the kernel.
+    ports: PortPublisher,
 }
 
 fn fail(op: &str, kind: ErrorKind, message: impl Into<String>) -> EngineError {
@@ -76,14 +76,11 @@ impl NativeEngine {
             .map(PathBuf::from)
             .or_else(|| std::env::current_exe().ok())
             .ok_or_else(|| fail(op, ErrorKind::Other, "cannot tell where the hawser binary is"))?;
-        let ports_unowned = super::ports::check().err().map(|e| e.to_string());
-        Ok(NativeEngine {
-            runtime: oci::Runtime { bin, root: root.join("runtime") },
-            root,
-            store,
-            monitor_exe,
-            ports_unowned,
-        })
+        let ports = match super::ports::check() {
+            Ok(()) => PortPublisher::Hawser,
+            Err(e) => PortPublisher::Unable { why: e.to_string() },
+        };
+        Ok(NativeEngine { runtime: oci::Runtime { bin, root: root.join("runtime") }, root, store, monitor_exe, ports })
     }
 
     pub fn root(&self) -> &Path {
@@ -324,12 +321,8 @@ fn health(h: Option<&str>) -> Option<Health> {
 
 impl EngineRead for NativeEngine {
     async fn observe(&self) -> Result<ObservedState> {
-        let mut state = ObservedState {
-            owns_ports: self.ports_unowned.is_none(),
-            ports_unowned: self.ports_unowned.clone(),
-            ..Default::default()
-        };
-        if state.owns_ports {
+        let mut state = ObservedState { ports: self.ports.clone(), ..Default::default() };
+        if self.ports.is_hawser() {
             state.published = super::ports::observe().await?;
         }
         for (rec, st) in self.containers() {
@@ -726,7 +719,7 @@ impl Engine for NativeEngine {
     }
 
     async fn publish(&self, project: &str, name: &str, id: Option<&str>, ports: &[PortBinding]) -> Result<()> {
-        if self.ports_unowned.is_some() || !ports.iter().any(|p| p.host_port.is_some()) {
+        if !self.ports.is_hawser() || !ports.iter().any(|p| p.host_port.is_some()) {
             return Ok(());
         }
         let to = match id {
@@ -739,7 +732,7 @@ impl Engine for NativeEngine {
     async fn unpublish(&self, project: &str, name: &str, id: &str) -> Result<Vec<PortBinding>> {
         let to = self.resolve("unpublish", id).ok().and_then(|id| self.address(&id));
         match to {
-            Some(to) if self.ports_unowned.is_none() => super::ports::unpublish_from(project, name, to).await,
+            Some(to) if self.ports.is_hawser() => super::ports::unpublish_from(project, name, to).await,
             _ => Ok(Vec::new()),
         }
     }
@@ -836,7 +829,7 @@ impl NativeEngine {
             aliases: req.aliases.clone(),
             healthcheck: spec::healthcheck(req.spec, image.run_config()),
             image_stop_signal: image.run_config()["StopSignal"].as_str().map(str::to_string),
-            hawser_ports: self.ports_unowned.is_none(),
+            hawser_ports: self.ports.is_hawser(),
         };
         self.write_etc(&p, &rec).map_err(error::io(p.etc()))?;
         p.write_status(&Status::default()).map_err(error::io(p.record()))?;
