@@ -695,16 +695,17 @@ pub struct ContainerSpec {
 }
 
 impl ContainerSpec {
-    /// Start-first unless the container publishes host ports or has a fixed address (two
-    /// containers can't bind one port or hold one address) or the user asked for stop-first.
     /// How it is replaced: as `update.strategy` says; else stop-first when it needs what two
     /// containers can't both have (a fixed address; host ports, unless hawser publishes them
     /// itself, `ports_owned`), start-first otherwise.
     pub fn strategy(&self, ports_owned: bool) -> Strategy {
         let fixed_address = self.networks.values().any(|a| a.ipv4_address.is_some() || a.ipv6_address.is_some());
+        // hawser's rules are IPv4: a host port on an IPv6 address stays the engine's, which
+        // publishes it to one container at a time.
+        let engines = self.ports.iter().any(|p| p.host_port.is_some() && matches!(p.host_ip, Some(std::net::IpAddr::V6(_))));
         match self.update.as_ref().and_then(|u| u.strategy) {
             Some(s) => s,
-            None if self.has_host_ports() && !ports_owned || fixed_address => Strategy::StopFirst,
+            None if self.has_host_ports() && (!ports_owned || engines) || fixed_address => Strategy::StopFirst,
             None => Strategy::StartFirst,
         }
     }

@@ -427,3 +427,17 @@ fn replicas_on_one_host_are_containers_named_as_compose_names_them() {
         "{e}"
     );
 }
+
+#[test]
+fn host_ports_are_replaced_start_first_only_where_hawser_publishes_them() {
+    use crate::desired::Strategy::{StartFirst, StopFirst};
+    let spec = |ports: &[&str]| ContainerSpec {
+        image: "x".into(),
+        ports: ports.iter().map(|p| p.parse().unwrap()).collect(),
+        ..Default::default()
+    };
+    assert_eq!(spec(&["127.0.0.1:8080:80"]).strategy(true), StartFirst);
+    assert_eq!(spec(&["127.0.0.1:8080:80"]).strategy(false), StopFirst);
+    assert_eq!(spec(&["8080"]).strategy(false), StartFirst, "an engine-chosen port is another each time");
+    assert_eq!(spec(&["127.0.0.1:8080:80", "[::1]:8080:80"]).strategy(true), StopFirst, "IPv6 stays the engine's");
+}
