@@ -319,6 +319,18 @@ fn replicas(p: &str, port: u16, native: bool) {
     assert_eq!(failed, 0, "{made} requests");
     assert_eq!(project.containers(), names(2));
     assert_eq!(answers(port).len(), 2);
+
+    // Back to one container, under the Container's own name: made before the replicas go.
+    s.write("web.yaml", &replicated(p, port, "v2", 1));
+    s.commit("one");
+    let client = Client::start(port);
+    let r = s.hawser(&["apply", "{src}"]);
+    let (made, failed, _) = client.stop();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("runs as one container now"), "{r:?}");
+    assert_eq!(failed, 0, "{made} requests");
+    assert_eq!(project.containers(), vec![format!("{p}-web")]);
+    assert_eq!(answers(port).len(), 1);
 }
 
 /// An image of the local registry with a UDP server, `/udp PORT ANSWER` (tests/support/udp_answer.rs,

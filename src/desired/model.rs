@@ -702,7 +702,8 @@ impl ContainerSpec {
         let fixed_address = self.networks.values().any(|a| a.ipv4_address.is_some() || a.ipv6_address.is_some());
         // hawser's rules are IPv4: a host port on an IPv6 address stays the engine's, which
         // publishes it to one container at a time.
-        let engines = self.ports.iter().any(|p| p.host_port.is_some() && matches!(p.host_ip, Some(std::net::IpAddr::V6(_))));
+        let engines =
+            self.ports.iter().any(|p| p.host_port.is_some() && matches!(p.host_ip, Some(std::net::IpAddr::V6(_))));
         match self.update.as_ref().and_then(|u| u.strategy) {
             Some(s) => s,
             None if self.has_host_ports() && (!ports_owned || engines) || fixed_address => Strategy::StopFirst,

@@ -1,5 +1,6 @@
 //! Replicas on one host. A Container with `replicas: N` on the Docker or native target is N
-//! containers, `NAME-1` to `NAME-N` (as compose names the containers of a scaled service), each
+//! containers, `NAME-1` to `NAME-N` (as compose names the containers of a scaled service; one
+//! replica is the one container `NAME` it always was), each
 //! a Container of its own to the diff and the executor: one changed replica is replaced, not all.
 //! They share the host ports (hawser's rules spread new connections over them), are reachable
 //! by `NAME` on their networks, and what depended on `NAME` depends on every one of them.
@@ -28,6 +29,7 @@ pub fn expand(state: &mut DesiredState) -> Vec<(String, String)> {
         state.containers.values().filter_map(|r| r.spec.replicas.map(|n| (r.name.clone(), n))).collect();
     let clashes: Vec<(String, String)> = scaled
         .iter()
+        .filter(|(_, n)| *n != 1)
         .flat_map(|(service, n)| (1..=*n as u32).map(move |i| (service.clone(), name(service, i))))
         .filter(|(_, replica)| state.containers.contains_key(replica))
         .collect();
@@ -36,6 +38,12 @@ pub fn expand(state: &mut DesiredState) -> Vec<(String, String)> {
     }
     for (service, n) in &scaled {
         state.replicated.insert(service.clone(), *n);
+        if *n == 1 {
+            // One replica is the one container it always was, under its own name.
+            let declared = state.containers.get_mut(service).expect("listed above");
+            declared.spec.replicas = None;
+            continue;
+        }
         let declared = state.containers.remove(service).expect("listed above");
         for index in 1..=*n as u32 {
             let mut spec = declared.spec.clone();

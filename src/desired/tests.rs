@@ -419,6 +419,12 @@ fn replicas_on_one_host_are_containers_named_as_compose_names_them() {
         deps,
         [("web-1", DependCondition::Healthy), ("web-2", DependCondition::Healthy), ("web-3", DependCondition::Healthy)]
     );
+    // One replica is the container it always was: its name, its hash.
+    let one = load_one("a.yaml", "kind: Container\nmetadata: {name: web}\nspec: {image: reg/web, replicas: 1}\n");
+    let alone = load_one("a.yaml", "kind: Container\nmetadata: {name: web}\nspec: {image: reg/web}\n");
+    assert_eq!(one.containers.keys().collect::<Vec<_>>(), ["web"]);
+    assert_eq!(hash::container(&one.containers["web"].spec), hash::container(&alone.containers["web"].spec));
+    assert_eq!(one.replicated.get("web"), Some(&1));
     // A replica's name taken by a declared Container is an error at the Container.
     let clash = format!("{text}---\nkind: Container\nmetadata: {{name: web-2}}\nspec: {{image: reg/x}}\n");
     let e = load("p", "r", &[ManifestFile { path: "a.yaml".into(), text: clash }]).unwrap_err().to_string();

@@ -1227,10 +1227,9 @@ fn service(
 }
 
 /// `scale` or `deploy.replicas` (which wins, as in compose): how many containers run the
-/// service. One stays the one container it always was.
+/// service.
 fn replicas(n: &Node, what: &str, s: &mut ContainerSpec, sink: &mut Sink<'_>) {
     match integer(n, what, sink) {
-        Some(1) => s.replicas = None,
         Some(k) if k >= 0 => s.replicas = Some(k as u64),
         Some(k) => sink.error(n.pos, format!("{what}: {k} is not a number of containers")),
         None => {}
