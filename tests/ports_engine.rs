@@ -255,10 +255,26 @@ spec:
   command: "mkdir -p /www && echo {body} $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
   ports: ["127.0.0.1:{port}:8080"]
   stopTimeout: 1s
-  healthcheck: {{test: "{OK}", interval: 300ms, timeout: 1s, retries: 2}}
+  healthcheck: {{test: "test ! -f /tmp/sick && {OK}", interval: 300ms, timeout: 1s, retries: 2}}
   update: {{healthTimeout: 10s, drainTimeout: 5s}}
 "#
     )
+}
+
+/// Runs `cmd` in the project's container `name`, on either target.
+fn exec_in(project: &Project, name: &str, cmd: &[&str]) {
+    let out = if project.native {
+        // The OCI runtime its monitor runs it with, as its record says.
+        let id = project.id(name).unwrap();
+        let native = project.s.state.path().join("native");
+        let record = std::fs::read(native.join("containers").join(&id).join("container.json")).unwrap();
+        let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+        let (runtime, root) = (record["runtime"].as_str().unwrap(), record["runtime_root"].as_str().unwrap());
+        std::process::Command::new(runtime).args(["--root", root, "exec", &id]).args(cmd).output().unwrap()
+    } else {
+        exec(name, cmd)
+    };
+    assert!(out.status.success(), "{out:?}");
 }
 
 /// The distinct answers of 60 requests.
@@ -295,6 +311,23 @@ fn replicas(p: &str, port: u16, native: bool) {
     }
     let r = s.hawser(&status);
     assert_eq!(r.stdout.matches(&format!("127.0.0.1:{port}->8080/tcp")).count(), 3, "{r:?}");
+
+    // A replica that turns unhealthy is taken out of the port while the others serve.
+    let sick = format!("{p}-web-2");
+    exec_in(&project, &sick, &["touch", "/tmp/sick"]);
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = s.hawser(&["plan", "{src}"]);
+        if r.stdout.contains("take it out of its host ports") {
+            break;
+        }
+        assert!(Instant::now() < until, "never planned out of rotation: {r:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(s.hawser(&["apply", "{src}"]).code, 0);
+    let hostname = &project.id(&sick).unwrap()[..12];
+    let seen = answers(port);
+    assert!(seen.len() == 2 && !seen.iter().any(|a| a.ends_with(hostname)), "{seen:?} without {hostname}");
 
     // A change rolls over them one at a time: no request fails, and all three are new after.
     s.write("web.yaml", &replicated(p, port, "v2", 3));

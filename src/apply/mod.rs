@@ -264,6 +264,10 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
             publish(engine, desired, &a.name, id).await?;
             Ok("renamed back".into())
         }
+        (Op::Unpublish { id }, Kind::Container) => {
+            engine.unpublish(&desired.project, &a.name, id).await?;
+            Ok("taken out of its host ports".into())
+        }
         (Op::Publish { id }, Kind::Container) => {
             publish(engine, desired, &a.name, id).await?;
             Ok("published its host ports".into())

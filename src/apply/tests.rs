@@ -563,3 +563,29 @@ async fn replicas_cannot_share_a_host_port_the_engine_publishes() {
         "{why}"
     );
 }
+
+#[tokio::test]
+async fn an_unhealthy_replica_gets_no_new_connections_while_another_is_healthy() {
+    use crate::observed::Health;
+    let engine = engine().owning_ports();
+    let check = "  healthcheck: {test: \"true\", interval: 1s}\n";
+    let d = desired("rev1", &replicated_web(GOOD, 2, check));
+    assert!(apply(&engine, &d).await.ok());
+    engine.set_health("web-2", Health::Unhealthy);
+    let p = plan(&engine, &d).await;
+    let web2 = p.actions.iter().find(|a| a.name == "web-2").unwrap();
+    assert!(matches!(web2.op, Op::Unpublish { .. }), "{p:?}");
+    assert!(web2.cause.to_string().contains("healthy replicas"), "{}", web2.cause);
+    assert!(execute(&Limited::new(&engine, 8), &d, &p, &mut |_| {}).await.ok());
+    assert_eq!(serving(&engine), ["web-1"]);
+    assert!(!plan(&engine, &d).await.has_changes(), "out of rotation is converged");
+    // Both unhealthy: both keep their share (some answer beats none).
+    engine.set_health("web-1", Health::Unhealthy);
+    let p = plan(&engine, &d).await;
+    assert!(p.actions.iter().any(|a| a.name == "web-2" && matches!(a.op, Op::Publish { .. })), "{p:?}");
+    // Healthy again: back in.
+    engine.set_health("web-1", Health::Healthy);
+    engine.set_health("web-2", Health::Healthy);
+    assert!(apply(&engine, &d).await.ok());
+    assert_eq!(serving(&engine), ["web-1", "web-2"]);
+}

@@ -8,7 +8,7 @@ pub mod swarm;
 pub use plan::{Action, Cause, FieldChange, Op, Plan, FORMAT_VERSION};
 
 use crate::desired::{hash, ContainerSpec, DesiredState, Kind, Resource, RestartPolicy, Strategy};
-use crate::observed::{normalize_reference, repository, ObservedContainer, ObservedState, RunState};
+use crate::observed::{normalize_reference, repository, Health, ObservedContainer, ObservedState, RunState};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, Default)]
@@ -493,7 +493,12 @@ fn container(
             return;
         }
     }
-    if let (RunState::Running, Some(seen)) = (current.state, unpublished(r, current, observed, project)) {
+    if current.state == RunState::Running && out_of_rotation(desired, r, current, observed) {
+        if published_to(current, observed, project, name) {
+            out.push(action(Kind::Container, name, Op::Unpublish { id: current.id.clone() }, Cause::Unhealthy));
+            return;
+        }
+    } else if let (RunState::Running, Some(seen)) = (current.state, unpublished(r, current, observed, project)) {
         out.push(action(Kind::Container, name, Op::Publish { id: current.id.clone() }, Cause::Drift { seen }));
         return;
     }
@@ -511,6 +516,33 @@ fn container(
             Cause::Stopped { state: state.as_str().to_string(), exit_code: current.exit_code },
         )),
     }
+}
+
+/// Whether replica `current` should get no new connections: it is unhealthy and another replica
+/// of its Container is running and not unhealthy (with none such, all keep their share: some
+/// answer is better than none).
+fn out_of_rotation(
+    desired: &DesiredState,
+    r: &Resource<ContainerSpec>,
+    current: &ObservedContainer,
+    observed: &ObservedState,
+) -> bool {
+    let Some(me) = &r.spec.replica else { return false };
+    if !observed.ports.is_hawser() || !r.spec.has_host_ports() || current.health != Some(Health::Unhealthy) {
+        return false;
+    }
+    desired
+        .containers
+        .values()
+        .filter(|c| c.name != r.name && c.spec.replica.as_ref().is_some_and(|o| o.service == me.service))
+        .filter_map(|c| observed.containers.iter().find(|o| o.name == c.name))
+        .any(|o| o.state == RunState::Running && o.health != Some(Health::Unhealthy))
+}
+
+/// Whether any of hawser's rules sends resource `name`'s host ports to container `current`.
+fn published_to(current: &ObservedContainer, observed: &ObservedState, project: &str, name: &str) -> bool {
+    let rules = observed.published.get(project).map(Vec::as_slice).unwrap_or_default();
+    current.address.is_some_and(|to| rules.iter().any(|p| p.name == name && p.to == to))
 }
 
 /// Where hawser publishes host ports itself: what of container `current`'s declared host ports

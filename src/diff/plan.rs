@@ -59,6 +59,12 @@ pub enum Op {
     Publish {
         id: String,
     },
+    /// A replica that is unhealthy while another is healthy is taken out of its host ports (new
+    /// connections go to the healthy ones) until it is healthy again; the container is not
+    /// touched.
+    Unpublish {
+        id: String,
+    },
     /// A container left under a temporary name by an interrupted replacement takes the name.
     #[serde(rename_all = "camelCase")]
     Adopt {
@@ -162,6 +168,8 @@ pub enum Cause {
         why: String,
         instead: Box<Cause>,
     },
+    /// A replica fails its healthcheck while another serves.
+    Unhealthy,
     /// A container that ran a Container now run as another number of replicas (or as one
     /// container again): it goes, without `--prune`, as compose removes what a scale leaves.
     Rescaled {
@@ -254,7 +262,7 @@ impl Plan {
                 Op::Create => s.create += 1,
                 Op::Replace { .. } => s.replace += 1,
                 Op::Update { .. } => s.update += 1,
-                Op::Start { .. } | Op::Adopt { .. } | Op::Publish { .. } => s.repair += 1,
+                Op::Start { .. } | Op::Adopt { .. } | Op::Publish { .. } | Op::Unpublish { .. } => s.repair += 1,
                 Op::Remove { .. } => s.remove += 1,
                 Op::Pull { .. } | Op::Build { .. } => s.pull += 1,
                 Op::Conflict => s.conflict += 1,
@@ -334,6 +342,7 @@ impl fmt::Display for Cause {
                 f,
                 "{instead}; but replacing it with no gap needs hawser to publish its host ports, and it cannot here: {why}. Run hawser as root on a host with iptables, or set `update.strategy: stop-first` to accept the gap"
             ),
+            Cause::Unhealthy => f.write_str("unhealthy: new connections go to its healthy replicas until it is healthy again"),
             Cause::Rescaled { container, replicas: 1 } => write!(f, "`{container}` runs as one container now"),
             Cause::Rescaled { container, replicas } => write!(f, "`{container}` runs {replicas} replicas now"),
             Cause::PortsShared { why } => write!(

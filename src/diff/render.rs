@@ -26,6 +26,7 @@ fn sign_and_verb(a: &Action) -> (&'static str, String) {
         Op::Update { .. } => ("~", "update (rolling, by the swarm)".into()),
         Op::Start { .. } => (">", "start".into()),
         Op::Publish { .. } => (">", "publish its host ports".into()),
+        Op::Unpublish { .. } => ("<", "take it out of its host ports".into()),
         Op::Adopt { from_name, .. } => (">", format!("rename `{from_name}` back")),
         Op::Remove { .. } => ("-", "remove".into()),
         Op::Pull { reference } => ("+", format!("pull {reference}")),

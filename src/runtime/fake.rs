@@ -107,6 +107,12 @@ impl FakeEngine {
     }
 
     /// `n` connections stay open to container `name` until told otherwise.
+    /// Container `name`'s healthcheck now says `health`, as a running container's may.
+    pub fn set_health(&self, name: &str, health: Health) {
+        let id = self.container(name).expect("exists").id;
+        self.inner.lock().unwrap().containers.get_mut(&id).expect("exists").health = Some(health);
+    }
+
     pub fn hold_connections(&self, name: &str, n: usize) {
         let id = self.container(name).expect("exists").id;
         self.inner.lock().unwrap().open.insert(id, n);

@@ -709,7 +709,7 @@ async fn follow_native_events(svc: Arc<Service>, mut stop: watch::Receiver<bool>
     loop {
         tokio::select! {
             Some(ev) = events.next() => {
-                if !matches!(ev.action.as_str(), "die" | "unhealthy") {
+                if !matches!(ev.action.as_str(), "die" | "unhealthy" | "healthy") {
                     continue;
                 }
                 for s in svc.sources.iter().filter(|s| s.cfg.self_heal) {
