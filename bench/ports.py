@@ -75,8 +75,9 @@ class Client:
         return self
 
 
-def manifest(p, version, strategy):
+def manifest(p, version, strategy, replicas=None):
     update = f"  update: {{strategy: {strategy}}}\n" if strategy else ""
+    update += f"  replicas: {replicas}\n" if replicas else ""
     return (f"kind: Container\nmetadata: {{name: {p}-web}}\nspec:\n  image: \"{IMAGE}\"\n"
             f"  command: \"{SERVE}\"\n  env: {{VERSION: \"{version}\"}}\n"
             f"  ports: [\"127.0.0.1:{PORT}:8080\"]\n  stopTimeout: 1s\n"
@@ -117,10 +118,10 @@ def one_change(deploy, clean):
     return c.failed, c.made, c.longest, took
 
 
-def hawser_case(hawser, target, strategy, runs):
+def hawser_case(hawser, target, strategy, runs, replicas=None):
     out = []
     for r in range(runs):
-        p = f"bp-{target[0]}{'s' if strategy else 'f'}{r}"
+        p = f"bp-{target[0]}{'s' if strategy else 'f'}{'r' if replicas else ''}{r}"
         work = tempfile.mkdtemp(prefix="hawser-bench-ports-")
         state = os.path.join(work, "state")
         src = os.path.join(work, "src")
@@ -131,7 +132,7 @@ def hawser_case(hawser, target, strategy, runs):
         open(os.path.join(src, "hawser.toml"), "w").write(f"project = \"{p}\"\ntarget = \"{target}\"\n")
 
         def deploy(version):
-            open(os.path.join(src, "web.yaml"), "w").write(manifest(p, version, strategy))
+            open(os.path.join(src, "web.yaml"), "w").write(manifest(p, version, strategy, replicas))
             t = time.perf_counter()
             r = run([hawser, "apply", "-y", src])
             return time.perf_counter() - t if r.returncode == 0 else None
@@ -185,6 +186,8 @@ def main():
         ("hawser, Docker engine, start-first through the switch", lambda: hawser_case(hawser, "docker", None, args.runs)),
         ("hawser, native target, stop-first", lambda: hawser_case(hawser, "native", "stop-first", args.runs)),
         ("hawser, native target, start-first through the switch", lambda: hawser_case(hawser, "native", None, args.runs)),
+        ("hawser, Docker engine, `replicas: 3` rolled one at a time", lambda: hawser_case(hawser, "docker", None, args.runs, 3)),
+        ("hawser, native target, `replicas: 3` rolled one at a time", lambda: hawser_case(hawser, "native", None, args.runs, 3)),
     ]
     rows = []
     for name, case in cases:
@@ -199,7 +202,9 @@ def main():
         "(300 ms interval), one client asking every 20 ms, and a change of one environment variable.",
         "Failed requests of those made during the change (from 1 s before the apply to 1 s after the",
         "new version answers), the longest gap between two answered requests, and the change's time",
-        f"(the apply, or `up -d`), in seconds. hawser's {profile} binary.",
+        f"(the apply, or `up -d`), in seconds. hawser's {profile} binary. The replicas rows run three",
+        "containers behind the one port (compose cannot: a scaled service cannot share a fixed host",
+        "port) and replace them one after the other, each through the switch and drained.",
         "",
         "| how | failed requests | longest gap | change (s) |",
         "|---|---|---|---|",
