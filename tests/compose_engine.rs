@@ -365,6 +365,8 @@ networks:
     assert!(net.contains(&format!(r#""Links":["{p}-db:database"]"#)), "{net}");
     let ping = exec(&app, &["ping", "-c", "1", "-W", "2", "database"]);
     assert!(ping.status.success(), "the link's alias resolves: {ping:?}");
+    let ping = exec(&app, &["ping", "-c", "1", "-W", "2", "db"]);
+    assert!(ping.status.success(), "the service's name resolves despite container_name: {ping:?}");
     let ipc = |c: &str| inspect(c, "{{.HostConfig.IpcMode}}");
     assert_eq!(ipc(&app), format!("container:{db_id}"), "joins db's IPC namespace");
 

@@ -1072,6 +1072,14 @@ fn service(
         default_net = true;
         s.networks.insert(names.networks["default"].clone(), NetworkAttachment::default());
     }
+    if cname != name {
+        // Compose keeps the service's name in DNS whatever the container is called: other
+        // services reach `db` even with `container_name: blog-db`.
+        for a in s.networks.values_mut().filter(|a| !a.aliases.iter().any(|x| x == name)) {
+            a.aliases.push(name.to_string());
+            a.aliases.sort();
+        }
+    }
     if let Some(v) = field(e, "depends_on") {
         match &v.value {
             Value::Seq(items) => {

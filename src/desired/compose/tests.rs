@@ -705,6 +705,8 @@ volumes:
         assert!(d.networks.contains_key("shop-default"));
         let db = &d.containers["shop-db"].spec;
         assert_eq!(db.healthcheck.as_ref().unwrap().test, ["CMD-SHELL", "pg_isready"]);
+        assert_eq!(db.networks["shop-default"].aliases, ["db"], "the service's name stays in DNS");
+        assert!(web.networks["shop-default"].aliases.is_empty(), "named after its service already");
         assert!(d.volumes.contains_key("pgdata"));
     }
 
