@@ -842,27 +842,39 @@ fn words(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<Vec<String>> {
 /// docker's sizes: `512m`, `1g`, `100k` are binary; a plain number is bytes.
 fn docker_size(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<ByteSize> {
     let s = lenient_string(n, what, sink)?;
-    let lower = s.trim().to_ascii_lowercase();
-    let t = lower.trim_end_matches('b');
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        _ => {
-            sink.error(n.pos, format!("{what}: invalid size `{s}`: expected a number with b, k, m or g"));
-            return None;
-        }
-    };
-    match num.parse::<u64>() {
-        Ok(v) => Some(ByteSize(v * mult)),
-        Err(_) => {
-            sink.error(n.pos, format!("{what}: invalid size `{s}`"));
+    match parse_ram(&s) {
+        Some(v) => Some(ByteSize(v)),
+        None => {
+            sink.error(n.pos, format!("{what}: invalid size `{s}`: expected a number (`1.5`) with b, k, m, g, t or p"));
             None
         }
     }
+}
+
+/// A size as compose reads it (go-units' RAMInBytes): a number, a fraction allowed, then an
+/// optional space and binary unit, `k` to `p`, with an optional `i` and `b` (`1.5G`, `512mb`,
+/// `2 GiB`).
+fn parse_ram(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, rest) = t.split_at(split);
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1 {
+        return None;
+    }
+    let rest = rest.strip_prefix(' ').unwrap_or(rest);
+    let rest = rest.strip_suffix('b').unwrap_or(rest);
+    let rest = rest.strip_suffix('i').unwrap_or(rest);
+    let shift = match rest {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return None,
+    };
+    let value = num.parse::<f64>().ok()? * (1u64 << shift) as f64;
+    (value.is_finite() && value < u64::MAX as f64).then_some(value as u64)
 }
 
 fn service(

@@ -10,6 +10,31 @@ mod words {
     }
 }
 
+mod sizes {
+    use super::super::parse_ram;
+
+    #[test]
+    fn sizes_are_read_as_compose_reads_them() {
+        let gib = 1u64 << 30;
+        for (text, want) in [
+            ("512m", Some(512 << 20)),
+            ("1.5G", Some(gib + gib / 2)),
+            ("2 GiB", Some(2 * gib)),
+            ("64mb", Some(64 << 20)),
+            ("100", Some(100)),
+            ("1t", Some(1 << 40)),
+            ("0.5k", Some(512)),
+            ("1.2.3g", None),
+            (".5g", None),
+            ("5x", None),
+            ("g", None),
+            ("-1g", None),
+        ] {
+            assert_eq!(parse_ram(text), want, "{text}");
+        }
+    }
+}
+
 mod mapping {
     use crate::desired::{load, DependCondition, ManifestFile, Mount};
     use std::collections::BTreeMap;
