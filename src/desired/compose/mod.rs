@@ -543,8 +543,10 @@ pub fn decode(
             }
         }
     };
+    let deployed: std::collections::BTreeSet<String> =
+        services.iter().filter(|(_, v)| active(v, sink)).map(|(k, _)| k.name.clone()).collect();
     for (k, v) in services {
-        if !active(v, sink) {
+        if !deployed.contains(&k.name) {
             continue;
         }
         let names = Names {
@@ -554,6 +556,7 @@ pub fn decode(
             secrets: &secrets,
             configs: &configs,
             containers: &container_names,
+            active: &deployed,
             networks: &network_names,
             volumes: &volume_names,
             target: ctx.target,
@@ -617,6 +620,8 @@ struct Names<'a> {
     secrets: &'a BTreeMap<String, SecretSource>,
     configs: &'a BTreeMap<String, ConfigSource>,
     containers: &'a BTreeMap<String, String>,
+    /// The services deployed (those whose profiles are active).
+    active: &'a std::collections::BTreeSet<String>,
     networks: &'a BTreeMap<String, String>,
     volumes: &'a BTreeMap<String, String>,
     target: Target,
@@ -1106,9 +1111,15 @@ fn service(
             Value::Map(entries) => {
                 for (k, v) in entries {
                     let real = names.containers.get(&k.name).cloned().unwrap_or(k.name.clone());
+                    let d = checked(v, &["condition", "restart", "required"], "a depends_on entry", sink);
+                    let required = d.and_then(|d| field(d, "required")).and_then(|r| boolean(r, "required", sink));
+                    if required == Some(false) && !names.active.contains(&k.name) {
+                        // Compose starts the service without it (a profile left it out).
+                        continue;
+                    }
                     refs.push((Kind::Container, real.clone(), k.pos));
                     let mut cond = DependCondition::Started;
-                    if let Some(d) = checked(v, &["condition", "restart", "required"], "a depends_on entry", sink) {
+                    if let Some(d) = d {
                         if let Some(c) = field(d, "condition") {
                             cond = match string(c, "condition", sink).as_deref() {
                                 Some("service_started") | None => DependCondition::Started,

@@ -772,6 +772,31 @@ develop: {}
     }
 }
 
+mod profiles {
+    use crate::desired::{load_options, load_with, ManifestFile, Policy};
+    use std::collections::BTreeMap;
+
+    fn load(text: &str, profiles: &[String]) -> Result<crate::desired::DesiredState, String> {
+        let policy = Policy::default();
+        let (env, data, filter) = (BTreeMap::new(), BTreeMap::new(), Default::default());
+        let opts = load_options(&policy, &env, profiles, &data, &filter);
+        load_with("shop", "r", &[ManifestFile { path: "compose.yaml".into(), text: text.into() }], &opts)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_dependency_that_is_not_required_may_be_left_out_by_its_profile() {
+        let text = "services:\n  web:\n    image: nginx:1\n    depends_on: {debug: {condition: service_started, required: false}}\n  debug:\n    image: busybox\n    profiles: [debug]\n";
+        let d = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(d.containers["web"].spec.depends_on.is_empty());
+        let d = load(text, &["debug".to_string()]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(d.containers["web"].spec.depends_on.contains_key("debug"), "with its profile on, it is waited for");
+        // Required (the default): still an error, at the entry.
+        let e = load(&text.replace(", required: false", ""), &[]).unwrap_err();
+        assert!(e.contains("compose.yaml:4:18:"), "{e}");
+    }
+}
+
 mod variables_policy {
     use crate::desired::{load_options, load_with, ManifestFile, ManifestFilter, Policy};
     use std::collections::BTreeMap;
