@@ -189,8 +189,15 @@ fn braced(inner: &str, vars: &Variables, found: &mut Found) -> Result<String, In
 
 /// A `.env` file: `KEY=VALUE` lines, `#` comments, an optional `export `, values unquoted
 /// (an inline ` #` starts a comment), in single quotes (literal) or double quotes (`\n`, `\"`).
-/// `Err` is the 1-based line and what is wrong with it.
-pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, Invalid)> {
+/// With `process` (a project's `.env`), unquoted and double-quoted values are interpolated as
+/// compose does (`IMAGE="${IMAGE:-app}"`), from `process` first, then from the lines above; what
+/// came from `process` is noted in `found`. Without (a service's `env_file`), values are taken
+/// as written. `Err` is the 1-based line and what is wrong with it.
+pub fn parse_dotenv(
+    text: &str,
+    process: Option<&BTreeMap<String, String>>,
+    found: &mut Found,
+) -> Result<BTreeMap<String, String>, (usize, Invalid)> {
     let mut out = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -206,13 +213,20 @@ pub fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, (usize, Inva
             return Err((n + 1, Invalid(format!("invalid variable name `{key}`"))));
         }
         let value = value.trim();
+        let expand = |v: &str, out: &BTreeMap<String, String>, found: &mut Found| {
+            let Some(process) = process else { return Ok(v.to_string()) };
+            let mut here = Found::default();
+            let v = interpolate(v, &Variables::new(process, out), &mut here).map_err(|e| (n + 1, e))?;
+            found.from_process.extend(here.from_process);
+            Ok::<String, (usize, Invalid)>(v)
+        };
         let value = if let Some(q) = value.strip_prefix('\'') {
             q.strip_suffix('\'').ok_or((n + 1, Invalid::from("a single quote is not closed")))?.to_string()
         } else if let Some(q) = value.strip_prefix('"') {
             let q = q.strip_suffix('"').ok_or((n + 1, Invalid::from("a double quote is not closed")))?;
-            q.replace("\\n", "\n").replace("\\\"", "\"").replace("\\\\", "\\")
+            expand(&q.replace("\\n", "\n").replace("\\\"", "\"").replace("\\\\", "\\"), &out, found)?
         } else {
-            value.split(" #").next().unwrap_or(value).trim_end().to_string()
+            expand(value.split(" #").next().unwrap_or(value).trim_end(), &out, found)?
         };
         out.insert(key.to_string(), value);
     }
@@ -254,12 +268,29 @@ mod tests {
     #[test]
     fn dotenv_files() {
         let text = "# comment\nexport A=1\nB = two words # a comment\nC='lit $X # not a comment'\nD=\"a\\nb\"\n\nE=\n";
-        let env = parse_dotenv(text).unwrap();
+        let env = parse_dotenv(text, None, &mut Found::default()).unwrap();
         assert_eq!(env["A"], "1");
         assert_eq!(env["B"], "two words");
         assert_eq!(env["C"], "lit $X # not a comment");
         assert_eq!(env["D"], "a\nb");
         assert_eq!(env["E"], "");
-        assert_eq!(parse_dotenv("A=1\nnot a line\n").unwrap_err().0, 2);
+        assert_eq!(parse_dotenv("A=1\nnot a line\n", None, &mut Found::default()).unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn dotenv_values_refer_to_variables_as_in_compose() {
+        let text = "IMAGE_NAME=\"${IMAGE_NAME:-backend}\"\nTAG=${TAG:-1}\nREF=$IMAGE_NAME:$TAG\nLIT='${IMAGE_NAME}'\n";
+        let none = BTreeMap::new();
+        let env = parse_dotenv(text, Some(&none), &mut Found::default()).unwrap();
+        assert_eq!((env["IMAGE_NAME"].as_str(), env["REF"].as_str()), ("backend", "backend:1"));
+        assert_eq!(env["LIT"], "${IMAGE_NAME}", "single quotes are literal");
+        let process: BTreeMap<String, String> = [("IMAGE_NAME".to_string(), "frontend".to_string())].into();
+        let mut found = Found::default();
+        let env = parse_dotenv(text, Some(&process), &mut found).unwrap();
+        assert_eq!(env["REF"], "frontend:1", "the process's value wins");
+        assert!(found.from_process.contains("frontend"), "and is masked like any of the host's values");
+        assert!(parse_dotenv("A=${B:?needed}\n", Some(&none), &mut Found::default()).is_err());
+        let literal = parse_dotenv(text, None, &mut Found::default()).unwrap();
+        assert_eq!(literal["IMAGE_NAME"], "${IMAGE_NAME:-backend}", "an env_file is taken as written");
     }
 }

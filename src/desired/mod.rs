@@ -174,7 +174,9 @@ pub fn load_with(
             let dir = f.path.rsplit_once('/').map_or(String::new(), |(d, _)| format!("{d}/"));
             let dotenv_path = included.get(&f.path).cloned().flatten().unwrap_or(format!("{dir}.env"));
             let dotenv = file_text(&dotenv_path).map(|text| (dotenv_path.as_str(), text));
-            let values = match dotenv.map(|(path, text)| (path, text, interpolate::parse_dotenv(text))) {
+            let values = match dotenv
+                .map(|(path, text)| (path, text, interpolate::parse_dotenv(text, Some(process_env), &mut found)))
+            {
                 None => BTreeMap::new(),
                 Some((_, _, Ok(values))) => values,
                 Some((path, text, Err((line, message)))) => {

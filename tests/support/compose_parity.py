@@ -270,7 +270,11 @@ def compare(hawser, root, state_dir):
                 differ(svc, "network_mode", mode, spec.get("networkMode"))
         else:
             nets = s.get("networks") or {"default": None}
-            theirs = {p.network(k): sorted(((v or {}).get("aliases") or [])) for k, v in nets.items()}
+            # Compose always answers to the service's name on its networks (an alias it adds when
+            # it creates the container, not printed by `config`); hawser writes it down where
+            # the container is named otherwise.
+            implicit = [svc] if p.container(svc) != svc else []
+            theirs = {p.network(k): sorted(set(((v or {}).get("aliases") or []) + implicit)) for k, v in nets.items()}
             mine = {k: sorted(v.get("aliases", [])) for k, v in spec.get("networks", {}).items()}
             if theirs != mine:
                 differ(svc, "networks", theirs, mine)

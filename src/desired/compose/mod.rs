@@ -969,7 +969,7 @@ fn service(
             let Some(file) = file else { continue };
             let base = sink.file.rsplit_once('/').map_or("", |(dir, _)| dir);
             let text = repository_path(base, &file).and_then(|p| names.data.get(&p));
-            match text.map(|t| super::interpolate::parse_dotenv(t)) {
+            match text.map(|t| super::interpolate::parse_dotenv(t, None, &mut Found::default())) {
                 Some(Ok(values)) => s.env.extend(values),
                 Some(Err((line, message))) => {
                     sink.error(item.pos, format!("env_file `{file}`, line {line}: {message}"))
