@@ -319,7 +319,21 @@ pub fn load_with(
             }
         };
         if !known {
-            sink.error(*pos, format!("{kind} `{target}` is not declared in this revision"));
+            let declared: Vec<&str> = match kind {
+                Kind::Network => state.networks.keys().map(String::as_str).collect(),
+                Kind::Volume => state.volumes.keys().map(String::as_str).collect(),
+                Kind::Container => state.containers.keys().map(String::as_str).filter(|c| c != owner).collect(),
+                Kind::Image => Vec::new(),
+            };
+            let hint =
+                diag::did_you_mean(target, &declared).map(|h| format!("; did you mean `{h}`?")).unwrap_or_default();
+            if included.contains_key(file.as_str()) || compose::is_compose_file(file) {
+                // In compose's words: a service, not a Container.
+                let noun = if *kind == Kind::Container { "service".to_string() } else { kind.as_str().to_lowercase() };
+                sink.error(*pos, format!("{noun} `{target}` is not defined in this compose project{hint}"));
+            } else {
+                sink.error(*pos, format!("{kind} `{target}` is not declared in this revision{hint}"));
+            }
         }
     }
 

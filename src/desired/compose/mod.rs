@@ -121,7 +121,6 @@ const UNSUPPORTED: &[&str] = &[
     "oom_kill_disable",
     "post_start",
     "pre_stop",
-    "provider",
     "storage_opt",
     "use_api_socket",
     "userns_mode",
@@ -639,12 +638,27 @@ fn resource(kind: Kind, name: String, pos: Pos, sink: &mut Sink<'_>, spec: Decod
     }
 }
 
+/// Keys of compose that stand for something outside the engine, with why hawser refuses them
+/// and what to write instead.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "provider",
+        "a provider service is run by a plugin of the compose CLI (a cloud resource, a model runner), which hawser does not drive: make that resource outside and give its address in `environment`",
+    ),
+    (
+        "models",
+        "models run on Docker Model Runner, a plugin of Docker Desktop and the compose CLI that hawser does not drive: run the model server as a service of its own, with an image",
+    ),
+];
+
 fn report_key(name: &str, pos: Pos, known: &[&str], what: &str, sink: &mut Sink<'_>) -> bool {
     if known.contains(&name) || name.starts_with("x-") {
         return true;
     }
     if sink.full() {
         sink.error(pos, String::new());
+    } else if let Some((_, why)) = REFUSED.iter().find(|(k, _)| *k == name) {
+        sink.error(pos, format!("compose key `{name}` in {what} is not supported by hawser: {why}"));
     } else if UNSUPPORTED.contains(&name) {
         sink.error(pos, format!("compose key `{name}` in {what} is not supported by hawser"));
     } else {

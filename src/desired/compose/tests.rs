@@ -785,6 +785,29 @@ mod profiles {
     }
 
     #[test]
+    fn an_undefined_service_is_named_in_composes_words_with_a_suggestion() {
+        let text = "services:\n  web:\n    image: nginx:1\n    depends_on: [bar]\n    networks: [front]\n  baz:\n    image: busybox\nnetworks:\n  fronts: {}\n  provider: {}\n";
+        let e = load(text, &[]).unwrap_err();
+        assert!(
+            e.contains("compose.yaml:4:18: service `bar` is not defined in this compose project; did you mean `baz`?"),
+            "{e}"
+        );
+        assert!(e.contains("network `front` is not defined in this compose project"), "{e}");
+        let e = load("services:\n  ai:\n    provider: {type: model}\nmodels:\n  llm: {model: ai/smollm2}\n", &[])
+            .unwrap_err();
+        assert!(
+            e.contains("compose key `provider` in service `ai` is not supported by hawser: a provider service"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "compose key `models` in a compose file is not supported by hawser: models run on Docker Model Runner"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_dependency_that_is_not_required_may_be_left_out_by_its_profile() {
         let text = "services:\n  web:\n    image: nginx:1\n    depends_on: {debug: {condition: service_started, required: false}}\n  debug:\n    image: busybox\n    profiles: [debug]\n";
         let d = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));
