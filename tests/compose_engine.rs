@@ -524,3 +524,41 @@ fn platform_is_asked_of_the_pull_and_the_create() {
     assert!(r.stdout.contains("pulled") || r.stderr.contains("pulled"), "pulled for the platform: {r:?}");
     assert_eq!(inspect(&format!("{p}-app"), "{{.Platform}}"), "linux");
 }
+
+/// `volumes_from`: the other service's mounts, read-only where asked, and made again with it.
+#[test]
+fn volumes_from_mounts_the_other_services_volumes() {
+    let p = "t-vfrom";
+    let s = Stack::new(p);
+    let compose = |v: &str| {
+        format!(
+            "services:\n  data:\n    image: {IMAGE}\n    container_name: {p}-data\n    init: true\n    command: [sh, -c, \"echo {v} > /shared/v && exec sleep 3600\"]\n    volumes: [\"shared:/shared\"]\n  app:\n    image: {IMAGE}\n    container_name: {p}-app\n    init: true\n    command: [sleep, \"3600\"]\n    volumes_from: [\"data:ro\"]\nvolumes:\n  shared: {{name: {p}-shared}}\n"
+        )
+    };
+    s.write("compose.yaml", &compose("one"));
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let app = format!("{p}-app");
+    let read = || {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = String::from_utf8_lossy(&exec(&app, &["cat", "/shared/v"]).stdout).trim().to_string();
+            if !out.is_empty() || std::time::Instant::now() > until {
+                return out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    assert_eq!(read(), "one");
+    let write = exec(&app, &["sh", "-c", "echo x > /shared/x"]);
+    assert!(!write.status.success(), "read-only from app: {write:?}");
+    // The data container made anew: app is made again after it, with its mounts.
+    let before = container_id(&app).unwrap();
+    s.write("compose.yaml", &compose("two"));
+    s.commit("v2");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_ne!(container_id(&app).unwrap(), before, "{r:?}");
+    assert_eq!(read(), "two");
+}

@@ -427,6 +427,28 @@ pub(super) fn namespace_mode(
     None
 }
 
+/// `volumesFrom` / `volumes_from`: `NAME`, `NAME:ro` or `NAME:rw`, each a reference to a
+/// Container. (compose maps its service names to containers before.)
+pub(super) fn volumes_from(
+    n: &Node,
+    what: &str,
+    refs: &mut Vec<(Kind, String, Pos)>,
+    sink: &mut Sink<'_>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in seq(n, what, sink).unwrap_or_default() {
+        let Some(entry) = string(item, what, sink) else { continue };
+        let name = super::model::volumes_from_name(&entry);
+        if name.is_empty() || name.contains(':') {
+            sink.error(item.pos, format!("{what}: `{entry}`: expected NAME, NAME:ro or NAME:rw"));
+            continue;
+        }
+        refs.push((Kind::Container, name.to_string(), item.pos));
+        out.push(entry);
+    }
+    out
+}
+
 /// `oomScoreAdj` / `oom_score_adj`: the kernel's range.
 pub(super) fn oom_score_adj(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> {
     let v = integer(n, what, sink)?;
@@ -879,6 +901,7 @@ fn container(
         let mode = string(v, "ipc", sink)?;
         namespace_mode(mode, "ipc", &["private", "shareable", "none", "host"], v.pos, refs, sink)
     });
+    s.volumes_from = f.get("volumesFrom").map(|v| volumes_from(v, "volumesFrom", refs, sink)).unwrap_or_default();
     s.group_add = f.get("groupAdd").and_then(|v| string_list(v, "groupAdd", sink)).unwrap_or_default();
     s.oom_score_adj = f.get("oomScoreAdj").and_then(|v| oom_score_adj(v, "oomScoreAdj", sink));
     s.domainname = f.get("domainname").and_then(|v| string(v, "domainname", sink));

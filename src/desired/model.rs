@@ -564,6 +564,11 @@ pub struct Logging {
     pub options: BTreeMap<String, String>,
 }
 
+/// The container a `volumesFrom` entry names (`db` of `db:ro`).
+pub fn volumes_from_name(entry: &str) -> &str {
+    entry.strip_suffix(":ro").or_else(|| entry.strip_suffix(":rw")).unwrap_or(entry)
+}
+
 /// The container spec. Every optional field is left out of the canonical form when the user did not
 /// declare it, so the engine's and the image's defaults never take part in change detection.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -662,6 +667,9 @@ pub struct ContainerSpec {
     /// Legacy links, `CONTAINER:ALIAS`: the other container reachable under ALIAS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+    /// The mounts of other containers, `CONTAINER` or `CONTAINER:ro` (`--volumes-from`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
     /// Environment variables whose values are read from files on the host at apply time. Only
     /// the path and a digest of the content are ever shown, stored or hashed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -715,12 +723,13 @@ impl ContainerSpec {
         self.ports.iter().any(|p| p.host_port.is_some())
     }
 
-    /// Containers whose namespaces this one joins (`container:NAME` as network mode, pid or
-    /// ipc): it is made after them, and made again when they are.
+    /// Containers whose namespaces (`container:NAME` as network mode, pid or ipc) or mounts
+    /// (`volumesFrom`) this one takes: it is made after them, and made again when they are.
     pub fn joins(&self) -> impl Iterator<Item = &str> {
         [&self.network_mode, &self.pid, &self.ipc]
             .into_iter()
             .filter_map(|m| m.as_deref().and_then(|m| m.strip_prefix("container:")))
+            .chain(self.volumes_from.iter().map(|v| volumes_from_name(v)))
     }
 
     /// What this container waits for: its `dependsOn` and the containers it joins.

@@ -73,6 +73,13 @@ fn redirect(spec: &mut ContainerSpec, service: &str, replicas: &[String]) {
             spec.depends_on.insert(r.clone(), cond);
         }
     }
+    if let Some(first) = replicas.first() {
+        for entry in spec.volumes_from.iter_mut() {
+            if super::model::volumes_from_name(entry) == service {
+                *entry = entry.replacen(service, first, 1);
+            }
+        }
+    }
     let joined = format!("container:{service}");
     for mode in [&mut spec.network_mode, &mut spec.pid, &mut spec.ipc] {
         if mode.as_deref() == Some(joined.as_str()) {

@@ -124,6 +124,7 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
             ("oomScoreAdj", spec.oom_score_adj.is_some(), "not in the swarm's API this engine speaks"),
             ("domainname", spec.domainname.is_some(), "not in the swarm's API"),
             ("links", !spec.links.is_empty(), "services on a network reach each other by name"),
+            ("volumesFrom", !spec.volumes_from.is_empty(), "give the service the same volumes"),
             ("platform", spec.platform.is_some(), "use placement constraints (`node.platform.arch == ...`)"),
             ("securityOpt", !spec.security_opt.is_empty(), "not in the swarm's API this engine speaks"),
         ] {
@@ -170,6 +171,7 @@ fn native(spec: &ContainerSpec, refuse: &mut impl FnMut(&str, String)) {
     }
     for (field, set, why) in [
         ("links", !spec.links.is_empty(), "containers find each other by name on a network"),
+        ("volumesFrom", !spec.volumes_from.is_empty(), "give the container the same volumes"),
         (
             "init",
             spec.init == Some(true),

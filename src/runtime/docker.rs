@@ -575,6 +575,7 @@ fn create_body(
         cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.iter().map(|c| c.to_string()).collect()),
         cap_drop: (!s.cap_drop.is_empty()).then(|| s.cap_drop.iter().map(|c| c.to_string()).collect()),
         extra_hosts: (!s.extra_hosts.is_empty()).then(|| s.extra_hosts.clone()),
+        volumes_from: (!s.volumes_from.is_empty()).then(|| s.volumes_from.clone()),
         shm_size: s.shm_size.map(|b| b.0 as i64),
         ulimits: ulimits(s),
         dns: (!s.dns.is_empty()).then(|| s.dns.iter().map(|ip| ip.to_string()).collect()),

@@ -88,6 +88,7 @@ const SERVICE_KEYS: &[&str] = &[
     "pull_policy",
     "extends",
     "scale",
+    "volumes_from",
 ];
 /// Keys of the Compose Specification that hawser does not support yet; named as such in the
 /// error, not as unknown. (The README's table says why for each.)
@@ -125,7 +126,6 @@ const UNSUPPORTED: &[&str] = &[
     "use_api_socket",
     "userns_mode",
     "uts",
-    "volumes_from",
 ];
 
 /// Interpolates every string value of a compose file (keys are left as written): errors
@@ -1200,6 +1200,27 @@ fn service(
         }
         s.links.sort();
         s.links.dedup();
+    }
+    if let Some(v) = field(e, "volumes_from") {
+        // `SERVICE[:ro|rw]` or `container:NAME[:ro|rw]`: that container's mounts.
+        for item in seq(v, "volumes_from", sink).unwrap_or_default() {
+            let Some(entry) = string(item, "volumes_from", sink) else { continue };
+            let entry = entry.strip_prefix("container:").map(str::to_string).unwrap_or_else(|| entry.clone());
+            let (name, mode) = match entry.rsplit_once(':') {
+                Some((n, m @ ("ro" | "rw"))) => (n.to_string(), Some(m)),
+                _ => (entry.clone(), None),
+            };
+            if name.is_empty() || name.contains(':') {
+                sink.error(
+                    item.pos,
+                    format!("volumes_from: `{entry}`: expected SERVICE or container:NAME, with an optional :ro or :rw"),
+                );
+                continue;
+            }
+            let real = names.containers.get(&name).cloned().unwrap_or(name);
+            refs.push((Kind::Container, real.clone(), item.pos));
+            s.volumes_from.push(mode.map_or(real.clone(), |m| format!("{real}:{m}")));
+        }
     }
     if let Some(v) = field(e, "restart") {
         if let Some(r) = lenient_string(v, "restart", sink) {

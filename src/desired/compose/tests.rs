@@ -808,6 +808,17 @@ mod profiles {
     }
 
     #[test]
+    fn volumes_from_names_the_other_services_container() {
+        let text = "services:\n  app:\n    image: busybox\n    volumes_from: [\"db:ro\", data]\n  db:\n    image: postgres\n    container_name: shop-db\n  data:\n    image: busybox\n";
+        let d = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let app = &d.containers["app"].spec;
+        assert_eq!(app.volumes_from, ["shop-db:ro", "data"]);
+        assert!(app.needs("shop-db") && app.needs("data"), "made after them, and again when they are");
+        let e = load(&text.replace("data]", "nope]"), &[]).unwrap_err();
+        assert!(e.contains("service `nope` is not defined in this compose project"), "{e}");
+    }
+
+    #[test]
     fn a_dependency_that_is_not_required_may_be_left_out_by_its_profile() {
         let text = "services:\n  web:\n    image: nginx:1\n    depends_on: {debug: {condition: service_started, required: false}}\n  debug:\n    image: busybox\n    profiles: [debug]\n";
         let d = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));
