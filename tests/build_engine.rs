@@ -162,3 +162,38 @@ fn a_compose_service_with_build_is_built_from_the_repository() {
     assert_eq!(msg(&format!("{p}-app")), "bonjour");
     assert_eq!(msg(&format!("{p}-helper")), "bonjour");
 }
+
+/// The engine builder's options of compose's `build`: an inline Dockerfile, labels on the
+/// image, and hosts of the build's /etc/hosts; a changed label is a new image.
+#[test]
+fn a_compose_build_takes_an_inline_dockerfile_labels_and_extra_hosts() {
+    let p = "t-build-opts";
+    let s = Stack::new(p);
+    for id in docker(&["images", "-q", &format!("{p}-app")]).lines() {
+        let _ = docker_raw(&["rmi", "-f", id]);
+    }
+    let compose = |team: &str| {
+        format!(
+            "services:\n  app:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM {IMAGE}\n        RUN grep mirror.internal /etc/hosts > /hosts.txt\n        CMD [\"sleep\", \"3600\"]\n      labels: {{org.example.team: {team}}}\n      extra_hosts: [\"mirror.internal:198.18.7.7\"]\n    container_name: {p}-app\n    init: true\n"
+        )
+    };
+    s.write("compose.yaml", &compose("web"));
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let app = format!("{p}-app");
+    let hosts = String::from_utf8_lossy(&exec(&app, &["cat", "/hosts.txt"]).stdout).to_string();
+    assert!(hosts.contains("198.18.7.7") && hosts.contains("mirror.internal"), "{hosts}");
+    let image = inspect(&app, "{{.Config.Image}}");
+    let label = docker(&["image", "inspect", &image, "--format", "{{index .Config.Labels \"org.example.team\"}}"]);
+    assert_eq!(label, "web");
+    // A changed label makes another image, and the container runs it.
+    s.write("compose.yaml", &compose("api"));
+    s.commit("v2");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let next = inspect(&app, "{{.Config.Image}}");
+    assert_ne!(next, image, "{r:?}");
+    let label = docker(&["image", "inspect", &next, "--format", "{{index .Config.Labels \"org.example.team\"}}"]);
+    assert_eq!(label, "api");
+}

@@ -449,6 +449,27 @@ pub(super) fn volumes_from(
     out
 }
 
+/// A build's `network`: the engine's classic builder runs `RUN` steps on one of these.
+pub(super) fn build_network(n: &Node, sink: &mut Sink<'_>) -> Option<String> {
+    let v = string(n, "build.network", sink)?;
+    if matches!(v.as_str(), "default" | "host" | "none") {
+        return Some(v);
+    }
+    sink.error(n.pos, format!("build.network `{v}`: expected default, host or none"));
+    None
+}
+
+/// What a build cannot hold together: a Dockerfile named and given inline; a shm size the
+/// builder's API cannot carry (2 GiB).
+pub(super) fn check_build(b: &BuildSpec, pos: Pos, sink: &mut Sink<'_>) {
+    if b.dockerfile.is_some() && b.dockerfile_inline.is_some() {
+        sink.error(pos, "build: give `dockerfile` or the inline Dockerfile, not both");
+    }
+    if b.shm_size.is_some_and(|s| s.0 > i32::MAX as u64) {
+        sink.error(pos, "build: the shm size of a build is at most 2 GiB");
+    }
+}
+
 /// `oomScoreAdj` / `oom_score_adj`: the kernel's range.
 pub(super) fn oom_score_adj(n: &Node, what: &str, sink: &mut Sink<'_>) -> Option<i64> {
     let v = integer(n, what, sink)?;
@@ -720,8 +741,28 @@ fn image(n: &Node, name: &str, sink: &mut Sink<'_>) -> Option<ImageSpec> {
         let args = bf.get("args").and_then(|v| string_map(v, "build.args", sink)).unwrap_or_default();
         let target = bf.get("target").and_then(|v| string(v, "build.target", sink));
         let push = bf.get("push").and_then(|v| boolean(v, "build.push", sink)).unwrap_or(false);
+        let spec = BuildSpec {
+            context: context?,
+            dockerfile,
+            args,
+            target,
+            push,
+            dockerfile_inline: bf.get("dockerfileInline").and_then(|v| string(v, "build.dockerfileInline", sink)),
+            labels: bf.get("labels").and_then(|v| string_map(v, "build.labels", sink)).unwrap_or_default(),
+            extra_hosts: bf
+                .get("extraHosts")
+                .and_then(|v| string_list(v, "build.extraHosts", sink))
+                .unwrap_or_default(),
+            shm_size: bf.get("shmSize").and_then(|v| parsed::<ByteSize>(v, "build.shmSize", sink)),
+            network: bf.get("network").and_then(|v| build_network(v, sink)),
+            platform: bf.get("platform").and_then(|v| platform(v, "build.platform", sink)),
+            cache_from: bf.get("cacheFrom").and_then(|v| string_list(v, "build.cacheFrom", sink)).unwrap_or_default(),
+            no_cache: bf.get("noCache").and_then(|v| boolean(v, "build.noCache", sink)).unwrap_or(false),
+            pull: bf.get("pull").and_then(|v| boolean(v, "build.pull", sink)).unwrap_or(false),
+        };
         bf.finish("build", sink);
-        Some(BuildSpec { context: context?, dockerfile, args, target, push })
+        check_build(&spec, b.pos, sink);
+        Some(spec)
     });
     let pos = f.pos;
     let declared = f.key_pos("ref").is_some() || f.key_pos("build").is_some();

@@ -161,6 +161,14 @@ pub struct BuildContext {
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub push: bool,
+    pub labels: BTreeMap<String, String>,
+    pub extra_hosts: Vec<String>,
+    pub shm_size: Option<ByteSize>,
+    pub network: Option<String>,
+    pub platform: Option<String>,
+    pub cache_from: Vec<String>,
+    pub no_cache: bool,
+    pub pull: bool,
 }
 
 /// A file or folder of one revision that a container mounts: the files under it (paths
@@ -363,6 +371,47 @@ pub struct BuildSpec {
     /// Push the built image to the registry its `ref` names.
     #[serde(default, skip_serializing_if = "is_false")]
     pub push: bool,
+    /// The Dockerfile itself, instead of a file of the context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile_inline: Option<String>,
+    /// Labels of the built image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `HOST:IP` entries of the build's /etc/hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<ByteSize>,
+    /// The network its `RUN` steps use: `default`, `host` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// The platform to build for (one; a multi-platform build needs BuildKit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// Images whose layers the build may reuse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
+    /// Build every step anew.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_cache: bool,
+    /// Pull the base images even when the host has them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pull: bool,
+}
+
+impl BuildSpec {
+    /// The options that make the image besides its context, Dockerfile, args and target (which
+    /// the tag's hash takes on their own): empty when none is given, so the tags of builds
+    /// without them stay what they were.
+    pub fn options_view(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut v = serde_json::to_value(self).expect("specs serialize");
+        let m = v.as_object_mut().map(std::mem::take).unwrap_or_default();
+        m.into_iter()
+            .filter(|(k, _)| {
+                !matches!(k.as_str(), "context" | "dockerfile" | "args" | "target" | "push" | "noCache" | "pull")
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -447,3 +447,16 @@ fn host_ports_are_replaced_start_first_only_where_hawser_publishes_them() {
     assert_eq!(spec(&["8080"]).strategy(false), StartFirst, "an engine-chosen port is another each time");
     assert_eq!(spec(&["127.0.0.1:8080:80", "[::1]:8080:80"]).strategy(true), StopFirst, "IPv6 stays the engine's");
 }
+
+#[test]
+fn an_image_build_takes_the_engine_builders_options() {
+    let text = "kind: Image\nmetadata: {name: app}\nspec:\n  build: {context: app, dockerfileInline: \"FROM x\\n\", labels: {team: web}, extraHosts: [\"m:10.0.0.1\"], shmSize: 64Mi, network: none, noCache: true}\n";
+    let d = load_one("a.yaml", text);
+    let b = d.images["app"].spec.build.clone().unwrap();
+    assert_eq!((b.labels["team"].as_str(), b.network.as_deref(), b.no_cache), ("web", Some("none"), true));
+    assert_eq!(b.shm_size.map(|s| s.0), Some(64 << 20));
+    let bad = "kind: Image\nmetadata: {name: app}\nspec:\n  build: {context: app, dockerfile: D, dockerfileInline: \"FROM x\", network: bridge2}\n";
+    let e = load("p", "r", &[ManifestFile { path: "a.yaml".into(), text: bad.into() }]).unwrap_err().to_string();
+    assert!(e.contains("build.network `bridge2`: expected default, host or none"), "{e}");
+    assert!(e.contains("give `dockerfile` or the inline Dockerfile, not both"), "{e}");
+}

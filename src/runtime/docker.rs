@@ -761,6 +761,14 @@ impl Engine for DockerEngine {
             target: ctx.target.clone().unwrap_or_default(),
             rm: true,
             forcerm: true,
+            labels: (!ctx.labels.is_empty()).then(|| ctx.labels.clone().into_iter().collect()),
+            extrahosts: (!ctx.extra_hosts.is_empty()).then(|| ctx.extra_hosts.join(",")),
+            shmsize: ctx.shm_size.map(|s| s.0 as i32),
+            networkmode: ctx.network.clone(),
+            platform: ctx.platform.clone().unwrap_or_default(),
+            cachefrom: (!ctx.cache_from.is_empty()).then(|| ctx.cache_from.clone()),
+            nocache: ctx.no_cache,
+            pull: ctx.pull.then(|| "1".to_string()),
             ..Default::default()
         };
         deadline(&op, PULL_TIMEOUT, async {

@@ -794,7 +794,21 @@ pub fn resolve_builds(d: &mut crate::desired::DesiredState, snap: &Snapshot) -> 
                 continue;
             }
         };
-        let dockerfile = build.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into());
+        let mut files = files;
+        let dockerfile = match &build.dockerfile_inline {
+            // Sent with the context under a name of its own, in place of any file so named.
+            Some(text) => {
+                let name = ".hawser.inline.Dockerfile".to_string();
+                files.retain(|f| f.path != name);
+                files.push(crate::desired::ContextFile {
+                    path: name.clone(),
+                    mode: 0o100644,
+                    data: text.clone().into_bytes(),
+                });
+                name
+            }
+            None => build.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into()),
+        };
         if !files.iter().any(|f| f.path == dockerfile) {
             diags.push(problem(format!("there is no `{dockerfile}` in build context `{}`", build.context)));
             continue;
@@ -803,6 +817,10 @@ pub fn resolve_builds(d: &mut crate::desired::DesiredState, snap: &Snapshot) -> 
         h.update(dockerfile.as_bytes());
         h.update(serde_json::to_vec(&build.args).unwrap_or_default());
         h.update(build.target.clone().unwrap_or_default().as_bytes());
+        let options = build.options_view();
+        if !options.is_empty() {
+            h.update(serde_json::to_vec(&options).unwrap_or_default());
+        }
         for f in &files {
             h.update((f.path.len() as u64).to_le_bytes());
             h.update(f.path.as_bytes());
@@ -833,6 +851,14 @@ pub fn resolve_builds(d: &mut crate::desired::DesiredState, snap: &Snapshot) -> 
                 args: build.args.clone(),
                 target: build.target.clone(),
                 push: build.push,
+                labels: build.labels.clone(),
+                extra_hosts: build.extra_hosts.clone(),
+                shm_size: build.shm_size,
+                network: build.network.clone(),
+                platform: build.platform.clone(),
+                cache_from: build.cache_from.clone(),
+                no_cache: build.no_cache,
+                pull: build.pull,
             },
         );
     }

@@ -1389,25 +1389,32 @@ fn deploy(n: &Node, s: &mut ContainerSpec, target: Target, warn: &mut Sink<'_>, 
 }
 
 /// Keys of compose's `build` that hawser reads; the others are refused at their position.
-const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
-const BUILD_UNSUPPORTED: &[&str] = &[
+const BUILD_KEYS: &[&str] = &[
+    "context",
+    "dockerfile",
+    "args",
+    "target",
+    "dockerfile_inline",
     "labels",
-    "cache_from",
-    "cache_to",
-    "network",
-    "shm_size",
     "extra_hosts",
-    "ssh",
-    "secrets",
+    "shm_size",
+    "network",
     "platforms",
-    "tags",
+    "cache_from",
     "no_cache",
     "pull",
-    "dockerfile_inline",
-    "additional_contexts",
-    "isolation",
-    "privileged",
-    "ulimits",
+];
+/// Keys of compose's `build` hawser refuses, with why and what to write instead.
+const BUILD_REFUSED: &[(&str, &str)] = &[
+    ("tags", "hawser tags a built image by its context's hash, so a change is a new image: name the image other services run in their `image`"),
+    ("cache_to", "exporting a build cache needs BuildKit; hawser builds through the engine's build API"),
+    ("ssh", "forwarding an SSH agent needs BuildKit; hawser builds through the engine's build API: fetch what needs the key before the build (in CI)"),
+    ("secrets", "build secrets need BuildKit; hawser builds through the engine's build API: fetch what needs them before the build (in CI)"),
+    ("additional_contexts", "more than one context needs BuildKit; hawser builds through the engine's build API: put what the Dockerfile copies under one context"),
+    ("privileged", "a privileged build needs BuildKit's entitlements, which hawser does not grant"),
+    ("entitlements", "BuildKit's entitlements are not granted by hawser"),
+    ("isolation", "isolation is for Windows hosts"),
+    ("ulimits", "the engine's build API takes no ulimits"),
 ];
 
 /// A service's `build` (a context path, or `{context, dockerfile, args, target}`) as an Image
@@ -1422,8 +1429,8 @@ fn build(n: &Node, reference: &str, sink: &mut Sink<'_>) -> Option<ImageSpec> {
         Value::Str(c) => (c.clone(), n.pos, BuildSpec::default()),
         Value::Map(entries) => {
             for (k, _) in entries {
-                if BUILD_UNSUPPORTED.contains(&k.name.as_str()) {
-                    sink.error(k.pos, format!("compose key `build.{}` is not supported by hawser", k.name));
+                if let Some((_, why)) = BUILD_REFUSED.iter().find(|(r, _)| *r == k.name) {
+                    sink.error(k.pos, format!("compose key `build.{}` is not supported by hawser: {why}", k.name));
                 } else if !BUILD_KEYS.contains(&k.name.as_str()) && !k.name.starts_with("x-") {
                     let hint = super::diag::did_you_mean(&k.name, BUILD_KEYS)
                         .map(|h| format!("; did you mean `{h}`?"))
@@ -1431,12 +1438,39 @@ fn build(n: &Node, reference: &str, sink: &mut Sink<'_>) -> Option<ImageSpec> {
                     sink.error(k.pos, format!("unknown compose key `{}` in build{hint}", k.name));
                 }
             }
+            let platforms =
+                field(entries, "platforms").and_then(|v| Some((v.pos, string_list(v, "build.platforms", sink)?)));
+            let platform = match platforms {
+                Some((_, p)) if p.len() <= 1 => p.into_iter().next(),
+                Some((pos, _)) => {
+                    sink.error(pos, "build.platforms: a multi-platform build needs BuildKit; hawser builds one platform through the engine's build API: give one");
+                    None
+                }
+                None => None,
+            };
+            let extra_hosts = field(entries, "extra_hosts").map(|v| {
+                let sep = if matches!(v.value, Value::Seq(_)) { ':' } else { '=' };
+                pairs(v, "build.extra_hosts", sep, sink).into_iter().map(|(h, ip)| format!("{h}:{ip}")).collect()
+            });
             let spec = BuildSpec {
                 dockerfile: field(entries, "dockerfile").and_then(|v| string(v, "build.dockerfile", sink)),
                 args: field(entries, "args").map(|v| pairs(v, "build.args", '=', sink)).unwrap_or_default(),
                 target: field(entries, "target").and_then(|v| string(v, "build.target", sink)),
+                dockerfile_inline: field(entries, "dockerfile_inline")
+                    .and_then(|v| string(v, "build.dockerfile_inline", sink)),
+                labels: field(entries, "labels").map(|v| pairs(v, "build.labels", '=', sink)).unwrap_or_default(),
+                extra_hosts: extra_hosts.unwrap_or_default(),
+                shm_size: field(entries, "shm_size").and_then(|v| docker_size(v, "build.shm_size", sink)),
+                network: field(entries, "network").and_then(|v| super::decode::build_network(v, sink)),
+                platform,
+                cache_from: field(entries, "cache_from")
+                    .and_then(|v| string_list(v, "build.cache_from", sink))
+                    .unwrap_or_default(),
+                no_cache: field(entries, "no_cache").and_then(|v| boolean(v, "build.no_cache", sink)).unwrap_or(false),
+                pull: field(entries, "pull").and_then(|v| boolean(v, "build.pull", sink)).unwrap_or(false),
                 ..Default::default()
             };
+            super::decode::check_build(&spec, n.pos, sink);
             let context = field(entries, "context").map_or(Some(".".to_string()), |v| string(v, "build.context", sink));
             let at = field(entries, "context").map_or(n.pos, |v| v.pos);
             (context?, at, spec)

@@ -374,6 +374,59 @@ mod mapping {
     }
 
     #[test]
+    fn build_options_of_the_engines_builder_are_taken_and_buildkits_refused_with_why() {
+        let text = r#"
+services:
+  web:
+    build:
+      context: .
+      dockerfile_inline: "FROM busybox\nRUN true\n"
+      labels: {org.example.team: web}
+      extra_hosts: ["mirror:10.0.0.5"]
+      shm_size: 128m
+      network: host
+      platforms: [linux/amd64]
+      cache_from: [reg/web:cache]
+      no_cache: true
+      pull: true
+"#;
+        let d = load("shop", "r", &[ManifestFile { path: "compose.yaml".into(), text: text.into() }])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let b = d.images["shop-web"].spec.build.clone().unwrap();
+        assert_eq!(b.dockerfile_inline.as_deref(), Some("FROM busybox\nRUN true\n"));
+        assert_eq!(b.labels["org.example.team"], "web");
+        assert_eq!(b.extra_hosts, ["mirror:10.0.0.5"]);
+        assert_eq!((b.shm_size.map(|s| s.0), b.network.as_deref()), (Some(128 << 20), Some("host")));
+        assert_eq!(
+            (b.platform.as_deref(), b.cache_from.as_slice()),
+            (Some("linux/amd64"), &["reg/web:cache".to_string()][..])
+        );
+        assert!(b.no_cache && b.pull);
+        assert!(b.options_view().contains_key("labels"), "a label is part of what makes the image");
+        let e = load(
+            "shop",
+            "r",
+            &[ManifestFile {
+                path: "compose.yaml".into(),
+                text: "services:\n  web:\n    build: {context: ., secrets: [npm], platforms: [linux/amd64, linux/arm64], tags: [reg/web:2]}\n".into(),
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("compose key `build.secrets` is not supported by hawser: build secrets need BuildKit"),
+            "{e}"
+        );
+        assert!(e.contains("build.platforms: a multi-platform build needs BuildKit"), "{e}");
+        assert!(
+            e.contains(
+                "compose key `build.tags` is not supported by hawser: hawser tags a built image by its context's hash"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn build_becomes_an_image_built_from_the_repository() {
         let d = load(
             "shop",
@@ -412,7 +465,7 @@ services:
             "r",
             &[ManifestFile {
                 path: "compose.yaml".into(),
-                text: "services:\n  a:\n    build: ../outside\n  b:\n    build: {context: ., cache_from: [x], dockerfle: D}\n".into(),
+                text: "services:\n  a:\n    build: ../outside\n  b:\n    build: {context: ., cache_to: [x], dockerfle: D}\n".into(),
             }],
         )
         .unwrap_err()
@@ -421,7 +474,7 @@ services:
             e.contains("compose.yaml:3:12: build context `../outside` must be a folder inside the repository"),
             "{e}"
         );
-        assert!(e.contains("compose.yaml:5:25: compose key `build.cache_from` is not supported by hawser"), "{e}");
+        assert!(e.contains("compose.yaml:5:25: compose key `build.cache_to` is not supported by hawser: exporting a build cache needs BuildKit"), "{e}");
         assert!(e.contains("unknown compose key `dockerfle` in build; did you mean `dockerfile`?"), "{e}");
     }
 
