@@ -162,6 +162,14 @@ pub fn load_with(
     let home = opts.process_env.get("HOME").map(String::as_str);
     let allows_variable = |name: &str| policy.allows_variable(name);
     for f in files.iter().filter(|f| !is_dotenv(&f.path)) {
+        if let Some(base) = compose::overridden(&f.path, &files).filter(|_| !opts.filter.excluded(&f.path)) {
+            // Compose merges it into `base` by default; read alone it would silently be nothing.
+            Sink::new(&f.path, &f.text, &mut diags).error(
+                Pos::new(1, 1),
+                format!("docker compose merges this file into `{base}`, and hawser does not merge compose files yet: move its keys into `{base}`"),
+            );
+            continue;
+        }
         if opts.filter.excluded(&f.path) {
             skipped.push(f.path.clone());
             continue;

@@ -25,6 +25,17 @@ use mounts::{config_mount, mount, secret_mount};
 
 pub const FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
+/// For a compose override file (`compose.override.yaml`, `docker-compose.override.yml`, ...),
+/// the compose file beside it that compose would merge it into.
+pub fn overridden<'f>(path: &str, files: &[&'f super::ManifestFile]) -> Option<&'f str> {
+    let (dir, name) = path.rsplit_once('/').map_or(("", path), |(d, n)| (d, n));
+    let stem = name.strip_suffix(".override.yaml").or_else(|| name.strip_suffix(".override.yml"))?;
+    files.iter().map(|f| f.path.as_str()).find(|p| {
+        let (d, n) = p.rsplit_once('/').map_or(("", *p), |(d, n)| (d, n));
+        d == dir && FILE_NAMES.contains(&n) && n.rsplit_once('.').is_some_and(|(s, _)| s == stem)
+    })
+}
+
 pub fn is_compose_file(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     FILE_NAMES.contains(&name)

@@ -872,6 +872,30 @@ mod profiles {
     }
 
     #[test]
+    fn an_override_file_beside_its_compose_file_is_an_error_not_nothing() {
+        let files = |names: &[&str]| -> Vec<ManifestFile> {
+            names
+                .iter()
+                .map(|n| ManifestFile { path: n.to_string(), text: "services:\n  web:\n    image: nginx:1\n".into() })
+                .collect()
+        };
+        let policy = Policy::default();
+        let (env, data, filter) = (BTreeMap::new(), BTreeMap::new(), Default::default());
+        let opts = load_options(&policy, &env, &[], &data, &filter);
+        let e = load_with("shop", "r", &files(&["app/docker-compose.yml", "app/docker-compose.override.yml"]), &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "app/docker-compose.override.yml:1:1: docker compose merges this file into `app/docker-compose.yml`"
+            ),
+            "{e}"
+        );
+        // Without its compose file beside it, it is nobody's override (data, as before).
+        assert!(load_with("shop", "r", &files(&["app/compose.yaml", "other/compose.override.yaml"]), &opts).is_ok());
+    }
+
+    #[test]
     fn a_dependency_that_is_not_required_may_be_left_out_by_its_profile() {
         let text = "services:\n  web:\n    image: nginx:1\n    depends_on: {debug: {condition: service_started, required: false}}\n  debug:\n    image: busybox\n    profiles: [debug]\n";
         let d = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));
