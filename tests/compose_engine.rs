@@ -562,3 +562,34 @@ fn volumes_from_mounts_the_other_services_volumes() {
     assert_ne!(container_id(&app).unwrap(), before, "{r:?}");
     assert_eq!(read(), "two");
 }
+
+/// Lifecycle hooks: `post_start` runs in the new container before it passes its gate, `pre_stop`
+/// in the old one before it stops.
+#[test]
+fn post_start_and_pre_stop_hooks_run_in_the_container() {
+    let p = "t-hooks";
+    let s = Stack::new(p);
+    let compose = |v: &str| {
+        format!(
+            "services:\n  app:\n    image: {IMAGE}\n    container_name: {p}-app\n    init: true\n    command: [sleep, \"3600\"]\n    environment: {{V: \"{v}\"}}\n    volumes: [\"state:/state\"]\n    post_start: [{{command: [sh, -c, \"echo started-$$V >> /state/log\"]}}]\n    pre_stop: [{{command: \"sh -c 'echo stopping-$$V >> /state/log'\"}}]\nvolumes:\n  state: {{name: {p}-state}}\n"
+        )
+    };
+    s.write("compose.yaml", &compose("1"));
+    s.commit("v1");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    s.write("compose.yaml", &compose("2"));
+    s.commit("v2");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let log = String::from_utf8_lossy(&exec(&format!("{p}-app"), &["cat", "/state/log"]).stdout).to_string();
+    assert_eq!(log, "started-1\nstarted-2\nstopping-1\n");
+    // A post_start that fails fails the candidate; the running container stays.
+    let before = container_id(&format!("{p}-app")).unwrap();
+    s.write("compose.yaml", &compose("3").replace("echo started-$$V >> /state/log", "exit 3"));
+    s.commit("v3");
+    let r = s.hawser(&["apply", "{src}"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("postStart hook") && r.stderr.contains("exited with 3"), "{r:?}");
+    assert_eq!(container_id(&format!("{p}-app")).unwrap(), before);
+}

@@ -380,3 +380,27 @@ fn an_image_user_is_never_looked_up_in_a_host_file() {
     assert!(r.stderr.contains("user `hostonly` is not in the image's /etc/passwd"), "{r:?}");
     assert!(!format!("{}{}", r.stdout, r.stderr).contains("4242"), "{r:?}");
 }
+
+/// A postStart hook runs inside a native container (through the OCI runtime's exec).
+#[test]
+fn a_post_start_hook_runs_in_a_native_container() {
+    let p = "nt-hook";
+    let out = tempfile::tempdir().unwrap();
+    let s = Stack::new(p);
+    s.write("hawser.toml", &format!("project = \"{p}\"\ntarget = \"native\"\n"));
+    s.write(
+        "c.yaml",
+        &format!(
+            "kind: Container\nmetadata: {{name: {p}-c}}\nspec:\n  image: \"{IMAGE}\"\n  command: \"exec sleep 3600\"\n  stopTimeout: 1s\n  volumes: [\"{}:/out\"]\n  postStart: [{{command: [sh, -c, \"hostname > /out/started\"]}}]\n",
+            out.path().display()
+        ),
+    );
+    s.commit("first");
+    let _pruned = Pruned(&s);
+    let policy = s.state.path().join("policy.toml");
+    std::fs::write(&policy, format!("bindRoots = [\"{}\"]\n", out.path().display())).unwrap();
+    let r = s.hawser(&["--policy", &policy.display().to_string(), "apply", "-y", "{src}"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let started = std::fs::read_to_string(out.path().join("started")).unwrap_or_default();
+    assert!(!started.trim().is_empty(), "the hook ran in the container: {r:?}");
+}

@@ -125,4 +125,7 @@ impl<E: Engine> Engine for Limited<'_, E> {
     async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {
         waiting!(self, "open_connections", id, self.inner.open_connections(id, ports))
     }
+    async fn exec(&self, id: &str, hook: &crate::desired::Hook) -> Result<i64> {
+        limited!(self, "exec", id, self.inner.exec(id, hook))
+    }
 }

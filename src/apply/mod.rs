@@ -5,6 +5,7 @@
 
 mod gate;
 mod graph;
+mod hooks;
 pub mod images;
 pub mod limit;
 mod replace;
@@ -73,6 +74,9 @@ pub enum ActionError {
     SecretFile { file: String, source: std::io::Error },
     #[error("no build context was read for {0}")]
     NoBuildContext(String),
+    /// A `postStart` hook ended with another code than 0: the container failed to start.
+    #[error("its postStart hook `{command}` exited with {code}")]
+    Hook { command: String, code: i64 },
     /// A candidate that failed could not be removed; the next run removes it.
     #[error("{why}; the candidate could not be removed ({source}), the next run removes it")]
     Leftover { why: Box<ActionError>, source: EngineError },
@@ -84,7 +88,7 @@ impl ActionError {
     fn rolled_back(&self, op: &Op) -> bool {
         match self {
             ActionError::RolledBack(_) => true,
-            ActionError::Gate(_) => matches!(op, Op::Replace { .. }),
+            ActionError::Gate(_) | ActionError::Hook { .. } => matches!(op, Op::Replace { .. }),
             ActionError::Leftover { why, .. } => why.rolled_back(op),
             _ => false,
         }
@@ -241,10 +245,14 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
         (Op::Create, Kind::Container) => {
             wait_for_dependencies(engine, desired, &a.name).await?;
             let id = engine.create_container(&create_request(desired, &a.name, &a.name)).await?;
-            if let Err(e) = engine.start_container(&id).await {
+            let started = match engine.start_container(&id).await {
+                Ok(()) => hooks::post_start(engine, &desired.containers[&a.name].spec, &id).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = started {
                 // A container that cannot start is not left behind half-made.
                 let _ = engine.remove_container(&id).await;
-                return Err(e.into());
+                return Err(e);
             }
             publish(engine, desired, &a.name, &id).await?;
             Ok("created".into())
@@ -255,6 +263,7 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
         }
         (Op::Start { id }, Kind::Container) => {
             engine.start_container(id).await?;
+            hooks::post_start(engine, &desired.containers[&a.name].spec, id).await?;
             // Its address may be another than before it stopped.
             publish(engine, desired, &a.name, id).await?;
             Ok("started".into())
@@ -280,7 +289,11 @@ async fn run<E: Engine>(engine: &E, desired: &DesiredState, a: &Action) -> Resul
             if !unpublished.is_empty() {
                 replace::drain_ports(engine, id, &unpublished, drain_timeout(desired, a)).await;
             }
-            let timeout = desired.containers.get(&a.name).and_then(|c| c.spec.stop_timeout).map(|d| d.as_std());
+            let declared = desired.containers.get(&a.name).map(|c| &c.spec);
+            if let Some(spec) = declared {
+                hooks::pre_stop(engine, spec, id).await;
+            }
+            let timeout = declared.and_then(|s| s.stop_timeout).map(|d| d.as_std());
             engine.stop_container(id, timeout).await?;
             engine.remove_container(id).await?;
             Ok("removed".into())

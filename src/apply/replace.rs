@@ -5,7 +5,7 @@
 //! state is recognizable from names and labels alone, so an interrupted run is resumed by the
 //! next plan (`diff` adopts or removes leftovers).
 
-use super::{create_request, gate, publish, ActionError};
+use super::{create_request, gate, hooks, publish, ActionError};
 use crate::desired::{DependCondition, DesiredState, Strategy};
 use crate::failpoint;
 use crate::labels::{candidate_name, retired_name};
@@ -29,11 +29,15 @@ pub async fn replace<E: Engine>(
             failpoint::hit(failpoint::CANDIDATE_CREATED);
             let started = engine.start_container(&id).await;
             failpoint::hit(failpoint::CANDIDATE_STARTED);
-            // 2. It must prove itself; if not, it goes and the old one was never touched.
+            // 2. It must prove itself (its postStart hooks, then its gate); if not, it goes and
+            //    the old one was never touched.
             let gated = match started {
-                Ok(()) => {
-                    gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from)
-                }
+                Ok(()) => match hooks::post_start(engine, spec, &id).await {
+                    Ok(()) => {
+                        gate::wait(engine, &id, name, spec, DependCondition::Started).await.map_err(ActionError::from)
+                    }
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = gated {
@@ -47,6 +51,7 @@ pub async fn replace<E: Engine>(
             failpoint::hit(failpoint::SWITCHED);
             drain(engine, old_id, spec).await;
             // 4. Only now does the old one stop; the candidate takes the name.
+            hooks::pre_stop(engine, spec, old_id).await;
             engine.stop_container(old_id, stop_timeout).await?;
             failpoint::hit(failpoint::OLD_STOPPED);
             engine.remove_container(old_id).await?;
@@ -58,6 +63,7 @@ pub async fn replace<E: Engine>(
         Strategy::StopFirst => {
             // 1. The old container stops (it holds host ports) and steps aside under a temporary name.
             let retired = retired_name(name);
+            hooks::pre_stop(engine, spec, old_id).await;
             engine.stop_container(old_id, stop_timeout).await?;
             failpoint::hit(failpoint::OLD_STOPPED);
             engine.rename_container(old_id, &retired).await?;
@@ -66,9 +72,12 @@ pub async fn replace<E: Engine>(
                 let id = engine.create_container(&create_request(desired, name, name)).await?;
                 failpoint::hit(failpoint::CANDIDATE_CREATED);
                 let r = match engine.start_container(&id).await {
-                    Ok(()) => match gate::wait(engine, &id, name, spec, DependCondition::Started).await {
-                        Ok(()) => publish(engine, desired, name, &id).await.map_err(ActionError::from),
-                        Err(e) => Err(e.into()),
+                    Ok(()) => match hooks::post_start(engine, spec, &id).await {
+                        Ok(()) => match gate::wait(engine, &id, name, spec, DependCondition::Started).await {
+                            Ok(()) => publish(engine, desired, name, &id).await.map_err(ActionError::from),
+                            Err(e) => Err(e.into()),
+                        },
+                        Err(e) => Err(e),
                     },
                     Err(e) => Err(e.into()),
                 };

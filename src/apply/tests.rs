@@ -589,3 +589,43 @@ async fn an_unhealthy_replica_gets_no_new_connections_while_another_is_healthy()
     assert!(apply(&engine, &d).await.ok());
     assert_eq!(serving(&engine), ["web-1", "web-2"]);
 }
+
+fn hooked_web(image: &str, strategy: &str, post_start: &str) -> String {
+    format!("{}  postStart: [{{command: [{post_start}]}}]\n  preStop: [{{command: [drain]}}]\n", web(image, strategy))
+}
+
+#[tokio::test]
+async fn hooks_run_after_the_start_before_the_gate_and_before_the_stop() {
+    let engine = engine();
+    assert!(apply(&engine, &desired("rev1", &hooked_web(GOOD, "start-first", "warm"))).await.ok());
+    assert_eq!(changes(&engine), ["create_container web", "start_container web", "exec web warm"]);
+    engine.forget_calls();
+    assert!(apply(&engine, &desired("rev2", &hooked_web(NEXT, "start-first", "warm"))).await.ok());
+    assert_eq!(
+        changes(&engine),
+        [
+            "create_container web.hawser-next",
+            "start_container web.hawser-next",
+            "exec web.hawser-next warm",
+            "exec web drain",
+            "stop_container web",
+            "remove_container web",
+            "rename_container web.hawser-next web",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_post_start_hook_fails_the_candidate_and_the_old_one_serves() {
+    let engine = engine();
+    let old = {
+        assert!(apply(&engine, &desired("rev1", &hooked_web(GOOD, "start-first", "warm"))).await.ok());
+        engine.container("web").unwrap().id
+    };
+    let report = apply(&engine, &desired("rev2", &hooked_web(NEXT, "start-first", "\"false\""))).await;
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert!(report.failures[0].rolled_back, "{report:?}");
+    assert!(report.failures[0].message.contains("its postStart hook `false` exited with 1"), "{report:?}");
+    assert_eq!(engine.container("web").unwrap().id, old, "the old one was never touched");
+    assert_eq!(engine.containers().len(), 1, "the candidate is gone");
+}

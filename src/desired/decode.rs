@@ -449,6 +449,28 @@ pub(super) fn volumes_from(
     out
 }
 
+/// `postStart` / `preStop`: a list of `{command, user, workingDir, env, privileged}`; a string
+/// command runs through /bin/sh -c, as the container's own does.
+fn hooks(n: &Node, what: &str, sink: &mut Sink<'_>) -> Vec<Hook> {
+    let mut out = Vec::new();
+    for item in seq(n, what, sink).unwrap_or_default() {
+        let Some(mut f) = Fields::of(item, what, sink) else { continue };
+        let command = f.required("command", what, sink).and_then(|v| command(v, &format!("{what}.command"), sink));
+        let hook = Hook {
+            command: command.unwrap_or_default(),
+            user: f.get("user").and_then(|v| lenient_string(v, "user", sink)),
+            working_dir: f.get("workingDir").and_then(|v| string(v, "workingDir", sink)),
+            env: f.get("env").and_then(|v| string_map(v, "env", sink)).unwrap_or_default(),
+            privileged: f.get("privileged").and_then(|v| boolean(v, "privileged", sink)).unwrap_or(false),
+        };
+        f.finish(what, sink);
+        if !hook.command.is_empty() {
+            out.push(hook);
+        }
+    }
+    out
+}
+
 /// A build's `network`: the engine's classic builder runs `RUN` steps on one of these.
 pub(super) fn build_network(n: &Node, sink: &mut Sink<'_>) -> Option<String> {
     let v = string(n, "build.network", sink)?;
@@ -942,6 +964,8 @@ fn container(
         let mode = string(v, "ipc", sink)?;
         namespace_mode(mode, "ipc", &["private", "shareable", "none", "host"], v.pos, refs, sink)
     });
+    s.post_start = f.get("postStart").map(|v| hooks(v, "postStart", sink)).unwrap_or_default();
+    s.pre_stop = f.get("preStop").map(|v| hooks(v, "preStop", sink)).unwrap_or_default();
     s.volumes_from = f.get("volumesFrom").map(|v| volumes_from(v, "volumesFrom", refs, sink)).unwrap_or_default();
     s.group_add = f.get("groupAdd").and_then(|v| string_list(v, "groupAdd", sink)).unwrap_or_default();
     s.oom_score_adj = f.get("oomScoreAdj").and_then(|v| oom_score_adj(v, "oomScoreAdj", sink));

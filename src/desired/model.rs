@@ -613,6 +613,21 @@ pub struct Logging {
     pub options: BTreeMap<String, String>,
 }
 
+/// A command of a container's lifecycle (`postStart`, `preStop`), run inside it as `exec` runs one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hook {
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
+}
+
 /// The container a `volumesFrom` entry names (`db` of `db:ro`).
 pub fn volumes_from_name(entry: &str) -> &str {
     entry.strip_suffix(":ro").or_else(|| entry.strip_suffix(":rw")).unwrap_or(entry)
@@ -719,6 +734,12 @@ pub struct ContainerSpec {
     /// The mounts of other containers, `CONTAINER` or `CONTAINER:ro` (`--volumes-from`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_from: Vec<String>,
+    /// Commands run in the container once it has started; one that fails fails the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    /// Commands run in the container before it is stopped (their failure stops nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
     /// Environment variables whose values are read from files on the host at apply time. Only
     /// the path and a digest of the content are ever shown, stored or hashed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

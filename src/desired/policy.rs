@@ -278,6 +278,12 @@ impl Policy {
         if s.privileged == Some(true) && !self.allow_privileged {
             out.push(Finding::new("privileged", "`privileged: true` is refused by the host policy (allowPrivileged)"));
         }
+        if s.post_start.iter().chain(&s.pre_stop).any(|h| h.privileged) && !self.allow_privileged {
+            out.push(Finding::new(
+                "postStart",
+                "a privileged lifecycle hook is refused by the host policy (allowPrivileged)",
+            ));
+        }
         if s.network_mode.as_deref() == Some("host") && !self.allow_host_network {
             out.push(Finding::new(
                 "networkMode",

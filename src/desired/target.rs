@@ -125,6 +125,8 @@ pub fn check_container(spec: &ContainerSpec, target: Target) -> Vec<Finding> {
             ("domainname", spec.domainname.is_some(), "not in the swarm's API"),
             ("links", !spec.links.is_empty(), "services on a network reach each other by name"),
             ("volumesFrom", !spec.volumes_from.is_empty(), "give the service the same volumes"),
+            ("postStart", !spec.post_start.is_empty(), "the swarm runs no lifecycle hooks"),
+            ("preStop", !spec.pre_stop.is_empty(), "the swarm runs no lifecycle hooks"),
             ("platform", spec.platform.is_some(), "use placement constraints (`node.platform.arch == ...`)"),
             ("securityOpt", !spec.security_opt.is_empty(), "not in the swarm's API this engine speaks"),
         ] {
@@ -172,6 +174,11 @@ fn native(spec: &ContainerSpec, refuse: &mut impl FnMut(&str, String)) {
     for (field, set, why) in [
         ("links", !spec.links.is_empty(), "containers find each other by name on a network"),
         ("volumesFrom", !spec.volumes_from.is_empty(), "give the container the same volumes"),
+        (
+            "postStart",
+            spec.post_start.iter().chain(&spec.pre_stop).any(|h| h.user.is_some() || h.working_dir.is_some() || !h.env.is_empty() || h.privileged),
+            "a lifecycle hook runs its command as the container's own process does: leave out user, workingDir, env and privileged",
+        ),
         (
             "init",
             spec.init == Some(true),

@@ -886,6 +886,33 @@ impl Engine for DockerEngine {
     async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {
         Ok(self.address(id).await?.map_or(0, |to| super::ports::open_to(to, ports)))
     }
+
+    async fn exec(&self, id: &str, hook: &crate::desired::Hook) -> Result<i64> {
+        let op = format!("run `{}` in container {}", hook.command.join(" "), short(id));
+        let config = bollard::models::ExecConfig {
+            cmd: Some(hook.command.clone()),
+            user: hook.user.clone(),
+            working_dir: hook.working_dir.clone(),
+            env: (!hook.env.is_empty()).then(|| hook.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            privileged: hook.privileged.then_some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        deadline(&op, PULL_TIMEOUT, async {
+            let exec = self.docker.create_exec(id, config).await.map_err(|e| err(&op, e))?;
+            if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+                self.docker.start_exec(&exec.id, None).await.map_err(|e| err(&op, e))?
+            {
+                // Read to its end, not kept: it may print what the container's environment
+                // holds, which hawser's own output never shows. The exit code is what counts.
+                while output.next().await.is_some() {}
+            }
+            let done = self.docker.inspect_exec(&exec.id).await.map_err(|e| err(&op, e))?;
+            Ok(done.exit_code.unwrap_or(-1))
+        })
+        .await
+    }
 }
 
 impl DockerEngine {

@@ -541,6 +541,13 @@ impl Engine for FakeEngine {
         Ok(gone)
     }
 
+    /// Exits 1 for the command `false`, 0 for any other.
+    async fn exec(&self, id: &str, hook: &crate::desired::Hook) -> Result<i64> {
+        let name = self.name_of(id);
+        let _call = self.call("exec", &format!("{name} {}", hook.command.join(" "))).await?;
+        Ok(if hook.command == ["false"] { 1 } else { 0 })
+    }
+
     async fn open_connections(&self, id: &str, _ports: &[PortBinding]) -> Result<usize> {
         Ok(self.inner.lock().unwrap().open.get(id).copied().unwrap_or(0))
     }

@@ -94,6 +94,9 @@ impl Engine for HostEngine {
     async fn open_connections(&self, id: &str, ports: &[PortBinding]) -> Result<usize> {
         each!(self, e => e.open_connections(id, ports).await)
     }
+    async fn exec(&self, id: &str, hook: &crate::desired::Hook) -> Result<i64> {
+        each!(self, e => e.exec(id, hook).await)
+    }
 }
 
 impl Inspect for HostEngine {

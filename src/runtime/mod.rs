@@ -139,4 +139,12 @@ pub trait Engine: EngineRead {
     async fn open_connections(&self, _id: &str, _ports: &[PortBinding]) -> Result<usize> {
         Ok(0)
     }
+    /// Runs `hook` inside running container `id`, waits for it, and returns its exit code.
+    async fn exec(&self, id: &str, _hook: &crate::desired::Hook) -> Result<i64> {
+        Err(EngineError {
+            op: format!("run a lifecycle hook in {id}"),
+            kind: ErrorKind::Unsupported,
+            message: "this target runs no lifecycle hooks".into(),
+        })
+    }
 }

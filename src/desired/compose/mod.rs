@@ -100,6 +100,8 @@ const SERVICE_KEYS: &[&str] = &[
     "extends",
     "scale",
     "volumes_from",
+    "post_start",
+    "pre_stop",
 ];
 /// Keys of the Compose Specification that hawser does not support yet; named as such in the
 /// error, not as unknown. (The README's table says why for each.)
@@ -131,8 +133,6 @@ const UNSUPPORTED: &[&str] = &[
     "mem_swappiness",
     "memswap_limit",
     "oom_kill_disable",
-    "post_start",
-    "pre_stop",
     "storage_opt",
     "use_api_socket",
     "userns_mode",
@@ -1211,6 +1211,26 @@ fn service(
         }
         s.links.sort();
         s.links.dedup();
+    }
+    for (key, hooks) in [("post_start", &mut s.post_start), ("pre_stop", &mut s.pre_stop)] {
+        // `[{command, user, privileged, working_dir, environment}]`, as compose runs them.
+        for item in field(e, key).and_then(|v| seq(v, key, sink)).unwrap_or_default() {
+            let Some(h) = checked(item, &["command", "user", "privileged", "working_dir", "environment"], key, sink)
+            else {
+                continue;
+            };
+            let Some(command) = field(h, "command").and_then(|v| words(v, "command", sink)) else {
+                sink.error(item.pos, format!("{key}: a hook needs `command`"));
+                continue;
+            };
+            hooks.push(Hook {
+                command,
+                user: field(h, "user").and_then(|v| lenient_string(v, "user", sink)),
+                working_dir: field(h, "working_dir").and_then(|v| string(v, "working_dir", sink)),
+                env: field(h, "environment").map(|v| pairs(v, "environment", '=', sink)).unwrap_or_default(),
+                privileged: field(h, "privileged").and_then(|v| boolean(v, "privileged", sink)).unwrap_or(false),
+            });
+        }
     }
     if let Some(v) = field(e, "volumes_from") {
         // `SERVICE[:ro|rw]` or `container:NAME[:ro|rw]`: that container's mounts.

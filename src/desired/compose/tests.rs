@@ -896,6 +896,21 @@ mod profiles {
     }
 
     #[test]
+    fn lifecycle_hooks_are_the_containers() {
+        let text = "services:\n  db:\n    image: postgres\n    post_start: [{command: \"chown -R 999 /data\", user: root}]\n    pre_stop: [{command: [pg_ctl, stop], environment: {MODE: fast}, working_dir: /srv}]\n";
+        let d = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let db = &d.containers["db"].spec;
+        assert_eq!(db.post_start[0].command, ["chown", "-R", "999", "/data"]);
+        assert_eq!(db.post_start[0].user.as_deref(), Some("root"));
+        assert_eq!(
+            (db.pre_stop[0].env["MODE"].as_str(), db.pre_stop[0].working_dir.as_deref()),
+            ("fast", Some("/srv"))
+        );
+        let e = load(&text.replace("user: root", "privileged: true"), &[]).unwrap_err();
+        assert!(e.contains("privileged lifecycle hook is refused by the host policy (allowPrivileged)"), "{e}");
+    }
+
+    #[test]
     fn a_dependency_that_is_not_required_may_be_left_out_by_its_profile() {
         let text = "services:\n  web:\n    image: nginx:1\n    depends_on: {debug: {condition: service_started, required: false}}\n  debug:\n    image: busybox\n    profiles: [debug]\n";
         let d = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));

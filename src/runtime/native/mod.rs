@@ -742,6 +742,17 @@ impl Engine for NativeEngine {
         Ok(to.map_or(0, |to| super::ports::open_to(to, ports)))
     }
 
+    async fn exec(&self, id: &str, hook: &crate::desired::Hook) -> Result<i64> {
+        let op = format!("run `{}` in container {}", hook.command.join(" "), short(id));
+        let id = self.resolve(&op, id)?;
+        let (runtime, command) = (self.runtime.clone(), hook.command.clone());
+        // As long as a hook may take: compose sets it no limit; ten minutes bound a stuck one.
+        let (code, _) = tokio::task::spawn_blocking(move || runtime.exec(&id, &command, Duration::from_secs(600)))
+            .await
+            .map_err(|e| fail(&op, ErrorKind::Other, e.to_string()))?;
+        code.map(i64::from).ok_or_else(|| fail(&op, ErrorKind::Unavailable, "it did not end within 10 minutes"))
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         let op = format!("rename container {} to {new_name}", short(id));
         let id = self.resolve(&op, id)?;
