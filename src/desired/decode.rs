@@ -578,6 +578,11 @@ fn log_option_value(name: &str, text: &str) -> Result<(), Invalid> {
 /// Names the engine accepts for containers, volumes and networks; `.hawser-` is reserved for
 /// the temporary names of replacements.
 pub fn check_name(name: &str) -> Result<(), Invalid> {
+    if name.is_empty() {
+        return Err(Invalid(
+            "the name is empty: use letters, digits, `_`, `.` and `-`, starting with a letter or digit".into(),
+        ));
+    }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));

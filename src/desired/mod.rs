@@ -338,7 +338,13 @@ pub fn load_with(
             if included.contains_key(file.as_str()) || compose::is_compose_file(file) {
                 // In compose's words: a service, not a Container.
                 let noun = if *kind == Kind::Container { "service".to_string() } else { kind.as_str().to_lowercase() };
-                sink.error(*pos, format!("{noun} `{target}` is not defined in this compose project{hint}"));
+                if target.is_empty() {
+                    sink.error(*pos, format!("a {noun} is named here with an empty name"));
+                } else {
+                    sink.error(*pos, format!("{noun} `{target}` is not defined in this compose project{hint}"));
+                }
+            } else if target.is_empty() {
+                sink.error(*pos, format!("a {kind} is named here with an empty name"));
             } else {
                 sink.error(*pos, format!("{kind} `{target}` is not declared in this revision{hint}"));
             }

@@ -125,7 +125,12 @@ fn resolved(
     let base = match base_file {
         None => {
             if !services.iter().any(|(k, _)| k.name == base_name) {
-                sink.error(ext.pos, format!("service `{name}` extends `{base_name}`, which this file does not define"));
+                let message = if base_name.is_empty() {
+                    format!("service `{name}` extends a service with an empty name")
+                } else {
+                    format!("service `{name}` extends `{base_name}`, which this file does not define")
+                };
+                sink.error(ext.pos, message);
                 return None;
             }
             resolved(services, &base_name, file, ctx, depth + 1, found, cache, warn, sink)?

@@ -896,6 +896,14 @@ mod profiles {
     }
 
     #[test]
+    fn an_empty_name_is_said_to_be_empty() {
+        let e = load("services:\n  web:\n    image: nginx\n    depends_on: [\"\"]\n    networks: [\"\"]\n", &[]).unwrap_err();
+        assert!(e.contains("compose.yaml:4:18: a service is named here with an empty name"), "{e}");
+        assert!(e.contains("compose.yaml:5:16: a network is named here with an empty name"), "{e}");
+        assert!(!e.contains("``"), "{e}");
+    }
+
+    #[test]
     fn lifecycle_hooks_are_the_containers() {
         let text = "services:\n  db:\n    image: postgres\n    post_start: [{command: \"chown -R 999 /data\", user: root}]\n    pre_stop: [{command: [pg_ctl, stop], environment: {MODE: fast}, working_dir: /srv}]\n";
         let d = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));
