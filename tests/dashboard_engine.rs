@@ -60,10 +60,12 @@ fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u1
     let mut out = Vec::new();
     // The live stream never ends: its head is enough.
     let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
+    loop {
+        let n = match s.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(n) if n > 0 => n,
+            _ => break,
+        };
         out.extend_from_slice(&buf[..n]);
         if path == "/events" && out.windows(4).any(|w| w == b"\r\n\r\n") {
             break;

@@ -92,6 +92,7 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
         match s.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue, // An answer (408 or similar); the close follows.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
         }
     }
@@ -337,7 +338,12 @@ fn slowloris_and_idle_connections_leave_health_answering() {
             c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
             c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut buf = [0u8; 256];
-            let n = c.read(&mut buf).unwrap_or(0);
+            let n = loop {
+                match c.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r.unwrap_or(0),
+                }
+            };
             assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "a kept-alive connection's first answer");
             idle.push(c);
         }

@@ -27,7 +27,11 @@ fn http(port: u16, method: &str, path: &str, body: Option<&serde_json::Value>) -
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     let body = loop {
-        let n = s.read(&mut buf)?;
+        // A signal to the test process (a child exiting) interrupts the read: read again.
+        let n = match s.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r?,
+        };
         if n == 0 {
             break None;
         }

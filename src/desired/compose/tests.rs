@@ -897,7 +897,8 @@ mod profiles {
 
     #[test]
     fn an_empty_name_is_said_to_be_empty() {
-        let e = load("services:\n  web:\n    image: nginx\n    depends_on: [\"\"]\n    networks: [\"\"]\n", &[]).unwrap_err();
+        let e = load("services:\n  web:\n    image: nginx\n    depends_on: [\"\"]\n    networks: [\"\"]\n", &[])
+            .unwrap_err();
         assert!(e.contains("compose.yaml:4:18: a service is named here with an empty name"), "{e}");
         assert!(e.contains("compose.yaml:5:16: a network is named here with an empty name"), "{e}");
         assert!(!e.contains("``"), "{e}");
