@@ -107,6 +107,17 @@ class Project:
     def container(self, svc):
         return self.services[svc].get("container_name", svc)
 
+    def replicas(self, svc):
+        s = self.services[svc]
+        n = (s.get("deploy") or {}).get("replicas", s.get("scale"))
+        return 1 if n is None else int(n)
+
+    def containers(self, svc):
+        """The service's containers in hawser: one named as the service, or NAME-1..NAME-N."""
+        n = self.replicas(svc)
+        base = self.container(svc)
+        return [base] if n == 1 else [f"{base}-{i}" for i in range(1, n + 1)]
+
     def network(self, key):
         spec = (self.cfg.get("networks") or {}).get(key) or {}
         if spec.get("name"):
@@ -188,10 +199,14 @@ def compare(hawser, root, state_dir):
             if ("Container", p.container(svc)) in p.res:
                 problems.append(f"{svc}: deployed although its profiles are not active")
             continue
-        c = p.res.get(("Container", p.container(svc)))
-        if c is None:
-            problems.append(f"{svc}: no Container `{p.container(svc)}` in hawser render")
+        names = p.containers(svc)
+        missing = [n for n in names if ("Container", n) not in p.res]
+        if missing:
+            problems.append(f"{svc}: no Container {', '.join(f'`{n}`' for n in missing)} in hawser render")
             continue
+        if not names:
+            continue
+        c = p.res[("Container", names[0])]
         checked += 1
         spec = c["spec"]
         # Image, or the build it comes from.
@@ -273,7 +288,7 @@ def compare(hawser, root, state_dir):
             # Compose always answers to the service's name on its networks (an alias it adds when
             # it creates the container, not printed by `config`); hawser writes it down where
             # the container is named otherwise.
-            implicit = [svc] if p.container(svc) != svc else []
+            implicit = [svc] if names[0] != svc else []
             theirs = {p.network(k): sorted(set(((v or {}).get("aliases") or []) + implicit)) for k, v in nets.items()}
             mine = {k: sorted(v.get("aliases", [])) for k, v in spec.get("networks", {}).items()}
             if theirs != mine:
@@ -284,11 +299,21 @@ def compare(hawser, root, state_dir):
         deps = s.get("depends_on") or {}
         if isinstance(deps, list):
             deps = {d: {"condition": "service_started"} for d in deps}
-        theirs = {p.container(d): cond[v.get("condition", "service_started")] for d, v in deps.items()}
+        theirs = {n: cond[v.get("condition", "service_started")] for d, v in deps.items() for n in p.containers(d)}
         for link in s.get("links", []):
-            theirs.setdefault(p.container(link.split(":")[0]), "started")
+            theirs.setdefault(p.containers(link.split(":")[0])[0], "started")
+
         if theirs != spec.get("dependsOn", {}):
             differ(svc, "depends_on", theirs, spec.get("dependsOn", {}))
+        # volumes_from: the source's container, read-only where said (`service:NAME[:MODE]`).
+        froms = []
+        for source in s.get("volumes_from", []):
+            parts = source.split(":")
+            kind, name, mode = (parts[0], parts[1], parts[2:]) if parts[0] in ("service", "container") else ("service", parts[0], parts[1:])
+            target = p.containers(name)[0] if kind == "service" else name
+            froms.append(":".join([target] + [m for m in mode if m != "rw"] + (["rw"] if "rw" in mode else [])))
+        if froms != spec.get("volumesFrom", []):
+            differ(svc, "volumes_from", froms, spec.get("volumesFrom", []))
     if checked == 0:
         problems.append("no service was compared")
     return problems
