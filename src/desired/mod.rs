@@ -485,6 +485,9 @@ fn check_policy(
     for r in state.volumes.values() {
         report(Kind::Volume, &r.name, &r.origin, policy.check_volume(&r.spec));
     }
+    for r in state.images.values() {
+        report(Kind::Image, &r.name, &r.origin, policy.check_image(&r.spec));
+    }
     for r in state.containers.values() {
         report(Kind::Container, &r.name, &r.origin, policy.check_container(&r.spec));
     }

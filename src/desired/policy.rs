@@ -357,6 +357,19 @@ impl Policy {
     /// device, every host path inside `o` (overlayfs's `lowerdir`, `upperdir`, `workdir`; a
     /// journal or log device) is a bind by another name, `type` may mount a network share, and
     /// a kernel filesystem (`proc`, `sysfs`...) would hand the container the host's view of it.
+    /// A build whose `RUN` steps would use the host's network is the host's network as much
+    /// as a container's `networkMode: host` is.
+    pub fn check_image(&self, s: &super::model::ImageSpec) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if s.build.as_ref().is_some_and(|b| b.network.as_deref() == Some("host")) && !self.allow_host_network {
+            out.push(Finding::new(
+                "build",
+                "a build on the host's network (`network: host`) is refused by the host policy (allowHostNetwork)",
+            ));
+        }
+        out
+    }
+
     pub fn check_volume(&self, s: &VolumeSpec) -> Vec<Finding> {
         let mut out = Vec::new();
         if s.external {

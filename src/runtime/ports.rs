@@ -447,10 +447,12 @@ pub async fn unpublish_from(
 
 /// TCP connections open now to the published `ports` of a container at `to`.
 pub fn open_to(to: Ipv4Addr, ports: &[crate::desired::PortBinding]) -> usize {
+    // The table is read once for all the ports: a drain polls it every 100 ms.
+    let flows = super::conntrack::flows();
     ports
         .iter()
         .filter(|p| p.host_port.is_some() && p.protocol == Protocol::Tcp)
-        .map(|p| open_connections(to, p.container_port))
+        .map(|p| super::conntrack::open_to(&flows, to, p.container_port))
         .sum()
 }
 
@@ -480,11 +482,6 @@ pub async fn observe() -> crate::runtime::Result<BTreeMap<String, Vec<Published>
             message: e.to_string(),
         }
     })
-}
-
-/// TCP connections open now to `to:port`.
-pub fn open_connections(to: Ipv4Addr, port: u16) -> usize {
-    super::conntrack::open_to(&super::conntrack::flows(), to, port)
 }
 
 #[cfg(test)]

@@ -384,7 +384,7 @@ services:
       labels: {org.example.team: web}
       extra_hosts: ["mirror:10.0.0.5"]
       shm_size: 128m
-      network: host
+      network: none
       platforms: [linux/amd64]
       cache_from: [reg/web:cache]
       no_cache: true
@@ -396,13 +396,22 @@ services:
         assert_eq!(b.dockerfile_inline.as_deref(), Some("FROM busybox\nRUN true\n"));
         assert_eq!(b.labels["org.example.team"], "web");
         assert_eq!(b.extra_hosts, ["mirror:10.0.0.5"]);
-        assert_eq!((b.shm_size.map(|s| s.0), b.network.as_deref()), (Some(128 << 20), Some("host")));
+        assert_eq!((b.shm_size.map(|s| s.0), b.network.as_deref()), (Some(128 << 20), Some("none")));
         assert_eq!(
             (b.platform.as_deref(), b.cache_from.as_slice()),
             (Some("linux/amd64"), &["reg/web:cache".to_string()][..])
         );
         assert!(b.no_cache && b.pull);
         assert!(b.options_view().contains_key("labels"), "a label is part of what makes the image");
+        // A build on the host's network is the host policy's to allow, as a container's is.
+        let host = text.replace("network: none", "network: host");
+        let e = load("shop", "r", &[ManifestFile { path: "compose.yaml".into(), text: host }]).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "a build on the host's network (`network: host`) is refused by the host policy (allowHostNetwork)"
+            ),
+            "{e}"
+        );
         let e = load(
             "shop",
             "r",
